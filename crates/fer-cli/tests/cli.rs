@@ -1,0 +1,128 @@
+//! The `fer` binary end to end on generated data: outputs, errors and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fer_data::synthetic::{SyntheticConfig, generate};
+use fer_data::{Dataset, Split};
+
+fn fer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fer"))
+        .args(args)
+        .env_remove("FER2013_CSV")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run fer")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn synthetic_csv(dir: &Path) -> (Dataset, PathBuf) {
+    let data = generate(&SyntheticConfig::fer_like(11, [120, 30, 30]));
+    let path = dir.join("fer.csv.gz");
+    fer_data::write_csv(&data, &path).unwrap();
+    (data, path)
+}
+
+#[test]
+fn stats_json_reports_counts_and_quirks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, path) = synthetic_csv(dir.path());
+    let out = fer(&["stats", "--data", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for split in Split::ALL {
+        let view = data.view(split);
+        let entry = &json["splits"][split.name()];
+        assert_eq!(entry["total"], view.len());
+        let per_class: Vec<usize> = serde_json::from_value(entry["per_class"].clone()).unwrap();
+        assert_eq!(per_class, view.class_counts());
+    }
+    let black = (0..data.len()).filter(|&i| data.image(i).iter().all(|&p| p == 0)).count();
+    assert_eq!(json["black_images"], black);
+    let stats = fer_data::Statistics::compute(&data);
+    assert_eq!(json["duplicate_groups"], stats.duplicates.groups.len());
+}
+
+#[test]
+fn stats_table_lists_splits_and_quirks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, path) = synthetic_csv(dir.path());
+    let out = fer(&["stats", "--data", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let training = stdout.lines().find(|l| l.starts_with("Training")).unwrap();
+    let total: usize = training.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(total, data.view(Split::Training).len());
+    assert!(stdout.contains("all-black images:"), "{stdout}");
+    assert!(stdout.contains("Disgust"), "{stdout}");
+}
+
+#[test]
+fn bad_rows_fail_with_line_and_field_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fer_data::pixels::format_pixels(&[7u8; 2304]);
+    let short = fer_data::pixels::format_pixels(&[7u8; 2303]);
+    let path = dir.path().join("bad.csv");
+    std::fs::write(
+        &path,
+        format!("emotion,pixels,Usage\n0,{good},Training\n1,{good},Training\n2,{short},Training\n"),
+    )
+    .unwrap();
+    let out = fer(&["stats", "--data", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.csv: line 4: pixels: expected 2304 values, found 2303"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = fer(&["stats", "--data", path.to_str().unwrap(), "--skip-bad-rows", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"], 2);
+    assert!(text(&out.stderr).contains("skipped 1 bad row"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn missing_file_and_bad_usage_exit_1_and_2() {
+    let out = fer(&["stats", "--data", "/nonexistent/fer2013.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/fer2013.csv"), "{}", text(&out.stderr));
+    let out = fer(&["stats"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = fer(&["export-images", "--data", "x.csv", "--out", "y", "--split", "holdout"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown split 'holdout'"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn export_images_writes_the_layout_that_stats_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, path) = synthetic_csv(dir.path());
+    let images = dir.path().join("images");
+    let out = fer(&[
+        "export-images",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        images.to_str().unwrap(),
+        "--split",
+        "private-test",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let private = data.view(Split::PrivateTest);
+    assert_eq!(text(&out.stdout).trim(), format!("wrote {} images under {}", private.len(), images.display()));
+    let first = private.sample(0);
+    let file = images
+        .join("PrivateTest")
+        .join(first.label.label().to_string())
+        .join(format!("{}.png", first.row));
+    assert!(file.is_file(), "{}", file.display());
+
+    let out = fer(&["stats", "--data", images.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["splits"]["PrivateTest"]["total"], private.len());
+    assert!(json["splits"].get("Training").is_none());
+}

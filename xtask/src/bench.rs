@@ -1,0 +1,225 @@
+//! `cargo xtask bench`: measured figures of ours beside a peer's, in the same run.
+//!
+//! The machine is shared and noisy, so every figure is printed with the peer measured in the
+//! same invocation and the ratio between them; absolute times alone mean little.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// FER2013 CSV ingest: time and peak memory for the .csv and the .csv.gz, beside the
+    /// seed's pandas loader (`torch_reference.py ingest`).
+    Ingest(IngestArgs),
+    /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
+    #[command(hide = true)]
+    IngestProbe {
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/.
+    #[arg(long, env = "FER2013_CSV")]
+    data: Option<PathBuf>,
+    /// Loads per file; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Python with torch and pandas for the seed's loader (default: /tmp/torchref/bin/python
+    /// when present, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the seed loader (it takes about a minute).
+    #[arg(long)]
+    no_peer: bool,
+}
+
+pub fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Ingest(args) => ingest(&args),
+        Bench::IngestProbe { data } => {
+            let start = Instant::now();
+            let loaded = fer_data::load(&data, &fer_data::LoadOptions::default())?;
+            let seconds = start.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": seconds, "images": loaded.dataset.len(), "peak_rss_mib": peak_rss_mib()})
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The default FER2013 location: data/ in the workspace, then ../shared/data beside it.
+pub fn default_data() -> Option<PathBuf> {
+    let root = workspace_root();
+    [
+        root.join("data/fer2013.csv.gz"),
+        root.join("data/fer2013.csv"),
+        root.join("../shared/data/fer2013.csv.gz"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .map(|p| p.canonicalize().unwrap_or(p))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
+    let data = match &args.data {
+        Some(path) => path.clone(),
+        None => default_data().context(
+            "no FER2013 file found: pass --data, set FER2013_CSV, or run `cargo xtask download`",
+        )?,
+    };
+    let (csv, gz) = plain_and_gzip(&data)?;
+    println!("ingest benchmark: {} runs per file, best run reported", args.runs);
+    let mut ours = serde_json::Map::new();
+    for (name, path) in [("csv", &csv), ("gz", &gz)] {
+        let mut best: Option<(f64, f64)> = None;
+        for _ in 0..args.runs.max(1) {
+            let probe = run_probe(path)?;
+            let seconds = probe["seconds"].as_f64().unwrap_or(f64::NAN);
+            let rss = probe["peak_rss_mib"].as_f64().unwrap_or(f64::NAN);
+            best = Some(match best {
+                Some((s, r)) => (s.min(seconds), r.max(rss)),
+                None => (seconds, rss),
+            });
+        }
+        let (seconds, rss) = best.expect("at least one run");
+        println!(
+            "  fer-data  {name:>3}: {seconds:6.3} s, peak RSS {rss:6.0} MiB  ({})",
+            path.display()
+        );
+        ours.insert(name.into(), json!({"seconds": seconds, "peak_rss_mib": rss}));
+    }
+    let mut report = json!({"ours": ours});
+    if args.no_peer {
+        println!("  seed loader: skipped (--no-peer)");
+    } else {
+        match seed_loader(args.python.as_deref(), &csv) {
+            Ok(peer) => {
+                let seed = peer["seed_way_s"].as_f64().unwrap_or(f64::NAN);
+                let vectorised = peer["vectorised_s"].as_f64().unwrap_or(f64::NAN);
+                let ours_csv = report["ours"]["csv"]["seconds"].as_f64().unwrap_or(f64::NAN);
+                println!("  seed (pandas + Python loop) csv: {seed:6.3} s");
+                println!("  pandas vectorised          csv: {vectorised:6.3} s");
+                println!(
+                    "  speed-up on the csv: {:.1}x the seed's loader, {:.1}x vectorised pandas",
+                    seed / ours_csv,
+                    vectorised / ours_csv
+                );
+                report["peer"] = peer;
+                report["speedup_vs_seed"] = json!(seed / ours_csv);
+                report["speedup_vs_vectorised"] = json!(vectorised / ours_csv);
+            }
+            Err(e) => println!("  seed loader: not measured ({e:#})"),
+        }
+    }
+    println!("{report}");
+    Ok(())
+}
+
+/// Both forms of the file: the given one and the other, made once under target/bench-data.
+fn plain_and_gzip(data: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut magic = [0u8; 2];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(data).with_context(|| format!("cannot open {}", data.display()))?,
+        &mut magic,
+    )
+    .with_context(|| format!("cannot read {}", data.display()))?;
+    let scratch = workspace_root().join("target/bench-data");
+    std::fs::create_dir_all(&scratch)?;
+    if magic == [0x1f, 0x8b] {
+        let csv = scratch.join("fer2013.csv");
+        if !csv.is_file() {
+            let mut input = flate2::read::MultiGzDecoder::new(std::fs::File::open(data)?);
+            let tmp = scratch.join("fer2013.csv.tmp");
+            std::io::copy(&mut input, &mut std::fs::File::create(&tmp)?)
+                .with_context(|| format!("cannot decompress {}", data.display()))?;
+            std::fs::rename(&tmp, &csv)?;
+        }
+        Ok((csv, data.to_path_buf()))
+    } else {
+        let gz = scratch.join("fer2013.csv.gz");
+        if !gz.is_file() {
+            let tmp = scratch.join("fer2013.csv.gz.tmp");
+            let mut encoder = flate2::write::GzEncoder::new(
+                std::fs::File::create(&tmp)?,
+                flate2::Compression::best(),
+            );
+            std::io::copy(&mut std::fs::File::open(data)?, &mut encoder)?;
+            encoder.finish()?;
+            std::fs::rename(&tmp, &gz)?;
+        }
+        Ok((data.to_path_buf(), gz))
+    }
+}
+
+fn run_probe(path: &Path) -> anyhow::Result<Value> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["bench", "ingest-probe", "--data"])
+        .arg(path)
+        .output()?;
+    if !output.status.success() {
+        bail!("probe failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    last_json_line(&output.stdout)
+}
+
+fn seed_loader(python: Option<&Path>, csv: &Path) -> anyhow::Result<Value> {
+    let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
+        let venv = PathBuf::from("/tmp/torchref/bin/python");
+        if venv.is_file() { venv } else { PathBuf::from("python3") }
+    });
+    let script = workspace_root().join("../shared/bench/torch_reference.py");
+    if !script.is_file() {
+        bail!("{} not found", script.display());
+    }
+    let output = Command::new(&python)
+        .arg(&script)
+        .args(["ingest", "--data"])
+        .arg(csv)
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{} failed: {}",
+            python.display(),
+            stderr.lines().last().unwrap_or("")
+        );
+    }
+    last_json_line(&output.stdout)
+}
+
+fn last_json_line(stdout: &[u8]) -> anyhow::Result<Value> {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text.lines().last().context("no output")?;
+    serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
