@@ -40,7 +40,9 @@ fn stats_json_reports_counts_and_quirks() {
         let per_class: Vec<usize> = serde_json::from_value(entry["per_class"].clone()).unwrap();
         assert_eq!(per_class, view.class_counts());
     }
-    let black = (0..data.len()).filter(|&i| data.image(i).iter().all(|&p| p == 0)).count();
+    let black = (0..data.len())
+        .filter(|&i| data.image(i).iter().all(|&p| p == 0))
+        .count();
     assert_eq!(json["black_images"], black);
     let stats = fer_data::Statistics::compute(&data);
     assert_eq!(json["duplicate_groups"], stats.duplicates.groups.len());
@@ -74,26 +76,55 @@ fn bad_rows_fail_with_line_and_field_unless_skipped() {
     let out = fer(&["stats", "--data", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("bad.csv: line 4: pixels: expected 2304 values, found 2303"), "{stderr}");
+    assert!(
+        stderr.contains("bad.csv: line 4: pixels: expected 2304 values, found 2303"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 
-    let out = fer(&["stats", "--data", path.to_str().unwrap(), "--skip-bad-rows", "--json"]);
+    let out = fer(&[
+        "stats",
+        "--data",
+        path.to_str().unwrap(),
+        "--skip-bad-rows",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["total"], 2);
-    assert!(text(&out.stderr).contains("skipped 1 bad row"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("skipped 1 bad row"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn missing_file_and_bad_usage_exit_1_and_2() {
     let out = fer(&["stats", "--data", "/nonexistent/fer2013.csv"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("/nonexistent/fer2013.csv"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/fer2013.csv"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = fer(&["stats"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = fer(&["export-images", "--data", "x.csv", "--out", "y", "--split", "holdout"]);
+    let out = fer(&[
+        "export-images",
+        "--data",
+        "x.csv",
+        "--out",
+        "y",
+        "--split",
+        "holdout",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown split 'holdout'"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown split 'holdout'"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -112,7 +143,10 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let private = data.view(Split::PrivateTest);
-    assert_eq!(text(&out.stdout).trim(), format!("wrote {} images under {}", private.len(), images.display()));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("wrote {} images under {}", private.len(), images.display())
+    );
     let first = private.sample(0);
     let file = images
         .join("PrivateTest")

@@ -141,7 +141,7 @@ fn every_kind_of_bad_row_names_file_line_field_and_finding() {
             format!("0,{with_word},Training"),
             "line 4: pixels: value 1: 'nine' is not an integer in 0..255",
         ),
-        (format!("0,,Training"), "line 4: pixels: missing value"),
+        ("0,,Training".to_string(), "line 4: pixels: missing value"),
         (
             format!("7,{good},Training"),
             "line 4: emotion: expected a label 0..6, found '7'",

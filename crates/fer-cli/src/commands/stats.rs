@@ -27,7 +27,10 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", stats.summary_json(&dataset));
     } else {
-        print!("{}", render(&args.data.display().to_string(), &dataset, &stats));
+        print!(
+            "{}",
+            render(&args.data.display().to_string(), &dataset, &stats)
+        );
     }
     Ok(())
 }
