@@ -84,7 +84,10 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
         )?,
     };
     let (csv, gz) = plain_and_gzip(&data)?;
-    println!("ingest benchmark: {} runs per file, best run reported", args.runs);
+    println!(
+        "ingest benchmark: {} runs per file, best run reported",
+        args.runs
+    );
     let mut ours = serde_json::Map::new();
     for (name, path) in [("csv", &csv), ("gz", &gz)] {
         let mut best: Option<(f64, f64)> = None;
@@ -102,7 +105,10 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
             "  fer-data  {name:>3}: {seconds:6.3} s, peak RSS {rss:6.0} MiB  ({})",
             path.display()
         );
-        ours.insert(name.into(), json!({"seconds": seconds, "peak_rss_mib": rss}));
+        ours.insert(
+            name.into(),
+            json!({"seconds": seconds, "peak_rss_mib": rss}),
+        );
     }
     let mut report = json!({"ours": ours});
     if args.no_peer {
@@ -112,7 +118,9 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
             Ok(peer) => {
                 let seed = peer["seed_way_s"].as_f64().unwrap_or(f64::NAN);
                 let vectorised = peer["vectorised_s"].as_f64().unwrap_or(f64::NAN);
-                let ours_csv = report["ours"]["csv"]["seconds"].as_f64().unwrap_or(f64::NAN);
+                let ours_csv = report["ours"]["csv"]["seconds"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
                 println!("  seed (pandas + Python loop) csv: {seed:6.3} s");
                 println!("  pandas vectorised          csv: {vectorised:6.3} s");
                 println!(
@@ -135,7 +143,8 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
 fn plain_and_gzip(data: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let mut magic = [0u8; 2];
     std::io::Read::read_exact(
-        &mut std::fs::File::open(data).with_context(|| format!("cannot open {}", data.display()))?,
+        &mut std::fs::File::open(data)
+            .with_context(|| format!("cannot open {}", data.display()))?,
         &mut magic,
     )
     .with_context(|| format!("cannot read {}", data.display()))?;
@@ -181,7 +190,11 @@ fn run_probe(path: &Path) -> anyhow::Result<Value> {
 fn seed_loader(python: Option<&Path>, csv: &Path) -> anyhow::Result<Value> {
     let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
         let venv = PathBuf::from("/tmp/torchref/bin/python");
-        if venv.is_file() { venv } else { PathBuf::from("python3") }
+        if venv.is_file() {
+            venv
+        } else {
+            PathBuf::from("python3")
+        }
     });
     let script = workspace_root().join("../shared/bench/torch_reference.py");
     if !script.is_file() {
