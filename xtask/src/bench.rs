@@ -15,6 +15,9 @@ pub enum Bench {
     /// FER2013 CSV ingest: time and peak memory for the .csv and the .csv.gz, beside the
     /// seed's pandas loader (`torch_reference.py ingest`).
     Ingest(IngestArgs),
+    /// Augmentation throughput of the seed and modern pipelines on real images, beside the
+    /// seed's torchvision pipeline (`torch_reference.py augment`) and its training step.
+    Augment(AugmentArgs),
     /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
     #[command(hide = true)]
     IngestProbe {
@@ -40,9 +43,29 @@ pub struct IngestArgs {
     no_peer: bool,
 }
 
+#[derive(clap::Args)]
+pub struct AugmentArgs {
+    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/.
+    #[arg(long, env = "FER2013_CSV")]
+    data: Option<PathBuf>,
+    /// Training images to augment (the first n).
+    #[arg(long, default_value_t = 5000)]
+    n: usize,
+    /// Worker threads for our pipelines.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Python with torch and torchvision (default: /tmp/torchref/bin/python when present).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the PyTorch figures.
+    #[arg(long)]
+    no_peer: bool,
+}
+
 pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest(&args),
+        Bench::Augment(args) => augment(&args),
         Bench::IngestProbe { data } => {
             let start = Instant::now();
             let loaded = fer_data::load(&data, &fer_data::LoadOptions::default())?;
@@ -77,12 +100,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
-    let data = match &args.data {
-        Some(path) => path.clone(),
-        None => default_data().context(
-            "no FER2013 file found: pass --data, set FER2013_CSV, or run `cargo xtask download`",
-        )?,
-    };
+    let data = resolve_data(args.data.as_deref())?;
     let (csv, gz) = plain_and_gzip(&data)?;
     println!(
         "ingest benchmark: {} runs per file, best run reported",
@@ -114,7 +132,10 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
     if args.no_peer {
         println!("  seed loader: skipped (--no-peer)");
     } else {
-        match seed_loader(args.python.as_deref(), &csv) {
+        match torch_reference(
+            args.python.as_deref(),
+            &["ingest", "--data", &csv.to_string_lossy()],
+        ) {
             Ok(peer) => {
                 let seed = peer["seed_way_s"].as_f64().unwrap_or(f64::NAN);
                 let vectorised = peer["vectorised_s"].as_f64().unwrap_or(f64::NAN);
@@ -137,6 +158,126 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
     }
     println!("{report}");
     Ok(())
+}
+
+fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
+    use fer_augment::{Pipeline, PipelineConfig};
+    let data = resolve_data(args.data.as_deref())?;
+    let dataset = fer_data::load(&data, &fer_data::LoadOptions::default())?.dataset;
+    let train = dataset.view(fer_data::Split::Training);
+    let indices: Vec<usize> = train.indices().iter().copied().take(args.n).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()?;
+    println!(
+        "augment benchmark: {} real training images, {} threads, batches of 128",
+        indices.len(),
+        args.threads
+    );
+    let mut ours = serde_json::Map::new();
+    for name in ["seed", "modern", "everything"] {
+        let pipeline = Pipeline::new(PipelineConfig::named(name).expect("built-in"), 0)?;
+        let mut epoch = 0u64;
+        let mut images = 0usize;
+        let start = Instant::now();
+        while start.elapsed().as_secs_f64() < 3.0 || epoch < 2 {
+            pool.install(|| {
+                for batch in indices.chunks(128) {
+                    std::hint::black_box(pipeline.augment_from(&dataset, batch, epoch));
+                }
+            });
+            images += indices.len();
+            epoch += 1;
+        }
+        let rate = images as f64 / start.elapsed().as_secs_f64();
+        println!("  fer-augment {name:<10}: {rate:10.0} img/s");
+        ours.insert(name.into(), json!(rate));
+    }
+    let mut report = json!({"ours_img_s": ours, "threads": args.threads});
+    if args.no_peer {
+        println!("  PyTorch: skipped (--no-peer)");
+    } else {
+        let (csv, _) = plain_and_gzip(&data)?;
+        let n = args.n.to_string();
+        match torch_reference(
+            args.python.as_deref(),
+            &["augment", "--data", &csv.to_string_lossy(), "--n", &n],
+        ) {
+            Ok(peer) => {
+                let theirs = peer["img_s"].as_f64().unwrap_or(f64::NAN);
+                let seed = report["ours_img_s"]["seed"].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "  torchvision seed pipeline : {theirs:10.0} img/s (one image at a time, 1 thread, as the seed's DataLoader)"
+                );
+                println!("  ratio seed/seed: {:.1}x", seed / theirs);
+                report["torchvision_img_s"] = json!(theirs);
+                report["ratio_seed_vs_torchvision"] = json!(seed / theirs);
+            }
+            Err(e) => println!("  torchvision: not measured ({e:#})"),
+        }
+        match torch_reference(
+            args.python.as_deref(),
+            &["speed", "--batches", "128", "--secs", "4"],
+        ) {
+            Ok(peer) => {
+                let step = peer["batches"]["128"]["train_img_s"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                let modern = report["ours_img_s"]["everything"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                println!("  PyTorch seed-CNN training step (batch 128): {step:.0} img/s");
+                println!(
+                    "  slowest pipeline ('everything') runs at {:.0}x the training step (target >= 20x)",
+                    modern / step
+                );
+                report["torch_train_step_img_s"] = json!(step);
+                report["everything_vs_train_step"] = json!(modern / step);
+            }
+            Err(e) => println!("  PyTorch training step: not measured ({e:#})"),
+        }
+    }
+    println!("{report}");
+    Ok(())
+}
+
+fn resolve_data(data: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match data {
+        Some(path) => Ok(path.to_path_buf()),
+        None => default_data().context(
+            "no FER2013 file found: pass --data, set FER2013_CSV, or run `cargo xtask download`",
+        ),
+    }
+}
+
+/// Runs `../shared/bench/torch_reference.py ARGS` and returns the JSON of its last line.
+fn torch_reference(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Value> {
+    let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
+        let venv = PathBuf::from("/tmp/torchref/bin/python");
+        if venv.is_file() {
+            venv
+        } else {
+            PathBuf::from("python3")
+        }
+    });
+    let script = workspace_root().join("../shared/bench/torch_reference.py");
+    if !script.is_file() {
+        bail!("{} not found", script.display());
+    }
+    let output = Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{} failed: {}",
+            python.display(),
+            stderr.lines().last().unwrap_or("")
+        );
+    }
+    last_json_line(&output.stdout)
 }
 
 /// Both forms of the file: the given one and the other, made once under target/bench-data.
@@ -183,36 +324,6 @@ fn run_probe(path: &Path) -> anyhow::Result<Value> {
         .output()?;
     if !output.status.success() {
         bail!("probe failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    last_json_line(&output.stdout)
-}
-
-fn seed_loader(python: Option<&Path>, csv: &Path) -> anyhow::Result<Value> {
-    let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
-        let venv = PathBuf::from("/tmp/torchref/bin/python");
-        if venv.is_file() {
-            venv
-        } else {
-            PathBuf::from("python3")
-        }
-    });
-    let script = workspace_root().join("../shared/bench/torch_reference.py");
-    if !script.is_file() {
-        bail!("{} not found", script.display());
-    }
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(["ingest", "--data"])
-        .arg(csv)
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        bail!(
-            "{} failed: {}",
-            python.display(),
-            stderr.lines().last().unwrap_or("")
-        );
     }
     last_json_line(&output.stdout)
 }

@@ -25,6 +25,7 @@ struct Cli {
 enum Command {
     Stats(commands::stats::StatsArgs),
     ExportImages(commands::export::ExportArgs),
+    AugmentPreview(commands::preview::PreviewArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stats(args) => commands::stats::run(&args),
         Command::ExportImages(args) => commands::export::run(&args),
+        Command::AugmentPreview(args) => commands::preview::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -160,3 +160,51 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
     assert_eq!(json["splits"]["PrivateTest"]["total"], private.len());
     assert!(json["splits"].get("Training").is_none());
 }
+
+#[test]
+fn augment_preview_draws_a_grid_of_the_requested_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = synthetic_csv(dir.path());
+    let grid = dir.path().join("grid.png");
+    let out = fer(&[
+        "augment-preview",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        grid.to_str().unwrap(),
+        "--n",
+        "4",
+        "--versions",
+        "5",
+        "--zoom",
+        "2",
+        "--profile",
+        "modern",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let image = image::open(&grid).unwrap();
+    // 6 columns and 4 rows of 96-pixel faces with 4-pixel gaps around them.
+    assert_eq!((image.width(), image.height()), (6 * 100 + 4, 4 * 100 + 4));
+
+    let config = dir.path().join("bad.json");
+    std::fs::write(
+        &config,
+        r#"{"transforms": [{"type": "rotation", "degrees": -3}]}"#,
+    )
+    .unwrap();
+    let out = fer(&[
+        "augment-preview",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        grid.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("degrees must be finite and >= 0"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per `fer` subcommand, plus what they share.
 
 pub mod export;
+pub mod preview;
 pub mod stats;
 
 use std::path::Path;
