@@ -1,0 +1,33 @@
+//! Augments the first image of a FER2013 file eight times and writes a strip PNG:
+//! `augment PATH OUT.png [PROFILE]` (profiles: seed, modern, everything).
+
+use fer_augment::{Pipeline, PipelineConfig};
+use fer_data::{LoadOptions, Split, load};
+use image::GrayImage;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(path), Some(out)) = (args.next(), args.next()) else {
+        return Err("usage: augment PATH/TO/fer2013.csv[.gz] OUT.png [PROFILE]".into());
+    };
+    let profile = args.next().unwrap_or_else(|| "modern".into());
+    let config = PipelineConfig::named(&profile).ok_or("unknown profile")?;
+    let pipeline = Pipeline::new(config, 0)?;
+    let data = load(&path, &LoadOptions::default())?.dataset;
+    let first = data.view(Split::Training).sample(0);
+    let mut strip = GrayImage::new(48 * 9, 48);
+    image::imageops::replace(
+        &mut strip,
+        &GrayImage::from_raw(48, 48, first.pixels.to_vec()).ok_or("size")?,
+        0,
+        0,
+    );
+    for epoch in 0..8u32 {
+        let pixels = pipeline.apply(first.pixels, u64::from(epoch), first.index as u64)?;
+        let face = GrayImage::from_raw(48, 48, pixels).ok_or("size")?;
+        image::imageops::replace(&mut strip, &face, i64::from(48 * (epoch + 1)), 0);
+    }
+    strip.save(&out)?;
+    println!("wrote {out}");
+    Ok(())
+}
