@@ -1,4 +1,19 @@
-//! The FER CNN in candle: model definitions, training loop, evaluation.
+//! The FER CNNs in candle: architectures, pooling ops with backward, optimizers.
 //!
-//! Placeholder: the seed CNN, its optimizers and the training loop arrive with the model work.
-//! The `cuda` cargo feature will select candle's CUDA backend.
+//! - [`model`]: [`ModelConfig`] (architecture, head, dropout) builds a [`Classifier`]; the
+//!   seed CNN uses PyTorch `state_dict` names so weights load in either framework.
+//! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
+//!   when kernel != stride).
+//! - [`optim`]: Adadelta exactly as PyTorch defines it (candle-nn has none).
+//!
+//! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
+//! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
+//! into the CLI.
+
+pub mod model;
+pub mod optim;
+pub mod pool;
+
+pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
+pub use optim::{Adadelta, AdadeltaConfig};
+pub use pool::Pool2d;

@@ -1,0 +1,296 @@
+//! Max and average pooling with any kernel and stride, forward and backward, as candle ops.
+//!
+//! candle 0.11's `max_pool2d_with_stride` / `avg_pool2d_with_stride` run forward but refuse
+//! backward when kernel != stride, which is exactly the seed's 5/2 max pool and 3/2 average
+//! pools. These ops follow PyTorch's `MaxPool2d` / `AvgPool2d` (no padding, floor mode): the
+//! max routes its gradient to the first maximum of each window, the average spreads it evenly.
+//! CPU only; on other devices the forward pass errors with the op's name.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+/// Which reduction a pooling window applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// A 2-D pooling window over NCHW tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool2d {
+    pub kind: PoolKind,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl Pool2d {
+    pub fn max(kernel: usize, stride: usize) -> Self {
+        Pool2d {
+            kind: PoolKind::Max,
+            kernel,
+            stride,
+        }
+    }
+
+    pub fn avg(kernel: usize, stride: usize) -> Self {
+        Pool2d {
+            kind: PoolKind::Avg,
+            kernel,
+            stride,
+        }
+    }
+
+    /// Applies the pooling to `x` (N, C, H, W), recording it for backpropagation.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.apply_op1(*self)
+    }
+
+    fn output_side(&self, side: usize) -> Result<usize> {
+        if self.kernel == 0 || self.stride == 0 || side < self.kernel {
+            bail!(
+                "pool {}x{} stride {} does not fit an input side of {side}",
+                self.kernel,
+                self.kernel,
+                self.stride
+            );
+        }
+        Ok((side - self.kernel) / self.stride + 1)
+    }
+
+    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize, usize, usize, usize)> {
+        let &[n, c, h, w] = layout.dims() else {
+            bail!(
+                "pooling expects an NCHW tensor, got shape {:?}",
+                layout.dims()
+            );
+        };
+        Ok((n, c, h, w, self.output_side(h)?, self.output_side(w)?))
+    }
+
+    /// Index within an input plane of the window's maximum (first one on ties).
+    fn argmax(&self, plane: &[f32], w: usize, oy: usize, ox: usize) -> usize {
+        let (y0, x0) = (oy * self.stride, ox * self.stride);
+        let mut best = y0 * w + x0;
+        for y in y0..y0 + self.kernel {
+            for x in x0..x0 + self.kernel {
+                let i = y * w + x;
+                if plane[i] > plane[best] || plane[i].is_nan() && !plane[best].is_nan() {
+                    best = i;
+                }
+            }
+        }
+        best
+    }
+}
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{op} supports f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op} needs a contiguous input");
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp1 for Pool2d {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "fer-max-pool2d",
+            PoolKind::Avg => "fer-avg-pool2d",
+        }
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let input = contiguous_f32(storage, layout, self.name())?;
+        let (n, c, h, w, oh, ow) = self.dims(layout)?;
+        let mut out = vec![0f32; n * c * oh * ow];
+        let area = (self.kernel * self.kernel) as f32;
+        out.par_chunks_mut(oh * ow)
+            .zip(input.par_chunks(h * w))
+            .for_each(|(o, plane)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        o[oy * ow + ox] = match self.kind {
+                            PoolKind::Max => plane[self.argmax(plane, w, oy, ox)],
+                            PoolKind::Avg => {
+                                let (y0, x0) = (oy * self.stride, ox * self.stride);
+                                let mut sum = 0f32;
+                                for y in y0..y0 + self.kernel {
+                                    sum += plane[y * w + x0..y * w + x0 + self.kernel]
+                                        .iter()
+                                        .sum::<f32>();
+                                }
+                                sum / area
+                            }
+                        };
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = arg
+            .contiguous()?
+            .apply_op2_no_bwd(&grad_res.contiguous()?, &PoolGrad(*self))?;
+        Ok(Some(grad))
+    }
+}
+
+/// Gradient of a [`Pool2d`] with respect to its input: (input, output gradient) -> input gradient.
+struct PoolGrad(Pool2d);
+
+impl CustomOp2 for PoolGrad {
+    fn name(&self) -> &'static str {
+        "fer-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let pool = self.0;
+        let input = contiguous_f32(s1, l1, self.name())?;
+        let grad_out = contiguous_f32(s2, l2, self.name())?;
+        let (n, c, h, w, oh, ow) = pool.dims(l1)?;
+        if l2.dims() != [n, c, oh, ow] {
+            bail!(
+                "pool gradient has shape {:?}, expected {:?}",
+                l2.dims(),
+                [n, c, oh, ow]
+            );
+        }
+        let mut grad_in = vec![0f32; n * c * h * w];
+        let area = (pool.kernel * pool.kernel) as f32;
+        grad_in
+            .par_chunks_mut(h * w)
+            .zip(input.par_chunks(h * w).zip(grad_out.par_chunks(oh * ow)))
+            .for_each(|(g, (plane, go))| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let upstream = go[oy * ow + ox];
+                        match pool.kind {
+                            PoolKind::Max => g[pool.argmax(plane, w, oy, ox)] += upstream,
+                            PoolKind::Avg => {
+                                let share = upstream / area;
+                                let (y0, x0) = (oy * pool.stride, ox * pool.stride);
+                                for y in y0..y0 + pool.kernel {
+                                    for v in &mut g[y * w + x0..y * w + x0 + pool.kernel] {
+                                        *v += share;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(grad_in), Shape::from((n, c, h, w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn input(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
+        // Distinct values so max windows have no ties.
+        let len = shape.0 * shape.1 * shape.2 * shape.3;
+        let values: Vec<f32> = (0..len)
+            .map(|i| (((i as u64 * 7919 + seed * 104_729) % 10_007) as f32) / 1000.0 - 5.0)
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn forward_matches_candles_reference_pools() {
+        let x = input((2, 3, 12, 11), 1);
+        let ours = Pool2d::max(5, 2).forward(&x).unwrap();
+        let reference = x.max_pool2d_with_stride(5, 2).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 4, 4]);
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+
+        let ours = Pool2d::avg(3, 2).forward(&x).unwrap();
+        let reference = x.avg_pool2d_with_stride(3, 2).unwrap();
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+
+    /// Central finite differences of `sum(pool(x) * weights)` against the op's gradient.
+    fn check_gradient(pool: Pool2d) {
+        let x = Var::from_tensor(&input((2, 2, 9, 10), 3)).unwrap();
+        let out_shape = pool.forward(x.as_tensor()).unwrap().dims().to_vec();
+        let weights = input((out_shape[0], out_shape[1], out_shape[2], out_shape[3]), 5);
+        let objective = |t: &Tensor| -> f64 {
+            let y = pool.forward(t).unwrap();
+            (y * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let loss = (pool.forward(x.as_tensor()).unwrap() * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let analytic: Vec<f32> = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let base: Vec<f32> = x.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let eps = 1e-2f32;
+        for i in (0..base.len()).step_by(7) {
+            let mut plus = base.clone();
+            plus[i] += eps;
+            let mut minus = base.clone();
+            minus[i] -= eps;
+            let t = |v: Vec<f32>| Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap();
+            let numeric = (objective(&t(plus)) - objective(&t(minus))) / (2.0 * f64::from(eps));
+            assert!(
+                (numeric - f64::from(analytic[i])).abs() < 1e-2,
+                "{pool:?} element {i}: numeric {numeric}, analytic {}",
+                analytic[i]
+            );
+        }
+    }
+
+    #[test]
+    fn max_pool_gradient_matches_finite_differences() {
+        check_gradient(Pool2d::max(5, 2));
+    }
+
+    #[test]
+    fn avg_pool_gradient_matches_finite_differences() {
+        check_gradient(Pool2d::avg(3, 2));
+    }
+
+    #[test]
+    fn rejects_inputs_smaller_than_the_window() {
+        let x = input((1, 1, 3, 3), 0);
+        let err = Pool2d::max(5, 2).forward(&x).unwrap_err().to_string();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+}
