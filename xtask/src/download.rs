@@ -9,12 +9,12 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use flate2::read::{DeflateDecoder, MultiGzDecoder};
+use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -800,47 +800,29 @@ fn hash_reader(mut reader: impl Read, mut copy: Option<&mut dyn Write>) -> io::R
     })
 }
 
-/// One member of a zip archive, located through its central directory.
-#[derive(Debug)]
-struct ZipMember {
-    name: String,
-    method: u16,
-    data_offset: u64,
-    compressed_size: u64,
-}
-
-/// Extracts the CSV member of the zip `archive` into `out`, hashing it on the way.
+/// Extracts the one CSV member of the zip `archive` into `out`, hashing it on the way.
 fn extract_zip_csv(archive: &Path, out: &Path, progress: bool) -> Result<Digests> {
-    let mut file =
-        File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let member = find_zip_csv(&mut file)
-        .with_context(|| format!("cannot read the zip archive {}", archive.display()))?;
-    file.seek(SeekFrom::Start(member.data_offset))
-        .with_context(|| format!("cannot read {}", archive.display()))?;
-    let bar = progress_bar(Some(member.compressed_size), progress, "unzipping");
-    let compressed = bar.wrap_read(BufReader::with_capacity(
-        CHUNK,
-        file.take(member.compressed_size),
-    ));
+    let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let unreadable = || format!("cannot read the zip archive {}", archive.display());
+    let mut zip =
+        zip::ZipArchive::new(BufReader::with_capacity(CHUNK, file)).with_context(unreadable)?;
+    let (index, name) = find_zip_csv(&zip).with_context(unreadable)?;
+    let mut member = zip.by_index(index).with_context(|| {
+        format!(
+            "cannot extract {name} from {} (unzip it yourself and pass the CSV with --from)",
+            archive.display()
+        )
+    })?;
+    let bar = progress_bar(Some(member.size()), progress, "unzipping");
     let output = File::create(out).with_context(|| format!("cannot write {}", out.display()))?;
     let mut writer = BufWriter::with_capacity(CHUNK, output);
-    let digests = match member.method {
-        0 => hash_reader(compressed, Some(&mut writer)),
-        8 => hash_reader(DeflateDecoder::new(compressed), Some(&mut writer)),
-        method => bail!(
-            "{}: member {} uses compression method {method}; only stored and deflate are supported \
-             (unzip it yourself and pass the CSV with --from)",
-            archive.display(),
-            member.name
-        ),
-    };
+    let digests = hash_reader(bar.wrap_read(&mut member), Some(&mut writer));
     bar.finish_and_clear();
     let digests = digests
         .and_then(|digests| writer.flush().map(|()| digests))
         .with_context(|| {
             format!(
-                "cannot extract {} from {} to {}",
-                member.name,
+                "cannot extract {name} from {} to {}",
                 archive.display(),
                 out.display()
             )
@@ -853,110 +835,57 @@ fn extract_zip_csv(archive: &Path, out: &Path, progress: bool) -> Result<Digests
     Ok(digests)
 }
 
-fn le16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn le32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-/// Finds the member named `fer2013.csv` (else the first `.csv`, skipping macOS metadata).
-fn find_zip_csv(file: &mut File) -> Result<ZipMember> {
-    const EOCD_LEN: usize = 22;
-    const CENTRAL_LEN: usize = 46;
-    const LOCAL_LEN: usize = 30;
-    let zip64 = "zip64 archives are not supported (unzip it yourself and pass the CSV with --from)";
-
-    let len = file.seek(SeekFrom::End(0))?;
-    let tail_len = len.min((EOCD_LEN + u16::MAX as usize) as u64);
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = vec![0u8; tail_len as usize];
-    file.read_exact(&mut tail)?;
-    if tail.len() < EOCD_LEN {
-        bail!("too short to be a zip archive ({len} bytes)");
-    }
-    let eocd = (0..=tail.len() - EOCD_LEN)
-        .rev()
-        .find(|&at| tail[at..at + 4] == *b"PK\x05\x06")
-        .ok_or_else(|| anyhow!("no end of central directory: truncated or not a zip archive"))?;
-    let record = &tail[eocd..];
-    let members = le16(record, 10);
-    let directory_len = le32(record, 12);
-    let directory_offset = le32(record, 16);
-    if members == u16::MAX || directory_offset == u32::MAX {
-        bail!(zip64);
-    }
-    if u64::from(directory_offset) + u64::from(directory_len) > len {
-        bail!("the central directory lies past the end of the file: truncated archive");
-    }
-    file.seek(SeekFrom::Start(u64::from(directory_offset)))?;
-    let mut directory = vec![0u8; directory_len as usize];
-    file.read_exact(&mut directory)?;
-
-    let mut found = Vec::new();
-    let mut at = 0;
-    for _ in 0..members {
-        if at + CENTRAL_LEN > directory.len() || directory[at..at + 4] != *b"PK\x01\x02" {
-            bail!("corrupt central directory");
+/// The index and name of the archive's only `.csv` file, skipping directories and macOS
+/// metadata (`__MACOSX/`, `._*`).
+fn find_zip_csv<R: Read + Seek>(zip: &zip::ZipArchive<R>) -> Result<(usize, String)> {
+    let mut names = Vec::new();
+    let mut csvs = Vec::new();
+    for index in 0..zip.len() {
+        let entry = zip.by_index_data(index)?;
+        let name = entry.name().map_or_else(
+            |_| String::from_utf8_lossy(entry.name_raw()).into_owned(),
+            |name| name.into_owned(),
+        );
+        let base = name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&name)
+            .to_ascii_lowercase();
+        if entry.is_file()
+            && !name.starts_with("__MACOSX/")
+            && !base.starts_with("._")
+            && base.ends_with(".csv")
+        {
+            csvs.push((index, name.clone()));
         }
-        let name_len = usize::from(le16(&directory, at + 28));
-        let extra_len = usize::from(le16(&directory, at + 30));
-        let comment_len = usize::from(le16(&directory, at + 32));
-        let name_end = at + CENTRAL_LEN + name_len;
-        if name_end > directory.len() {
-            bail!("corrupt central directory");
-        }
-        found.push((
-            String::from_utf8_lossy(&directory[at + CENTRAL_LEN..name_end]).into_owned(),
-            le16(&directory, at + 10),
-            le32(&directory, at + 20),
-            le32(&directory, at + 42),
-        ));
-        at = name_end + extra_len + comment_len;
+        names.push(name);
     }
-
-    let base = |name: &str| name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
-    let usable = |name: &str| !name.starts_with("__MACOSX/") && !base(name).starts_with("._");
-    let chosen = found
+    // Kaggle bundles put fer2013.csv beside train.csv / test.csv: the original wins.
+    if let Some(original) = csvs
         .iter()
-        .find(|(name, ..)| usable(name) && base(name) == CSV_NAME)
-        .or_else(|| {
-            found
+        .position(|(_, name)| name.rsplit('/').next() == Some(CSV_NAME))
+    {
+        return Ok(csvs.swap_remove(original));
+    }
+    match csvs.len() {
+        1 => Ok(csvs.swap_remove(0)),
+        0 => bail!(
+            "no .csv member (members: {})",
+            names
                 .iter()
-                .find(|(name, ..)| usable(name) && base(name).ends_with(".csv"))
-        });
-    let Some((name, method, compressed_size, local_offset)) = chosen else {
-        let names: Vec<&str> = found
-            .iter()
-            .take(10)
-            .map(|(name, ..)| name.as_str())
-            .collect();
-        bail!("no .csv member (members: {})", names.join(", "));
-    };
-    if *compressed_size == u32::MAX || *local_offset == u32::MAX {
-        bail!(zip64);
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => bail!(
+            "more than one .csv member ({}); unzip it yourself and pass the CSV with --from",
+            csvs.into_iter()
+                .map(|(_, name)| name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
-
-    file.seek(SeekFrom::Start(u64::from(*local_offset)))?;
-    let mut header = [0u8; LOCAL_LEN];
-    file.read_exact(&mut header)?;
-    if header[..4] != *b"PK\x03\x04" {
-        bail!("corrupt local header for {name}");
-    }
-    let data_offset = u64::from(*local_offset)
-        + LOCAL_LEN as u64
-        + u64::from(le16(&header, 26))
-        + u64::from(le16(&header, 28));
-    if data_offset + u64::from(*compressed_size) > len {
-        bail!("{name} runs past the end of the file: truncated archive");
-    }
-    Ok(ZipMember {
-        name: name.clone(),
-        method: *method,
-        data_offset,
-        compressed_size: u64::from(*compressed_size),
-    })
 }
 
 /// A byte progress bar on stderr (bytes, rate, ETA), or a hidden one.
@@ -1016,7 +945,9 @@ mod tests {
     use std::time::Instant;
 
     use flate2::Compression;
-    use flate2::write::{DeflateEncoder, GzEncoder};
+    use flate2::write::GzEncoder;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
 
     /// A small CSV in the FER2013 layout: a header and 40 rows of 48x48 pixels (~300 KB).
     fn synthetic_csv() -> Vec<u8> {
@@ -1041,56 +972,29 @@ mod tests {
         encoder.finish().unwrap()
     }
 
-    /// A zip archive of `(name, content, deflate?)` members, as zip tools write them.
+    /// A zip archive of `(name, content, deflate?)` members; a name ending in `/` is a directory.
     fn zip(members: &[(&str, &[u8], bool)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut directory = Vec::new();
-        for (name, content, deflate) in members {
-            let data = if *deflate {
-                let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-                encoder.write_all(content).unwrap();
-                encoder.finish().unwrap()
-            } else {
-                content.to_vec()
-            };
-            let mut crc = flate2::Crc::new();
-            crc.update(content);
-            let method: u16 = if *deflate { 8 } else { 0 };
-            let offset = out.len() as u32;
-            let common = |buf: &mut Vec<u8>| {
-                buf.extend_from_slice(&20u16.to_le_bytes()); // version needed
-                buf.extend_from_slice(&0u16.to_le_bytes()); // flags
-                buf.extend_from_slice(&method.to_le_bytes());
-                buf.extend_from_slice(&[0; 4]); // time, date
-                buf.extend_from_slice(&crc.sum().to_le_bytes());
-                buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&(content.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            };
-            out.extend_from_slice(b"PK\x03\x04");
-            common(&mut out);
-            out.extend_from_slice(&4u16.to_le_bytes()); // extra field length
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&[0xAA; 4]); // an extra field the reader must skip
-            out.extend_from_slice(&data);
+        zip_with(members, SimpleFileOptions::default())
+    }
 
-            directory.extend_from_slice(b"PK\x01\x02");
-            directory.extend_from_slice(&20u16.to_le_bytes()); // version made by
-            common(&mut directory);
-            directory.extend_from_slice(&[0; 12]); // extra, comment, disk, attributes
-            directory.extend_from_slice(&offset.to_le_bytes());
-            directory.extend_from_slice(name.as_bytes());
+    /// [`zip`] with `options` for every member (their compression method is overridden).
+    fn zip_with(members: &[(&str, &[u8], bool)], options: SimpleFileOptions) -> Vec<u8> {
+        let mut writer = ZipWriter::new(io::Cursor::new(Vec::new()));
+        for (name, content, deflate) in members {
+            let method = if *deflate {
+                CompressionMethod::Deflated
+            } else {
+                CompressionMethod::Stored
+            };
+            let options = options.compression_method(method);
+            if name.ends_with('/') {
+                writer.add_directory(*name, options).unwrap();
+            } else {
+                writer.start_file(*name, options).unwrap();
+                writer.write_all(content).unwrap();
+            }
         }
-        let directory_offset = out.len() as u32;
-        out.extend_from_slice(&directory);
-        out.extend_from_slice(b"PK\x05\x06");
-        out.extend_from_slice(&[0; 4]); // disk numbers
-        out.extend_from_slice(&(members.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(members.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
-        out.extend_from_slice(&directory_offset.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes()); // comment length
-        out
+        writer.finish().unwrap().into_inner()
     }
 
     fn request(from: &str, dest: &Path, sha256: &str) -> Request {
@@ -1497,10 +1401,77 @@ mod tests {
         );
         assert!(message.contains("truncated.zip"), "{message}");
         assert!(
-            message.contains("truncated or not a zip archive"),
+            message.contains(&format!(
+                "cannot read the zip archive {}",
+                dest.join("truncated.zip.part").display()
+            )),
             "{message}"
         );
         assert!(!dest.join("fer2013.csv").exists());
+
+        // A zip signature followed by anything else is no archive either.
+        let not_zip = dir.path().join("not-a.zip");
+        write(&not_zip, b"PK\x03\x04 but nothing after it");
+        let message = format!(
+            "{:#}",
+            fetch(&request(not_zip.to_str().unwrap(), &dest, &"0".repeat(64))).unwrap_err()
+        );
+        assert!(message.contains("not-a.zip"), "{message}");
+        assert!(message.contains("cannot read the zip archive"), "{message}");
+        assert!(!dest.join("fer2013.csv").exists());
+    }
+
+    #[test]
+    fn zip_with_two_csv_members_fails_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("data");
+        let two = dir.path().join("two.zip");
+        write(
+            &two,
+            &zip(&[("train.csv", b"a", true), ("test.csv", b"b", false)]),
+        );
+        let message = format!(
+            "{:#}",
+            fetch(&request(two.to_str().unwrap(), &dest, &"0".repeat(64))).unwrap_err()
+        );
+        assert!(
+            message.contains("more than one .csv member (train.csv, test.csv)"),
+            "{message}"
+        );
+        assert!(message.contains("two.zip"), "{message}");
+        assert!(!dest.join("fer2013.csv").exists());
+    }
+
+    #[test]
+    fn kaggle_bundle_prefers_fer2013_csv_over_its_siblings() {
+        let csv = synthetic_csv();
+        let bundle = zip(&[
+            ("train.csv", b"emotion,pixels\n", true),
+            ("fer2013/fer2013.csv", &csv, true),
+            ("test.csv", b"pixels\n", false),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("bundle.zip");
+        write(&source, &bundle);
+        let dest = dir.path().join("data");
+        fetch(&request(source.to_str().unwrap(), &dest, &sha256_hex(&csv))).unwrap();
+        assert_eq!(std::fs::read(dest.join("fer2013.csv")).unwrap(), csv);
+    }
+
+    #[test]
+    fn zip64_archive_is_extracted() {
+        let csv = synthetic_csv();
+        let archive = zip_with(
+            &[("fer2013.csv", &csv, true)],
+            SimpleFileOptions::default().large_file(true),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("fer2013.csv.zip");
+        write(&source, &archive);
+        let dest = dir.path().join("data");
+        fetch(&request(source.to_str().unwrap(), &dest, &sha256_hex(&csv))).unwrap();
+        assert_eq!(fs::read(dest.join("fer2013.csv")).unwrap(), csv);
+        assert_eq!(names_in(&dest), ["fer2013.csv"]);
     }
 
     #[test]
