@@ -10,10 +10,14 @@
 //! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
 //! into the CLI.
 
+pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod pool;
 
+pub use metrics::{ClassMetrics, Metrics};
 pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
-pub use optim::{Adadelta, AdadeltaConfig};
+pub use optim::{
+    Adadelta, AdadeltaConfig, AdamW, AdamWConfig, AnyOptimizer, OptimizerConfig, Sgd, SgdConfig,
+};
 pub use pool::Pool2d;
