@@ -237,7 +237,7 @@ impl Classifier for SeedCnn {
         let x = dropout(
             &self.prelu.forward(&self.fc2.forward(&x)?)?,
             self.dropout,
-            rng.as_deref_mut(),
+            rng,
         )?;
         let scores = self.fc3.forward(&x)?;
         match self.head {
