@@ -4,16 +4,22 @@
 //!   seed CNN uses PyTorch `state_dict` names so weights load in either framework.
 //! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
 //!   when kernel != stride).
-//! - [`optim`]: Adadelta exactly as PyTorch defines it (candle-nn has none).
+//! - [`optim`]: Adadelta, SGD (momentum, Nesterov) and AdamW as PyTorch defines them, with
+//!   checkpointable state.
+//! - [`train`]: the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and
+//!   [`metrics`] for accuracy, confusion matrix, per-class and macro F1.
 //!
 //! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
 //! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
 //! into the CLI.
 
+pub mod checkpoint;
+pub mod eval;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod pool;
+pub mod train;
 
 pub use metrics::{ClassMetrics, Metrics};
 pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
@@ -21,3 +27,7 @@ pub use optim::{
     Adadelta, AdadeltaConfig, AdamW, AdamWConfig, AnyOptimizer, OptimizerConfig, Sgd, SgdConfig,
 };
 pub use pool::Pool2d;
+pub use train::{
+    EpochRecord, Observer, PlateauConfig, Quiet, TrainConfig, TrainError, TrainOutcome,
+    TrainedModel, train,
+};

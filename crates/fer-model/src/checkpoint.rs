@@ -1,0 +1,141 @@
+//! Run directories: parameters under PyTorch names, optimizer state and run state, written
+//! atomically so an interrupted run never loses or corrupts what it had saved.
+//!
+//! ```text
+//! RUN_DIR/
+//!   config.json              the run's TrainConfig (model, optimizer, augmentation, ...)
+//!   normalizer.json          the Normalizer fitted on Training
+//!   best.safetensors         parameters of the best epoch on PublicTest (PyTorch names)
+//!   last.safetensors         parameters after the last finished epoch
+//!   history.json             one record per epoch (the seed's table and more)
+//!   checkpoints/epoch-NNNN/  model.safetensors, optimizer.safetensors, state.json
+//!   state.json               the commit point: which epoch checkpoint is current
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+
+/// Errors reading or writing a run directory; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a valid checkpoint: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl CheckpointError {
+    pub(crate) fn invalid(path: &Path, message: impl ToString) -> Self {
+        CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Writes `bytes` through a temporary file in the same folder and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// Serialises named tensors as safetensors and writes them atomically.
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), CheckpointError> {
+    let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    sorted.sort_by_key(|(name, _)| *name);
+    let bytes =
+        safetensors::serialize(sorted, None).map_err(|e| CheckpointError::invalid(path, e))?;
+    write_atomically(path, &bytes)
+}
+
+/// The parameters of `vars` under their names (PyTorch's for the seed CNN).
+pub fn named_parameters(vars: &VarMap) -> HashMap<String, Tensor> {
+    let data = vars.data().lock().expect("var map lock");
+    data.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
+}
+
+/// Saves the parameters of `vars` (PyTorch names), atomically.
+pub fn save_parameters(path: &Path, vars: &VarMap) -> Result<(), CheckpointError> {
+    save_tensors(path, &named_parameters(vars))
+}
+
+/// Reads a safetensors file, with an error naming the file when it is missing, truncated or
+/// not safetensors.
+pub fn load_tensors(
+    path: &Path,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|e| CheckpointError::invalid(path, e))
+}
+
+/// Loads parameters into `vars`: every var must be present with its shape and no extra
+/// tensor may be left over (PyTorch's `strict=True`).
+pub fn load_parameters(path: &Path, vars: &VarMap) -> Result<(), CheckpointError> {
+    let data = vars.data().lock().expect("var map lock");
+    let device = data
+        .values()
+        .next()
+        .map(|v| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    let mut tensors = load_tensors(path, &device)?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let tensor = tensors.remove(name).ok_or_else(|| {
+            CheckpointError::invalid(
+                path,
+                format!("missing parameter '{name}' (another architecture?)"),
+            )
+        })?;
+        if tensor.shape() != var.shape() {
+            return Err(CheckpointError::invalid(
+                path,
+                format!(
+                    "parameter '{name}' has shape {:?}, the model needs {:?}",
+                    tensor.dims(),
+                    var.dims()
+                ),
+            ));
+        }
+        let tensor = tensor
+            .to_dtype(var.dtype())
+            .map_err(|e| CheckpointError::invalid(path, e))?;
+        var.set(&tensor)
+            .map_err(|e| CheckpointError::invalid(path, e))?;
+    }
+    if let Some(extra) = tensors.keys().min() {
+        return Err(CheckpointError::invalid(
+            path,
+            format!("unexpected parameter '{extra}' (another architecture?)"),
+        ));
+    }
+    Ok(())
+}

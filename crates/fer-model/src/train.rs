@@ -1,0 +1,490 @@
+//! The training loop: seeded shuffling, augmentation prepared beside the step, evaluation on
+//! PublicTest after every epoch, atomic checkpoints, exact resume, the seed's plateau policy.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
+use fer_augment::{Pipeline, PipelineConfig};
+use fer_data::{Dataset, IMAGE_PIXELS, Normalizer, NormalizerConfig, Split};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, CheckpointError, write_atomically};
+use crate::eval::evaluate;
+use crate::model::{ModelConfig, loss};
+use crate::optim::{AnyOptimizer, OptimizerConfig};
+
+/// The seed's plateau policy: after `patience` epochs without a better PublicTest accuracy,
+/// reload the best checkpoint and divide the learning rate by `factor`; stop below `min_lr`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlateauConfig {
+    pub patience: usize,
+    pub factor: f64,
+    pub min_lr: f64,
+}
+
+impl Default for PlateauConfig {
+    fn default() -> Self {
+        PlateauConfig {
+            patience: 5,
+            factor: 4.0,
+            min_lr: 1e-7,
+        }
+    }
+}
+
+/// Everything that defines a training run; saved as `config.json` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub augmentation: PipelineConfig,
+    pub normalizer: NormalizerConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// `None` trains at a constant learning rate (the seed notebook commented its policy out).
+    pub plateau: Option<PlateauConfig>,
+    /// Epoch checkpoints kept besides the best one.
+    pub keep_last: usize,
+}
+
+impl Default for TrainConfig {
+    /// The seed notebook's recipe: seed CNN, Adadelta(0.1, 0.95, 1e-8), batch 128, 100 epochs,
+    /// flip + rotation 6, mean-centring.
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            augmentation: PipelineConfig::seed(),
+            normalizer: NormalizerConfig::default(),
+            epochs: 100,
+            batch_size: 128,
+            seed: 0,
+            plateau: None,
+            keep_last: 2,
+        }
+    }
+}
+
+/// One line of the seed's per-epoch table, and more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    /// Sum over batches of the batch mean loss (the seed's "Train Loss").
+    pub train_loss: f64,
+    /// Sum over PublicTest batches of 128 of the batch mean loss (the seed's "Validation Loss").
+    pub val_loss: f64,
+    /// PublicTest accuracy in 0..1.
+    pub val_accuracy: f64,
+    pub val_macro_f1: f64,
+    /// Best epoch so far on PublicTest accuracy.
+    pub best_epoch: usize,
+    pub lr: f64,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+    pub train_images_per_second: f64,
+}
+
+/// What a run directory's `state.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RunState {
+    /// Finished epochs.
+    epoch: usize,
+    lr: f64,
+    best_epoch: usize,
+    best_accuracy: f64,
+    stale_epochs: usize,
+    stopped: bool,
+    history: Vec<EpochRecord>,
+}
+
+/// Why training stopped early or could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    #[error(transparent)]
+    Data(#[from] fer_data::Error),
+    #[error(transparent)]
+    Augment(#[from] fer_augment::Error),
+    #[error(
+        "epoch {epoch}, batch {batch}: the loss is {value}; stopping (the last good checkpoint is kept)"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        batch: usize,
+        value: f32,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Receives progress; the CLI draws bars with it, tests ignore it.
+pub trait Observer {
+    fn batch(&mut self, _epoch: usize, _done: usize, _total: usize, _loss: f32) {}
+    fn epoch(&mut self, _record: &EpochRecord) {}
+    fn message(&mut self, _text: &str) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// The result of a finished (or stopped) run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub history: Vec<EpochRecord>,
+    pub best_epoch: usize,
+}
+
+const CONFIG: &str = "config.json";
+const NORMALIZER: &str = "normalizer.json";
+const STATE: &str = "state.json";
+const HISTORY: &str = "history.json";
+
+fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir
+        .join("checkpoints")
+        .join(format!("epoch-{epoch:04}"))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(path, e))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| CheckpointError::invalid(path, e))?;
+    write_atomically(path, &text)
+}
+
+/// The run's parameters as vars in name order (optimizer state is saved by this position).
+fn sorted_vars(vars: &VarMap) -> Vec<Var> {
+    let data = vars.data().lock().expect("var map lock");
+    let mut named: Vec<(&String, &Var)> = data.iter().collect();
+    named.sort_by_key(|(name, _)| *name);
+    named.into_iter().map(|(_, v)| v.clone()).collect()
+}
+
+/// Trains per `config` on `dataset`'s Training split, choosing the best epoch on PublicTest,
+/// writing everything to `run_dir`. With `resume`, continues the run saved there (its saved
+/// config wins) and reaches what an uninterrupted run would have.
+pub fn train(
+    dataset: &Dataset,
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    let state_path = run_dir.join(STATE);
+    let resuming = resume && state_path.is_file();
+    if !resume && state_path.is_file() {
+        return Err(TrainError::Setup(format!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            run_dir.display()
+        )));
+    }
+    let (config, normalizer, mut state) = if resuming {
+        let saved: TrainConfig = read_json(&run_dir.join(CONFIG))?;
+        if saved != *config {
+            observer.message(
+                "resuming with the run's saved config.json (command-line settings ignored)",
+            );
+        }
+        let mut saved_config = saved;
+        saved_config.epochs = saved_config.epochs.max(config.epochs);
+        let normalizer = Normalizer::load(run_dir.join(NORMALIZER))?;
+        let state: RunState = read_json(&state_path)?;
+        (saved_config, normalizer, state)
+    } else {
+        let train_view = dataset.view(Split::Training);
+        if train_view.is_empty() {
+            return Err(TrainError::Setup("the data has no Training images".into()));
+        }
+        let normalizer = Normalizer::fit(&train_view, config.normalizer)?;
+        std::fs::create_dir_all(run_dir).map_err(|source| CheckpointError::Io {
+            path: run_dir.to_path_buf(),
+            source,
+        })?;
+        write_json(&run_dir.join(CONFIG), config)?;
+        normalizer.save(run_dir.join(NORMALIZER))?;
+        let lr = optimizer_lr(&config.optimizer);
+        let state = RunState {
+            epoch: 0,
+            lr,
+            best_epoch: 0,
+            best_accuracy: -1.0,
+            stale_epochs: 0,
+            stopped: false,
+            history: Vec::new(),
+        };
+        (config.clone(), normalizer, state)
+    };
+    if dataset.view(Split::PublicTest).is_empty() {
+        return Err(TrainError::Setup(
+            "the data has no PublicTest images to choose checkpoints on (train.csv layouts hold Training only)".into(),
+        ));
+    }
+    let (vars, model) = config.model.init(device, config.seed)?;
+    let mut optimizer = AnyOptimizer::new(config.optimizer, sorted_vars(&vars))?;
+    if resuming {
+        let dir = epoch_dir(run_dir, state.epoch);
+        checkpoint::load_parameters(&dir.join("model.safetensors"), &vars)?;
+        let saved = checkpoint::load_tensors(&dir.join("optimizer.safetensors"), device)?;
+        optimizer
+            .load_state(saved)
+            .map_err(|e| CheckpointError::invalid(&dir.join("optimizer.safetensors"), e))?;
+        observer.message(&format!("resuming after epoch {}", state.epoch));
+    }
+    optimizer.set_learning_rate(state.lr);
+    let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
+    let train_indices = dataset.indices_of(Split::Training);
+    let public = dataset.view(Split::PublicTest);
+
+    while state.epoch < config.epochs && !state.stopped {
+        let epoch = state.epoch + 1;
+        let started = Instant::now();
+        let train_loss = run_epoch(
+            dataset,
+            &train_indices,
+            &config,
+            &pipeline,
+            &normalizer,
+            model.as_ref(),
+            &mut optimizer,
+            device,
+            epoch,
+            observer,
+        )?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let eval_started = Instant::now();
+        let evaluation = evaluate(model.as_ref(), &public, &normalizer, device, 128)?;
+        let eval_seconds = eval_started.elapsed().as_secs_f64();
+        let accuracy = evaluation.metrics.accuracy;
+        if accuracy > state.best_accuracy {
+            state.best_accuracy = accuracy;
+            state.best_epoch = epoch;
+            state.stale_epochs = 0;
+        } else {
+            state.stale_epochs += 1;
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss,
+            val_loss: evaluation.loss_sum,
+            val_accuracy: accuracy,
+            val_macro_f1: evaluation.metrics.macro_f1,
+            best_epoch: state.best_epoch,
+            lr: state.lr,
+            train_seconds,
+            eval_seconds,
+            train_images_per_second: train_indices.len() as f64 / train_seconds,
+        };
+        state.history.push(record.clone());
+        state.epoch = epoch;
+        save_epoch(run_dir, &vars, &optimizer, &state, config.keep_last)?;
+        observer.epoch(&record);
+        if let Some(plateau) = config.plateau
+            && state.stale_epochs >= plateau.patience
+        {
+            let lr = state.lr / plateau.factor;
+            if lr < plateau.min_lr {
+                observer.message(&format!(
+                    "plateau: learning rate {lr:.3e} is below {:.1e}; stopping",
+                    plateau.min_lr
+                ));
+                state.stopped = true;
+            } else {
+                let best = epoch_dir(run_dir, state.best_epoch);
+                checkpoint::load_parameters(&best.join("model.safetensors"), &vars)?;
+                let saved = checkpoint::load_tensors(&best.join("optimizer.safetensors"), device)?;
+                optimizer.load_state(saved).map_err(|e| {
+                    CheckpointError::invalid(&best.join("optimizer.safetensors"), e)
+                })?;
+                optimizer.set_learning_rate(lr);
+                observer.message(&format!(
+                    "plateau: restarting from epoch {} with learning rate {lr:.3e}",
+                    state.best_epoch
+                ));
+                state.lr = lr;
+                state.stale_epochs = 0;
+            }
+            // Record the new learning rate (or the stop) so a resume continues from here.
+            save_epoch(run_dir, &vars, &optimizer, &state, config.keep_last)?;
+        }
+    }
+
+    Ok(TrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        best_epoch: state.best_epoch,
+        history: state.history,
+    })
+}
+
+fn optimizer_lr(config: &OptimizerConfig) -> f64 {
+    match config {
+        OptimizerConfig::Adadelta(c) => c.lr,
+        OptimizerConfig::Sgd(c) => c.lr,
+        OptimizerConfig::AdamW(c) => c.lr,
+    }
+}
+
+/// One pass over the shuffled Training split; returns the sum of batch mean losses.
+#[allow(clippy::too_many_arguments)]
+fn run_epoch(
+    dataset: &Dataset,
+    train_indices: &[usize],
+    config: &TrainConfig,
+    pipeline: &Pipeline,
+    normalizer: &Normalizer,
+    model: &dyn crate::Classifier,
+    optimizer: &mut AnyOptimizer,
+    device: &Device,
+    epoch: usize,
+    observer: &mut dyn Observer,
+) -> Result<f64, TrainError> {
+    let mut order = train_indices.to_vec();
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed);
+    shuffle_rng.set_stream(epoch as u64);
+    order.shuffle(&mut shuffle_rng);
+    let batches: Vec<&[usize]> = order.chunks(config.batch_size.max(1)).collect();
+    let total = batches.len();
+    let mut loss_sum = 0f64;
+    std::thread::scope(|scope| -> Result<(), TrainError> {
+        // The next batches are augmented and normalised on rayon's pool while the step runs.
+        let (sender, receiver) = mpsc::sync_channel::<(Vec<f32>, Vec<u32>)>(2);
+        let batches_for_producer = batches.clone();
+        scope.spawn(move || {
+            for batch in batches_for_producer {
+                let augmented = pipeline.augment_from(dataset, batch, epoch as u64);
+                let mut inputs = vec![0f32; augmented.len()];
+                for (image, out) in augmented
+                    .chunks(IMAGE_PIXELS)
+                    .zip(inputs.chunks_mut(IMAGE_PIXELS))
+                {
+                    normalizer.apply(image, out);
+                }
+                let labels = batch
+                    .iter()
+                    .map(|&i| u32::from(dataset.labels()[i].label()))
+                    .collect();
+                if sender.send((inputs, labels)).is_err() {
+                    return; // the consumer stopped (error): stop producing
+                }
+            }
+        });
+        for (b, (inputs, labels)) in receiver.iter().enumerate() {
+            let n = labels.len();
+            let x = Tensor::from_vec(inputs, (n, 1, 48, 48), device)?;
+            let y = Tensor::from_vec(labels, n, device)?;
+            let mut dropout_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xD50F_0A7E);
+            dropout_rng.set_stream(((epoch as u64) << 32) | b as u64);
+            let scores = model.forward(&x, Some(&mut dropout_rng))?;
+            let batch_loss = loss(model.head(), &scores, &y)?;
+            let value = batch_loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    epoch,
+                    batch: b + 1,
+                    value,
+                });
+            }
+            optimizer.step(&batch_loss.backward()?)?;
+            loss_sum += f64::from(value);
+            observer.batch(epoch, b + 1, total, value);
+        }
+        Ok(())
+    })?;
+    Ok(loss_sum)
+}
+
+/// Writes the epoch's checkpoint, then commits it in `state.json`, then refreshes
+/// `last.safetensors`, `best.safetensors` and `history.json`, then prunes old epochs.
+fn save_epoch(
+    run_dir: &Path,
+    vars: &VarMap,
+    optimizer: &AnyOptimizer,
+    state: &RunState,
+    keep_last: usize,
+) -> Result<(), TrainError> {
+    let dir = epoch_dir(run_dir, state.epoch);
+    checkpoint::save_parameters(&dir.join("model.safetensors"), vars)?;
+    let optimizer_state = optimizer.state()?.into_iter().collect();
+    checkpoint::save_tensors(&dir.join("optimizer.safetensors"), &optimizer_state)?;
+    write_json(&dir.join(STATE), state)?;
+    write_json(&run_dir.join(STATE), state)?; // the commit point
+    checkpoint::save_parameters(&run_dir.join("last.safetensors"), vars)?;
+    if state.best_epoch == state.epoch {
+        checkpoint::save_parameters(&run_dir.join("best.safetensors"), vars)?;
+    }
+    write_json(&run_dir.join(HISTORY), &state.history)?;
+    // Keep the best epoch and the last `keep_last` ones.
+    let keep_from = state.epoch.saturating_sub(keep_last.max(1)) + 1;
+    if let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(number) = name
+                .strip_prefix("epoch-")
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if number < keep_from && number != state.best_epoch {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A trained model ready for inference: config, normalizer and parameters of a run.
+pub struct TrainedModel {
+    pub config: TrainConfig,
+    pub normalizer: Normalizer,
+    pub vars: VarMap,
+    pub model: Box<dyn crate::Classifier>,
+}
+
+impl TrainedModel {
+    /// Opens a run directory (its `best.safetensors`) or a `.safetensors` file with
+    /// `config.json` and `normalizer.json` beside it.
+    pub fn open(path: &Path, device: &Device) -> Result<Self, TrainError> {
+        let (dir, weights) = if path.is_dir() {
+            (path.to_path_buf(), path.join("best.safetensors"))
+        } else {
+            let dir = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            (dir, path.to_path_buf())
+        };
+        let config: TrainConfig = read_json(&dir.join(CONFIG))?;
+        let normalizer = Normalizer::load(dir.join(NORMALIZER))?;
+        let (vars, model) = config.model.init(device, 0)?;
+        checkpoint::load_parameters(&weights, &vars)?;
+        Ok(TrainedModel {
+            config,
+            normalizer,
+            vars,
+            model,
+        })
+    }
+
+    /// The training history saved with the run, if any.
+    pub fn history(run_dir: &Path) -> Result<Vec<EpochRecord>, CheckpointError> {
+        read_json(&run_dir.join(HISTORY))
+    }
+}

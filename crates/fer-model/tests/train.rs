@@ -1,0 +1,258 @@
+//! The training loop on generated data: it learns, overfits, resumes exactly, and refuses
+//! corrupt or foreign checkpoints with errors naming the file.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use fer_augment::PipelineConfig;
+use fer_data::synthetic::{SyntheticConfig, generate};
+use fer_data::{Dataset, Split};
+use fer_model::checkpoint::{load_parameters, save_parameters};
+use fer_model::eval::evaluate;
+use fer_model::optim::SgdConfig;
+use fer_model::{
+    ModelConfig, OptimizerConfig, Quiet, TrainConfig, TrainError, TrainedModel, train,
+};
+
+fn small_data(train: usize, public: usize, private: usize, seed: u64) -> Dataset {
+    let mut config = SyntheticConfig::small(seed);
+    config.per_split = [train, public, private];
+    generate(&config)
+}
+
+fn quick_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        }),
+        epochs,
+        batch_size: 32,
+        seed: 7,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn learns_the_synthetic_classes_well_above_chance() {
+    let data = small_data(210, 35, 70, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(
+        &data,
+        &quick_config(3),
+        dir.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(outcome.history.len(), 3);
+    let trained = TrainedModel::open(dir.path(), &Device::Cpu).unwrap();
+    let private = evaluate(
+        trained.model.as_ref(),
+        &data.view(Split::PrivateTest),
+        &trained.normalizer,
+        &Device::Cpu,
+        64,
+    )
+    .unwrap();
+    // Chance is 1/7 = 0.14.
+    assert!(
+        private.metrics.accuracy > 0.5,
+        "PrivateTest accuracy {}",
+        private.metrics.accuracy
+    );
+    let best = &outcome.history[outcome.best_epoch - 1];
+    assert!(
+        outcome
+            .history
+            .iter()
+            .all(|r| r.val_accuracy <= best.val_accuracy)
+    );
+    for file in [
+        "config.json",
+        "normalizer.json",
+        "best.safetensors",
+        "last.safetensors",
+        "history.json",
+        "state.json",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn overfits_64_images_to_full_training_accuracy() {
+    let data = small_data(64, 14, 14, 2);
+    let config = TrainConfig {
+        model: ModelConfig {
+            dropout: 0.0,
+            ..ModelConfig::default()
+        },
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        }),
+        augmentation: PipelineConfig::none(),
+        epochs: 20,
+        batch_size: 16,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap();
+    for r in &outcome.history {
+        eprintln!(
+            "epoch {} train_loss {:.4} val_acc {:.3}",
+            r.epoch, r.train_loss, r.val_accuracy
+        );
+    }
+    let last = dir.path().join("last.safetensors");
+    let trained = TrainedModel::open(&last, &Device::Cpu).unwrap();
+    let on_train = evaluate(
+        trained.model.as_ref(),
+        &data.view(Split::Training),
+        &trained.normalizer,
+        &Device::Cpu,
+        64,
+    )
+    .unwrap();
+    assert_eq!(
+        on_train.metrics.accuracy, 1.0,
+        "train loss {}",
+        on_train.loss_mean
+    );
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn resuming_reaches_what_an_uninterrupted_run_reaches() {
+    let data = small_data(64, 32, 8, 3);
+    let whole = tempfile::tempdir().unwrap();
+    let a = train(
+        &data,
+        &quick_config(2),
+        whole.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    let split = tempfile::tempdir().unwrap();
+    train(
+        &data,
+        &quick_config(1),
+        split.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    // Without --resume an existing run is refused, not overwritten.
+    let refused = train(
+        &data,
+        &quick_config(2),
+        split.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains("--resume"), "{refused}");
+    let b = train(
+        &data,
+        &quick_config(2),
+        split.path(),
+        &Device::Cpu,
+        true,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(
+        read(&whole.path().join("last.safetensors")),
+        read(&split.path().join("last.safetensors"))
+    );
+    let metrics = |h: &[fer_model::EpochRecord]| {
+        h.iter()
+            .map(|r| (r.epoch, r.train_loss, r.val_loss, r.val_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(&a.history), metrics(&b.history));
+}
+
+#[test]
+fn checkpoints_round_trip_bit_exactly_and_bad_ones_are_named() {
+    let (vars, model) = ModelConfig::default().init(&Device::Cpu, 5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    save_parameters(&path, &vars).unwrap();
+    let (other_vars, other) = ModelConfig::default().init(&Device::Cpu, 6).unwrap();
+    load_parameters(&path, &other_vars).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 48, 48), &Device::Cpu).unwrap();
+    let a = model.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
+    let b = other.forward(&x, None).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(a, b);
+
+    let bytes = read(&path);
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_parameters(&truncated, &other_vars)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("truncated.safetensors") && err.contains("not a valid checkpoint"),
+        "{err}"
+    );
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not safetensors").unwrap();
+    let err = load_parameters(&garbage, &other_vars)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("garbage.safetensors"), "{err}");
+
+    let missing = dir.path().join("missing.safetensors");
+    let err = load_parameters(&missing, &other_vars)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.safetensors"), "{err}");
+
+    // Another architecture: a file with fewer and other tensors.
+    let foreign = dir.path().join("foreign.safetensors");
+    let mut tensors = std::collections::HashMap::new();
+    tensors.insert(
+        "conv.weight".to_string(),
+        Tensor::zeros((4, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    fer_model::checkpoint::save_tensors(&foreign, &tensors).unwrap();
+    let err = load_parameters(&foreign, &other_vars)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing parameter") && err.contains("another architecture"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exploding_loss_stops_with_a_clear_error() {
+    let data = small_data(64, 16, 8, 4);
+    let mut config = quick_config(2);
+    config.optimizer = OptimizerConfig::Sgd(SgdConfig {
+        lr: 1e12,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let err = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap_err();
+    assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
+    assert!(err.to_string().contains("the loss is"), "{err}");
+}
