@@ -26,6 +26,8 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     ExportImages(commands::export::ExportArgs),
     AugmentPreview(commands::preview::PreviewArgs),
+    Train(commands::train::TrainArgs),
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,8 @@ fn main() -> ExitCode {
         Command::Stats(args) => commands::stats::run(&args),
         Command::ExportImages(args) => commands::export::run(&args),
         Command::AugmentPreview(args) => commands::preview::run(&args),
+        Command::Train(args) => commands::train::run(&args, cli.quiet),
+        Command::Eval(args) => commands::eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +60,7 @@ fn init_logging(quiet: bool, verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

@@ -208,3 +208,99 @@ fn augment_preview_draws_a_grid_of_the_requested_size() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn train_then_eval_reports_metrics_and_bad_models_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = {
+        let mut config = SyntheticConfig::small(21);
+        config.per_split = [96, 32, 32];
+        generate(&config)
+    };
+    let path = dir.path().join("fer.csv");
+    fer_data::write_csv(&data, &path).unwrap();
+    let run = dir.path().join("run");
+    let out = fer(&[
+        "train",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("Epoch\tTrain Loss\tValidation Loss"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("2\t")), "{stdout}");
+    assert!(run.join("best.safetensors").is_file());
+
+    let predictions = dir.path().join("predictions.csv");
+    let out = fer(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+        "--json",
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["split"], "PrivateTest");
+    assert_eq!(json["n"], 32);
+    let confusion: Vec<Vec<usize>> = serde_json::from_value(json["confusion"].clone()).unwrap();
+    assert_eq!(confusion.iter().flatten().sum::<usize>(), 32);
+    let diagonal: usize = (0..7).map(|k| confusion[k][k]).sum();
+    assert!((json["accuracy"].as_f64().unwrap() - diagonal as f64 / 32.0).abs() < 1e-12);
+    assert_eq!(json["per_class"].as_array().unwrap().len(), 7);
+    let lines = std::fs::read_to_string(&predictions).unwrap();
+    assert_eq!(lines.lines().count(), 33);
+    assert!(lines.starts_with("row,label,predicted,p_angry"));
+
+    // A run directory without a model, and a corrupt model file, exit 1 naming the file.
+    let out = fer(&[
+        "eval",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("config.json"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(
+        run.join("broken.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
+    )
+    .unwrap();
+    let broken = run.join("broken.safetensors");
+    let out = fer(&[
+        "eval",
+        "--model",
+        broken.to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("broken.safetensors"),
+        "{}",
+        text(&out.stderr)
+    );
+}

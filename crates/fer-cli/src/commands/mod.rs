@@ -1,8 +1,10 @@
 //! One module per `fer` subcommand, plus what they share.
 
+pub mod eval;
 pub mod export;
 pub mod preview;
 pub mod stats;
+pub mod train;
 
 use std::path::Path;
 

@@ -1,0 +1,128 @@
+//! `fer eval`: accuracy, macro-F1, confusion matrix and per-class figures of a trained model.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use fer_data::{Emotion, Split};
+use fer_model::TrainedModel;
+use fer_model::eval::{Evaluation, evaluate};
+use serde_json::json;
+
+/// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
+///
+/// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// FER2013 CSV (.csv or .csv.gz) or an exported image folder.
+    #[arg(long, env = "FER2013_CSV")]
+    pub data: PathBuf,
+    /// Split to evaluate: training, public-test, private-test.
+    #[arg(long, default_value = "private-test")]
+    pub split: Split,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write per-image predictions (row, label, predicted, 7 probabilities) as CSV.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let device = super::train::device(&args.device)?;
+    let trained = TrainedModel::open(&args.model, &device)
+        .with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let dataset = super::open_dataset(&args.data, false)?;
+    let view = dataset.view(args.split);
+    anyhow::ensure!(
+        !view.is_empty(),
+        "{}: no {} images",
+        args.data.display(),
+        args.split
+    );
+    let evaluation = evaluate(
+        trained.model.as_ref(),
+        &view,
+        &trained.normalizer,
+        &device,
+        256,
+    )?;
+    if let Some(path) = &args.predictions {
+        write_predictions(path, &evaluation)?;
+    }
+    if args.json {
+        println!("{}", report_json(args.split, &evaluation));
+    } else {
+        print!("{}", report_text(args.split, &evaluation));
+    }
+    Ok(())
+}
+
+/// The JSON report: split, n, accuracy, macro_f1, loss, confusion (7x7), per_class.
+pub fn report_json(split: Split, e: &Evaluation) -> serde_json::Value {
+    let per_class: Vec<_> = Emotion::ALL
+        .iter()
+        .zip(&e.metrics.per_class)
+        .map(|(emotion, c)| {
+            json!({"class": emotion.name(), "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support})
+        })
+        .collect();
+    json!({
+        "split": split.name(),
+        "n": e.metrics.n,
+        "accuracy": e.metrics.accuracy,
+        "macro_f1": e.metrics.macro_f1,
+        "loss": e.loss_mean,
+        "confusion": e.metrics.confusion,
+        "per_class": per_class,
+    })
+}
+
+fn report_text(split: Split, e: &Evaluation) -> String {
+    let m = &e.metrics;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{split}: {} images, accuracy {:.2}%, macro-F1 {:.3}, loss {:.4}\n",
+        m.n,
+        100.0 * m.accuracy,
+        m.macro_f1,
+        e.loss_mean
+    );
+    let _ = write!(out, "{:<10}", "true\\pred");
+    for emotion in Emotion::ALL {
+        let _ = write!(out, "{:>9}", emotion.name());
+    }
+    let _ = writeln!(out, "{:>11}{:>8}{:>8}", "precision", "recall", "F1");
+    for (k, emotion) in Emotion::ALL.iter().enumerate() {
+        let _ = write!(out, "{:<10}", emotion.name());
+        for count in m.confusion[k] {
+            let _ = write!(out, "{count:>9}");
+        }
+        let c = &m.per_class[k];
+        let _ = writeln!(out, "{:>11.3}{:>8.3}{:>8.3}", c.precision, c.recall, c.f1);
+    }
+    out
+}
+
+fn write_predictions(path: &std::path::Path, e: &Evaluation) -> anyhow::Result<()> {
+    let mut text = String::from("row,label,predicted");
+    for emotion in Emotion::ALL {
+        let _ = write!(text, ",p_{}", emotion.name().to_lowercase());
+    }
+    text.push('\n');
+    for p in &e.predictions {
+        let _ = write!(text, "{},{},{}", p.row, p.label, p.predicted);
+        for prob in p.probabilities {
+            let _ = write!(text, ",{prob:.6}");
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
