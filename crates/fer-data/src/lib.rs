@@ -39,7 +39,7 @@ pub use dataset::{Dataset, Sample, View};
 pub use emotion::{Emotion, ParseNameError, Split};
 pub use error::{BadRow, Error, Result};
 pub use ingest::{Layout, LoadOptions, Loaded, RowPolicy, load, write_csv};
-pub use normalize::{Normalizer, NormalizerConfig};
+pub use normalize::{Normalizer, NormalizerConfig, write_atomically};
 pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics};
 
 /// Side of a FER2013 image in pixels.

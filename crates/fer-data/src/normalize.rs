@@ -139,15 +139,24 @@ impl Normalizer {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// reader never sees a half-written file and an interrupted write leaves the old one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The file gets the usual permissions (0644 on Unix), not the temporary file's 0600.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     file.write_all(bytes)
         .and_then(|_| file.as_file().sync_all())
         .map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
     file.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -202,6 +211,12 @@ mod tests {
         let path = dir.path().join("normalizer.json");
         norm.save(&path).unwrap();
         assert_eq!(Normalizer::load(&path).unwrap(), norm);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "not the temporary file's 0600");
+        }
 
         std::fs::write(&path, r#"{"mean":[1.0,2.0],"scale":1.0,"fitted_on":2}"#).unwrap();
         let err = Normalizer::load(&path).unwrap_err().to_string();

@@ -13,7 +13,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -30,6 +29,8 @@ pub enum CheckpointError {
     },
     #[error("{}: not a valid checkpoint: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Write(#[from] fer_data::Error),
 }
 
 impl CheckpointError {
@@ -41,22 +42,9 @@ impl CheckpointError {
     }
 }
 
-/// Writes `bytes` through a temporary file in the same folder and a rename.
+/// Writes `bytes` atomically (temporary file + rename; see [`fer_data::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    Ok(fer_data::write_atomically(path, bytes)?)
 }
 
 /// Serialises named tensors as safetensors and writes them atomically.
