@@ -4,7 +4,7 @@
 //! backward when kernel != stride, which is exactly the seed's 5/2 max pool and 3/2 average
 //! pools. These ops follow PyTorch's `MaxPool2d` / `AvgPool2d` (no padding, floor mode): the
 //! max routes its gradient to the first maximum of each window, the average spreads it evenly.
-//! CPU only; on other devices the forward pass errors with the op's name.
+//! The kernels are CPU ones; on other devices `Pool2d::forward` round-trips through the CPU.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -42,8 +42,16 @@ impl Pool2d {
     }
 
     /// Applies the pooling to `x` (N, C, H, W), recording it for backpropagation.
+    ///
+    /// On a GPU the window runs on the CPU (the transfer has its own backward), so training
+    /// works on every device while the fast kernels are CPU ones.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.apply_op1(*self)
+        if x.device().is_cpu() {
+            x.contiguous()?.apply_op1(*self)
+        } else {
+            let cpu = x.to_device(&candle_core::Device::Cpu)?.contiguous()?;
+            cpu.apply_op1(*self)?.to_device(x.device())
+        }
     }
 
     fn output_side(&self, side: usize) -> Result<usize> {

@@ -256,3 +256,37 @@ fn an_exploding_loss_stops_with_a_clear_error() {
     assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
     assert!(err.to_string().contains("the loss is"), "{err}");
 }
+
+#[test]
+fn plateau_policy_divides_the_rate_and_stops_below_the_floor() {
+    let data = small_data(32, 16, 8, 5);
+    let mut config = quick_config(10);
+    // A rate so small that PublicTest accuracy cannot improve after epoch 1.
+    config.optimizer = OptimizerConfig::Sgd(SgdConfig {
+        lr: 1e-9,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    });
+    config.plateau = Some(fer_model::PlateauConfig {
+        patience: 1,
+        factor: 4.0,
+        min_lr: 1e-10,
+    });
+    config.keep_last = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap();
+    let rates: Vec<f64> = outcome.history.iter().map(|r| r.lr).collect();
+    // Epoch 2 stalls -> 2.5e-10 for epoch 3, which stalls -> 6.25e-11 < 1e-10: stop.
+    assert_eq!(rates.len(), 3, "{rates:?}");
+    assert!((rates[0] - 1e-9).abs() < 1e-21 && (rates[1] - 1e-9).abs() < 1e-21);
+    assert!((rates[2] - 2.5e-10).abs() < 1e-21, "{rates:?}");
+    assert_eq!(outcome.best_epoch, 1);
+    // keep_last 1: the best epoch and the last one remain.
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec!["epoch-0001", "epoch-0003"]);
+}
