@@ -17,9 +17,8 @@ pub struct EvalArgs {
     /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
     #[arg(long)]
     pub model: PathBuf,
-    /// FER2013 CSV (.csv or .csv.gz) or an exported image folder.
-    #[arg(long, env = "FER2013_CSV")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: super::DataArgs,
     /// Split to evaluate: training, public-test, private-test.
     #[arg(long, default_value = "private-test")]
     pub split: Split,
@@ -38,12 +37,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let device = super::train::device(&args.device)?;
     let trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
-    let dataset = super::open_dataset(&args.data, false)?;
+    let dataset = args.input.open()?;
     let view = dataset.view(args.split);
     anyhow::ensure!(
         !view.is_empty(),
         "{}: no {} images",
-        args.data.display(),
+        args.input.data.display(),
         args.split
     );
     let evaluation = evaluate(

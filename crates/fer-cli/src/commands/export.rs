@@ -9,22 +9,18 @@ use fer_data::Split;
 /// Example: fer export-images --data data/fer2013.csv.gz --out images --split private-test
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// FER2013 CSV (.csv or .csv.gz, any Kaggle layout).
-    #[arg(long, env = "FER2013_CSV")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: super::DataArgs,
     /// Folder to write into; created if missing.
     #[arg(long)]
     pub out: PathBuf,
     /// Split(s) to export (training, public-test, private-test); all when absent.
     #[arg(long = "split", value_name = "NAME")]
     pub splits: Vec<Split>,
-    /// Leave out malformed rows instead of stopping at the first.
-    #[arg(long)]
-    pub skip_bad_rows: bool,
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
-    let dataset = super::open_dataset(&args.data, args.skip_bad_rows)?;
+    let dataset = args.input.open()?;
     let written = fer_data::folder::export_images(&dataset, &args.out, &args.splits)?;
     println!("wrote {written} images under {}", args.out.display());
     Ok(())

@@ -6,12 +6,31 @@ pub mod preview;
 pub mod stats;
 pub mod train;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fer_data::{Dataset, LoadOptions};
 
-/// Loads `--data`: a FER2013 CSV (plain or gzip'd) or an exported image folder.
+/// Where the images come from: the `--data` options every data-reading command shares.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// FER2013 CSV (.csv or .csv.gz; the fer2013, icml_face_data and train layouts) or an
+    /// exported image folder (<Split>/<label>/<row>.png).
+    #[arg(long, env = "FER2013_CSV")]
+    pub data: PathBuf,
+    /// Leave out malformed rows (listed on stderr) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+impl DataArgs {
+    /// Loads the dataset.
+    pub fn open(&self) -> anyhow::Result<Dataset> {
+        open_dataset(&self.data, self.skip_bad_rows)
+    }
+}
+
+/// Loads a FER2013 CSV (plain or gzip'd) or an exported image folder.
 pub fn open_dataset(path: &Path, skip_bad_rows: bool) -> anyhow::Result<Dataset> {
     if path.is_dir() {
         return fer_data::folder::load_image_folder(path)

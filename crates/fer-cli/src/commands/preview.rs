@@ -12,9 +12,8 @@ use image::{GrayImage, imageops};
 /// Example: fer augment-preview --data data/fer2013.csv.gz --out grid.png --profile modern
 #[derive(clap::Args)]
 pub struct PreviewArgs {
-    /// FER2013 CSV (.csv or .csv.gz) or an exported image folder.
-    #[arg(long, env = "FER2013_CSV")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: super::DataArgs,
     /// PNG file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -52,13 +51,13 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<()> {
         })?,
     };
     let pipeline = Pipeline::new(config, args.seed)?;
-    let dataset = super::open_dataset(&args.data, false)?;
+    let dataset = args.input.open()?;
     let view = dataset.view(args.split);
     let rows = args.n.min(view.len());
     anyhow::ensure!(
         rows > 0,
         "{}: no {} images",
-        args.data.display(),
+        args.input.data.display(),
         args.split
     );
     let grid = render_grid(&pipeline, &view, rows, args.versions, args.zoom.max(1))?;

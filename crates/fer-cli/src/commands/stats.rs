@@ -1,7 +1,6 @@
 //! `fer stats`: class balance per split and the dataset's quirks, as a table or JSON.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use fer_data::{Dataset, Emotion, SplitStats, Statistics};
 
@@ -10,26 +9,22 @@ use fer_data::{Dataset, Emotion, SplitStats, Statistics};
 /// Example: fer stats --data data/fer2013.csv.gz --json
 #[derive(clap::Args)]
 pub struct StatsArgs {
-    /// FER2013 CSV (.csv or .csv.gz, any Kaggle layout) or an exported image folder.
-    #[arg(long, env = "FER2013_CSV")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: super::DataArgs,
     /// Print one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Leave out malformed rows (listed on stderr) instead of stopping at the first.
-    #[arg(long)]
-    pub skip_bad_rows: bool,
 }
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
-    let dataset = super::open_dataset(&args.data, args.skip_bad_rows)?;
+    let dataset = args.input.open()?;
     let stats = Statistics::compute(&dataset);
     if args.json {
         println!("{}", stats.summary_json(&dataset));
     } else {
         print!(
             "{}",
-            render(&args.data.display().to_string(), &dataset, &stats)
+            render(&args.input.data.display().to_string(), &dataset, &stats)
         );
     }
     Ok(())

@@ -13,9 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Example: fer train --data data/fer2013.csv.gz --out runs/seed --epochs 100
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// FER2013 CSV (.csv or .csv.gz) or an exported image folder.
-    #[arg(long, env = "FER2013_CSV")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub input: super::DataArgs,
     /// Run directory: config, normalizer, checkpoints, history.
     #[arg(long)]
     pub out: PathBuf,
@@ -187,7 +186,7 @@ impl Observer for Progress {
 pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = args.config()?;
     let device = device(&args.device)?;
-    let mut dataset = super::open_dataset(&args.data, false)?;
+    let mut dataset = args.input.open()?;
     if let Some(n) = args.train_subset {
         dataset = subset_training(&dataset, n, config.seed)?;
     }
