@@ -290,3 +290,35 @@ fn plateau_policy_divides_the_rate_and_stops_below_the_floor() {
     kept.sort();
     assert_eq!(kept, vec!["epoch-0001", "epoch-0003"]);
 }
+
+#[test]
+fn the_svm_head_trains_with_the_squared_hinge_and_beats_chance() {
+    let data = small_data(210, 35, 70, 6);
+    let mut config = quick_config(3);
+    config.model.head = fer_model::Head::Svm;
+    // The squared hinge's gradients grow with the margin violation: a smaller step.
+    config.optimizer = OptimizerConfig::Sgd(SgdConfig {
+        lr: 1e-3,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 0.0,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap();
+    assert!(outcome.history[0].train_loss.is_finite());
+    let trained = TrainedModel::open(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(trained.config.model.head, fer_model::Head::Svm);
+    let private = evaluate(
+        trained.model.as_ref(),
+        &data.view(Split::PrivateTest),
+        &trained.normalizer,
+        &Device::Cpu,
+        64,
+    )
+    .unwrap();
+    assert!(
+        private.metrics.accuracy > 0.4,
+        "PrivateTest accuracy {}",
+        private.metrics.accuracy
+    );
+}

@@ -137,15 +137,29 @@ pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
     }
 }
 
-/// Progress bars per epoch and the seed notebook's table on stdout.
+/// Progress bars per epoch (log lines every tenth of an epoch when stderr is not a
+/// terminal) and the seed notebook's table on stdout.
 struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
+    epoch_started: Option<std::time::Instant>,
 }
 
 impl Observer for Progress {
     fn batch(&mut self, epoch: usize, done: usize, total: usize, loss: f32) {
         if self.quiet {
+            return;
+        }
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let started = *self
+                .epoch_started
+                .get_or_insert_with(std::time::Instant::now);
+            if done == total || done.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(
+                    "epoch {epoch}: batch {done}/{total}, loss {loss:.4}, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {
@@ -163,6 +177,7 @@ impl Observer for Progress {
     }
 
     fn epoch(&mut self, r: &EpochRecord) {
+        self.epoch_started = None;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -197,7 +212,11 @@ pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         args.out.display()
     );
     println!("Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime");
-    let mut progress = Progress { bar: None, quiet };
+    let mut progress = Progress {
+        bar: None,
+        quiet,
+        epoch_started: None,
+    };
     let outcome = fer_model::train(
         &dataset,
         &config,
