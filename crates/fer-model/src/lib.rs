@@ -6,7 +6,7 @@
 //!   when kernel != stride).
 //! - [`optim`]: Adadelta, SGD (momentum, Nesterov) and AdamW as PyTorch defines them, with
 //!   checkpointable state.
-//! - [`train`]: the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and
+//! - [`train`](mod@train): the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and
 //!   [`metrics`] for accuracy, confusion matrix, per-class and macro F1.
 //!
 //! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
