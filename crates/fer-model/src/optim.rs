@@ -364,6 +364,26 @@ pub enum OptimizerConfig {
     AdamW(AdamWConfig),
 }
 
+impl OptimizerConfig {
+    /// The configured learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adadelta(c) => c.lr,
+            OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::AdamW(c) => c.lr,
+        }
+    }
+
+    /// Replaces the learning rate, keeping the other hyper-parameters.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            OptimizerConfig::Adadelta(c) => c.lr = lr,
+            OptimizerConfig::Sgd(c) => c.lr = lr,
+            OptimizerConfig::AdamW(c) => c.lr = lr,
+        }
+    }
+}
+
 impl Default for OptimizerConfig {
     /// The seed's Adadelta(lr 0.1, rho 0.95, eps 1e-8).
     fn default() -> Self {

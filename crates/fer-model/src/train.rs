@@ -221,7 +221,7 @@ pub fn train(
         })?;
         write_json(&run_dir.join(CONFIG), config)?;
         normalizer.save(run_dir.join(NORMALIZER))?;
-        let lr = optimizer_lr(&config.optimizer);
+        let lr = config.optimizer.lr();
         let state = RunState {
             epoch: 0,
             lr,
@@ -332,14 +332,6 @@ pub fn train(
         best_epoch: state.best_epoch,
         history: state.history,
     })
-}
-
-fn optimizer_lr(config: &OptimizerConfig) -> f64 {
-    match config {
-        OptimizerConfig::Adadelta(c) => c.lr,
-        OptimizerConfig::Sgd(c) => c.lr,
-        OptimizerConfig::AdamW(c) => c.lr,
-    }
 }
 
 /// One pass over the shuffled Training split; returns the sum of batch mean losses.

@@ -105,11 +105,7 @@ impl TrainArgs {
             };
         }
         if let Some(lr) = self.lr {
-            match &mut config.optimizer {
-                OptimizerConfig::Adadelta(c) => c.lr = lr,
-                OptimizerConfig::Sgd(c) => c.lr = lr,
-                OptimizerConfig::AdamW(c) => c.lr = lr,
-            }
+            config.optimizer.set_lr(lr);
         }
         if let Some(seed) = self.seed {
             config.seed = seed;
