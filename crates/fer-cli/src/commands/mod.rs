@@ -15,7 +15,7 @@ use fer_data::{Dataset, LoadOptions};
 #[derive(clap::Args)]
 pub struct DataArgs {
     /// FER2013 CSV (.csv or .csv.gz; the fer2013, icml_face_data and train layouts) or an
-    /// exported image folder (<Split>/<label>/<row>.png).
+    /// exported image folder (`Split/label/row.png`).
     #[arg(long, env = "FER2013_CSV")]
     pub data: PathBuf,
     /// Leave out malformed rows (listed on stderr) instead of stopping at the first.
