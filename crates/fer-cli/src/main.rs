@@ -28,6 +28,7 @@ enum Command {
     AugmentPreview(commands::preview::PreviewArgs),
     Train(commands::train::TrainArgs),
     Eval(commands::eval::EvalArgs),
+    Predict(commands::predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,15 +39,26 @@ fn main() -> ExitCode {
         Command::ExportImages(args) => commands::export::run(&args),
         Command::AugmentPreview(args) => commands::preview::run(&args),
         Command::Train(args) => commands::train::run(&args, cli.quiet),
-        Command::Eval(args) => commands::eval::run(&args),
+        Command::Eval(args) => commands::eval::run(&args, cli.quiet),
+        Command::Predict(args) => commands::predict::run(&args, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`fer predict ... | head`) is the reader's choice, not a failure.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(quiet: bool, verbose: u8) {

@@ -304,3 +304,193 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         text(&out.stderr)
     );
 }
+
+/// Trains a one-epoch model on a small synthetic CSV; returns (data, csv path, run dir).
+fn tiny_run(dir: &Path) -> (Dataset, PathBuf, PathBuf) {
+    let data = {
+        let mut config = SyntheticConfig::small(5);
+        config.per_split = [64, 16, 16];
+        generate(&config)
+    };
+    let path = dir.join("fer.csv");
+    fer_data::write_csv(&data, &path).unwrap();
+    let run = dir.join("run");
+    let out = fer(&[
+        "train",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    (data, path, run)
+}
+
+#[test]
+fn predict_matches_eval_and_reports_bad_files_without_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, path, run) = tiny_run(dir.path());
+    let predictions = dir.path().join("eval.csv");
+    let out = fer(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        path.to_str().unwrap(),
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // row -> the seven probabilities `fer eval` computed.
+    let expected: std::collections::HashMap<String, Vec<f64>> =
+        std::fs::read_to_string(&predictions)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                let probs = fields[3..].iter().map(|p| p.parse().unwrap()).collect();
+                (fields[0].to_string(), probs)
+            })
+            .collect();
+
+    // Each PrivateTest face as a PNG; one also as a wider PNG with black side bands
+    // (the centred square is the face again), one corrupt file and one missing file.
+    let faces = dir.path().join("faces");
+    std::fs::create_dir_all(faces.join("nested")).unwrap();
+    let private = data.view(Split::PrivateTest);
+    for k in 0..4 {
+        let sample = private.sample(k);
+        let image = image::GrayImage::from_raw(48, 48, sample.pixels.to_vec()).unwrap();
+        image
+            .save(faces.join("nested").join(format!("{}.png", sample.row)))
+            .unwrap();
+    }
+    let first = private.sample(0);
+    let wide = image::GrayImage::from_fn(96, 48, |x, y| {
+        if (24..72).contains(&x) {
+            image::Luma([first.pixels[(y * 48 + x - 24) as usize]])
+        } else {
+            image::Luma([0])
+        }
+    });
+    let wide_path = dir.path().join("wide.png");
+    wide.save(&wide_path).unwrap();
+    let corrupt = faces.join("corrupt.png");
+    std::fs::write(&corrupt, b"not an image").unwrap();
+    std::fs::write(faces.join("notes.txt"), b"ignored: not an image extension").unwrap();
+
+    let out = fer(&[
+        "predict",
+        "--model",
+        run.to_str().unwrap(),
+        "--json",
+        faces.to_str().unwrap(),
+        wide_path.to_str().unwrap(),
+        "missing.png",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad file makes the exit status 1"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("corrupt.png") && stderr.contains("missing.png"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = json["images"].as_array().unwrap();
+    assert_eq!(
+        images.len(),
+        7,
+        "4 faces + corrupt + wide + missing; notes.txt skipped"
+    );
+    let mut checked = 0;
+    for image in images {
+        let file = image["file"].as_str().unwrap();
+        if file.ends_with("corrupt.png") || file.ends_with("missing.png") {
+            assert!(image["error"].is_string(), "{image}");
+            assert_eq!(image["faces"].as_array().unwrap().len(), 0);
+            continue;
+        }
+        let row = if file.ends_with("wide.png") {
+            first.row.to_string()
+        } else {
+            Path::new(file)
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        let face = &image["faces"][0];
+        let got: Vec<f64> = [
+            "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+        ]
+        .iter()
+        .map(|name| face["probabilities"][name].as_f64().unwrap())
+        .collect();
+        for (g, e) in got.iter().zip(&expected[&row]) {
+            assert!(
+                (g - e).abs() < 2e-6,
+                "{file}: {got:?} vs {:?}",
+                expected[&row]
+            );
+        }
+        assert_eq!(face["box"]["width"], 48);
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+    let wide_entry = images
+        .iter()
+        .find(|i| i["file"].as_str().unwrap().ends_with("wide.png"))
+        .unwrap();
+    assert_eq!(wide_entry["faces"][0]["box"]["x"], 24);
+
+    // Text output: one line per file, the top 2 emotions.
+    let one = faces.join("nested").join(format!("{}.png", first.row));
+    let out = fer(&[
+        "predict",
+        "--model",
+        run.to_str().unwrap(),
+        "--top",
+        "2",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    assert_eq!(stdout.matches('%').count(), 2, "{stdout}");
+
+    // A bad model file fails with its name, before reading any image; bad usage exits 2.
+    let broken = run.join("broken.safetensors");
+    std::fs::write(&broken, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    let out = fer(&[
+        "predict",
+        "--model",
+        broken.to_str().unwrap(),
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("broken.safetensors"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = fer(&[
+        "predict",
+        "--model",
+        run.to_str().unwrap(),
+        "--top",
+        "9",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

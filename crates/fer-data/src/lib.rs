@@ -10,6 +10,7 @@
 //!   images, exact duplicates within and across splits, duplicates with conflicting labels),
 //! - a [`Normalizer`] fitted on the Training split only and applied the same way everywhere,
 //! - export to and import from image folders (`<out>/<Split>/<label>/<row>.png`),
+//! - [`face_image`]: any photo file (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) as a 48x48 grey face,
 //! - a seeded [`synthetic`] generator of learnable FER-format data for tests.
 //!
 //! ```no_run
@@ -28,6 +29,7 @@
 mod dataset;
 mod emotion;
 mod error;
+pub mod face_image;
 pub mod folder;
 mod ingest;
 mod normalize;

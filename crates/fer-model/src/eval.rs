@@ -1,7 +1,7 @@
 //! Evaluation of a model on a split: loss, metrics and per-image predictions.
 
 use candle_core::{Device, Tensor};
-use fer_data::{Normalizer, View};
+use fer_data::{IMAGE_PIXELS, Normalizer, View};
 use serde::Serialize;
 
 use crate::Metrics;
@@ -37,6 +37,18 @@ pub fn evaluate(
     device: &Device,
     batch_size: usize,
 ) -> candle_core::Result<Evaluation> {
+    evaluate_with_progress(model, view, normalizer, device, batch_size, &mut |_| {})
+}
+
+/// [`evaluate`], calling `on_batch(images_in_batch)` after each batch (for progress bars).
+pub fn evaluate_with_progress(
+    model: &dyn Classifier,
+    view: &View<'_>,
+    normalizer: &Normalizer,
+    device: &Device,
+    batch_size: usize,
+    on_batch: &mut dyn FnMut(usize),
+) -> candle_core::Result<Evaluation> {
     let dataset = view.dataset();
     let mut loss_sum = 0f64;
     let mut weighted = 0f64;
@@ -71,6 +83,7 @@ pub fn evaluate(
                 probabilities: fixed,
             });
         }
+        on_batch(chunk.len());
     }
     let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
     let predicted: Vec<usize> = predictions.iter().map(|p| p.predicted).collect();
@@ -84,6 +97,46 @@ pub fn evaluate(
         metrics: Metrics::from_predictions(&truth, &predicted),
         predictions,
     })
+}
+
+/// Class probabilities (softmax of the scores, for either head) of raw 48x48 grey faces,
+/// `faces` holding them back to back (a multiple of 2304 bytes), in batches of `batch_size`.
+pub fn predict_faces(
+    model: &dyn Classifier,
+    normalizer: &Normalizer,
+    faces: &[u8],
+    device: &Device,
+    batch_size: usize,
+) -> candle_core::Result<Vec<[f32; NUM_CLASSES]>> {
+    if faces.len() % IMAGE_PIXELS != 0 {
+        candle_core::bail!(
+            "predict_faces: {} bytes is not a whole number of 48x48 faces",
+            faces.len()
+        );
+    }
+    let mut out = Vec::with_capacity(faces.len() / IMAGE_PIXELS);
+    for chunk in faces.chunks(IMAGE_PIXELS * batch_size.max(1)) {
+        let n = chunk.len() / IMAGE_PIXELS;
+        let mut inputs = vec![0f32; chunk.len()];
+        for (face, normalized) in chunk
+            .chunks_exact(IMAGE_PIXELS)
+            .zip(inputs.chunks_exact_mut(IMAGE_PIXELS))
+        {
+            normalizer.apply(face, normalized);
+        }
+        let inputs = Tensor::from_vec(inputs, (n, 1, 48, 48), device)?;
+        let scores = model.forward(&inputs, None)?;
+        let probabilities = match model.head() {
+            Head::Softmax => scores.exp()?,
+            Head::Svm => candle_nn::ops::softmax(&scores, 1)?,
+        };
+        for probs in probabilities.to_vec2::<f32>()? {
+            let mut fixed = [0f32; NUM_CLASSES];
+            fixed.copy_from_slice(&probs[..NUM_CLASSES]);
+            out.push(fixed);
+        }
+    }
+    Ok(out)
 }
 
 /// Index of the largest value (the first on ties).

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use fer_data::{Emotion, Split};
 use fer_model::TrainedModel;
-use fer_model::eval::{Evaluation, evaluate};
+use fer_model::eval::{Evaluation, evaluate_with_progress};
 use serde_json::json;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
@@ -33,7 +33,7 @@ pub struct EvalArgs {
     pub device: String,
 }
 
-pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let device = super::train::device(&args.device)?;
     let trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
@@ -45,13 +45,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         args.input.data.display(),
         args.split
     );
-    let evaluation = evaluate(
+    let bar = super::predict::progress_bar(view.len(), quiet, "images evaluated");
+    let evaluation = evaluate_with_progress(
         trained.model.as_ref(),
         &view,
         &trained.normalizer,
         &device,
         256,
+        &mut |n| bar.inc(n as u64),
     )?;
+    bar.finish_and_clear();
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation)?;
     }

@@ -1,0 +1,442 @@
+//! `fer predict`: emotions of faces in image files, with per-file errors that never stop a batch.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fer_data::Emotion;
+use fer_data::face_image::{face_pixels, is_image_path, load_image};
+use fer_model::TrainedModel;
+use fer_model::eval::{argmax, predict_faces};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+/// Predict the emotion of faces in image files (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
+/// size: each is made grey, cropped to its centred square, resized to 48x48 and normalised
+/// with the model's own normaliser.
+///
+/// Folders are searched recursively for image files. A file that cannot be read is reported
+/// and the others still run; the exit status is then 1.
+///
+/// Example: fer predict --model runs/seed photos/ face.jpg --top 3
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image files or folders.
+    #[arg(required = true, value_name = "IMAGE_OR_DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Print one JSON document: every file with its faces, boxes and probabilities.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV: one row per face with the seven probabilities.
+    #[arg(long)]
+    pub csv: bool,
+    /// How many emotions to list per face, most likely first (text and JSON output).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub top: u8,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch_size: u16,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Where in the image a face was taken from, in the image's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceBox {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One face of one image and the model's probabilities for it.
+#[derive(Debug, Clone)]
+pub struct FacePrediction {
+    pub face_box: FaceBox,
+    pub probabilities: [f32; 7],
+}
+
+/// What became of one input file.
+#[derive(Debug, Clone)]
+pub struct ImagePrediction {
+    pub file: PathBuf,
+    pub result: Result<Vec<FacePrediction>, String>,
+}
+
+/// The files to read: the given files as they are, folders searched recursively for images
+/// (sorted, so output order is stable). Paths that do not exist are kept: reading them fails
+/// per file with a clear message.
+pub fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            out.push(dir.to_path_buf()); // reported when read
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if is_image_path(&path) {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let before = files.len();
+            walk(input, &mut files);
+            if files.len() == before {
+                tracing::warn!("{}: no image files in this folder", input.display());
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    files
+}
+
+/// The face(s) of one image: today the centred square of the whole image (the form of
+/// pre-cropped FER faces), with the box it was taken from.
+fn faces_of(path: &Path) -> Result<Vec<(FaceBox, Vec<u8>)>, String> {
+    if path.is_dir() {
+        return Err(format!("{}: cannot read this folder", path.display()));
+    }
+    let image = load_image(path).map_err(|e| e.to_string())?.to_luma8();
+    let (width, height) = image.dimensions();
+    let side = width.min(height);
+    let face_box = FaceBox {
+        x: (width - side) / 2,
+        y: (height - side) / 2,
+        width: side,
+        height: side,
+    };
+    Ok(vec![(face_box, face_pixels(&image))])
+}
+
+pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = super::train::device(&args.device)?;
+    let trained = TrainedModel::open(&args.model, &device)
+        .with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let files = collect_inputs(&args.inputs);
+    anyhow::ensure!(!files.is_empty(), "no image files to read");
+
+    let format = if args.json {
+        Format::Json
+    } else if args.csv {
+        Format::Csv
+    } else {
+        Format::Text
+    };
+    let bar = progress_bar(files.len(), quiet, "images");
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == Format::Csv {
+        writeln!(out, "{}", csv_header())?;
+    }
+    let mut json_images = Vec::new();
+    let mut failed = 0usize;
+    let chunk_size = usize::from(args.batch_size);
+    for chunk in files.chunks(chunk_size) {
+        let decoded: Vec<_> = chunk.par_iter().map(|path| faces_of(path)).collect();
+        let pixels: Vec<u8> = decoded
+            .iter()
+            .flat_map(|faces| faces.iter().flatten().flat_map(|(_, p)| p.iter().copied()))
+            .collect();
+        let mut probabilities = predict_faces(
+            trained.model.as_ref(),
+            &trained.normalizer,
+            &pixels,
+            &device,
+            chunk_size,
+        )?
+        .into_iter();
+        for (path, faces) in chunk.iter().zip(decoded) {
+            let result = faces.map(|faces| {
+                faces
+                    .into_iter()
+                    .map(|(face_box, _)| FacePrediction {
+                        face_box,
+                        probabilities: probabilities.next().expect("one row per face"),
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let prediction = ImagePrediction {
+                file: path.clone(),
+                result,
+            };
+            if let Err(message) = &prediction.result {
+                failed += 1;
+                bar.suspend(|| tracing::error!("{message}"));
+            }
+            match format {
+                Format::Text => write!(out, "{}", text_lines(&prediction, args.top))?,
+                Format::Csv => write!(out, "{}", csv_rows(&prediction))?,
+                Format::Json => json_images.push(json_image(&prediction, args.top)),
+            }
+        }
+        out.flush()?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    if format == Format::Json {
+        let document = json!({
+            "model": args.model.display().to_string(),
+            "images": json_images,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
+    }
+    out.flush()?;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} file(s) could not be read",
+        files.len()
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+/// A progress bar on stderr when it is a terminal (hidden otherwise or with `-q`).
+pub fn progress_bar(total: usize, quiet: bool, what: &str) -> ProgressBar {
+    if quiet || total < 2 || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "[{{bar:30}}] {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Classes sorted by probability, most likely first (ties keep the class order).
+fn ranked(probabilities: &[f32; 7]) -> Vec<(Emotion, f32)> {
+    let mut ranked: Vec<(Emotion, f32)> = Emotion::ALL
+        .iter()
+        .copied()
+        .zip(probabilities.iter().copied())
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked
+}
+
+fn text_lines(prediction: &ImagePrediction, top: u8) -> String {
+    let mut text = String::new();
+    let Ok(faces) = &prediction.result else {
+        return text; // errors go to stderr
+    };
+    let file = prediction.file.display();
+    if faces.is_empty() {
+        let _ = writeln!(text, "{file}: no face found");
+    }
+    for (k, face) in faces.iter().enumerate() {
+        let listed: Vec<String> = ranked(&face.probabilities)
+            .into_iter()
+            .take(usize::from(top))
+            .map(|(emotion, p)| format!("{} {:.1}%", emotion.name(), 100.0 * p))
+            .collect();
+        if faces.len() == 1 {
+            let _ = writeln!(text, "{file}: {}", listed.join(", "));
+        } else {
+            let b = face.face_box;
+            let _ = writeln!(
+                text,
+                "{file} face {} at ({}, {}) {}x{}: {}",
+                k + 1,
+                b.x,
+                b.y,
+                b.width,
+                b.height,
+                listed.join(", ")
+            );
+        }
+    }
+    text
+}
+
+fn csv_header() -> String {
+    let mut header = String::from("file,face,x,y,width,height,emotion,score");
+    for emotion in Emotion::ALL {
+        let _ = write!(header, ",p_{}", emotion.name().to_lowercase());
+    }
+    header.push_str(",error");
+    header
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn csv_rows(prediction: &ImagePrediction) -> String {
+    let file = csv_field(&prediction.file.display().to_string());
+    let mut rows = String::new();
+    match &prediction.result {
+        Err(message) => {
+            let _ = writeln!(rows, "{file}{}{}", ",".repeat(15), csv_field(message));
+        }
+        Ok(faces) => {
+            for (k, face) in faces.iter().enumerate() {
+                let b = face.face_box;
+                let best = argmax(&face.probabilities);
+                let _ = write!(
+                    rows,
+                    "{file},{},{},{},{},{},{},{:.6}",
+                    k + 1,
+                    b.x,
+                    b.y,
+                    b.width,
+                    b.height,
+                    Emotion::ALL[best].name().to_lowercase(),
+                    face.probabilities[best]
+                );
+                for p in face.probabilities {
+                    let _ = write!(rows, ",{p:.6}");
+                }
+                rows.push_str(",\n");
+            }
+        }
+    }
+    rows
+}
+
+fn json_image(prediction: &ImagePrediction, top: u8) -> serde_json::Value {
+    let file = prediction.file.display().to_string();
+    match &prediction.result {
+        Err(message) => json!({"file": file, "error": message, "faces": []}),
+        Ok(faces) => {
+            let faces: Vec<_> = faces
+                .iter()
+                .map(|face| {
+                    let probabilities: serde_json::Map<String, serde_json::Value> = Emotion::ALL
+                        .iter()
+                        .zip(face.probabilities)
+                        .map(|(e, p)| (e.name().to_lowercase(), json!(p)))
+                        .collect();
+                    let ranked = ranked(&face.probabilities);
+                    let top: Vec<_> = ranked
+                        .iter()
+                        .take(usize::from(top))
+                        .map(|(e, p)| json!({"emotion": e.name().to_lowercase(), "probability": p}))
+                        .collect();
+                    json!({
+                        "box": face.face_box,
+                        "emotion": ranked[0].0.name().to_lowercase(),
+                        "score": ranked[0].1,
+                        "top": top,
+                        "probabilities": probabilities,
+                    })
+                })
+                .collect();
+            json!({"file": file, "error": null, "faces": faces})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(result: Result<Vec<FacePrediction>, String>) -> ImagePrediction {
+        ImagePrediction {
+            file: PathBuf::from("dir/a,b.png"),
+            result,
+        }
+    }
+
+    fn face() -> FacePrediction {
+        FacePrediction {
+            face_box: FaceBox {
+                x: 1,
+                y: 2,
+                width: 30,
+                height: 30,
+            },
+            probabilities: [0.05, 0.0, 0.05, 0.6, 0.1, 0.05, 0.15],
+        }
+    }
+
+    #[test]
+    fn ranking_puts_the_most_likely_first() {
+        let ranked = ranked(&face().probabilities);
+        assert_eq!(ranked[0].0, Emotion::Happy);
+        assert_eq!(ranked[1].0, Emotion::Neutral);
+        assert_eq!(ranked[2].0, Emotion::Sad);
+    }
+
+    /// Splits one CSV line, honouring quotes.
+    fn split_csv(line: &str) -> Vec<String> {
+        let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    field.push('"');
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                _ => field.push(c),
+            }
+        }
+        fields.push(field);
+        fields
+    }
+
+    #[test]
+    fn csv_rows_have_as_many_fields_as_the_header() {
+        let header = split_csv(&csv_header());
+        assert_eq!(header.len(), 16);
+        let ok = split_csv(csv_rows(&prediction(Ok(vec![face()]))).trim_end());
+        assert_eq!(ok.len(), header.len(), "{ok:?}");
+        assert_eq!(ok[0], "dir/a,b.png");
+        assert_eq!(ok[6], "happy");
+        assert_eq!(ok[11], "0.600000");
+        assert_eq!(ok[15], "");
+        let err = split_csv(csv_rows(&prediction(Err("bad \"file\", sorry".into()))).trim_end());
+        assert_eq!(err.len(), header.len(), "{err:?}");
+        assert_eq!(err[15], "bad \"file\", sorry");
+        assert!(err[1..15].iter().all(String::is_empty));
+    }
+
+    #[test]
+    fn json_lists_faces_with_boxes_and_top_k() {
+        let value = json_image(&prediction(Ok(vec![face()])), 2);
+        let face = &value["faces"][0];
+        assert_eq!(face["emotion"], "happy");
+        assert_eq!(face["box"]["width"], 30);
+        assert_eq!(face["top"].as_array().unwrap().len(), 2);
+        assert_eq!(face["top"][1]["emotion"], "neutral");
+        let sum: f64 = face["probabilities"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-6);
+        let error = json_image(&prediction(Err("cannot decode".into())), 2);
+        assert_eq!(error["error"], "cannot decode");
+        assert_eq!(error["faces"].as_array().unwrap().len(), 0);
+    }
+}
