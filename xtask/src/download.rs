@@ -755,6 +755,20 @@ fn describe_content(path: &Path) -> String {
     }
 }
 
+/// Checksums of a local data file's uncompressed content (gzip or plain CSV), e.g. to record
+/// in a run manifest which data a run saw.
+pub fn digest_local(path: &Path) -> Result<Digests> {
+    let kind = sniff(path)?;
+    if kind == Kind::Zip {
+        bail!(
+            "{}: a zip archive; unpack it with `cargo xtask download --from {}` first",
+            path.display(),
+            path.display()
+        );
+    }
+    hash_content(path, kind, true, "hashing")
+}
+
 /// Hashes the uncompressed content of a gzip or plain file.
 fn hash_content(path: &Path, kind: Kind, progress: bool, label: &'static str) -> Result<Digests> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -1,7 +1,9 @@
-//! Project automation behind `cargo xtask`: fetching the data and measuring the code.
+//! Project automation behind `cargo xtask`: fetching the data, running the whole experiment,
+//! measuring the code.
 
 mod bench;
 mod download;
+mod pipeline;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,10 @@ enum Command {
     /// Measure the project beside its peers and print figures (ours / theirs).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Run the seed experiment end to end (data, statistics, CNN runs with and without
+    /// augmentation and with the SVM head, HOG + linear SVM, PrivateTest evaluations, HTML
+    /// report) per a profile; run it again after an interruption to continue.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,5 +33,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Download(args) => download::run(args),
         Command::Bench(bench) => bench::run(bench),
+        Command::Pipeline(args) => pipeline::run(args),
     }
 }
