@@ -4,6 +4,7 @@
 mod bench;
 mod download;
 mod pipeline;
+mod regression;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,9 @@ enum Command {
     /// augmentation and with the SVM head, HOG + linear SVM, PrivateTest evaluations, HTML
     /// report) per a profile; run it again after an interruption to continue.
     Pipeline(pipeline::PipelineArgs),
+    /// Run the `smoke` pipeline twice on synthetic data: fail if the two runs differ or any
+    /// model falls below the committed baseline (the CI regression job).
+    Regression(regression::RegressionArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Download(args) => download::run(args),
         Command::Bench(bench) => bench::run(bench),
         Command::Pipeline(args) => pipeline::run(args),
+        Command::Regression(args) => regression::run(args),
     }
 }
