@@ -1,8 +1,10 @@
 //! Detection time per photo at 640x480 and 1920x1080, and what a detector costs to build.
 //!
 //! ```text
-//! cargo run --release --example timing -- [photo] [runs]
+//! cargo run --release --example timing -- [photo] [runs] [out_dir]
 //! ```
+//!
+//! With `out_dir`, each size's annotated image is written there as `timing-<w>x<h>-<min>.png`.
 //!
 //! The photo (default: the committed astronaut portrait) is resized to fit each size and
 //! centred on a grey canvas, so the face grows with the image. rustface is single-threaded here:
@@ -26,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/astronaut.png").to_owned()
     });
     let runs: u32 = args.next().map(|r| r.parse()).transpose()?.unwrap_or(5);
+    let out_dir = args.next().map(std::path::PathBuf::from);
     let photo = open_image(&photo)?;
 
     let start = Instant::now();
@@ -72,20 +75,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let crop = ms(start, runs);
             let annotations: Vec<_> = faces
                 .iter()
-                .map(|f| Annotation::new(*f, "happy", 0.93))
+                .map(|f| Annotation::new(*f, "face", f.score))
                 .collect();
             let start = Instant::now();
             for _ in 0..runs {
                 std::hint::black_box(annotate(&rgb, &annotations));
             }
             let draw = ms(start, runs);
+            if let Some(dir) = &out_dir {
+                annotate(&rgb, &annotations)
+                    .save(dir.join(format!("timing-{w}x{h}-{min_face_size}.png")))?;
+            }
             println!(
                 "{w}x{h} min_face_size {min_face_size}: detect {detect:8.1} ms, crop {crop:.2} ms, \
                  annotate {draw:.1} ms, {} face(s) {:?}",
                 faces.len(),
                 faces
                     .iter()
-                    .map(|f| (f.x, f.y, f.width, f.height))
+                    .map(|f| (f.x, f.y, f.width, f.height, f.score))
                     .collect::<Vec<_>>()
             );
         }

@@ -59,6 +59,26 @@ fn the_astronaut_face_is_found_where_it_is() {
     assert!(face.score > 5.0, "{face:?}");
 }
 
+/// The portrait fitted into 1920x1080 (grey bars left and right): still one face, where it
+/// should be; at score threshold 2.0 the name badge on the suit would be a second one.
+#[test]
+fn the_astronaut_in_full_hd_is_one_face() {
+    let fitted = imageops::resize(&astronaut(), 1080, 1080, FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(1920, 1080, Rgb([128, 128, 128]));
+    imageops::overlay(&mut canvas, &fitted, 420, 0);
+    let faces = detector().detect(&grey(&canvas));
+    let k = 1080.0 / 512.0;
+    let want = FaceBox {
+        x: 420 + (ASTRONAUT_FACE.x as f32 * k) as u32,
+        y: (ASTRONAUT_FACE.y as f32 * k) as u32,
+        width: (ASTRONAUT_FACE.width as f32 * k) as u32,
+        height: (ASTRONAUT_FACE.height as f32 * k) as u32,
+        score: 0.0,
+    };
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    assert!(faces[0].iou(&want) >= 0.7, "{faces:?} vs {want:?}");
+}
+
 #[test]
 fn detection_is_deterministic_and_shared_across_threads() {
     fn send_sync<T: Send + Sync + Clone>() {}

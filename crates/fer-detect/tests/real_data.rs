@@ -55,12 +55,18 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
     let public = data.indices_of(Split::PublicTest);
     let step = public.len() / FACES;
     let picked: Vec<usize> = (0..FACES).map(|k| public[k * step]).collect();
-    let detector = FaceDetector::new(DetectorOptions::default()).unwrap();
+    // Detect at a low threshold, then count what each threshold keeps (the default included):
+    // the figures behind `DetectorOptions::score_threshold`'s default.
+    let default_threshold = DetectorOptions::default().score_threshold as f32;
+    let detector = FaceDetector::new(DetectorOptions {
+        score_threshold: 2.0,
+        ..DetectorOptions::default()
+    })
+    .unwrap();
 
-    let mut found = 0;
-    let mut side_ratio = Vec::new();
-    let mut centre_dy = Vec::new();
-    let mut false_positives = 0;
+    // Per pasted face that was found: (score, FER side / box side, centre offset / box height).
+    let mut matched = Vec::new();
+    let mut stray_scores = Vec::new();
     for (c, chunk) in picked.chunks(PER_CANVAS).enumerate() {
         let mut canvas = noise_canvas(c as u64);
         let mut placed = Vec::new();
@@ -84,40 +90,64 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
         }
         let detections = detector.detect(&canvas);
         for want in &placed {
-            let best = detections
-                .iter()
-                .max_by(|a, b| a.iou(want).total_cmp(&b.iou(want)));
-            if let Some(best) = best.filter(|b| b.iou(want) >= 0.4) {
-                found += 1;
-                side_ratio.push(want.width as f32 / best.width.max(best.height) as f32);
-                centre_dy.push((want.center().1 - best.center().1) / best.height as f32);
+            // The best match among detections the default keeps, else among all of them.
+            let best_of = |min_score: f32| {
+                detections
+                    .iter()
+                    .filter(|d| d.score >= min_score && d.iou(want) >= 0.4)
+                    .max_by(|a, b| a.iou(want).total_cmp(&b.iou(want)))
+            };
+            let best = best_of(default_threshold).or_else(|| best_of(f32::MIN));
+            if let Some(best) = best {
+                matched.push((
+                    best.score,
+                    want.width as f32 / best.width.max(best.height) as f32,
+                    (want.center().1 - best.center().1) / best.height as f32,
+                ));
             }
         }
-        false_positives += detections
-            .iter()
-            .filter(|d| placed.iter().all(|p| d.iou(p) < 0.1))
-            .count();
+        stray_scores.extend(
+            detections
+                .iter()
+                .filter(|d| placed.iter().all(|p| d.iou(p) < 0.1))
+                .map(|d| d.score),
+        );
     }
 
-    let rate = found as f32 / FACES as f32;
-    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+    let count = |t: f32| matched.iter().filter(|m| m.0 >= t).count();
+    let strays = |t: f32| stray_scores.iter().filter(|&&s| s >= t).count();
+    for t in [2.0, 3.0, default_threshold, 5.0] {
+        eprintln!(
+            "score threshold {t}: pasted FER2013 faces found (IoU >= 0.4) {}/{FACES} = {:.0}%, \
+             false positives {}",
+            count(t),
+            count(t) as f32 * 100.0 / FACES as f32,
+            strays(t)
+        );
+    }
+    let kept: Vec<_> = matched
+        .iter()
+        .filter(|m| m.0 >= default_threshold)
+        .collect();
+    let mean = |f: fn(&&(f32, f32, f32)) -> f32| {
+        kept.iter().map(f).sum::<f32>() / kept.len().max(1) as f32
+    };
+    let (ratio, dy) = (mean(|m| m.1), mean(|m| m.2));
     eprintln!(
-        "pasted FER2013 faces found (IoU >= 0.4): {found}/{FACES} = {:.0}%; \
-         false positives: {false_positives}; FER side / detector box side: mean {:.2}; \
-         FER centre below the box centre by {:.2} box heights",
-        rate * 100.0,
-        mean(&side_ratio),
-        mean(&centre_dy),
+        "FER side / detector box side: mean {ratio:.2}; FER centre below the box centre by \
+         {dy:.2} box heights"
     );
-    assert!(rate >= 0.7, "only {found}/{FACES} pasted faces found");
-    assert!(false_positives <= 3, "{false_positives} false positives");
-    // What `DEFAULT_MARGIN` is derived from: FER2013 frames a face about 9% wider than the
-    // detector's box (margin (1.09 - 1) / 2 on each side), centred on it.
-    let ratio = mean(&side_ratio);
+    let found = count(default_threshold);
+    assert!(
+        found * 10 >= FACES * 7,
+        "only {found}/{FACES} pasted faces found"
+    );
+    assert!(strays(default_threshold) <= 2, "{stray_scores:?}");
+    // What `DEFAULT_MARGIN` is derived from: FER2013 frames a face about 10% wider than the
+    // detector's box (margin (1.1 - 1) / 2 on each side), centred on it.
     assert!((1.0..1.2).contains(&ratio), "FER side / box side {ratio}");
-    let expected_margin = (ratio - 1.0) / 2.0;
-    assert!((expected_margin - fer_detect::DEFAULT_MARGIN).abs() < 0.03);
-    assert!(mean(&centre_dy).abs() < 0.1);
+    assert!(((ratio - 1.0) / 2.0 - fer_detect::DEFAULT_MARGIN).abs() < 0.03);
+    assert!(dy.abs() < 0.1, "{dy}");
 
     // Bare 48x48 faces, as `fer predict` would see a pre-cropped FER image without
     // `--no-detect`: the default options upscale them to 160x160 first.
@@ -125,7 +155,10 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
         .iter()
         .filter(|&&index| {
             let face = GrayImage::from_raw(48, 48, data.image(index).to_vec()).unwrap();
-            !detector.detect(&face).is_empty()
+            detector
+                .detect(&face)
+                .iter()
+                .any(|d| d.score >= default_threshold)
         })
         .count();
     eprintln!(
