@@ -176,7 +176,7 @@ mod tests {
         let image = RgbImage::from_pixel(200, 150, grey);
         let red = PALETTE[0];
         let a = Annotation::new(face(60, 60, 80, 60), "happy", 0.93).with_color(red);
-        let out = annotate(&image, &[a.clone()]);
+        let out = annotate(&image, std::slice::from_ref(&a));
         assert_eq!(out.dimensions(), image.dimensions());
         // Every pixel of the four edges, and the outline's outer ring.
         let t = a.thickness();
