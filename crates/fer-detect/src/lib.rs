@@ -37,22 +37,26 @@ pub use crop::{DEFAULT_MARGIN, FER_SIZE, MAX_MARGIN, SquareRegion, crop_face, cr
 pub use detector::{DetectorOptions, FaceBox, FaceDetector, SEETA_MODEL};
 pub use error::{Error, Result};
 
-/// Opens and decodes an image file (PNG or JPEG); the error names the file.
+/// Opens and decodes an image file (PNG or JPEG) and turns it upright as its Exif orientation
+/// says (phone photos are often stored sideways); errors name the file.
 pub fn open_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
+    use image::ImageDecoder;
+
     let path = path.as_ref();
-    image::ImageReader::open(path)
-        .map_err(|e| Error::Image {
-            path: path.to_owned(),
-            source: image::ImageError::IoError(e),
-        })?
-        .with_guessed_format()
-        .map_err(|e| Error::Image {
-            path: path.to_owned(),
-            source: image::ImageError::IoError(e),
-        })?
-        .decode()
-        .map_err(|source| Error::Image {
-            path: path.to_owned(),
-            source,
-        })
+    let error = |source| Error::Image {
+        path: path.to_owned(),
+        source,
+    };
+    let mut decoder = image::ImageReader::open(path)
+        .and_then(|reader| reader.with_guessed_format())
+        .map_err(|e| error(image::ImageError::IoError(e)))?
+        .into_decoder()
+        .map_err(error)?;
+    // Unreadable Exif is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(error)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }

@@ -217,6 +217,61 @@ fn mean(image: &GrayImage) -> f64 {
     image.pixels().map(|p| f64::from(p[0])).sum::<f64>() / image.len() as f64
 }
 
+/// A JPEG stored sideways with Exif orientation 6 ("rotate 90 degrees clockwise to display"),
+/// as phones write them, opens upright, so the frontal detector finds the face.
+#[test]
+fn exif_orientation_is_applied_when_opening() {
+    use image::ImageEncoder;
+
+    let photo = astronaut();
+    let sideways = imageops::rotate270(&photo);
+    // A little-endian TIFF header with one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+    let mut exif = b"II*\0".to_vec();
+    exif.extend_from_slice(&8u32.to_le_bytes());
+    exif.extend_from_slice(&1u16.to_le_bytes());
+    for half in [0x0112u16, 3] {
+        exif.extend_from_slice(&half.to_le_bytes());
+    }
+    exif.extend_from_slice(&1u32.to_le_bytes());
+    exif.extend_from_slice(&6u16.to_le_bytes());
+    exif.extend_from_slice(&[0; 2 + 4]);
+
+    let dir = std::env::temp_dir().join(format!("fer-detect-exif-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sideways.jpg");
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(
+        std::fs::File::create(&path).unwrap(),
+        95,
+    );
+    encoder.set_exif_metadata(exif).unwrap();
+    encoder
+        .write_image(
+            sideways.as_raw(),
+            sideways.width(),
+            sideways.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+
+    let upright = open_image(&path).unwrap().to_rgb8();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let diff: f64 = upright
+        .pixels()
+        .zip(photo.pixels())
+        .map(|(a, b)| f64::from(a[1].abs_diff(b[1])))
+        .sum::<f64>()
+        / f64::from(photo.width() * photo.height());
+    assert!(
+        diff < 6.0,
+        "mean green difference {diff} from the upright original"
+    );
+    let faces = detector().detect(&grey(&upright));
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    assert!(faces[0].iou(&ASTRONAUT_FACE) >= 0.7, "{faces:?}");
+    // The sideways pixels themselves hold no frontal face.
+    assert_eq!(detector().detect(&grey(&sideways)), vec![]);
+}
+
 #[test]
 fn unreadable_images_are_errors_naming_the_file() {
     let missing = data("no-such-photo.jpg");
