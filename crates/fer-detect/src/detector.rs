@@ -409,6 +409,29 @@ mod tests {
     }
 
     #[test]
+    fn boxes_and_options_as_json() {
+        let face = FaceBox {
+            x: 1,
+            y: 2,
+            width: 3,
+            height: 4,
+            score: 0.5,
+        };
+        let json = serde_json::to_string(&face).unwrap();
+        assert_eq!(json, r#"{"x":1,"y":2,"width":3,"height":4,"score":0.5}"#);
+        assert_eq!(serde_json::from_str::<FaceBox>(&json).unwrap(), face);
+        let options: DetectorOptions = serde_json::from_str(r#"{"min_face_size": 20}"#).unwrap();
+        assert_eq!(
+            options,
+            DetectorOptions {
+                min_face_size: 20,
+                ..Default::default()
+            }
+        );
+        assert!(serde_json::from_str::<DetectorOptions>(r#"{"min_face": 20}"#).is_err());
+    }
+
+    #[test]
     fn upscale_factor_follows_min_face_size_and_small_images() {
         let o = DetectorOptions::default();
         assert_eq!(o.upscale_factor(640, 480), 1.0);
