@@ -1,0 +1,62 @@
+//! Face detection for emotion recognition on photos: find faces, crop them square to FER2013's
+//! 48x48, and draw the results.
+//!
+//! The detector is SeetaFace's frontal cascade (the `rustface` port) with its model embedded in
+//! the binary ([`SEETA_MODEL`]), so nothing is downloaded or read at run time.
+//!
+//! ```no_run
+//! use fer_detect::{Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, annotate, crop_face};
+//!
+//! let photo = fer_detect::open_image("photo.jpg")?;
+//! let detector = FaceDetector::new(DetectorOptions::default())?;
+//! let grey = photo.to_luma8();
+//! let faces = detector.detect(&grey);
+//! let mut annotations = Vec::new();
+//! for face in &faces {
+//!     let input = crop_face(&grey, face, DEFAULT_MARGIN); // 48x48, for the classifier
+//!     assert_eq!(input.dimensions(), (48, 48));
+//!     annotations.push(Annotation::new(*face, "face", face.score));
+//! }
+//! annotate(&photo.to_rgb8(), &annotations).save("annotated.png").unwrap();
+//! # Ok::<(), fer_detect::Error>(())
+//! ```
+//!
+//! Invariants: returned boxes lie inside the image and are never empty; detection, cropping and
+//! drawing never panic on any image (empty, tiny, huge boxes, boxes at borders); the crate does
+//! not depend on candle or polars.
+
+mod annotate;
+mod crop;
+mod detector;
+mod error;
+
+use std::path::Path;
+
+pub use annotate::{Annotation, DEFAULT_COLOR, LABEL_FONT, PALETTE, annotate, label_font};
+pub use crop::{DEFAULT_MARGIN, FER_SIZE, MAX_MARGIN, SquareRegion, crop_face, crop_square};
+pub use detector::{DetectorOptions, FaceBox, FaceDetector, SEETA_MODEL};
+pub use error::{Error, Result};
+
+/// Opens and decodes an image file (PNG or JPEG) and turns it upright as its Exif orientation
+/// says (phone photos are often stored sideways); errors name the file.
+pub fn open_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
+    use image::ImageDecoder;
+
+    let path = path.as_ref();
+    let error = |source| Error::Image {
+        path: path.to_owned(),
+        source,
+    };
+    let mut decoder = image::ImageReader::open(path)
+        .and_then(|reader| reader.with_guessed_format())
+        .map_err(|e| error(image::ImageError::IoError(e)))?
+        .into_decoder()
+        .map_err(error)?;
+    // Unreadable Exif is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(error)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
