@@ -390,6 +390,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         "predict",
         "--model",
         run.to_str().unwrap(),
+        "--no-detect",
         "--json",
         faces.to_str().unwrap(),
         wide_path.to_str().unwrap(),
@@ -460,6 +461,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         "predict",
         "--model",
         run.to_str().unwrap(),
+        "--no-detect",
         "--top",
         "2",
         one.to_str().unwrap(),
@@ -493,4 +495,85 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         one.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, run) = tiny_run(dir.path());
+    let astronaut =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fer-detect/tests/data/astronaut.png");
+    let noise = dir.path().join("noise.png");
+    image::GrayImage::from_fn(320, 240, |x, y| {
+        image::Luma([((x * 7919 + y * 104_729) % 251) as u8])
+    })
+    .save(&noise)
+    .unwrap();
+    let annotated = dir.path().join("annotated");
+    let out = fer(&[
+        "predict",
+        "--model",
+        run.to_str().unwrap(),
+        "--json",
+        "--annotate",
+        annotated.to_str().unwrap(),
+        astronaut.to_str().unwrap(),
+        noise.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = json["images"].as_array().unwrap();
+    let faces = images[0]["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{}", images[0]);
+    // The face measured by eye in the 512x512 portrait: (176, 70) 96x100.
+    let b = &faces[0]["box"];
+    let (x, y, w, h) = (
+        b["x"].as_f64().unwrap(),
+        b["y"].as_f64().unwrap(),
+        b["width"].as_f64().unwrap(),
+        b["height"].as_f64().unwrap(),
+    );
+    let overlap =
+        ((x + w).min(272.0) - x.max(176.0)).max(0.0) * ((y + h).min(170.0) - y.max(70.0)).max(0.0);
+    let iou = overlap / (w * h + 96.0 * 100.0 - overlap);
+    assert!(iou > 0.7, "box {b}, IoU {iou}");
+    assert!(b["detection_score"].as_f64().unwrap() > 3.85);
+    assert_eq!(
+        images[1]["faces"].as_array().unwrap().len(),
+        0,
+        "{}",
+        images[1]
+    );
+    assert!(images[1]["error"].is_null());
+
+    // The annotated portrait keeps its size and has the label colour on the box's edge.
+    let drawn = image::open(annotated.join("astronaut.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(drawn.dimensions(), (512, 512));
+    let original = image::open(&astronaut).unwrap().to_rgb8();
+    let changed_on_edge = (x as u32..(x + w) as u32)
+        .filter(|&px| {
+            drawn.get_pixel(px, (y + h) as u32 - 1) != original.get_pixel(px, (y + h) as u32 - 1)
+        })
+        .count();
+    assert!(
+        changed_on_edge as f64 > 0.9 * w,
+        "{changed_on_edge} of {w} edge pixels drawn"
+    );
+    assert!(annotated.join("noise.png").is_file());
+
+    // Text output says when there is no face.
+    let out = fer(&[
+        "predict",
+        "--model",
+        run.to_str().unwrap(),
+        noise.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).ends_with("noise.png: no face found\n"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -24,8 +24,11 @@ pub fn is_image_path(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Decodes an image file; the format is taken from the content, not the extension.
+/// Decodes an image file (the format is taken from the content, not the extension) and turns
+/// it upright as its Exif orientation says (phone photos are often stored sideways).
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    use image::ImageDecoder;
+
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -38,10 +41,17 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
                 .into(),
         });
     }
-    let image = reader.decode().map_err(|e| Error::Image {
+    let decode_error = |e: image::ImageError| Error::Image {
         path: path.to_path_buf(),
         message: format!("cannot decode image: {e}"),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // Unreadable Exif is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
     if image.width() == 0 || image.height() == 0 {
         return Err(Error::Image {
             path: path.to_path_buf(),

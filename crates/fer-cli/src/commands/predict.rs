@@ -14,14 +14,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-/// Predict the emotion of faces in image files (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
-/// size: each is made grey, cropped to its centred square, resized to 48x48 and normalised
-/// with the model's own normaliser.
+/// Predict the emotions of the faces in photos (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
+/// size: every face is found (SeetaFace frontal detector, built in), cropped square with a
+/// margin, resized to 48x48 and normalised with the model's own normaliser. With --no-detect
+/// each image is taken as one pre-cropped face (its centred square), like FER2013's.
 ///
 /// Folders are searched recursively for image files. A file that cannot be read is reported
-/// and the others still run; the exit status is then 1.
+/// and the others still run; the exit status is then 1. A photo without a face is not an
+/// error: it is listed with no faces.
 ///
-/// Example: fer predict --model runs/seed photos/ face.jpg --top 3
+/// Example: fer predict --model runs/seed photos/ --annotate annotated/ --top 3
 #[derive(clap::Args)]
 pub struct PredictArgs {
     /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
@@ -45,6 +47,19 @@ pub struct PredictArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
+    #[arg(long)]
+    pub no_detect: bool,
+    /// Draw the boxes and top emotions on the photos: a .png/.jpg file for one input image,
+    /// else a folder that receives one annotated PNG per photo.
+    #[arg(long, value_name = "PATH")]
+    pub annotate: Option<PathBuf>,
+    /// Smallest face to find, in pixels (at least 20; below 40 detection is slower).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(20..))]
+    pub min_face: u32,
+    /// Margin added around each detected face box before cropping, as a share of its side.
+    #[arg(long, default_value_t = fer_detect::DEFAULT_MARGIN)]
+    pub margin: f32,
 }
 
 /// Where in the image a face was taken from, in the image's pixels.
@@ -54,6 +69,9 @@ pub struct FaceBox {
     pub y: u32,
     pub width: u32,
     pub height: u32,
+    /// The detector's score (SeetaFace's, not a probability); absent with --no-detect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection_score: Option<f32>,
 }
 
 /// One face of one image and the model's probabilities for it.
@@ -104,22 +122,108 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-/// The face(s) of one image: today the centred square of the whole image (the form of
-/// pre-cropped FER faces), with the box it was taken from.
-fn faces_of(path: &Path) -> Result<Vec<(FaceBox, Vec<u8>)>, String> {
-    if path.is_dir() {
-        return Err(format!("{}: cannot read this folder", path.display()));
+/// How faces are taken from an image.
+enum FaceSource {
+    /// Every face the detector finds, cropped square with a margin.
+    Detect {
+        detector: fer_detect::FaceDetector,
+        margin: f32,
+    },
+    /// The whole image is one face: its centred square (pre-cropped faces).
+    WholeImage,
+}
+
+impl FaceSource {
+    /// The faces of one image file with the boxes they were taken from.
+    fn faces_of(&self, path: &Path) -> Result<Vec<(FaceBox, Vec<u8>)>, String> {
+        if path.is_dir() {
+            return Err(format!("{}: cannot read this folder", path.display()));
+        }
+        let image = load_image(path).map_err(|e| e.to_string())?.to_luma8();
+        match self {
+            FaceSource::WholeImage => {
+                let (width, height) = image.dimensions();
+                let side = width.min(height);
+                let face_box = FaceBox {
+                    x: (width - side) / 2,
+                    y: (height - side) / 2,
+                    width: side,
+                    height: side,
+                    detection_score: None,
+                };
+                Ok(vec![(face_box, face_pixels(&image))])
+            }
+            FaceSource::Detect { detector, margin } => Ok(detector
+                .detect(&image)
+                .into_iter()
+                .map(|face| {
+                    let crop = fer_detect::crop_face(&image, &face, *margin);
+                    let face_box = FaceBox {
+                        x: face.x,
+                        y: face.y,
+                        width: face.width,
+                        height: face.height,
+                        detection_score: Some(face.score),
+                    };
+                    (face_box, crop.into_raw())
+                })
+                .collect()),
+        }
     }
-    let image = load_image(path).map_err(|e| e.to_string())?.to_luma8();
-    let (width, height) = image.dimensions();
-    let side = width.min(height);
-    let face_box = FaceBox {
-        x: (width - side) / 2,
-        y: (height - side) / 2,
-        width: side,
-        height: side,
+}
+
+/// Draws the faces' boxes and top emotions on the photo and saves it.
+fn write_annotated(prediction: &ImagePrediction, out: &Path) -> anyhow::Result<()> {
+    let Ok(faces) = &prediction.result else {
+        return Ok(());
     };
-    Ok(vec![(face_box, face_pixels(&image))])
+    let photo = load_image(&prediction.file)?.to_rgb8();
+    let annotations: Vec<fer_detect::Annotation> = faces
+        .iter()
+        .map(|face| {
+            let best = argmax(&face.probabilities);
+            let b = face.face_box;
+            let detected = fer_detect::FaceBox {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+                score: b.detection_score.unwrap_or(0.0),
+            };
+            fer_detect::Annotation::new(
+                detected,
+                Emotion::ALL[best].name().to_lowercase(),
+                face.probabilities[best],
+            )
+            .with_color(fer_detect::PALETTE[best % fer_detect::PALETTE.len()])
+        })
+        .collect();
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fer_detect::annotate(&photo, &annotations)
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// Where the annotated copy of `file` goes: `target` itself for a single input image, else
+/// `target/<stem>.png` (with `-2`, `-3`, ... when stems repeat).
+fn annotated_path(target: &Path, file: &Path, single: bool, used: &mut Vec<PathBuf>) -> PathBuf {
+    if single && target.extension().is_some() && !target.is_dir() {
+        return target.to_path_buf();
+    }
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut candidate = target.join(format!("{stem}.png"));
+    let mut n = 2;
+    while used.contains(&candidate) {
+        candidate = target.join(format!("{stem}-{n}.png"));
+        n += 1;
+    }
+    used.push(candidate.clone());
+    candidate
 }
 
 pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
@@ -128,6 +232,25 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
     let files = collect_inputs(&args.inputs);
     anyhow::ensure!(!files.is_empty(), "no image files to read");
+    let source = if args.no_detect {
+        FaceSource::WholeImage
+    } else {
+        anyhow::ensure!(
+            (0.0..=fer_detect::MAX_MARGIN).contains(&args.margin),
+            "--margin must be between 0 and {}",
+            fer_detect::MAX_MARGIN
+        );
+        let options = fer_detect::DetectorOptions {
+            min_face_size: args.min_face,
+            ..fer_detect::DetectorOptions::default()
+        };
+        FaceSource::Detect {
+            detector: fer_detect::FaceDetector::new(options)?,
+            margin: args.margin,
+        }
+    };
+    let single = files.len() == 1;
+    let mut annotated_paths = Vec::new();
 
     let format = if args.json {
         Format::Json
@@ -146,7 +269,7 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
     let mut failed = 0usize;
     let chunk_size = usize::from(args.batch_size);
     for chunk in files.chunks(chunk_size) {
-        let decoded: Vec<_> = chunk.par_iter().map(|path| faces_of(path)).collect();
+        let decoded: Vec<_> = chunk.par_iter().map(|path| source.faces_of(path)).collect();
         let pixels: Vec<u8> = decoded
             .iter()
             .flat_map(|faces| faces.iter().flatten().flat_map(|(_, p)| p.iter().copied()))
@@ -176,6 +299,13 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
             if let Err(message) = &prediction.result {
                 failed += 1;
                 bar.suspend(|| tracing::error!("{message}"));
+            }
+            if let Some(target) = &args.annotate {
+                let out_path = annotated_path(target, path, single, &mut annotated_paths);
+                if let Err(error) = write_annotated(&prediction, &out_path) {
+                    failed += 1;
+                    bar.suspend(|| tracing::error!("{error:#}"));
+                }
             }
             match format {
                 Format::Text => write!(out, "{}", text_lines(&prediction, args.top))?,
@@ -296,6 +426,10 @@ fn csv_rows(prediction: &ImagePrediction) -> String {
         Err(message) => {
             let _ = writeln!(rows, "{file}{}{}", ",".repeat(15), csv_field(message));
         }
+        Ok(faces) if faces.is_empty() => {
+            // No face found: face number 0, nothing else.
+            let _ = writeln!(rows, "{file},0{}", ",".repeat(14));
+        }
         Ok(faces) => {
             for (k, face) in faces.iter().enumerate() {
                 let b = face.face_box;
@@ -372,6 +506,7 @@ mod tests {
                 y: 2,
                 width: 30,
                 height: 30,
+                detection_score: Some(12.5),
             },
             probabilities: [0.05, 0.0, 0.05, 0.6, 0.1, 0.05, 0.15],
         }
@@ -418,6 +553,9 @@ mod tests {
         assert_eq!(err.len(), header.len(), "{err:?}");
         assert_eq!(err[15], "bad \"file\", sorry");
         assert!(err[1..15].iter().all(String::is_empty));
+        let none = split_csv(csv_rows(&prediction(Ok(vec![]))).trim_end());
+        assert_eq!(none.len(), header.len(), "{none:?}");
+        assert_eq!(none[1], "0");
     }
 
     #[test]
@@ -426,6 +564,7 @@ mod tests {
         let face = &value["faces"][0];
         assert_eq!(face["emotion"], "happy");
         assert_eq!(face["box"]["width"], 30);
+        assert_eq!(face["box"]["detection_score"], 12.5);
         assert_eq!(face["top"].as_array().unwrap().len(), 2);
         assert_eq!(face["top"][1]["emotion"], "neutral");
         let sum: f64 = face["probabilities"]
