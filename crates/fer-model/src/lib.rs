@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod eval;
+pub mod hog_svm;
 pub mod metrics;
 pub mod model;
 pub mod optim;
