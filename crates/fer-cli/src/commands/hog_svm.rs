@@ -31,7 +31,17 @@ fn config(args: &TrainArgs) -> anyhow::Result<HogSvmConfig> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&text)
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            // A run's config.json is fine; a CNN's (its `model` is an object) is not.
+            let tag = json.get("model");
+            anyhow::ensure!(
+                tag.is_none() || tag.and_then(|m| m.as_str()) == Some(hog_svm::MODEL_TAG),
+                "{}: not a HOG-SVM config (its `model` is not \"{}\")",
+                path.display(),
+                hog_svm::MODEL_TAG
+            );
+            serde_json::from_value(json)
                 .with_context(|| format!("{}: not a HOG-SVM config", path.display()))?
         }
         None => HogSvmConfig::default(),
