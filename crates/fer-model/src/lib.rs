@@ -8,6 +8,8 @@
 //!   checkpointable state.
 //! - [`train`](mod@train): the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and
 //!   [`metrics`] for accuracy, confusion matrix, per-class and macro F1.
+//! - [`hog_svm`]: the HOG + linear SVM baseline (dual coordinate descent), C chosen on
+//!   PublicTest, with its own tagged run directory.
 //!
 //! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
 //! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
@@ -15,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod eval;
+pub mod hog_svm;
 pub mod metrics;
 pub mod model;
 pub mod optim;

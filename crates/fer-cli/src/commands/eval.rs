@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use fer_data::{Emotion, Split};
-use fer_model::TrainedModel;
-use fer_model::eval::{Evaluation, evaluate_with_progress};
+use fer_model::eval::{Evaluation, Prediction, evaluate_with_progress};
+use fer_model::{Metrics, TrainedModel};
 use serde_json::json;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
@@ -34,6 +34,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
+    if fer_model::hog_svm::is_hog_svm_run(&args.model) {
+        return super::hog_svm::eval(args);
+    }
     let device = super::train::device(&args.device)?;
     let trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
@@ -56,7 +59,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     if let Some(path) = &args.predictions {
-        write_predictions(path, &evaluation)?;
+        write_predictions(path, &evaluation.predictions)?;
     }
     if args.json {
         println!("{}", report_json(args.split, &evaluation));
@@ -68,34 +71,43 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
 
 /// The JSON report: split, n, accuracy, macro_f1, loss, confusion (7x7), per_class.
 pub fn report_json(split: Split, e: &Evaluation) -> serde_json::Value {
+    metrics_json(split, &e.metrics, Some(e.loss_mean))
+}
+
+/// [`report_json`] from metrics alone; `loss` is null for models without one (HOG-SVM).
+pub fn metrics_json(split: Split, m: &Metrics, loss: Option<f64>) -> serde_json::Value {
     let per_class: Vec<_> = Emotion::ALL
         .iter()
-        .zip(&e.metrics.per_class)
+        .zip(&m.per_class)
         .map(|(emotion, c)| {
             json!({"class": emotion.name(), "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support})
         })
         .collect();
     json!({
         "split": split.name(),
-        "n": e.metrics.n,
-        "accuracy": e.metrics.accuracy,
-        "macro_f1": e.metrics.macro_f1,
-        "loss": e.loss_mean,
-        "confusion": e.metrics.confusion,
+        "n": m.n,
+        "accuracy": m.accuracy,
+        "macro_f1": m.macro_f1,
+        "loss": loss,
+        "confusion": m.confusion,
         "per_class": per_class,
     })
 }
 
 fn report_text(split: Split, e: &Evaluation) -> String {
-    let m = &e.metrics;
+    metrics_text(split, &e.metrics, Some(e.loss_mean))
+}
+
+/// The text report: a summary line, the confusion matrix and per-class figures.
+pub fn metrics_text(split: Split, m: &Metrics, loss: Option<f64>) -> String {
     let mut out = String::new();
+    let loss = loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{split}: {} images, accuracy {:.2}%, macro-F1 {:.3}, loss {:.4}\n",
+        "{split}: {} images, accuracy {:.2}%, macro-F1 {:.3}{loss}\n",
         m.n,
         100.0 * m.accuracy,
         m.macro_f1,
-        e.loss_mean
     );
     let _ = write!(out, "{:<10}", "true\\pred");
     for emotion in Emotion::ALL {
@@ -113,13 +125,14 @@ fn report_text(split: Split, e: &Evaluation) -> String {
     out
 }
 
-fn write_predictions(path: &std::path::Path, e: &Evaluation) -> anyhow::Result<()> {
+/// Writes per-image predictions (row, label, predicted, 7 probabilities) as CSV.
+pub fn write_predictions(path: &std::path::Path, predictions: &[Prediction]) -> anyhow::Result<()> {
     let mut text = String::from("row,label,predicted");
     for emotion in Emotion::ALL {
         let _ = write!(text, ",p_{}", emotion.name().to_lowercase());
     }
     text.push('\n');
-    for p in &e.predictions {
+    for p in predictions {
         let _ = write!(text, "{},{},{}", p.row, p.label, p.predicted);
         for prob in p.probabilities {
             let _ = write!(text, ",{prob:.6}");

@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod export;
+pub mod hog_svm;
 pub mod predict;
 pub mod preview;
 pub mod stats;

@@ -15,6 +15,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct TrainArgs {
     #[command(flatten)]
     pub input: super::DataArgs,
+    /// cnn, or hog-svm: HOG features + linear SVM, C chosen on PublicTest, PrivateTest
+    /// report in RUN_DIR/eval-private-test.json (--config then takes a HOG-SVM config).
+    #[arg(long, default_value = "cnn", value_parser = ["cnn", "hog-svm"])]
+    pub model: String,
     /// Run directory: config, normalizer, checkpoints, history.
     #[arg(long)]
     pub out: PathBuf,
@@ -195,6 +199,9 @@ impl Observer for Progress {
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    if args.model == "hog-svm" {
+        return super::hog_svm::train(args);
+    }
     let config = args.config()?;
     let device = device(&args.device)?;
     let mut dataset = args.input.open()?;
@@ -235,7 +242,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 /// All PublicTest and PrivateTest images plus `n` Training images chosen with `seed`.
-fn subset_training(
+pub(super) fn subset_training(
     dataset: &fer_data::Dataset,
     n: usize,
     seed: u64,
