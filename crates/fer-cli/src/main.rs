@@ -28,6 +28,8 @@ enum Command {
     AugmentPreview(commands::preview::PreviewArgs),
     Train(commands::train::TrainArgs),
     Eval(commands::eval::EvalArgs),
+    Plot(commands::plot::PlotArgs),
+    Report(commands::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,8 @@ fn main() -> ExitCode {
         Command::AugmentPreview(args) => commands::preview::run(&args),
         Command::Train(args) => commands::train::run(&args, cli.quiet),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Plot(args) => commands::plot::run(&args),
+        Command::Report(args) => commands::report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

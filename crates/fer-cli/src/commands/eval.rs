@@ -7,9 +7,11 @@ use anyhow::Context;
 use fer_data::{Emotion, Split};
 use fer_model::TrainedModel;
 use fer_model::eval::{Evaluation, evaluate};
-use serde_json::json;
+use fer_report::EvalReport;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
+///
+/// Given a run directory, also stores the figures there as eval-<split>.json.
 ///
 /// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
 #[derive(clap::Args)]
@@ -55,6 +57,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation)?;
     }
+    if args.model.is_dir() {
+        // Stored with the run, for `fer plot confusion` and `fer report`.
+        let path = EvalReport::path_in(&args.model, args.split);
+        EvalReport::new(args.split, &evaluation.metrics, evaluation.loss_mean).save(&path)?;
+        tracing::info!("wrote {}", path.display());
+    }
     if args.json {
         println!("{}", report_json(args.split, &evaluation));
     } else {
@@ -65,22 +73,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 /// The JSON report: split, n, accuracy, macro_f1, loss, confusion (7x7), per_class.
 pub fn report_json(split: Split, e: &Evaluation) -> serde_json::Value {
-    let per_class: Vec<_> = Emotion::ALL
-        .iter()
-        .zip(&e.metrics.per_class)
-        .map(|(emotion, c)| {
-            json!({"class": emotion.name(), "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support})
-        })
-        .collect();
-    json!({
-        "split": split.name(),
-        "n": e.metrics.n,
-        "accuracy": e.metrics.accuracy,
-        "macro_f1": e.metrics.macro_f1,
-        "loss": e.loss_mean,
-        "confusion": e.metrics.confusion,
-        "per_class": per_class,
-    })
+    serde_json::to_value(EvalReport::new(split, &e.metrics, e.loss_mean))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn report_text(split: Split, e: &Evaluation) -> String {

@@ -2,7 +2,9 @@
 
 pub mod eval;
 pub mod export;
+pub mod plot;
 pub mod preview;
+pub mod report;
 pub mod stats;
 pub mod train;
 
