@@ -206,7 +206,8 @@ fn eval_stores_its_figures_that_plot_and_report_read() {
     );
     assert!(html.contains("<code>seed</code>"));
     // Data: distribution and samples; per run: curves, confusion, per-class.
-    assert_eq!(html.matches("data:image/png;base64,").count(), 2 + 3 + 3);
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 2 + 3 + 3);
+    assert_eq!(html.matches("data:image/png;base64,").count(), 5);
     assert!(html.contains(&format!(
         "<tr><td>Training</td><td class=\"num\">{}</td>",
         data.view(Split::Training).len()

@@ -1,11 +1,10 @@
-//! The self-contained HTML report: one file, figures inlined as base64 PNG, a small embedded
+//! The self-contained HTML report: one file, figures inlined as SVG, a small embedded
 //! stylesheet, no script. Every piece of text from a file or a path goes through [`escape`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use base64::Engine as _;
 use fer_data::Emotion;
 use fer_model::EpochRecord;
 use serde_json::Value;
@@ -66,7 +65,11 @@ nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 14px; }
 th, td { border: 1px solid var(--line); padding: 4px 9px; vertical-align: top; }
 th { background: var(--head); text-align: left; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.group { text-align: center; }
+table.compact { font-size: 13px; }
+table.compact th, table.compact td { padding: 4px 6px; }
+table.compact td:first-child { white-space: nowrap; }
 td.best { font-weight: 700; background: #e7f1fa; }
 .scroll { overflow-x: auto; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
@@ -74,7 +77,8 @@ td.best { font-weight: 700; background: #e7f1fa; }
 .card .value { font-size: 22px; font-weight: 600; }
 .card .label { color: var(--muted); font-size: 13px; }
 figure { margin: 10px 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
+figure > svg { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
+  border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 13px; }
 pre { background: var(--head); padding: 10px 12px; border-radius: 6px; overflow-x: auto;
   font-size: 13px; max-height: 420px; }
@@ -102,15 +106,13 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// An `<img>` of `plot` as base64 PNG, with a caption.
+/// `plot` as inline SVG (crisp at any zoom, text set by the browser), with a caption.
 fn figure(plot: &impl Plot, alt: &str, caption: &str) -> Result<String> {
-    let png = plot.png()?;
-    let (w, h) = plot.size();
+    let svg = plot.svg()?;
+    let svg = svg.trim_start().strip_prefix("<svg").unwrap_or(&svg);
     Ok(format!(
-        "<figure><img width=\"{w}\" height=\"{h}\" alt=\"{}\" src=\"data:image/png;base64,{}\">\
-         <figcaption>{}</figcaption></figure>\n",
+        "<figure><svg role=\"img\" aria-label=\"{}\"{svg}<figcaption>{}</figcaption></figure>\n",
         escape(alt),
-        base64::engine::general_purpose::STANDARD.encode(png),
         escape(caption)
     ))
 }
@@ -266,13 +268,14 @@ impl Report<'_> {
     fn comparison(&self) -> String {
         let mut out = String::from("<section id=\"comparison\"><h2>Comparison</h2>");
         out.push_str(
-            "<div class=\"scroll\"><table id=\"comparison-table\"><tr><th>run</th><th>evaluated on</th>\
-             <th class=\"num\">accuracy</th><th class=\"num\">macro-F1</th>\
-             <th class=\"num\">epochs</th><th class=\"num\">best epoch</th>\
-             <th class=\"num\">wall time</th>",
+            "<div class=\"scroll\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
+             <th rowspan=\"2\">evaluated on</th><th class=\"num\" rowspan=\"2\">accuracy</th>\
+             <th class=\"num\" rowspan=\"2\">macro-F1</th><th class=\"num\" rowspan=\"2\">epochs</th>\
+             <th class=\"num\" rowspan=\"2\">best epoch</th><th class=\"num\" rowspan=\"2\">wall time</th>\
+             <th class=\"group\" colspan=\"7\">recall per class</th></tr>\n<tr>",
         );
         for emotion in Emotion::ALL {
-            let _ = write!(out, "<th class=\"num\">recall {}</th>", emotion.name());
+            let _ = write!(out, "<th class=\"num\">{}</th>", emotion.name());
         }
         out.push_str("</tr>\n");
         let evals: Vec<Option<&EvalReport>> = self.runs.iter().map(Run::evaluation).collect();
@@ -315,7 +318,10 @@ impl Report<'_> {
             out.push_str(&num_cell(&opt(run.wall_seconds().map(duration)), false));
             for (k, best) in best_recall.iter().enumerate() {
                 match eval.and_then(|e| e.per_class.get(k)) {
-                    Some(c) => out.push_str(&num_cell(&percent(c.recall), Some(c.recall) == *best)),
+                    Some(c) => out.push_str(&num_cell(
+                        &format!("{:.1}%", 100.0 * c.recall),
+                        Some(c.recall) == *best,
+                    )),
                     None => out.push_str(dash),
                 }
             }

@@ -9,7 +9,7 @@
 //!   `eval-<split>.json`.
 //! - [`Run`]: what a report reads from a run directory (`config.json` as opaque JSON, optional
 //!   `history.json`, `eval-*.json`, `manifest.json`, `stats.json`).
-//! - [`Report`]: one HTML file with every figure inlined, a comparison table when there are
+//! - [`Report`]: one HTML file with every figure inlined as SVG, a comparison table when there are
 //!   several runs, and all text escaped.
 //!
 //! ```no_run

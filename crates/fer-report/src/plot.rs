@@ -24,8 +24,9 @@ use crate::summary::SplitCounts;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/DejaVuSans-LICENSE.txt`).
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-/// The family name the figures ask plotters for.
-const FAMILY: &str = "sans-serif";
+/// The family name the figures ask plotters for; SVG files name it as it is, so that a
+/// viewer uses DejaVu Sans where installed and its own sans-serif otherwise.
+const FAMILY: &str = "DejaVu Sans, sans-serif";
 
 /// Dark grey for text and axes.
 pub const INK: RGBColor = RGBColor(33, 37, 41);
@@ -132,9 +133,13 @@ fn encode_png(pixels: &[u8], w: u32, h: u32, color: image::ExtendedColorType) ->
     Ok(out)
 }
 
-/// The text style of `size` pixels in ink colour.
+/// Text sizes below are given as for a chart of about 800 pixels; the figures are wider
+/// (1,000 to 1,200 pixels, shown scaled down in reports), so their text is set larger.
+const TEXT_SCALE: f64 = 1.2;
+
+/// The text style of nominal `size` in ink colour.
 fn text(size: f64) -> TextStyle<'static> {
-    (FAMILY, size).into_font().color(&INK)
+    (FAMILY, size * TEXT_SCALE).into_font().color(&INK)
 }
 
 /// `28709` -> `28,709`.
@@ -611,7 +616,7 @@ impl Plot for ConfusionChart<'_> {
         let (w, _) = self.size();
         root.draw(&Text::new(
             format!(
-                "Confusion matrix, {}: {} images, accuracy {:.1}%",
+                "Confusion matrix, {}: {} images, accuracy {:.2}%",
                 e.split,
                 thousands(e.n),
                 100.0 * e.accuracy
@@ -640,12 +645,12 @@ impl Plot for ConfusionChart<'_> {
                 root.draw(&Text::new(
                     thousands(count),
                     (x + CELL / 2, y + CELL / 2 - 10),
-                    (FAMILY, 17.0).into_font().color(&ink).pos(centre),
+                    text(16.0).color(&ink).pos(centre),
                 ))?;
                 root.draw(&Text::new(
                     format!("{:.1}%", 100.0 * share),
                     (x + CELL / 2, y + CELL / 2 + 12),
-                    (FAMILY, 13.0).into_font().color(&ink).pos(centre),
+                    text(12.0).color(&ink).pos(centre),
                 ))?;
             }
         }
