@@ -11,7 +11,7 @@ use fer_report::EvalReport;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
 ///
-/// Given a run directory, also stores the figures there as eval-<split>.json.
+/// Given a run directory, also stores the figures there as eval-SPLIT.json.
 ///
 /// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
 #[derive(clap::Args)]

@@ -62,7 +62,7 @@ pub enum Figure {
     },
     /// The confusion matrix as a heat map of counts and row-normalized shares.
     ///
-    /// Reads RUN/eval-<split>.json, which `fer eval --model RUN` writes.
+    /// Reads RUN/eval-SPLIT.json, which `fer eval --model RUN` writes.
     ///
     /// Example: fer plot confusion runs/seed --out confusion.png
     Confusion {
@@ -74,7 +74,7 @@ pub enum Figure {
     },
     /// Precision, recall and F1 per class as grouped bars.
     ///
-    /// Reads RUN/eval-<split>.json, which `fer eval --model RUN` writes.
+    /// Reads RUN/eval-SPLIT.json, which `fer eval --model RUN` writes.
     ///
     /// Example: fer plot per-class runs/seed --split public-test --out per-class.svg
     PerClass {
@@ -89,7 +89,7 @@ pub enum Figure {
 /// Where an evaluation comes from: a run directory and a split, or an eval JSON file.
 #[derive(clap::Args)]
 pub struct EvalSource {
-    /// Run directory (reads its eval-<split>.json) or an eval JSON file.
+    /// Run directory (reads its eval-SPLIT.json) or an eval JSON file.
     run: PathBuf,
     /// Split of the evaluation in a run directory: training, public-test, private-test.
     #[arg(long, default_value = "private-test")]
