@@ -33,6 +33,7 @@ pub mod html;
 pub mod plot;
 pub mod run;
 pub mod summary;
+mod text;
 
 pub use error::{Error, Result};
 pub use evaluation::{ClassReport, EvalReport};

@@ -23,7 +23,7 @@ use crate::evaluation::{CLASSES, EvalReport};
 use crate::summary::SplitCounts;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/DejaVuSans-LICENSE.txt`).
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+pub(crate) const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// The family name the figures ask plotters for; SVG files name it as it is, so that a
 /// viewer uses DejaVu Sans where installed and its own sans-serif otherwise.
 const FAMILY: &str = "DejaVu Sans, sans-serif";
@@ -79,7 +79,8 @@ pub trait Plot {
         let (w, h) = self.size();
         let mut rgb = vec![255u8; w as usize * h as usize * 3];
         {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            let backend = crate::text::CrispText(BitMapBackend::with_buffer(&mut rgb, (w, h)));
+            let root = backend.into_drawing_area();
             self.draw(&root).map_err(|e| Error::Draw(e.to_string()))?;
             root.present().map_err(|e| Error::Draw(e.to_string()))?;
         }
@@ -223,7 +224,7 @@ impl Plot for DistributionChart<'_> {
                 )
                 .margin(8)
                 .margin_right(18)
-                .x_label_area_size(44)
+                .x_label_area_size(52)
                 .y_label_area_size(78)
                 .build_cartesian_2d(0.0..max * 1.2, 0.0..CLASSES as f64)?;
             chart
@@ -509,7 +510,7 @@ impl Plot for CurvesChart<'_> {
                 .caption(title, text(16.0))
                 .margin(8)
                 .margin_right(16)
-                .x_label_area_size(44)
+                .x_label_area_size(52)
                 .y_label_area_size(if shares { 52 } else { 72 })
                 .build_cartesian_2d(x_range.clone(), 0.0..y_max)?;
             let mut mesh = chart.configure_mesh();
