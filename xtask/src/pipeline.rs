@@ -272,6 +272,10 @@ pub fn plan(
         if let Some(seed) = &seed_text {
             args.extend(["--seed", seed.as_str()]);
         }
+        let subset = profile.train_subset.map(|n| n.to_string());
+        if let Some(n) = &subset {
+            args.extend(["--train-subset", n.as_str()]);
+        }
         steps.push(Step::new("train-hog-svm", &args));
         model_dirs.push(dir);
     }

@@ -28,6 +28,8 @@ enum Command {
     AugmentPreview(commands::preview::PreviewArgs),
     Train(commands::train::TrainArgs),
     Eval(commands::eval::EvalArgs),
+    Plot(commands::plot::PlotArgs),
+    Report(commands::report::ReportArgs),
     Predict(commands::predict::PredictArgs),
 }
 
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.quiet),
         Command::Eval(args) => commands::eval::run(&args, cli.quiet),
         Command::Predict(args) => commands::predict::run(&args, cli.quiet),
+        Command::Plot(args) => commands::plot::run(&args),
+        Command::Report(args) => commands::report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,9 +7,11 @@ use anyhow::Context;
 use fer_data::{Emotion, Split};
 use fer_model::eval::{Evaluation, Prediction, evaluate_with_progress};
 use fer_model::{Metrics, TrainedModel};
-use serde_json::json;
+use fer_report::EvalReport;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
+///
+/// Given a run directory, also stores the figures there as eval-SPLIT.json.
 ///
 /// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
 #[derive(clap::Args)]
@@ -61,6 +63,12 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;
     }
+    if args.model.is_dir() {
+        // Stored with the run, for `fer plot confusion` and `fer report`.
+        let path = EvalReport::path_in(&args.model, args.split);
+        EvalReport::new(args.split, &evaluation.metrics, Some(evaluation.loss_mean)).save(&path)?;
+        tracing::info!("wrote {}", path.display());
+    }
     if args.json {
         println!("{}", report_json(args.split, &evaluation));
     } else {
@@ -76,22 +84,7 @@ pub fn report_json(split: Split, e: &Evaluation) -> serde_json::Value {
 
 /// [`report_json`] from metrics alone; `loss` is null for models without one (HOG-SVM).
 pub fn metrics_json(split: Split, m: &Metrics, loss: Option<f64>) -> serde_json::Value {
-    let per_class: Vec<_> = Emotion::ALL
-        .iter()
-        .zip(&m.per_class)
-        .map(|(emotion, c)| {
-            json!({"class": emotion.name(), "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support})
-        })
-        .collect();
-    json!({
-        "split": split.name(),
-        "n": m.n,
-        "accuracy": m.accuracy,
-        "macro_f1": m.macro_f1,
-        "loss": loss,
-        "confusion": m.confusion,
-        "per_class": per_class,
-    })
+    serde_json::to_value(EvalReport::new(split, m, loss)).unwrap_or(serde_json::Value::Null)
 }
 
 fn report_text(split: Split, e: &Evaluation) -> String {

@@ -3,8 +3,10 @@
 pub mod eval;
 pub mod export;
 pub mod hog_svm;
+pub mod plot;
 pub mod predict;
 pub mod preview;
+pub mod report;
 pub mod stats;
 pub mod train;
 

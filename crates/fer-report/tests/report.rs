@@ -1,0 +1,240 @@
+//! HTML reports over fake run directories: figures inlined, the comparison table's numbers,
+//! escaping, and the errors of missing or broken runs.
+
+use std::path::{Path, PathBuf};
+
+use fer_data::Split;
+use fer_data::synthetic::{SyntheticConfig, generate};
+use fer_model::{EpochRecord, Metrics, TrainConfig};
+use fer_report::{DataSection, DataSummary, EvalReport, Plot, Report, Run, SampleGrid};
+
+/// A run directory with config, 3 epochs of history and a PrivateTest evaluation in which
+/// the first `right` of 100 images (cycling through the classes) are predicted correctly.
+fn fake_run(root: &Path, name: &str, right: usize, augmented: bool) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = serde_json::to_value(TrainConfig::default()).unwrap();
+    if !augmented {
+        config["augmentation"] = serde_json::json!({"transforms": []});
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let history: Vec<EpochRecord> = (1..=3)
+        .map(|epoch| EpochRecord {
+            epoch,
+            train_loss: 100.0 / epoch as f64,
+            val_loss: 20.0 / epoch as f64,
+            val_accuracy: 0.2 * epoch as f64,
+            val_macro_f1: 0.1 * epoch as f64,
+            best_epoch: epoch,
+            lr: 0.1,
+            train_seconds: 100.0,
+            eval_seconds: 10.0,
+            train_images_per_second: 287.0,
+        })
+        .collect();
+    std::fs::write(
+        dir.join("history.json"),
+        serde_json::to_string(&history).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<usize> = (0..100).map(|i| i % 7).collect();
+    let predictions: Vec<usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| if i < right { l } else { (l + 1) % 7 })
+        .collect();
+    let metrics = Metrics::from_predictions(&labels, &predictions);
+    EvalReport::new(Split::PrivateTest, &metrics, Some(1.0))
+        .save(&EvalReport::path_in(&dir, Split::PrivateTest))
+        .unwrap();
+    dir
+}
+
+/// The `<tr>` of the comparison table whose first cell is `name`, as cell texts.
+fn comparison_row(html: &str, name: &str) -> Vec<String> {
+    let table = &html[html.find("id=\"comparison-table\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let row = table
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{name}</td>")))
+        .unwrap_or_else(|| panic!("no row {name} in {table}"));
+    row.split("<td")
+        .skip(1)
+        .map(|c| {
+            let c = &c[c.find('>').unwrap() + 1..];
+            c[..c.find("</td>").unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn two_runs_are_compared_side_by_side() {
+    let root = tempfile::tempdir().unwrap();
+    let with = Run::open(&fake_run(root.path(), "with-aug", 61, true)).unwrap();
+    let without = Run::open(&fake_run(root.path(), "no-aug", 43, false)).unwrap();
+    assert_eq!(with.epochs(), Some(3));
+    assert_eq!(with.wall_seconds(), Some(330.0));
+    let runs = [with, without];
+    let html = Report {
+        manifest: None,
+        title: "augmentation".into(),
+        runs: &runs,
+        data: None,
+    }
+    .render()
+    .unwrap();
+
+    let row = comparison_row(&html, "with-aug");
+    // run, split, accuracy, macro-F1, epochs, best epoch, wall time, 7 recalls.
+    assert_eq!(row.len(), 14, "{row:?}");
+    assert_eq!(row[1], "PrivateTest (100)");
+    assert_eq!(row[2], "61.00%");
+    let e = runs[0].evaluation().unwrap();
+    assert_eq!(row[3], format!("{:.3}", e.macro_f1));
+    assert_eq!(row[4..7], ["3", "3", "5 min 30 s"]);
+    // Angry: samples 0, 7, ..., 56 are right (9 of 15).
+    assert_eq!(row[7], "60.0%");
+    assert_eq!(comparison_row(&html, "no-aug")[2], "43.00%");
+    // The better accuracy is marked.
+    assert!(html.contains("<td class=\"num best\">61.00%</td>"));
+    assert!(html.contains("<td class=\"num\">43.00%</td>"));
+    // The configs differ in their augmentation only.
+    assert!(html.contains("<code>augmentation.transforms.0.type</code>"));
+    assert!(!html.contains("<code>optimizer.lr</code>"));
+
+    // Per run: curves, confusion matrix, per-class bars, inline SVG of the figures' sizes.
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 6);
+    let history = runs[0].history.as_ref().unwrap();
+    let (w, h) = fer_report::CurvesChart::new(history).unwrap().size();
+    assert!(html.contains(&format!(
+        "<svg role=\"img\" aria-label=\"training curves\" width=\"{w}\" height=\"{h}\""
+    )));
+    assert!(html.contains("<h3>Evaluation on PrivateTest</h3>"));
+    assert!(html.trim_end().ends_with("</html>"));
+}
+
+#[test]
+fn text_from_files_and_paths_is_escaped() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = fake_run(root.path(), "a<b>&c", 50, true);
+    let evil = "</pre><script>alert('x')</script>";
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"note": evil, "epochs": 3}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::json!({
+            "git_commit": "0123456789abcdef0123",
+            "machine": "<img src=x>",
+            "steps": [{"name": "train", "wall_seconds": 12.5}, {"name": "eval", "wall_seconds": 2.0}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let runs = [Run::open(&dir).unwrap()];
+    let html = Report {
+        manifest: None,
+        title: "<title>".into(),
+        runs: &runs,
+        data: None,
+    }
+    .render()
+    .unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img src=x>"));
+    assert!(!html.contains("a<b>"));
+    assert!(html.contains("&lt;/pre&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(html.contains("<h2>Run: a&lt;b&gt;&amp;c</h2>"));
+    assert!(html.contains("<title>&lt;title&gt;</title>"));
+    // The manifest's steps are a table.
+    assert!(html.contains("<h3>Pipeline manifest</h3>"));
+    assert!(html.contains("<th>wall_seconds</th>"));
+    assert!(html.contains("<td>12.500</td>"));
+    assert!(html.contains("<code>0123456789abcdef0123</code>"));
+}
+
+#[test]
+fn data_section_shows_counts_distribution_and_samples() {
+    let data = generate(&SyntheticConfig::small(9));
+    let summary = DataSummary::from_statistics(&fer_data::Statistics::compute(&data));
+    let section = DataSection {
+        source: "synthetic & small".into(),
+        samples: Some(SampleGrid::first(&data.view(Split::Training), 10, 5).unwrap()),
+        summary,
+    };
+    let html = Report {
+        manifest: None,
+        title: "data".into(),
+        runs: &[],
+        data: Some(&section),
+    }
+    .render()
+    .unwrap();
+    assert!(html.contains("synthetic &amp; small"));
+    let training = data.view(Split::Training);
+    assert!(html.contains(&format!(
+        "<tr><td>Training</td><td class=\"num\">{}</td>",
+        training.len()
+    )));
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 2);
+    assert_eq!(html.matches("data:image/png;base64,").count(), 10);
+    assert!(
+        Report {
+            manifest: None,
+            title: "x".into(),
+            runs: &[],
+            data: None
+        }
+        .render()
+        .is_err()
+    );
+}
+
+#[test]
+fn missing_empty_and_broken_run_directories_fail_naming_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let error = Run::open(&root.path().join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nope"), "{error}");
+
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let error = Run::open(&empty).unwrap_err().to_string();
+    assert!(error.contains("not a run directory"), "{error}");
+
+    let dir = fake_run(root.path(), "broken", 50, true);
+    std::fs::write(dir.join("history.json"), "[{\"epoch\": 1}").unwrap();
+    let error = Run::open(&dir).unwrap_err().to_string();
+    assert!(error.contains("history.json: invalid JSON"), "{error}");
+
+    // A baseline: config of its own and an evaluation, no history.
+    let baseline = root.path().join("hog-svm");
+    std::fs::create_dir(&baseline).unwrap();
+    std::fs::write(
+        baseline.join("config.json"),
+        r#"{"kind": "hog-svm", "c": 1.0}"#,
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.join("eval-private-test.json"),
+        baseline.join("eval-private-test.json"),
+    )
+    .unwrap();
+    let run = Run::open(&baseline).unwrap();
+    assert_eq!(run.history, None);
+    assert_eq!(run.epochs(), None);
+    let runs = [run];
+    let html = Report {
+        manifest: None,
+        title: "baseline".into(),
+        runs: &runs,
+        data: None,
+    }
+    .render()
+    .unwrap();
+    assert!(html.contains("No history.json"));
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 2);
+}
