@@ -108,7 +108,7 @@ pub fn predict_faces(
     device: &Device,
     batch_size: usize,
 ) -> candle_core::Result<Vec<[f32; NUM_CLASSES]>> {
-    if faces.len() % IMAGE_PIXELS != 0 {
+    if !faces.len().is_multiple_of(IMAGE_PIXELS) {
         candle_core::bail!(
             "predict_faces: {} bytes is not a whole number of 48x48 faces",
             faces.len()
