@@ -15,8 +15,10 @@
 
 pub mod checkpoint;
 pub mod eval;
+mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod pool;
 pub mod train;

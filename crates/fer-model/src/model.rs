@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::ops;
 use crate::pool::Pool2d;
 
 /// Number of emotion classes.
@@ -144,9 +145,14 @@ fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::new(weight, Some(bias)))
 }
 
-/// `nn.ZeroPad2d(p)` on an NCHW tensor.
-fn zero_pad(x: &Tensor, p: usize) -> Result<Tensor> {
-    x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)
+/// A convolution with its own padding, then PReLU, through the fast [`ops`].
+fn conv_prelu(x: &Tensor, conv: &Conv2d, prelu: &PReLU) -> Result<Tensor> {
+    conv_prelu_padded(x, conv, conv.config().padding, prelu)
+}
+
+fn conv_prelu_padded(x: &Tensor, conv: &Conv2d, padding: usize, prelu: &PReLU) -> Result<Tensor> {
+    let y = ops::conv2d(x, conv.weight(), conv.bias(), padding)?;
+    ops::prelu(&y, prelu.weight())
 }
 
 /// Inverted dropout with a mask drawn from `rng` (reproducible, unlike a global RNG).
@@ -217,25 +223,23 @@ impl SeedCnn {
 
 impl Classifier for SeedCnn {
     fn forward(&self, images: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let x = self
-            .layer1_prelu
-            .forward(&self.layer1_conv.forward(images)?)?; // 64 x 44 x 44
-        let x = Pool2d::max(5, 2).forward(&zero_pad(&x, 2)?)?; // 64 x 22 x 22
-        let x = self.layer2_prelu.forward(&self.layer2_conv.forward(&x)?)?;
-        let x = zero_pad(&x, 1)?; // 64 x 24 x 24
-        let x = self.layer3_prelu.forward(&self.layer3_conv.forward(&x)?)?; // 128 x 22 x 22
+        let x = conv_prelu(images, &self.layer1_conv, &self.layer1_prelu)?; // 64 x 44 x 44
+        let x = Pool2d::max(5, 2).with_zero_padding(2).forward(&x)?; // 64 x 22 x 22
+        let x = conv_prelu(&x, &self.layer2_conv, &self.layer2_prelu)?;
+        // ZeroPad2d(1) then the unpadded 3x3 conv: the conv's own padding 1.
+        let x = conv_prelu_padded(&x, &self.layer3_conv, 1, &self.layer3_prelu)?; // 128 x 22 x 22
         let x = Pool2d::avg(3, 2).forward(&x)?; // 128 x 10 x 10
-        let x = self.layer4_prelu.forward(&self.layer4_conv.forward(&x)?)?;
-        let x = self.layer5_prelu.forward(&self.layer5_conv.forward(&x)?)?;
-        let x = Pool2d::avg(3, 2).forward(&zero_pad(&x, 1)?)?; // 128 x 5 x 5
+        let x = conv_prelu(&x, &self.layer4_conv, &self.layer4_prelu)?;
+        let x = conv_prelu(&x, &self.layer5_conv, &self.layer5_prelu)?;
+        let x = Pool2d::avg(3, 2).with_zero_padding(1).forward(&x)?; // 128 x 5 x 5
         let x = x.flatten_from(1)?; // 3200
         let x = dropout(
-            &self.prelu.forward(&self.fc1.forward(&x)?)?,
+            &ops::prelu(&self.fc1.forward(&x)?, self.prelu.weight())?,
             self.dropout,
             rng.as_deref_mut(),
         )?;
         let x = dropout(
-            &self.prelu.forward(&self.fc2.forward(&x)?)?,
+            &ops::prelu(&self.fc2.forward(&x)?, self.prelu.weight())?,
             self.dropout,
             rng,
         )?;
