@@ -1,5 +1,6 @@
 //! Model architectures behind one config and one trait; the seed CNN reads like the notebook.
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, PReLU, VarBuilder, VarMap};
 use rand::Rng;
@@ -79,6 +80,20 @@ pub trait Classifier: Send + Sync {
 
     /// The head, which decides the loss.
     fn head(&self) -> Head;
+
+    /// One training step's loss and gradients: the batch mean [`loss`] of `labels` (N,) u32
+    /// and its gradient for every parameter. The default runs [`Classifier::forward`] and
+    /// candle's autograd; a network may override it with a faster path giving the same values.
+    fn loss_and_grads(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(f32, GradStore)> {
+        let scores = self.forward(images, dropout)?;
+        let batch_loss = loss(self.head(), &scores, labels)?;
+        Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
+    }
 }
 
 /// Redraws every weight and bias of `vars` uniformly in PyTorch's default bounds from a seeded
