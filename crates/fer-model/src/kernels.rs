@@ -55,7 +55,7 @@ impl ConvShape {
 
 /// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_rs: usize,

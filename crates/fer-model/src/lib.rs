@@ -21,6 +21,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod pool;
+mod seed_step;
 pub mod train;
 
 pub use metrics::{ClassMetrics, Metrics};

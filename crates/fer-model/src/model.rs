@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ops;
 use crate::pool::Pool2d;
+use crate::seed_step;
 
 /// Number of emotion classes.
 pub const NUM_CLASSES: usize = fer_data::Emotion::COUNT;
@@ -267,6 +268,68 @@ impl Classifier for SeedCnn {
 
     fn head(&self) -> Head {
         self.head
+    }
+
+    /// On the CPU, the whole step written for this network (see `seed_step`): the same values
+    /// as the default autograd path, without its graph.
+    fn loss_and_grads(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(f32, GradStore)> {
+        let params = self.parameters()?;
+        if seed_step::applies(images, &params) {
+            return seed_step::loss_and_grads(
+                &params,
+                self.head,
+                self.dropout,
+                images,
+                labels,
+                dropout,
+            );
+        }
+        let scores = self.forward(images, dropout)?;
+        let batch_loss = loss(self.head, &scores, labels)?;
+        Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
+    }
+}
+
+impl SeedCnn {
+    /// The parameters in `seed_step::PARAMS` order.
+    fn parameters(&self) -> Result<[&Tensor; seed_step::PARAMS]> {
+        fn bias(conv: &Conv2d) -> Result<&Tensor> {
+            conv.bias()
+                .ok_or_else(|| candle_core::Error::Msg("seed CNN conv without bias".into()))
+        }
+        fn lbias(l: &Linear) -> Result<&Tensor> {
+            l.bias()
+                .ok_or_else(|| candle_core::Error::Msg("seed CNN linear without bias".into()))
+        }
+        Ok([
+            self.layer1_conv.weight(),
+            bias(&self.layer1_conv)?,
+            self.layer1_prelu.weight(),
+            self.layer2_conv.weight(),
+            bias(&self.layer2_conv)?,
+            self.layer2_prelu.weight(),
+            self.layer3_conv.weight(),
+            bias(&self.layer3_conv)?,
+            self.layer3_prelu.weight(),
+            self.layer4_conv.weight(),
+            bias(&self.layer4_conv)?,
+            self.layer4_prelu.weight(),
+            self.layer5_conv.weight(),
+            bias(&self.layer5_conv)?,
+            self.layer5_prelu.weight(),
+            self.fc1.weight(),
+            lbias(&self.fc1)?,
+            self.prelu.weight(),
+            self.fc2.weight(),
+            lbias(&self.fc2)?,
+            self.fc3.weight(),
+            lbias(&self.fc3)?,
+        ])
     }
 }
 

@@ -327,3 +327,40 @@ fn seed_cnn_through_the_fast_ops_matches_the_reference_network() {
         );
     }
 }
+
+/// The seed CNN's fused CPU training step against forward + loss + candle's autograd, dropout
+/// included (same stream), for both heads.
+#[test]
+fn fused_seed_step_matches_autograd_loss_and_gradients() {
+    use rand::SeedableRng;
+    for head in [fer_model::Head::Softmax, fer_model::Head::Svm] {
+        let config = fer_model::ModelConfig {
+            head,
+            ..Default::default()
+        };
+        let (vars, model) = config.init(&Device::Cpu, 5).unwrap();
+        let x = (tensor(&[10, 1, 48, 48], 41) * 2.0).unwrap();
+        let labels = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 0, 3, 3], &Device::Cpu).unwrap();
+        let rng = || rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (fused_loss, fused) = model.loss_and_grads(&x, &labels, Some(&mut rng())).unwrap();
+        let scores = model.forward(&x, Some(&mut rng())).unwrap();
+        let reference_loss = fer_model::loss(head, &scores, &labels).unwrap();
+        let reference = reference_loss.backward().unwrap();
+        let reference_loss = reference_loss.to_scalar::<f32>().unwrap();
+        assert!(
+            (fused_loss - reference_loss).abs() <= 1e-4 * reference_loss.abs(),
+            "{head:?}: loss {fused_loss} vs {reference_loss}"
+        );
+        let data = vars.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let v = data[name].as_tensor();
+            assert_close(
+                &format!("{head:?} gradient of {name}"),
+                fused.get(v).unwrap(),
+                reference.get(v).unwrap(),
+            );
+        }
+    }
+}
