@@ -10,6 +10,23 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+thread_local! {
+    /// im2col scratch of the calling pool thread, reused across calls (never shared).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch of at least `len` floats. `f` must not re-enter
+/// (it runs gemm without parallelism and no rayon work).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        f(&mut buffer[..len])
+    })
+}
+
 /// Images per group whose weight gradients are summed together before the ordered reduction.
 const GRAD_GROUP: usize = 8;
 
@@ -189,10 +206,9 @@ pub(crate) fn conv2d_forward(
     if s.batch >= threads {
         out.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
-            .for_each_init(
-                || vec![0f32; col_len],
-                |col, (o, xi)| one(xi, o, col, Parallelism::None),
-            );
+            .for_each(|(o, xi)| {
+                with_scratch(col_len, |col| one(xi, o, col, Parallelism::None));
+            });
     } else {
         // Few images (batch-1 latency): let gemm spread each one over the pool.
         let mut col = vec![0f32; col_len];
@@ -247,9 +263,8 @@ pub(crate) fn conv2d_grad_weight(
     let groups = s.batch.div_ceil(GRAD_GROUP);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..groups)
         .into_par_iter()
-        .map_init(
-            || vec![0f32; col_len],
-            |col, g| {
+        .map(|g| {
+            with_scratch(col_len, |col| {
                 let mut pw = vec![0f32; s.cout * patch];
                 let mut pb = vec![0f32; s.cout];
                 for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
@@ -278,8 +293,8 @@ pub(crate) fn conv2d_grad_weight(
                     }
                 }
                 (pw, pb)
-            },
-        )
+            })
+        })
         .collect();
     ordered_sum(partials.iter().map(|p| p.0.as_slice()), dw);
     if let Some(db) = db {
@@ -420,32 +435,6 @@ impl PoolShape {
         (self.w + 2 * self.pad - self.k) / self.stride + 1
     }
 
-    /// Input index of the window's maximum (first one in scan order, NaN wins), or None
-    /// when it is a padded zero.
-    fn argmax(&self, plane: &[f32], oy: usize, ox: usize) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        let mut best_value = f32::NEG_INFINITY;
-        let mut first = true;
-        for ky in 0..self.k {
-            let y = (oy * self.stride + ky).wrapping_sub(self.pad);
-            for kx in 0..self.k {
-                let x = (ox * self.stride + kx).wrapping_sub(self.pad);
-                let (index, v) = if y < self.h && x < self.w {
-                    let i = y * self.w + x;
-                    (Some(i), plane[i])
-                } else {
-                    (None, 0.0)
-                };
-                if first || v > best_value || (v.is_nan() && !best_value.is_nan()) {
-                    best = index;
-                    best_value = v;
-                    first = false;
-                }
-            }
-        }
-        best
-    }
-
     /// Sum of the in-image values of a window.
     fn window_sum(&self, plane: &[f32], oy: usize, ox: usize) -> f32 {
         let mut sum = 0f32;
@@ -471,21 +460,111 @@ impl PoolShape {
     }
 }
 
-/// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w).
-pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32]) {
+/// Index marking a window maximum that is a padded zero.
+pub(crate) const PADDED: u32 = u32::MAX;
+
+/// Max pooling of one plane: values into `out` and the input index of each window's first
+/// maximum in scan order (NaN wins; [`PADDED`] for a padded zero) into `index`. Separable: a
+/// row pass keeps each row's first maximum, a column pass the first row holding the maximum,
+/// which is the first maximum in row-major scan order.
+fn max_plane(
+    plane: &[f32],
+    s: &PoolShape,
+    out: &mut [f32],
+    index: &mut [u32],
+    rows: &mut [(f32, u32)],
+) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let better = |v: f32, best: f32| v > best || (v.is_nan() && !best.is_nan());
+    for y in 0..s.h {
+        let line = &plane[y * s.w..(y + 1) * s.w];
+        for ox in 0..ow {
+            let mut best = (f32::NAN, PADDED);
+            for kx in 0..s.k {
+                let x = (ox * s.stride + kx).wrapping_sub(s.pad);
+                let cell = if x < s.w {
+                    (line[x], (y * s.w + x) as u32)
+                } else {
+                    (0.0, PADDED)
+                };
+                if kx == 0 || better(cell.0, best.0) {
+                    best = cell;
+                }
+            }
+            rows[y * ow + ox] = best;
+        }
+    }
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut best = (f32::NAN, PADDED);
+            for ky in 0..s.k {
+                let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                let cell = if y < s.h {
+                    rows[y * ow + ox]
+                } else {
+                    (0.0, PADDED)
+                };
+                if ky == 0 || better(cell.0, best.0) {
+                    best = cell;
+                }
+            }
+            out[oy * ow + ox] = best.0;
+            index[oy * ow + ox] = best.1;
+        }
+    }
+}
+
+/// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
+/// (same length as `out`) receives each window's input index for [`max_pool_backward`].
+pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Option<&mut [u32]>) {
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(x.len(), s.planes * s.h * s.w);
     assert_eq!(out.len(), s.planes * oh * ow);
+    if s.kind == PoolKind::Max {
+        let mut own = if argmax.is_none() {
+            vec![0u32; out.len()]
+        } else {
+            Vec::new()
+        };
+        let argmax = match argmax {
+            Some(a) => a,
+            None => &mut own[..],
+        };
+        assert_eq!(argmax.len(), out.len());
+        out.par_chunks_mut(oh * ow)
+            .zip(argmax.par_chunks_mut(oh * ow))
+            .zip(x.par_chunks(s.h * s.w))
+            .for_each_init(
+                || vec![(0f32, 0u32); s.h * ow],
+                |rows, ((o, i), plane)| max_plane(plane, &s, o, i, rows),
+            );
+        return;
+    }
     let area = (s.k * s.k) as f32;
     out.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(s.h * s.w))
         .for_each(|(o, plane)| {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    o[oy * ow + ox] = match s.kind {
-                        PoolKind::Max => s.argmax(plane, oy, ox).map_or(0.0, |i| plane[i]),
-                        PoolKind::Avg => s.window_sum(plane, oy, ox) / area,
-                    };
+                    o[oy * ow + ox] = s.window_sum(plane, oy, ox) / area;
+                }
+            }
+        });
+}
+
+/// Max pooling backward from the forward's window indices: `dx` (planes, h, w).
+pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(argmax.len(), dy.len());
+    assert_eq!(dy.len(), s.planes * oh * ow);
+    assert_eq!(dx.len(), s.planes * s.h * s.w);
+    dx.par_chunks_mut(s.h * s.w)
+        .zip(argmax.par_chunks(oh * ow).zip(dy.par_chunks(oh * ow)))
+        .for_each(|(g, (index, go))| {
+            g.fill(0.0);
+            for (&i, &d) in index.iter().zip(go) {
+                if i != PADDED {
+                    g[i as usize] += d;
                 }
             }
         });
@@ -499,30 +578,28 @@ pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32])
     assert_eq!(x.len(), s.planes * s.h * s.w);
     assert_eq!(dx.len(), x.len());
     assert_eq!(dy.len(), s.planes * oh * ow);
+    if s.kind == PoolKind::Max {
+        let mut argmax = vec![0u32; dy.len()];
+        let mut out = vec![0f32; dy.len()];
+        pool_forward(x, s, &mut out, Some(&mut argmax));
+        max_pool_backward(&argmax, dy, s, dx);
+        return;
+    }
     let area = (s.k * s.k) as f32;
     dx.par_chunks_mut(s.h * s.w)
         .zip(x.par_chunks(s.h * s.w).zip(dy.par_chunks(oh * ow)))
-        .for_each(|(g, (plane, go))| {
+        .for_each(|(g, (_plane, go))| {
             g.fill(0.0);
             for oy in 0..oh {
                 for ox in 0..ow {
                     let upstream = go[oy * ow + ox];
-                    match s.kind {
-                        PoolKind::Max => {
-                            if let Some(i) = s.argmax(plane, oy, ox) {
-                                g[i] += upstream;
-                            }
-                        }
-                        PoolKind::Avg => {
-                            let share = upstream / area;
-                            let (x0, x1) = s.columns(ox);
-                            for ky in 0..s.k {
-                                let y = (oy * s.stride + ky).wrapping_sub(s.pad);
-                                if y < s.h {
-                                    for v in &mut g[y * s.w + x0..y * s.w + x1] {
-                                        *v += share;
-                                    }
-                                }
+                    let share = upstream / area;
+                    let (x0, x1) = s.columns(ox);
+                    for ky in 0..s.k {
+                        let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                        if y < s.h {
+                            for v in &mut g[y * s.w + x0..y * s.w + x1] {
+                                *v += share;
                             }
                         }
                     }

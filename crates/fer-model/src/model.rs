@@ -210,6 +210,8 @@ pub struct SeedCnn {
     fc3: Linear,         // 1024 -> 7
     head: Head,
     dropout: f32,
+    /// Activation buffers of the fused CPU training step, reused from step to step.
+    workspace: seed_step::Workspace,
 }
 
 impl SeedCnn {
@@ -233,6 +235,7 @@ impl SeedCnn {
             fc3: linear(1024, NUM_CLASSES, vb.pp("fc3"))?,
             head,
             dropout,
+            workspace: seed_step::Workspace::default(),
         })
     }
 }
@@ -281,6 +284,7 @@ impl Classifier for SeedCnn {
         let params = self.parameters()?;
         if seed_step::applies(images, &params) {
             return seed_step::loss_and_grads(
+                &self.workspace,
                 &params,
                 self.head,
                 self.dropout,

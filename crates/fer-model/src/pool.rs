@@ -100,7 +100,7 @@ impl CustomOp1 for Pool2d {
         let s = self.shape(layout.dims())?;
         let (oh, ow) = (s.out_h(), s.out_w());
         let mut out = vec![0f32; s.planes * oh * ow];
-        kernels::pool_forward(input, s, &mut out);
+        kernels::pool_forward(input, s, &mut out, None);
         let dims = layout.dims();
         Ok((
             CpuStorage::F32(out),

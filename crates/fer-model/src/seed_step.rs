@@ -56,6 +56,38 @@ fn dropout_mask(len: usize, p: f32, rng: Option<&mut ChaCha8Rng>) -> Option<Vec<
     )
 }
 
+/// Activation buffers kept between steps: a steady-state step allocates none of them again.
+/// Every kernel writing into a taken buffer overwrites all of it, so stale values never leak.
+#[derive(Debug, Default)]
+pub(crate) struct Workspace {
+    free: std::sync::Mutex<Vec<Vec<f32>>>,
+}
+
+impl Workspace {
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<f32>>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A buffer of exactly `len` floats (stale contents).
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut free = self.free();
+        match free.iter().position(|v| v.len() == len) {
+            Some(i) => free.swap_remove(i),
+            None => vec![0f32; len],
+        }
+    }
+
+    fn give(&self, buffers: impl IntoIterator<Item = Vec<f32>>) {
+        let mut free = self.free();
+        free.extend(buffers);
+        // Keep one step's worth (a change of batch size leaves the old sizes behind).
+        if free.len() > 64 {
+            let excess = free.len() - 64;
+            free.drain(..excess);
+        }
+    }
+}
+
 /// y (n x out) = x (n x inp) * w^T + b.
 fn linear(x: &[f32], w: &[f32], b: &[f32], n: usize, inp: usize, out: usize) -> Vec<f32> {
     let mut y = vec![0f32; n * out];
@@ -124,21 +156,21 @@ fn linear_grads(
     (dw, db, dx)
 }
 
-fn prelu(x: &[f32], alpha: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
+fn prelu(ws: &Workspace, x: &[f32], alpha: &[f32]) -> Vec<f32> {
+    let mut y = ws.take(x.len());
     kernels::prelu_forward(x, alpha, 1, &mut y);
     y
 }
 
-fn conv(x: &[f32], w: &[f32], b: &[f32], s: ConvShape) -> Vec<f32> {
-    let mut y = vec![0f32; s.batch * s.cout * s.out_h() * s.out_w()];
+fn conv(ws: &Workspace, x: &[f32], w: &[f32], b: &[f32], s: ConvShape) -> Vec<f32> {
+    let mut y = ws.take(s.batch * s.cout * s.out_h() * s.out_w());
     kernels::conv2d_forward(x, w, Some(b), s, &mut y);
     y
 }
 
-fn pool(x: &[f32], s: PoolShape) -> Vec<f32> {
-    let mut y = vec![0f32; s.planes * s.out_h() * s.out_w()];
-    kernels::pool_forward(x, s, &mut y);
+fn pool(ws: &Workspace, x: &[f32], s: PoolShape, argmax: Option<&mut [u32]>) -> Vec<f32> {
+    let mut y = ws.take(s.planes * s.out_h() * s.out_w());
+    kernels::pool_forward(x, s, &mut y, argmax);
     y
 }
 
@@ -182,6 +214,7 @@ fn head_loss(head: Head, scores: &[f32], labels: &[u32]) -> Result<(f32, Vec<f32
 
 /// The loss and the gradients of the 22 parameters (in [`PARAMS`] order) for one batch.
 pub(crate) fn loss_and_grads(
+    ws: &Workspace,
     params: &[&Tensor; PARAMS],
     head: Head,
     dropout: f32,
@@ -292,28 +325,29 @@ pub(crate) fn loss_and_grads(
     };
 
     // Forward, keeping what the backward reads.
-    let c1 = conv(&x, &p[0], &p[1], convs[0]);
-    let a1 = prelu(&c1, &p[2]);
-    let p1 = pool(&a1, pool1);
-    let c2 = conv(&p1, &p[3], &p[4], convs[1]);
-    let a2 = prelu(&c2, &p[5]);
-    let c3 = conv(&a2, &p[6], &p[7], convs[2]);
-    let a3 = prelu(&c3, &p[8]);
-    let p3 = pool(&a3, pool3);
-    let c4 = conv(&p3, &p[9], &p[10], convs[3]);
-    let a4 = prelu(&c4, &p[11]);
-    let c5 = conv(&a4, &p[12], &p[13], convs[4]);
-    let a5 = prelu(&c5, &p[14]);
-    let p5 = pool(&a5, pool5); // n x 3200
+    let mut argmax1 = vec![0u32; pool1.planes * pool1.out_h() * pool1.out_w()];
+    let c1 = conv(ws, &x, &p[0], &p[1], convs[0]);
+    let a1 = prelu(ws, &c1, &p[2]);
+    let p1 = pool(ws, &a1, pool1, Some(&mut argmax1));
+    let c2 = conv(ws, &p1, &p[3], &p[4], convs[1]);
+    let a2 = prelu(ws, &c2, &p[5]);
+    let c3 = conv(ws, &a2, &p[6], &p[7], convs[2]);
+    let a3 = prelu(ws, &c3, &p[8]);
+    let p3 = pool(ws, &a3, pool3, None);
+    let c4 = conv(ws, &p3, &p[9], &p[10], convs[3]);
+    let a4 = prelu(ws, &c4, &p[11]);
+    let c5 = conv(ws, &a4, &p[12], &p[13], convs[4]);
+    let a5 = prelu(ws, &c5, &p[14]);
+    let p5 = pool(ws, &a5, pool5, None); // n x 3200
     let f1 = linear(&p5, &p[15], &p[16], n, 3200, 1024);
-    let g1 = prelu(&f1, &p[17]);
+    let g1 = prelu(ws, &f1, &p[17]);
     let mask1 = dropout_mask(g1.len(), dropout, rng.as_deref_mut());
     let d1 = match &mask1 {
         Some(m) => g1.iter().zip(m).map(|(g, m)| g * m).collect(),
         None => g1,
     };
     let f2 = linear(&d1, &p[18], &p[19], n, 1024, 1024);
-    let g2 = prelu(&f2, &p[17]);
+    let g2 = prelu(ws, &f2, &p[17]);
     let mask2 = dropout_mask(g2.len(), dropout, rng);
     let d2 = match &mask2 {
         Some(m) => g2.iter().zip(m).map(|(g, m)| g * m).collect(),
@@ -345,37 +379,44 @@ pub(crate) fn loss_and_grads(
     // One conv block backward: the PReLU, then the conv's weight, bias and (optionally) input.
     let block = |layer: usize,
                  input: &[f32],
-                 c: &[f32],
-                 da: &[f32],
+                 c: Vec<f32>,
+                 da: Vec<f32>,
                  grads: &mut Vec<Vec<f32>>,
                  want_dx: bool|
      -> Vec<f32> {
         let s = convs[layer];
-        let mut dc = vec![0f32; c.len()];
-        grads[3 * layer + 2] = kernels::prelu_backward(c, &p[3 * layer + 2], da, 1, &mut dc);
+        let mut dc = ws.take(c.len());
+        grads[3 * layer + 2] = kernels::prelu_backward(&c, &p[3 * layer + 2], &da, 1, &mut dc);
+        ws.give([c, da]);
         let mut dw = vec![0f32; p[3 * layer].len()];
         let mut db = vec![0f32; s.cout];
         kernels::conv2d_grad_weight(input, &dc, s, &mut dw, Some(&mut db));
         grads[3 * layer] = dw;
         grads[3 * layer + 1] = db;
-        if !want_dx {
-            return Vec::new();
+        let mut dx = Vec::new();
+        if want_dx {
+            dx = ws.take(input.len());
+            kernels::conv2d_grad_input(&dc, &p[3 * layer], s, &mut dx);
         }
-        let mut dx = vec![0f32; input.len()];
-        kernels::conv2d_grad_input(&dc, &p[3 * layer], s, &mut dx);
+        ws.give([dc]);
         dx
     };
-    let mut da5 = vec![0f32; a5.len()];
+    let mut da5 = ws.take(a5.len());
     kernels::pool_backward(&a5, &dp5, pool5, &mut da5);
-    let da4 = block(4, &a4, &c5, &da5, &mut grads, true);
-    let dp3 = block(3, &p3, &c4, &da4, &mut grads, true);
-    let mut da3 = vec![0f32; a3.len()];
+    ws.give([a5, p5]);
+    let da4 = block(4, &a4, c5, da5, &mut grads, true);
+    ws.give([a4]);
+    let dp3 = block(3, &p3, c4, da4, &mut grads, true);
+    let mut da3 = ws.take(a3.len());
     kernels::pool_backward(&a3, &dp3, pool3, &mut da3);
-    let da2 = block(2, &a2, &c3, &da3, &mut grads, true);
-    let dp1 = block(1, &p1, &c2, &da2, &mut grads, true);
-    let mut da1 = vec![0f32; a1.len()];
-    kernels::pool_backward(&a1, &dp1, pool1, &mut da1);
-    block(0, &x, &c1, &da1, &mut grads, false);
+    ws.give([p3, dp3, a3]);
+    let da2 = block(2, &a2, c3, da3, &mut grads, true);
+    ws.give([a2]);
+    let dp1 = block(1, &p1, c2, da2, &mut grads, true);
+    let mut da1 = ws.take(a1.len());
+    kernels::max_pool_backward(&argmax1, &dp1, pool1, &mut da1);
+    ws.give([p1, dp1, a1]);
+    block(0, &x, c1, da1, &mut grads, false);
 
     let mut store = GradStore::default();
     for (param, grad) in params.iter().zip(grads) {
