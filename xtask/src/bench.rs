@@ -311,7 +311,7 @@ fn our_train_step(args: &TrainStepArgs) -> anyhow::Result<(Vec<(usize, f64, f64)
         let x = Tensor::from_vec(pixels, (n, 1, 48, 48), &device)?;
         let y = Tensor::from_vec(labels, n, &device)?;
         let infer = median_seconds(3, args.secs, || {
-            let scores = model.forward(&x, None)?;
+            let scores = model.predict(&x)?;
             std::hint::black_box(scores.sum_all()?.to_scalar::<f32>()?);
             Ok(())
         })?;
@@ -333,7 +333,7 @@ fn our_train_step(args: &TrainStepArgs) -> anyhow::Result<(Vec<(usize, f64, f64)
         &device,
     )?;
     let latency = median_seconds(20, args.secs.min(5.0), || {
-        std::hint::black_box(model.forward(&one, None)?.to_vec2::<f32>()?);
+        std::hint::black_box(model.predict(&one)?.to_vec2::<f32>()?);
         Ok(())
     })?;
     println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);

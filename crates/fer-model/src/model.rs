@@ -82,6 +82,12 @@ pub trait Classifier: Send + Sync {
     /// The head, which decides the loss.
     fn head(&self) -> Head;
 
+    /// Scores of `images` for inference (no dropout), recording nothing for backpropagation.
+    /// The default is [`Classifier::forward`] detached; a network may run a faster path.
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.forward(images, None)?.detach())
+    }
+
     /// One training step's loss and gradients: the batch mean [`loss`] of `labels` (N,) u32
     /// and its gradient for every parameter. The default runs [`Classifier::forward`] and
     /// candle's autograd; a network may override it with a faster path giving the same values.
@@ -271,6 +277,14 @@ impl Classifier for SeedCnn {
 
     fn head(&self) -> Head {
         self.head
+    }
+
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        let params = self.parameters()?;
+        if seed_step::applies(images, &params) {
+            return seed_step::predict(&self.workspace, &params, self.head, images);
+        }
+        Ok(self.forward(images, None)?.detach())
     }
 
     /// On the CPU, the whole step written for this network (see `seed_step`): the same values

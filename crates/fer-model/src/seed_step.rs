@@ -212,38 +212,8 @@ fn head_loss(head: Head, scores: &[f32], labels: &[u32]) -> Result<(f32, Vec<f32
     Ok((total / n as f32, grad))
 }
 
-/// The loss and the gradients of the 22 parameters (in [`PARAMS`] order) for one batch.
-pub(crate) fn loss_and_grads(
-    ws: &Workspace,
-    params: &[&Tensor; PARAMS],
-    head: Head,
-    dropout: f32,
-    images: &Tensor,
-    labels: &Tensor,
-    mut rng: Option<&mut ChaCha8Rng>,
-) -> Result<(f32, GradStore)> {
-    let &[n, 1, 48, 48] = images.dims() else {
-        bail!(
-            "the seed CNN takes (N, 1, 48, 48) images, got {:?}",
-            images.dims()
-        );
-    };
-    let labels: Vec<u32> = labels.to_vec1()?;
-    if labels.len() != n {
-        bail!("{} labels for {n} images", labels.len());
-    }
-    let x = {
-        let images = images.contiguous()?;
-        let (storage, layout) = images.storage_and_layout();
-        slice(&storage, layout)?
-    };
-    let p: Vec<Vec<f32>> = params
-        .iter()
-        .map(|t| {
-            let (storage, layout) = t.storage_and_layout();
-            slice(&storage, layout)
-        })
-        .collect::<Result<_>>()?;
+/// The five convolutions and three pools of the seed CNN at batch `n`.
+fn geometry(n: usize) -> ([ConvShape; 5], [PoolShape; 3]) {
     let convs = [
         ConvShape {
             batch: n,
@@ -291,11 +261,6 @@ pub(crate) fn loss_and_grads(
             pad: 1,
         },
     ];
-    for (i, s) in convs.iter().enumerate() {
-        if p[3 * i].len() != s.cout * s.patch() || p[3 * i + 1].len() != s.cout {
-            bail!("conv layer {} has unexpected parameter sizes", i + 1);
-        }
-    }
     let pool1 = PoolShape {
         kind: PoolKind::Max,
         planes: n * 64,
@@ -324,6 +289,47 @@ pub(crate) fn loss_and_grads(
         pad: 1,
     };
 
+    (convs, [pool1, pool3, pool5])
+}
+
+/// The loss and the gradients of the 22 parameters (in [`PARAMS`] order) for one batch.
+pub(crate) fn loss_and_grads(
+    ws: &Workspace,
+    params: &[&Tensor; PARAMS],
+    head: Head,
+    dropout: f32,
+    images: &Tensor,
+    labels: &Tensor,
+    mut rng: Option<&mut ChaCha8Rng>,
+) -> Result<(f32, GradStore)> {
+    let &[n, 1, 48, 48] = images.dims() else {
+        bail!(
+            "the seed CNN takes (N, 1, 48, 48) images, got {:?}",
+            images.dims()
+        );
+    };
+    let labels: Vec<u32> = labels.to_vec1()?;
+    if labels.len() != n {
+        bail!("{} labels for {n} images", labels.len());
+    }
+    let x = {
+        let images = images.contiguous()?;
+        let (storage, layout) = images.storage_and_layout();
+        slice(&storage, layout)?
+    };
+    let p: Vec<Vec<f32>> = params
+        .iter()
+        .map(|t| {
+            let (storage, layout) = t.storage_and_layout();
+            slice(&storage, layout)
+        })
+        .collect::<Result<_>>()?;
+    let (convs, [pool1, pool3, pool5]) = geometry(n);
+    for (i, s) in convs.iter().enumerate() {
+        if p[3 * i].len() != s.cout * s.patch() || p[3 * i + 1].len() != s.cout {
+            bail!("conv layer {} has unexpected parameter sizes", i + 1);
+        }
+    }
     // Forward, keeping what the backward reads.
     let mut argmax1 = vec![0u32; pool1.planes * pool1.out_h() * pool1.out_w()];
     let c1 = conv(ws, &x, &p[0], &p[1], convs[0]);
@@ -423,4 +429,61 @@ pub(crate) fn loss_and_grads(
         store.insert(param, Tensor::from_vec(grad, param.shape(), &Device::Cpu)?);
     }
     Ok((loss, store))
+}
+
+/// Inference: the scores (log-probabilities for the softmax head) of `images`, no dropout,
+/// nothing recorded for backpropagation.
+pub(crate) fn predict(
+    ws: &Workspace,
+    params: &[&Tensor; PARAMS],
+    head: Head,
+    images: &Tensor,
+) -> Result<Tensor> {
+    let &[n, 1, 48, 48] = images.dims() else {
+        bail!(
+            "the seed CNN takes (N, 1, 48, 48) images, got {:?}",
+            images.dims()
+        );
+    };
+    let x = {
+        let images = images.contiguous()?;
+        let (storage, layout) = images.storage_and_layout();
+        slice(&storage, layout)?
+    };
+    let p: Vec<Vec<f32>> = params
+        .iter()
+        .map(|t| {
+            let (storage, layout) = t.storage_and_layout();
+            slice(&storage, layout)
+        })
+        .collect::<Result<_>>()?;
+    let (convs, [pool1, pool3, pool5]) = geometry(n);
+    let block = |x: &[f32], layer: usize| {
+        let c = conv(ws, x, &p[3 * layer], &p[3 * layer + 1], convs[layer]);
+        let a = prelu(ws, &c, &p[3 * layer + 2]);
+        ws.give([c]);
+        a
+    };
+    let a1 = block(&x, 0);
+    let p1 = pool(ws, &a1, pool1, None);
+    let a2 = block(&p1, 1);
+    let a3 = block(&a2, 2);
+    let p3 = pool(ws, &a3, pool3, None);
+    let a4 = block(&p3, 3);
+    let a5 = block(&a4, 4);
+    let p5 = pool(ws, &a5, pool5, None);
+    let g1 = prelu(ws, &linear(&p5, &p[15], &p[16], n, 3200, 1024), &p[17]);
+    let g2 = prelu(ws, &linear(&g1, &p[18], &p[19], n, 1024, 1024), &p[17]);
+    let mut scores = linear(&g2, &p[20], &p[21], n, 1024, NUM_CLASSES);
+    ws.give([a1, p1, a2, a3, p3, a4, a5, p5]);
+    if head == Head::Softmax {
+        for row in scores.chunks_mut(NUM_CLASSES) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let log_sum = row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+            for v in row {
+                *v = *v - max - log_sum;
+            }
+        }
+    }
+    Tensor::from_vec(scores, (n, NUM_CLASSES), &Device::Cpu)
 }

@@ -364,3 +364,20 @@ fn fused_seed_step_matches_autograd_loss_and_gradients() {
         }
     }
 }
+
+#[test]
+fn fused_seed_predict_matches_forward_for_both_heads() {
+    for head in [fer_model::Head::Softmax, fer_model::Head::Svm] {
+        let config = fer_model::ModelConfig {
+            head,
+            ..Default::default()
+        };
+        let (_, model) = config.init(&Device::Cpu, 6).unwrap();
+        for n in [1, 5] {
+            let x = (tensor(&[n, 1, 48, 48], 51) * 2.0).unwrap();
+            let fused = model.predict(&x).unwrap();
+            let reference = model.forward(&x, None).unwrap();
+            assert_close(&format!("{head:?} predict, batch {n}"), &fused, &reference);
+        }
+    }
+}
