@@ -97,6 +97,11 @@ impl Optimizer for Adadelta {
             .zip(&mut self.acc_delta)
         {
             let Some(grad) = grads.get(var) else { continue };
+            if let Some((p, nv, nu)) = adadelta_cpu(var, grad, v, u, &self.config)? {
+                var.set(&p)?;
+                (*v, *u) = (nv, nu);
+                continue;
+            }
             // Detached: optimizer state must not hold on to this step's autograd graph.
             let (grad, param) = (grad.detach(), var.as_tensor().detach());
             let g = if weight_decay != 0.0 {
@@ -119,6 +124,68 @@ impl Optimizer for Adadelta {
     fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
     }
+}
+
+/// The contiguous f32 CPU values of `t`, or None (then the caller takes candle's ops).
+fn cpu_values(t: &Tensor) -> Option<Vec<f32>> {
+    if !t.device().is_cpu() || t.dtype() != candle_core::DType::F32 {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
+        return None;
+    };
+    let (start, end) = layout.contiguous_offsets()?;
+    Some(data[start..end].to_vec())
+}
+
+/// One Adadelta update of one parameter in a single parallel pass on the CPU, the same f32
+/// arithmetic as the tensor formulas: (new parameter, new square_avg, new acc_delta).
+fn adadelta_cpu(
+    var: &Var,
+    grad: &Tensor,
+    v: &Tensor,
+    u: &Tensor,
+    config: &AdadeltaConfig,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    use rayon::prelude::*;
+    let (Some(mut p), Some(g), Some(mut v_new), Some(mut u_new)) = (
+        cpu_values(var.as_tensor()),
+        cpu_values(grad),
+        cpu_values(v),
+        cpu_values(u),
+    ) else {
+        return Ok(None);
+    };
+    if g.len() != p.len() || v_new.len() != p.len() || u_new.len() != p.len() {
+        return Ok(None);
+    }
+    let (lr, rho, eps, wd) = (
+        config.lr as f32,
+        config.rho as f32,
+        config.eps as f32,
+        config.weight_decay as f32,
+    );
+    let keep = (1.0 - config.rho) as f32;
+    p.par_chunks_mut(1 << 14)
+        .zip(v_new.par_chunks_mut(1 << 14))
+        .zip(u_new.par_chunks_mut(1 << 14))
+        .zip(g.par_chunks(1 << 14))
+        .for_each(|(((p, v), u), g)| {
+            for (((p, v), u), &g) in p.iter_mut().zip(v).zip(u).zip(g) {
+                let g = if wd != 0.0 { g + *p * wd } else { g };
+                *v = *v * rho + g * g * keep;
+                let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
+                *u = *u * rho + delta * delta * keep;
+                *p -= delta * lr;
+            }
+        });
+    let (shape, device) = (var.shape(), var.device());
+    Ok(Some((
+        Tensor::from_vec(p, shape, device)?,
+        Tensor::from_vec(v_new, shape, device)?,
+        Tensor::from_vec(u_new, shape, device)?,
+    )))
 }
 
 #[cfg(test)]
