@@ -285,7 +285,10 @@ fn median_seconds(
 }
 
 /// Our seed-CNN figures: per batch (inference img/s, training img/s), then batch-1 latency (s).
-fn our_train_step(args: &TrainStepArgs) -> anyhow::Result<(Vec<(usize, f64, f64)>, f64)> {
+fn our_train_step(
+    args: &TrainStepArgs,
+    batches: &[usize],
+) -> anyhow::Result<(Vec<(usize, f64, f64)>, f64)> {
     use candle_core::{Device, Tensor};
     use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
     use rand::{Rng, SeedableRng};
@@ -305,7 +308,7 @@ fn our_train_step(args: &TrainStepArgs) -> anyhow::Result<(Vec<(usize, f64, f64)
     )?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut figures = Vec::new();
-    for &n in &args.batches {
+    for &n in batches {
         let pixels: Vec<f32> = (0..n * 2304).map(|_| rng.random::<f32>()).collect();
         let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..7u32)).collect();
         let x = Tensor::from_vec(pixels, (n, 1, 48, 48), &device)?;
@@ -336,7 +339,6 @@ fn our_train_step(args: &TrainStepArgs) -> anyhow::Result<(Vec<(usize, f64, f64)
         std::hint::black_box(model.predict(&one)?.to_vec2::<f32>()?);
         Ok(())
     })?;
-    println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
     Ok((figures, latency))
 }
 
@@ -348,67 +350,79 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         "train-step benchmark: seed CNN, f32, Adadelta, {} threads, median step over {} s",
         args.threads, args.secs
     );
-    let (ours, latency) = pool.install(|| our_train_step(args))?;
-    let mut report = json!({"threads": args.threads, "batch1_latency_ms": latency * 1e3});
-    let at = |n: usize| ours.iter().find(|f| f.0 == n).copied();
-    if let Some((_, infer, train)) = at(128) {
-        report["train_img_s"] = json!(train);
-        report["infer_img_s"] = json!(infer);
-    }
-    if args.no_peer {
-        println!("  PyTorch: skipped (--no-peer)");
-    } else {
-        let batches = args
-            .batches
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let threads = args.threads.to_string();
-        let secs = args.secs.to_string();
+    // Each batch size is measured for us, then at once for PyTorch, so that both see about
+    // the same load on this shared machine.
+    let mut ours = Vec::new();
+    let mut latency = f64::NAN;
+    let mut peer = serde_json::Map::new();
+    let mut peer_latency = f64::NAN;
+    let last = args.batches.len().saturating_sub(1);
+    for (i, &n) in args.batches.iter().enumerate() {
+        let (figures, l) = pool.install(|| our_train_step(args, &[n]))?;
+        ours.extend(figures);
+        if i == last {
+            latency = l;
+            println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
+        }
+        if args.no_peer {
+            continue;
+        }
+        let (batch, threads, secs) = (
+            n.to_string(),
+            args.threads.to_string(),
+            args.secs.to_string(),
+        );
         match torch_reference(
             args.python.as_deref(),
             &[
                 "speed",
                 "--batches",
-                &batches,
+                &batch,
                 "--threads",
                 &threads,
                 "--secs",
                 &secs,
             ],
         ) {
-            Ok(peer) => {
-                let mut ratios = serde_json::Map::new();
-                for &(n, infer, train) in &ours {
-                    let theirs = &peer["batches"][n.to_string()];
-                    let t_infer = theirs["infer_img_s"].as_f64().unwrap_or(f64::NAN);
-                    let t_train = theirs["train_img_s"].as_f64().unwrap_or(f64::NAN);
-                    println!(
-                        "  PyTorch batch {n:4}: inference {t_infer:8.1} img/s | train step {t_train:7.1} img/s  -> ours/PyTorch: inference {:.2}x, train {:.2}x",
-                        infer / t_infer,
-                        train / t_train
-                    );
-                    ratios.insert(
-                        n.to_string(),
-                        json!({"infer": infer / t_infer, "train": train / t_train}),
-                    );
-                }
-                let t_latency = peer["batch1_latency_ms"].as_f64().unwrap_or(f64::NAN);
-                println!(
-                    "  PyTorch batch-1 latency {t_latency:.3} ms -> ours/PyTorch {:.2}x the time",
-                    latency * 1e3 / t_latency
+            Ok(theirs) => {
+                let t = &theirs["batches"][&batch];
+                let (t_infer, t_train) = (
+                    t["infer_img_s"].as_f64().unwrap_or(f64::NAN),
+                    t["train_img_s"].as_f64().unwrap_or(f64::NAN),
                 );
-                if let Some(r) = ratios.get("128") {
-                    report["train_ratio"] = r["train"].clone();
-                    report["infer_ratio"] = r["infer"].clone();
-                }
-                report["torch_batch1_latency_ms"] = json!(t_latency);
-                report["ratios"] = Value::Object(ratios);
-                report["torch"] = peer["batches"].clone();
+                let &(_, infer, train) = ours.last().expect("measured above");
+                println!(
+                    "  PyTorch batch {n:4}: inference {t_infer:8.1} img/s | train step {t_train:7.1} img/s  -> ours/PyTorch: inference {:.2}x, train {:.2}x",
+                    infer / t_infer,
+                    train / t_train
+                );
+                peer.insert(
+                    batch,
+                    json!({"infer_img_s": t_infer, "train_img_s": t_train, "infer_ratio": infer / t_infer, "train_ratio": train / t_train}),
+                );
+                peer_latency = theirs["batch1_latency_ms"].as_f64().unwrap_or(f64::NAN);
             }
-            Err(e) => println!("  PyTorch: not measured ({e:#})"),
+            Err(e) => println!("  PyTorch batch {n:4}: not measured ({e:#})"),
         }
+    }
+    let mut report = json!({"threads": args.threads, "batch1_latency_ms": latency * 1e3});
+    if let Some(&(_, infer, train)) = ours.iter().find(|f| f.0 == 128) {
+        report["train_img_s"] = json!(train);
+        report["infer_img_s"] = json!(infer);
+    }
+    if args.no_peer {
+        println!("  PyTorch: skipped (--no-peer)");
+    } else {
+        println!(
+            "  PyTorch batch-1 latency {peer_latency:.3} ms -> ours/PyTorch {:.2}x the time",
+            latency * 1e3 / peer_latency
+        );
+        if let Some(p) = peer.get("128") {
+            report["train_ratio"] = p["train_ratio"].clone();
+            report["infer_ratio"] = p["infer_ratio"].clone();
+        }
+        report["torch_batch1_latency_ms"] = json!(peer_latency);
+        report["torch"] = Value::Object(peer);
     }
     println!("{report}");
     Ok(())

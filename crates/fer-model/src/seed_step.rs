@@ -20,11 +20,11 @@ use crate::ops::contiguous_f32;
 /// shared prelu; fc2 w, b; fc3 w, b.
 pub(crate) const PARAMS: usize = 22;
 
-fn slice(storage: &Storage, layout: &candle_core::Layout) -> Result<Vec<f32>> {
+fn slice<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
     let Storage::Cpu(cpu) = storage else {
         bail!("the fused seed step runs on the CPU");
     };
-    Ok(contiguous_f32(cpu, layout, "seed step")?.to_vec())
+    contiguous_f32(cpu, layout, "seed step")
 }
 
 /// Whether the fused step can run on these tensors (CPU, f32).
@@ -312,17 +312,14 @@ pub(crate) fn loss_and_grads(
     if labels.len() != n {
         bail!("{} labels for {n} images", labels.len());
     }
-    let x = {
-        let images = images.contiguous()?;
-        let (storage, layout) = images.storage_and_layout();
-        slice(&storage, layout)?
-    };
-    let p: Vec<Vec<f32>> = params
+    let images = images.contiguous()?;
+    let image_guard = images.storage_and_layout();
+    let x = slice(&image_guard.0, image_guard.1)?;
+    // Read the parameters in place (read locks held for the step; nothing writes them now).
+    let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
+    let p: Vec<&[f32]> = guards
         .iter()
-        .map(|t| {
-            let (storage, layout) = t.storage_and_layout();
-            slice(&storage, layout)
-        })
+        .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
     let (convs, [pool1, pool3, pool5]) = geometry(n);
     for (i, s) in convs.iter().enumerate() {
@@ -445,17 +442,14 @@ pub(crate) fn predict(
             images.dims()
         );
     };
-    let x = {
-        let images = images.contiguous()?;
-        let (storage, layout) = images.storage_and_layout();
-        slice(&storage, layout)?
-    };
-    let p: Vec<Vec<f32>> = params
+    let images = images.contiguous()?;
+    let image_guard = images.storage_and_layout();
+    let x = slice(&image_guard.0, image_guard.1)?;
+    // Read the parameters in place (read locks held for the step; nothing writes them now).
+    let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
+    let p: Vec<&[f32]> = guards
         .iter()
-        .map(|t| {
-            let (storage, layout) = t.storage_and_layout();
-            slice(&storage, layout)
-        })
+        .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
     let (convs, [pool1, pool3, pool5]) = geometry(n);
     let block = |x: &[f32], layer: usize| {
