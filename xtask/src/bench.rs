@@ -284,11 +284,14 @@ fn median_seconds(
     Ok(times[times.len() / 2])
 }
 
+/// (batch size, inference img/s, training img/s).
+type Figures = (usize, f64, f64);
+
 /// Our seed-CNN figures: per batch (inference img/s, training img/s), then batch-1 latency (s).
 fn our_train_step(
     args: &TrainStepArgs,
     batches: &[usize],
-) -> anyhow::Result<(Vec<(usize, f64, f64)>, f64)> {
+) -> anyhow::Result<(Vec<Figures>, f64)> {
     use candle_core::{Device, Tensor};
     use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
     use rand::{Rng, SeedableRng};

@@ -329,39 +329,39 @@ pub(crate) fn loss_and_grads(
     }
     // Forward, keeping what the backward reads.
     let mut argmax1 = vec![0u32; pool1.planes * pool1.out_h() * pool1.out_w()];
-    let c1 = conv(ws, &x, &p[0], &p[1], convs[0]);
-    let a1 = prelu(ws, &c1, &p[2]);
+    let c1 = conv(ws, x, p[0], p[1], convs[0]);
+    let a1 = prelu(ws, &c1, p[2]);
     let p1 = pool(ws, &a1, pool1, Some(&mut argmax1));
-    let c2 = conv(ws, &p1, &p[3], &p[4], convs[1]);
-    let a2 = prelu(ws, &c2, &p[5]);
-    let c3 = conv(ws, &a2, &p[6], &p[7], convs[2]);
-    let a3 = prelu(ws, &c3, &p[8]);
+    let c2 = conv(ws, &p1, p[3], p[4], convs[1]);
+    let a2 = prelu(ws, &c2, p[5]);
+    let c3 = conv(ws, &a2, p[6], p[7], convs[2]);
+    let a3 = prelu(ws, &c3, p[8]);
     let p3 = pool(ws, &a3, pool3, None);
-    let c4 = conv(ws, &p3, &p[9], &p[10], convs[3]);
-    let a4 = prelu(ws, &c4, &p[11]);
-    let c5 = conv(ws, &a4, &p[12], &p[13], convs[4]);
-    let a5 = prelu(ws, &c5, &p[14]);
+    let c4 = conv(ws, &p3, p[9], p[10], convs[3]);
+    let a4 = prelu(ws, &c4, p[11]);
+    let c5 = conv(ws, &a4, p[12], p[13], convs[4]);
+    let a5 = prelu(ws, &c5, p[14]);
     let p5 = pool(ws, &a5, pool5, None); // n x 3200
-    let f1 = linear(&p5, &p[15], &p[16], n, 3200, 1024);
-    let g1 = prelu(ws, &f1, &p[17]);
+    let f1 = linear(&p5, p[15], p[16], n, 3200, 1024);
+    let g1 = prelu(ws, &f1, p[17]);
     let mask1 = dropout_mask(g1.len(), dropout, rng.as_deref_mut());
     let d1 = match &mask1 {
         Some(m) => g1.iter().zip(m).map(|(g, m)| g * m).collect(),
         None => g1,
     };
-    let f2 = linear(&d1, &p[18], &p[19], n, 1024, 1024);
-    let g2 = prelu(ws, &f2, &p[17]);
+    let f2 = linear(&d1, p[18], p[19], n, 1024, 1024);
+    let g2 = prelu(ws, &f2, p[17]);
     let mask2 = dropout_mask(g2.len(), dropout, rng);
     let d2 = match &mask2 {
         Some(m) => g2.iter().zip(m).map(|(g, m)| g * m).collect(),
         None => g2,
     };
-    let scores = linear(&d2, &p[20], &p[21], n, 1024, NUM_CLASSES);
+    let scores = linear(&d2, p[20], p[21], n, 1024, NUM_CLASSES);
     let (loss, ds) = head_loss(head, &scores, &labels)?;
 
     // Backward.
     let mut grads: Vec<Vec<f32>> = vec![Vec::new(); PARAMS];
-    let (dw, db, dd2) = linear_grads(&d2, &p[20], &ds, n, 1024, NUM_CLASSES, true);
+    let (dw, db, dd2) = linear_grads(&d2, p[20], &ds, n, 1024, NUM_CLASSES, true);
     (grads[20], grads[21]) = (dw, db);
     let undrop = |d: Vec<f32>, mask: &Option<Vec<f32>>| match mask {
         Some(m) => d.iter().zip(m).map(|(d, m)| d * m).collect(),
@@ -369,14 +369,14 @@ pub(crate) fn loss_and_grads(
     };
     let dg2 = undrop(dd2, &mask2);
     let mut df2 = vec![0f32; dg2.len()];
-    let dalpha2 = kernels::prelu_backward(&f2, &p[17], &dg2, 1, &mut df2);
-    let (dw, db, dd1) = linear_grads(&d1, &p[18], &df2, n, 1024, 1024, true);
+    let dalpha2 = kernels::prelu_backward(&f2, p[17], &dg2, 1, &mut df2);
+    let (dw, db, dd1) = linear_grads(&d1, p[18], &df2, n, 1024, 1024, true);
     (grads[18], grads[19]) = (dw, db);
     let dg1 = undrop(dd1, &mask1);
     let mut df1 = vec![0f32; dg1.len()];
-    let dalpha1 = kernels::prelu_backward(&f1, &p[17], &dg1, 1, &mut df1);
+    let dalpha1 = kernels::prelu_backward(&f1, p[17], &dg1, 1, &mut df1);
     grads[17] = vec![dalpha2[0] + dalpha1[0]];
-    let (dw, db, dp5) = linear_grads(&p5, &p[15], &df1, n, 3200, 1024, true);
+    let (dw, db, dp5) = linear_grads(&p5, p[15], &df1, n, 3200, 1024, true);
     (grads[15], grads[16]) = (dw, db);
 
     // One conv block backward: the PReLU, then the conv's weight, bias and (optionally) input.
@@ -389,7 +389,7 @@ pub(crate) fn loss_and_grads(
      -> Vec<f32> {
         let s = convs[layer];
         let mut dc = ws.take(c.len());
-        grads[3 * layer + 2] = kernels::prelu_backward(&c, &p[3 * layer + 2], &da, 1, &mut dc);
+        grads[3 * layer + 2] = kernels::prelu_backward(&c, p[3 * layer + 2], &da, 1, &mut dc);
         ws.give([c, da]);
         let mut dw = vec![0f32; p[3 * layer].len()];
         let mut db = vec![0f32; s.cout];
@@ -399,7 +399,7 @@ pub(crate) fn loss_and_grads(
         let mut dx = Vec::new();
         if want_dx {
             dx = ws.take(input.len());
-            kernels::conv2d_grad_input(&dc, &p[3 * layer], s, &mut dx);
+            kernels::conv2d_grad_input(&dc, p[3 * layer], s, &mut dx);
         }
         ws.give([dc]);
         dx
@@ -419,7 +419,7 @@ pub(crate) fn loss_and_grads(
     let mut da1 = ws.take(a1.len());
     kernels::max_pool_backward(&argmax1, &dp1, pool1, &mut da1);
     ws.give([p1, dp1, a1]);
-    block(0, &x, c1, da1, &mut grads, false);
+    block(0, x, c1, da1, &mut grads, false);
 
     let mut store = GradStore::default();
     for (param, grad) in params.iter().zip(grads) {
@@ -453,12 +453,12 @@ pub(crate) fn predict(
         .collect::<Result<_>>()?;
     let (convs, [pool1, pool3, pool5]) = geometry(n);
     let block = |x: &[f32], layer: usize| {
-        let c = conv(ws, x, &p[3 * layer], &p[3 * layer + 1], convs[layer]);
-        let a = prelu(ws, &c, &p[3 * layer + 2]);
+        let c = conv(ws, x, p[3 * layer], p[3 * layer + 1], convs[layer]);
+        let a = prelu(ws, &c, p[3 * layer + 2]);
         ws.give([c]);
         a
     };
-    let a1 = block(&x, 0);
+    let a1 = block(x, 0);
     let p1 = pool(ws, &a1, pool1, None);
     let a2 = block(&p1, 1);
     let a3 = block(&a2, 2);
@@ -466,9 +466,9 @@ pub(crate) fn predict(
     let a4 = block(&p3, 3);
     let a5 = block(&a4, 4);
     let p5 = pool(ws, &a5, pool5, None);
-    let g1 = prelu(ws, &linear(&p5, &p[15], &p[16], n, 3200, 1024), &p[17]);
-    let g2 = prelu(ws, &linear(&g1, &p[18], &p[19], n, 1024, 1024), &p[17]);
-    let mut scores = linear(&g2, &p[20], &p[21], n, 1024, NUM_CLASSES);
+    let g1 = prelu(ws, &linear(&p5, p[15], p[16], n, 3200, 1024), p[17]);
+    let g2 = prelu(ws, &linear(&g1, p[18], p[19], n, 1024, 1024), p[17]);
+    let mut scores = linear(&g2, p[20], p[21], n, 1024, NUM_CLASSES);
     ws.give([a1, p1, a2, a3, p3, a4, a5, p5]);
     if head == Head::Softmax {
         for row in scores.chunks_mut(NUM_CLASSES) {
