@@ -288,10 +288,7 @@ fn median_seconds(
 type Figures = (usize, f64, f64);
 
 /// Our seed-CNN figures: per batch (inference img/s, training img/s), then batch-1 latency (s).
-fn our_train_step(
-    args: &TrainStepArgs,
-    batches: &[usize],
-) -> anyhow::Result<(Vec<Figures>, f64)> {
+fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Vec<Figures>, f64)> {
     use candle_core::{Device, Tensor};
     use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
     use rand::{Rng, SeedableRng};

@@ -64,8 +64,9 @@ impl Adadelta {
                 );
             }
         }
-        self.square_avg = square_avg;
-        self.acc_delta = acc_delta;
+        // Own copies: the CPU step updates them in place.
+        self.square_avg = square_avg.iter().map(Tensor::copy).collect::<Result<_>>()?;
+        self.acc_delta = acc_delta.iter().map(Tensor::copy).collect::<Result<_>>()?;
         Ok(())
     }
 }
@@ -97,9 +98,7 @@ impl Optimizer for Adadelta {
             .zip(&mut self.acc_delta)
         {
             let Some(grad) = grads.get(var) else { continue };
-            if let Some((p, nv, nu)) = adadelta_cpu(var, grad, v, u, &self.config)? {
-                var.set(&p)?;
-                (*v, *u) = (nv, nu);
+            if adadelta_in_place(var, grad, v, u, &self.config)? {
                 continue;
             }
             // Detached: optimizer state must not hold on to this step's autograd graph.
@@ -126,66 +125,152 @@ impl Optimizer for Adadelta {
     }
 }
 
-/// The contiguous f32 CPU values of `t`, or None (then the caller takes candle's ops).
-fn cpu_values(t: &Tensor) -> Option<Vec<f32>> {
-    if !t.device().is_cpu() || t.dtype() != candle_core::DType::F32 {
-        return None;
-    }
-    let (storage, layout) = t.storage_and_layout();
-    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
-        return None;
-    };
-    let (start, end) = layout.contiguous_offsets()?;
-    Some(data[start..end].to_vec())
+/// Whether `t` is a contiguous f32 tensor on the CPU.
+fn cpu_contiguous_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous()
 }
 
-/// One Adadelta update of one parameter in a single parallel pass on the CPU, the same f32
-/// arithmetic as the tensor formulas: (new parameter, new square_avg, new acc_delta).
-fn adadelta_cpu(
+/// Runs `f` on the contiguous f32 CPU data of `t` (checked by [`cpu_contiguous_f32`]).
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
+        candle_core::bail!("expected f32 CPU data");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected contiguous data");
+    };
+    Ok(f(&data[start..end]))
+}
+
+/// Elements per parallel task of the Adadelta passes.
+const ADADELTA_CHUNK: usize = 1 << 14;
+
+/// One in-place Adadelta pass over a tensor, reading `g` (and, per pass, the other state).
+struct AdadeltaPass<'a> {
+    which: Pass,
+    g: &'a [f32],
+    /// square_avg after this step (for the parameter and acc_delta passes).
+    v: &'a [f32],
+    /// acc_delta before this step (for the parameter pass).
+    u: &'a [f32],
+    lr: f32,
+    rho: f32,
+    keep: f32,
+    eps: f32,
+}
+
+impl<'a> AdadeltaPass<'a> {
+    fn new(which: Pass, g: &'a [f32], v: &'a [f32], u: &'a [f32], config: &AdadeltaConfig) -> Self {
+        AdadeltaPass {
+            which,
+            g,
+            v,
+            u,
+            lr: config.lr as f32,
+            rho: config.rho as f32,
+            keep: (1.0 - config.rho) as f32,
+            eps: config.eps as f32,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    SquareAvg,
+    Param,
+    AccDelta,
+}
+
+impl candle_core::InplaceOp1 for AdadeltaPass<'_> {
+    fn name(&self) -> &'static str {
+        "fer-adadelta"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("adadelta: f32 only");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("adadelta: contiguous tensors only");
+        };
+        let x = &mut data[start..end];
+        let &AdadeltaPass {
+            which,
+            g,
+            v,
+            u,
+            lr,
+            rho,
+            keep,
+            eps,
+        } = self;
+        let delta = |u: f32, v: f32, g: f32| (u + eps).sqrt() / (v + eps).sqrt() * g;
+        x.par_chunks_mut(ADADELTA_CHUNK)
+            .enumerate()
+            .for_each(|(c, x)| {
+                let at = c * ADADELTA_CHUNK;
+                let g = &g[at..at + x.len()];
+                match which {
+                    Pass::SquareAvg => {
+                        for (v, &g) in x.iter_mut().zip(g) {
+                            *v = *v * rho + g * g * keep;
+                        }
+                    }
+                    Pass::Param => {
+                        let (v, u) = (&v[at..at + x.len()], &u[at..at + x.len()]);
+                        for (((p, &g), &v), &u) in x.iter_mut().zip(g).zip(v).zip(u) {
+                            *p -= delta(u, v, g) * lr;
+                        }
+                    }
+                    Pass::AccDelta => {
+                        let v = &v[at..at + x.len()];
+                        for ((u, &g), &v) in x.iter_mut().zip(g).zip(v) {
+                            let d = delta(*u, v, g);
+                            *u = *u * rho + d * d * keep;
+                        }
+                    }
+                }
+            });
+        Ok(())
+    }
+}
+
+/// The Adadelta update of one parameter in place on the CPU, three parallel passes (square_avg,
+/// parameter, acc_delta) with the same f32 formulas as the tensor path. Returns false (nothing
+/// done) where it does not apply: other devices or dtypes, weight decay.
+fn adadelta_in_place(
     var: &Var,
     grad: &Tensor,
     v: &Tensor,
     u: &Tensor,
     config: &AdadeltaConfig,
-) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-    use rayon::prelude::*;
-    let (Some(mut p), Some(g), Some(mut v_new), Some(mut u_new)) = (
-        cpu_values(var.as_tensor()),
-        cpu_values(grad),
-        cpu_values(v),
-        cpu_values(u),
-    ) else {
-        return Ok(None);
-    };
-    if g.len() != p.len() || v_new.len() != p.len() || u_new.len() != p.len() {
-        return Ok(None);
+) -> Result<bool> {
+    let n = var.elem_count();
+    let fits = |t: &Tensor| cpu_contiguous_f32(t) && t.elem_count() == n;
+    if config.weight_decay != 0.0 || ![var.as_tensor(), grad, v, u].into_iter().all(fits) {
+        return Ok(false);
     }
-    let (lr, rho, eps, wd) = (
-        config.lr as f32,
-        config.rho as f32,
-        config.eps as f32,
-        config.weight_decay as f32,
-    );
-    let keep = (1.0 - config.rho) as f32;
-    p.par_chunks_mut(1 << 14)
-        .zip(v_new.par_chunks_mut(1 << 14))
-        .zip(u_new.par_chunks_mut(1 << 14))
-        .zip(g.par_chunks(1 << 14))
-        .for_each(|(((p, v), u), g)| {
-            for (((p, v), u), &g) in p.iter_mut().zip(v).zip(u).zip(g) {
-                let g = if wd != 0.0 { g + *p * wd } else { g };
-                *v = *v * rho + g * g * keep;
-                let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
-                *u = *u * rho + delta * delta * keep;
-                *p -= delta * lr;
-            }
-        });
-    let (shape, device) = (var.shape(), var.device());
-    Ok(Some((
-        Tensor::from_vec(p, shape, device)?,
-        Tensor::from_vec(v_new, shape, device)?,
-        Tensor::from_vec(u_new, shape, device)?,
-    )))
+    with_values(grad, |g| -> Result<()> {
+        v.inplace_op1(&AdadeltaPass::new(Pass::SquareAvg, g, &[], &[], config))?;
+        with_values(v, |v_new| -> Result<()> {
+            with_values(u, |u_old| {
+                var.as_tensor().inplace_op1(&AdadeltaPass::new(
+                    Pass::Param,
+                    g,
+                    v_new,
+                    u_old,
+                    config,
+                ))
+            })??;
+            u.inplace_op1(&AdadeltaPass::new(Pass::AccDelta, g, v_new, &[], config))
+        })?
+    })??;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -510,8 +595,12 @@ impl AnyOptimizer {
         };
         Ok(match self {
             AnyOptimizer::Adadelta(o) => {
+                // Copies: Adadelta updates its state in place on the CPU.
                 let mut state = named("square_avg", &o.square_avg);
                 state.extend(named("acc_delta", &o.acc_delta));
+                for (_, t) in &mut state {
+                    *t = t.copy()?;
+                }
                 state
             }
             AnyOptimizer::Sgd(o) => o
