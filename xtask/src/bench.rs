@@ -18,6 +18,9 @@ pub enum Bench {
     /// Augmentation throughput of the seed and modern pipelines on real images, beside the
     /// seed's torchvision pipeline (`torch_reference.py augment`) and its training step.
     Augment(AugmentArgs),
+    /// Seed-CNN training step and inference images/s at batch 32/128/256 and batch-1 latency,
+    /// beside PyTorch's (`torch_reference.py speed`), on the same number of threads.
+    TrainStep(TrainStepArgs),
     /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
     #[command(hide = true)]
     IngestProbe {
@@ -62,10 +65,30 @@ pub struct AugmentArgs {
     no_peer: bool,
 }
 
+#[derive(clap::Args)]
+pub struct TrainStepArgs {
+    /// Batch sizes to measure (the JSON line reports 128).
+    #[arg(long, value_delimiter = ',', default_value = "32,128,256")]
+    batches: Vec<usize>,
+    /// Threads for us (rayon) and for PyTorch.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Seconds of timed steps per figure (the median step is reported).
+    #[arg(long, default_value_t = 6.0)]
+    secs: f64,
+    /// Python with torch (default: /tmp/torchref/bin/python when present).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the PyTorch figures.
+    #[arg(long)]
+    no_peer: bool,
+}
+
 pub fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest(&args),
         Bench::Augment(args) => augment(&args),
+        Bench::TrainStep(args) => train_step(&args),
         Bench::IngestProbe { data } => {
             let start = Instant::now();
             let loaded = fer_data::load(&data, &fer_data::LoadOptions::default())?;
@@ -236,6 +259,170 @@ fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
             }
             Err(e) => println!("  PyTorch training step: not measured ({e:#})"),
         }
+    }
+    println!("{report}");
+    Ok(())
+}
+
+/// Median seconds of `f` after `warm` calls, timed for at least `secs` and 3 calls.
+fn median_seconds(
+    warm: usize,
+    secs: f64,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    for _ in 0..warm {
+        f()?;
+    }
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 3 || start.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// (batch size, inference img/s, training img/s).
+type Figures = (usize, f64, f64);
+
+/// Our seed-CNN figures: per batch (inference img/s, training img/s), then batch-1 latency (s).
+fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Vec<Figures>, f64)> {
+    use candle_core::{Device, Tensor};
+    use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
+    use rand::{Rng, SeedableRng};
+    let device = Device::Cpu;
+    let (vars, model) = ModelConfig::default().init(&device, 0)?;
+    let mut params: Vec<(String, candle_core::Var)> = vars
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("var map lock poisoned"))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut optimizer = AnyOptimizer::new(
+        OptimizerConfig::default(),
+        params.into_iter().map(|(_, v)| v).collect(),
+    )?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut figures = Vec::new();
+    for &n in batches {
+        let pixels: Vec<f32> = (0..n * 2304).map(|_| rng.random::<f32>()).collect();
+        let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..7u32)).collect();
+        let x = Tensor::from_vec(pixels, (n, 1, 48, 48), &device)?;
+        let y = Tensor::from_vec(labels, n, &device)?;
+        let infer = median_seconds(3, args.secs, || {
+            let scores = model.predict(&x)?;
+            std::hint::black_box(scores.sum_all()?.to_scalar::<f32>()?);
+            Ok(())
+        })?;
+        let mut dropout = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let train = median_seconds(2, args.secs, || {
+            let (_, grads) = model.loss_and_grads(&x, &y, Some(&mut dropout))?;
+            optimizer.step(&grads)?;
+            Ok(())
+        })?;
+        let (infer_rate, train_rate) = (n as f64 / infer, n as f64 / train);
+        println!(
+            "  ours    batch {n:4}: inference {infer_rate:8.1} img/s | train step {train_rate:7.1} img/s"
+        );
+        figures.push((n, infer_rate, train_rate));
+    }
+    let one = Tensor::from_vec(
+        (0..2304).map(|_| rng.random::<f32>()).collect::<Vec<f32>>(),
+        (1, 1, 48, 48),
+        &device,
+    )?;
+    let latency = median_seconds(20, args.secs.min(5.0), || {
+        std::hint::black_box(model.predict(&one)?.to_vec2::<f32>()?);
+        Ok(())
+    })?;
+    Ok((figures, latency))
+}
+
+fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()?;
+    println!(
+        "train-step benchmark: seed CNN, f32, Adadelta, {} threads, median step over {} s",
+        args.threads, args.secs
+    );
+    // Each batch size is measured for us, then at once for PyTorch, so that both see about
+    // the same load on this shared machine.
+    let mut ours = Vec::new();
+    let mut latency = f64::NAN;
+    let mut peer = serde_json::Map::new();
+    let mut peer_latency = f64::NAN;
+    let last = args.batches.len().saturating_sub(1);
+    for (i, &n) in args.batches.iter().enumerate() {
+        let (figures, l) = pool.install(|| our_train_step(args, &[n]))?;
+        ours.extend(figures);
+        if i == last {
+            latency = l;
+            println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
+        }
+        if args.no_peer {
+            continue;
+        }
+        let (batch, threads, secs) = (
+            n.to_string(),
+            args.threads.to_string(),
+            args.secs.to_string(),
+        );
+        match torch_reference(
+            args.python.as_deref(),
+            &[
+                "speed",
+                "--batches",
+                &batch,
+                "--threads",
+                &threads,
+                "--secs",
+                &secs,
+            ],
+        ) {
+            Ok(theirs) => {
+                let t = &theirs["batches"][&batch];
+                let (t_infer, t_train) = (
+                    t["infer_img_s"].as_f64().unwrap_or(f64::NAN),
+                    t["train_img_s"].as_f64().unwrap_or(f64::NAN),
+                );
+                let &(_, infer, train) = ours.last().expect("measured above");
+                println!(
+                    "  PyTorch batch {n:4}: inference {t_infer:8.1} img/s | train step {t_train:7.1} img/s  -> ours/PyTorch: inference {:.2}x, train {:.2}x",
+                    infer / t_infer,
+                    train / t_train
+                );
+                peer.insert(
+                    batch,
+                    json!({"infer_img_s": t_infer, "train_img_s": t_train, "infer_ratio": infer / t_infer, "train_ratio": train / t_train}),
+                );
+                peer_latency = theirs["batch1_latency_ms"].as_f64().unwrap_or(f64::NAN);
+            }
+            Err(e) => println!("  PyTorch batch {n:4}: not measured ({e:#})"),
+        }
+    }
+    let mut report = json!({"threads": args.threads, "batch1_latency_ms": latency * 1e3});
+    if let Some(&(_, infer, train)) = ours.iter().find(|f| f.0 == 128) {
+        report["train_img_s"] = json!(train);
+        report["infer_img_s"] = json!(infer);
+    }
+    if args.no_peer {
+        println!("  PyTorch: skipped (--no-peer)");
+    } else {
+        println!(
+            "  PyTorch batch-1 latency {peer_latency:.3} ms -> ours/PyTorch {:.2}x the time",
+            latency * 1e3 / peer_latency
+        );
+        if let Some(p) = peer.get("128") {
+            report["train_ratio"] = p["train_ratio"].clone();
+            report["infer_ratio"] = p["infer_ratio"].clone();
+        }
+        report["torch_batch1_latency_ms"] = json!(peer_latency);
+        report["torch"] = Value::Object(peer);
     }
     println!("{report}");
     Ok(())

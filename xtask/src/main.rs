@@ -8,6 +8,10 @@ mod regression;
 
 use clap::{Parser, Subcommand};
 
+/// glibc maps and unmaps the large tensors of every step; mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Project automation for the fer workspace (run as `cargo xtask ...`).
 #[derive(Parser)]
 #[command(name = "cargo xtask", version)]

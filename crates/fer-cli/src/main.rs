@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// glibc maps and unmaps the large tensors of every training step; mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Facial expression recognition on FER2013 and your own faces.
 #[derive(Parser)]
 #[command(name = "fer", version, about, long_about = None, propagate_version = true)]

@@ -64,7 +64,7 @@ pub fn evaluate_with_progress(
         )?;
         let labels: Vec<u32> = sub.labels().iter().map(|e| u32::from(e.label())).collect();
         let label_tensor = Tensor::new(labels.as_slice(), device)?;
-        let scores = model.forward(&inputs, None)?;
+        let scores = model.predict(&inputs)?;
         let batch_loss = f64::from(loss(model.head(), &scores, &label_tensor)?.to_scalar::<f32>()?);
         loss_sum += batch_loss;
         weighted += batch_loss * chunk.len() as f64;

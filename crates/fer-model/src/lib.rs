@@ -18,10 +18,13 @@
 pub mod checkpoint;
 pub mod eval;
 pub mod hog_svm;
+mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod pool;
+mod seed_step;
 pub mod train;
 
 pub use metrics::{ClassMetrics, Metrics};

@@ -1,12 +1,15 @@
 //! Model architectures behind one config and one trait; the seed CNN reads like the notebook.
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, PReLU, VarBuilder, VarMap};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::ops;
 use crate::pool::Pool2d;
+use crate::seed_step;
 
 /// Number of emotion classes.
 pub const NUM_CLASSES: usize = fer_data::Emotion::COUNT;
@@ -78,6 +81,26 @@ pub trait Classifier: Send + Sync {
 
     /// The head, which decides the loss.
     fn head(&self) -> Head;
+
+    /// Scores of `images` for inference (no dropout), recording nothing for backpropagation.
+    /// The default is [`Classifier::forward`] detached; a network may run a faster path.
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.forward(images, None)?.detach())
+    }
+
+    /// One training step's loss and gradients: the batch mean [`loss`] of `labels` (N,) u32
+    /// and its gradient for every parameter. The default runs [`Classifier::forward`] and
+    /// candle's autograd; a network may override it with a faster path giving the same values.
+    fn loss_and_grads(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(f32, GradStore)> {
+        let scores = self.forward(images, dropout)?;
+        let batch_loss = loss(self.head(), &scores, labels)?;
+        Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
+    }
 }
 
 /// Redraws every weight and bias of `vars` uniformly in PyTorch's default bounds from a seeded
@@ -144,9 +167,14 @@ fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear::new(weight, Some(bias)))
 }
 
-/// `nn.ZeroPad2d(p)` on an NCHW tensor.
-fn zero_pad(x: &Tensor, p: usize) -> Result<Tensor> {
-    x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)
+/// A convolution with its own padding, then PReLU, through the fast [`ops`].
+fn conv_prelu(x: &Tensor, conv: &Conv2d, prelu: &PReLU) -> Result<Tensor> {
+    conv_prelu_padded(x, conv, conv.config().padding, prelu)
+}
+
+fn conv_prelu_padded(x: &Tensor, conv: &Conv2d, padding: usize, prelu: &PReLU) -> Result<Tensor> {
+    let y = ops::conv2d(x, conv.weight(), conv.bias(), padding)?;
+    ops::prelu(&y, prelu.weight())
 }
 
 /// Inverted dropout with a mask drawn from `rng` (reproducible, unlike a global RNG).
@@ -188,6 +216,8 @@ pub struct SeedCnn {
     fc3: Linear,         // 1024 -> 7
     head: Head,
     dropout: f32,
+    /// Activation buffers of the fused CPU training step, reused from step to step.
+    workspace: seed_step::Workspace,
 }
 
 impl SeedCnn {
@@ -211,31 +241,30 @@ impl SeedCnn {
             fc3: linear(1024, NUM_CLASSES, vb.pp("fc3"))?,
             head,
             dropout,
+            workspace: seed_step::Workspace::default(),
         })
     }
 }
 
 impl Classifier for SeedCnn {
     fn forward(&self, images: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let x = self
-            .layer1_prelu
-            .forward(&self.layer1_conv.forward(images)?)?; // 64 x 44 x 44
-        let x = Pool2d::max(5, 2).forward(&zero_pad(&x, 2)?)?; // 64 x 22 x 22
-        let x = self.layer2_prelu.forward(&self.layer2_conv.forward(&x)?)?;
-        let x = zero_pad(&x, 1)?; // 64 x 24 x 24
-        let x = self.layer3_prelu.forward(&self.layer3_conv.forward(&x)?)?; // 128 x 22 x 22
+        let x = conv_prelu(images, &self.layer1_conv, &self.layer1_prelu)?; // 64 x 44 x 44
+        let x = Pool2d::max(5, 2).with_zero_padding(2).forward(&x)?; // 64 x 22 x 22
+        let x = conv_prelu(&x, &self.layer2_conv, &self.layer2_prelu)?;
+        // ZeroPad2d(1) then the unpadded 3x3 conv: the conv's own padding 1.
+        let x = conv_prelu_padded(&x, &self.layer3_conv, 1, &self.layer3_prelu)?; // 128 x 22 x 22
         let x = Pool2d::avg(3, 2).forward(&x)?; // 128 x 10 x 10
-        let x = self.layer4_prelu.forward(&self.layer4_conv.forward(&x)?)?;
-        let x = self.layer5_prelu.forward(&self.layer5_conv.forward(&x)?)?;
-        let x = Pool2d::avg(3, 2).forward(&zero_pad(&x, 1)?)?; // 128 x 5 x 5
+        let x = conv_prelu(&x, &self.layer4_conv, &self.layer4_prelu)?;
+        let x = conv_prelu(&x, &self.layer5_conv, &self.layer5_prelu)?;
+        let x = Pool2d::avg(3, 2).with_zero_padding(1).forward(&x)?; // 128 x 5 x 5
         let x = x.flatten_from(1)?; // 3200
         let x = dropout(
-            &self.prelu.forward(&self.fc1.forward(&x)?)?,
+            &ops::prelu(&self.fc1.forward(&x)?, self.prelu.weight())?,
             self.dropout,
             rng.as_deref_mut(),
         )?;
         let x = dropout(
-            &self.prelu.forward(&self.fc2.forward(&x)?)?,
+            &ops::prelu(&self.fc2.forward(&x)?, self.prelu.weight())?,
             self.dropout,
             rng,
         )?;
@@ -248,6 +277,77 @@ impl Classifier for SeedCnn {
 
     fn head(&self) -> Head {
         self.head
+    }
+
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        let params = self.parameters()?;
+        if seed_step::applies(images, &params) {
+            return seed_step::predict(&self.workspace, &params, self.head, images);
+        }
+        Ok(self.forward(images, None)?.detach())
+    }
+
+    /// On the CPU, the whole step written for this network (see `seed_step`): the same values
+    /// as the default autograd path, without its graph.
+    fn loss_and_grads(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(f32, GradStore)> {
+        let params = self.parameters()?;
+        if seed_step::applies(images, &params) {
+            return seed_step::loss_and_grads(
+                &self.workspace,
+                &params,
+                self.head,
+                self.dropout,
+                images,
+                labels,
+                dropout,
+            );
+        }
+        let scores = self.forward(images, dropout)?;
+        let batch_loss = loss(self.head, &scores, labels)?;
+        Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
+    }
+}
+
+impl SeedCnn {
+    /// The parameters in `seed_step::PARAMS` order.
+    fn parameters(&self) -> Result<[&Tensor; seed_step::PARAMS]> {
+        fn bias(conv: &Conv2d) -> Result<&Tensor> {
+            conv.bias()
+                .ok_or_else(|| candle_core::Error::Msg("seed CNN conv without bias".into()))
+        }
+        fn lbias(l: &Linear) -> Result<&Tensor> {
+            l.bias()
+                .ok_or_else(|| candle_core::Error::Msg("seed CNN linear without bias".into()))
+        }
+        Ok([
+            self.layer1_conv.weight(),
+            bias(&self.layer1_conv)?,
+            self.layer1_prelu.weight(),
+            self.layer2_conv.weight(),
+            bias(&self.layer2_conv)?,
+            self.layer2_prelu.weight(),
+            self.layer3_conv.weight(),
+            bias(&self.layer3_conv)?,
+            self.layer3_prelu.weight(),
+            self.layer4_conv.weight(),
+            bias(&self.layer4_conv)?,
+            self.layer4_prelu.weight(),
+            self.layer5_conv.weight(),
+            bias(&self.layer5_conv)?,
+            self.layer5_prelu.weight(),
+            self.fc1.weight(),
+            lbias(&self.fc1)?,
+            self.prelu.weight(),
+            self.fc2.weight(),
+            lbias(&self.fc2)?,
+            self.fc3.weight(),
+            lbias(&self.fc3)?,
+        ])
     }
 }
 

@@ -64,8 +64,9 @@ impl Adadelta {
                 );
             }
         }
-        self.square_avg = square_avg;
-        self.acc_delta = acc_delta;
+        // Own copies: the CPU step updates them in place.
+        self.square_avg = square_avg.iter().map(Tensor::copy).collect::<Result<_>>()?;
+        self.acc_delta = acc_delta.iter().map(Tensor::copy).collect::<Result<_>>()?;
         Ok(())
     }
 }
@@ -97,6 +98,9 @@ impl Optimizer for Adadelta {
             .zip(&mut self.acc_delta)
         {
             let Some(grad) = grads.get(var) else { continue };
+            if adadelta_in_place(var, grad, v, u, &self.config)? {
+                continue;
+            }
             // Detached: optimizer state must not hold on to this step's autograd graph.
             let (grad, param) = (grad.detach(), var.as_tensor().detach());
             let g = if weight_decay != 0.0 {
@@ -119,6 +123,154 @@ impl Optimizer for Adadelta {
     fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
     }
+}
+
+/// Whether `t` is a contiguous f32 tensor on the CPU.
+fn cpu_contiguous_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous()
+}
+
+/// Runs `f` on the contiguous f32 CPU data of `t` (checked by [`cpu_contiguous_f32`]).
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
+        candle_core::bail!("expected f32 CPU data");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected contiguous data");
+    };
+    Ok(f(&data[start..end]))
+}
+
+/// Elements per parallel task of the Adadelta passes.
+const ADADELTA_CHUNK: usize = 1 << 14;
+
+/// One in-place Adadelta pass over a tensor, reading `g` (and, per pass, the other state).
+struct AdadeltaPass<'a> {
+    which: Pass,
+    g: &'a [f32],
+    /// square_avg after this step (for the parameter and acc_delta passes).
+    v: &'a [f32],
+    /// acc_delta before this step (for the parameter pass).
+    u: &'a [f32],
+    lr: f32,
+    rho: f32,
+    keep: f32,
+    eps: f32,
+}
+
+impl<'a> AdadeltaPass<'a> {
+    fn new(which: Pass, g: &'a [f32], v: &'a [f32], u: &'a [f32], config: &AdadeltaConfig) -> Self {
+        AdadeltaPass {
+            which,
+            g,
+            v,
+            u,
+            lr: config.lr as f32,
+            rho: config.rho as f32,
+            keep: (1.0 - config.rho) as f32,
+            eps: config.eps as f32,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    SquareAvg,
+    Param,
+    AccDelta,
+}
+
+impl candle_core::InplaceOp1 for AdadeltaPass<'_> {
+    fn name(&self) -> &'static str {
+        "fer-adadelta"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("adadelta: f32 only");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("adadelta: contiguous tensors only");
+        };
+        let x = &mut data[start..end];
+        let &AdadeltaPass {
+            which,
+            g,
+            v,
+            u,
+            lr,
+            rho,
+            keep,
+            eps,
+        } = self;
+        let delta = |u: f32, v: f32, g: f32| (u + eps).sqrt() / (v + eps).sqrt() * g;
+        x.par_chunks_mut(ADADELTA_CHUNK)
+            .enumerate()
+            .for_each(|(c, x)| {
+                let at = c * ADADELTA_CHUNK;
+                let g = &g[at..at + x.len()];
+                match which {
+                    Pass::SquareAvg => {
+                        for (v, &g) in x.iter_mut().zip(g) {
+                            *v = *v * rho + g * g * keep;
+                        }
+                    }
+                    Pass::Param => {
+                        let (v, u) = (&v[at..at + x.len()], &u[at..at + x.len()]);
+                        for (((p, &g), &v), &u) in x.iter_mut().zip(g).zip(v).zip(u) {
+                            *p -= delta(u, v, g) * lr;
+                        }
+                    }
+                    Pass::AccDelta => {
+                        let v = &v[at..at + x.len()];
+                        for ((u, &g), &v) in x.iter_mut().zip(g).zip(v) {
+                            let d = delta(*u, v, g);
+                            *u = *u * rho + d * d * keep;
+                        }
+                    }
+                }
+            });
+        Ok(())
+    }
+}
+
+/// The Adadelta update of one parameter in place on the CPU, three parallel passes (square_avg,
+/// parameter, acc_delta) with the same f32 formulas as the tensor path. Returns false (nothing
+/// done) where it does not apply: other devices or dtypes, weight decay.
+fn adadelta_in_place(
+    var: &Var,
+    grad: &Tensor,
+    v: &Tensor,
+    u: &Tensor,
+    config: &AdadeltaConfig,
+) -> Result<bool> {
+    let n = var.elem_count();
+    let fits = |t: &Tensor| cpu_contiguous_f32(t) && t.elem_count() == n;
+    if config.weight_decay != 0.0 || ![var.as_tensor(), grad, v, u].into_iter().all(fits) {
+        return Ok(false);
+    }
+    with_values(grad, |g| -> Result<()> {
+        v.inplace_op1(&AdadeltaPass::new(Pass::SquareAvg, g, &[], &[], config))?;
+        with_values(v, |v_new| -> Result<()> {
+            with_values(u, |u_old| {
+                var.as_tensor().inplace_op1(&AdadeltaPass::new(
+                    Pass::Param,
+                    g,
+                    v_new,
+                    u_old,
+                    config,
+                ))
+            })??;
+            u.inplace_op1(&AdadeltaPass::new(Pass::AccDelta, g, v_new, &[], config))
+        })?
+    })??;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -443,8 +595,12 @@ impl AnyOptimizer {
         };
         Ok(match self {
             AnyOptimizer::Adadelta(o) => {
+                // Copies: Adadelta updates its state in place on the CPU.
                 let mut state = named("square_avg", &o.square_avg);
                 state.extend(named("acc_delta", &o.acc_delta));
+                for (_, t) in &mut state {
+                    *t = t.copy()?;
+                }
                 state
             }
             AnyOptimizer::Sgd(o) => o

@@ -1,27 +1,27 @@
-//! Max and average pooling with any kernel and stride, forward and backward, as candle ops.
+//! Max and average pooling with any kernel, stride and zero padding, forward and backward, as
+//! candle ops.
 //!
 //! candle 0.11's `max_pool2d_with_stride` / `avg_pool2d_with_stride` run forward but refuse
 //! backward when kernel != stride, which is exactly the seed's 5/2 max pool and 3/2 average
-//! pools. These ops follow PyTorch's `MaxPool2d` / `AvgPool2d` (no padding, floor mode): the
-//! max routes its gradient to the first maximum of each window, the average spreads it evenly.
-//! The kernels are CPU ones; on other devices `Pool2d::forward` round-trips through the CPU.
+//! pools. These ops follow PyTorch's `nn.ZeroPad2d(pad)` followed by `MaxPool2d` / `AvgPool2d`
+//! (floor mode): padded zeros take part in the max and count in the average; the max routes its
+//! gradient to the first maximum of each window, the average spreads it evenly. Fusing the
+//! padding saves the padded copy and its backward. The kernels are CPU ones
+//! ([`crate::kernels`]); on other devices `Pool2d::forward` round-trips through the CPU.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
-/// Which reduction a pooling window applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolKind {
-    Max,
-    Avg,
-}
+pub use crate::kernels::PoolKind;
+use crate::kernels::{self, PoolShape};
+use crate::ops::contiguous_f32;
 
-/// A 2-D pooling window over NCHW tensors.
+/// A 2-D pooling window over NCHW tensors, after zero padding by `pad` on every side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool2d {
     pub kind: PoolKind,
     pub kernel: usize,
     pub stride: usize,
+    pub pad: usize,
 }
 
 impl Pool2d {
@@ -30,6 +30,7 @@ impl Pool2d {
             kind: PoolKind::Max,
             kernel,
             stride,
+            pad: 0,
         }
     }
 
@@ -38,7 +39,13 @@ impl Pool2d {
             kind: PoolKind::Avg,
             kernel,
             stride,
+            pad: 0,
         }
+    }
+
+    /// The same window after `nn.ZeroPad2d(pad)`.
+    pub fn with_zero_padding(self, pad: usize) -> Self {
+        Pool2d { pad, ..self }
     }
 
     /// Applies the pooling to `x` (N, C, H, W), recording it for backpropagation.
@@ -54,52 +61,30 @@ impl Pool2d {
         }
     }
 
-    fn output_side(&self, side: usize) -> Result<usize> {
-        if self.kernel == 0 || self.stride == 0 || side < self.kernel {
-            bail!(
-                "pool {}x{} stride {} does not fit an input side of {side}",
-                self.kernel,
-                self.kernel,
-                self.stride
-            );
-        }
-        Ok((side - self.kernel) / self.stride + 1)
-    }
-
-    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize, usize, usize, usize)> {
-        let &[n, c, h, w] = layout.dims() else {
-            bail!(
-                "pooling expects an NCHW tensor, got shape {:?}",
-                layout.dims()
-            );
+    fn shape(&self, dims: &[usize]) -> Result<PoolShape> {
+        let &[n, c, h, w] = dims else {
+            bail!("pooling expects an NCHW tensor, got shape {dims:?}");
         };
-        Ok((n, c, h, w, self.output_side(h)?, self.output_side(w)?))
-    }
-
-    /// Index within an input plane of the window's maximum (first one on ties).
-    fn argmax(&self, plane: &[f32], w: usize, oy: usize, ox: usize) -> usize {
-        let (y0, x0) = (oy * self.stride, ox * self.stride);
-        let mut best = y0 * w + x0;
-        for y in y0..y0 + self.kernel {
-            for x in x0..x0 + self.kernel {
-                let i = y * w + x;
-                if plane[i] > plane[best] || plane[i].is_nan() && !plane[best].is_nan() {
-                    best = i;
-                }
-            }
+        let fits = |side: usize| side + 2 * self.pad >= self.kernel;
+        if self.kernel == 0 || self.stride == 0 || !fits(h) || !fits(w) {
+            bail!(
+                "pool {}x{} stride {} does not fit an input of {h}x{w} padded by {}",
+                self.kernel,
+                self.kernel,
+                self.stride,
+                self.pad
+            );
         }
-        best
+        Ok(PoolShape {
+            kind: self.kind,
+            planes: n * c,
+            h,
+            w,
+            k: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+        })
     }
-}
-
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("{op} supports f32 only");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("{op} needs a contiguous input");
-    };
-    Ok(&data[start..end])
 }
 
 impl CustomOp1 for Pool2d {
@@ -112,31 +97,15 @@ impl CustomOp1 for Pool2d {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let input = contiguous_f32(storage, layout, self.name())?;
-        let (n, c, h, w, oh, ow) = self.dims(layout)?;
-        let mut out = vec![0f32; n * c * oh * ow];
-        let area = (self.kernel * self.kernel) as f32;
-        out.par_chunks_mut(oh * ow)
-            .zip(input.par_chunks(h * w))
-            .for_each(|(o, plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        o[oy * ow + ox] = match self.kind {
-                            PoolKind::Max => plane[self.argmax(plane, w, oy, ox)],
-                            PoolKind::Avg => {
-                                let (y0, x0) = (oy * self.stride, ox * self.stride);
-                                let mut sum = 0f32;
-                                for y in y0..y0 + self.kernel {
-                                    sum += plane[y * w + x0..y * w + x0 + self.kernel]
-                                        .iter()
-                                        .sum::<f32>();
-                                }
-                                sum / area
-                            }
-                        };
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+        let s = self.shape(layout.dims())?;
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut out = vec![0f32; s.planes * oh * ow];
+        kernels::pool_forward(input, s, &mut out, None);
+        let dims = layout.dims();
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((dims[0], dims[1], oh, ow)),
+        ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
@@ -162,42 +131,20 @@ impl CustomOp2 for PoolGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let pool = self.0;
         let input = contiguous_f32(s1, l1, self.name())?;
         let grad_out = contiguous_f32(s2, l2, self.name())?;
-        let (n, c, h, w, oh, ow) = pool.dims(l1)?;
-        if l2.dims() != [n, c, oh, ow] {
+        let s = self.0.shape(l1.dims())?;
+        let dims = l1.dims();
+        let expected = [dims[0], dims[1], s.out_h(), s.out_w()];
+        if l2.dims() != expected {
             bail!(
-                "pool gradient has shape {:?}, expected {:?}",
-                l2.dims(),
-                [n, c, oh, ow]
+                "pool gradient has shape {:?}, expected {expected:?}",
+                l2.dims()
             );
         }
-        let mut grad_in = vec![0f32; n * c * h * w];
-        let area = (pool.kernel * pool.kernel) as f32;
-        grad_in
-            .par_chunks_mut(h * w)
-            .zip(input.par_chunks(h * w).zip(grad_out.par_chunks(oh * ow)))
-            .for_each(|(g, (plane, go))| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let upstream = go[oy * ow + ox];
-                        match pool.kind {
-                            PoolKind::Max => g[pool.argmax(plane, w, oy, ox)] += upstream,
-                            PoolKind::Avg => {
-                                let share = upstream / area;
-                                let (y0, x0) = (oy * pool.stride, ox * pool.stride);
-                                for y in y0..y0 + pool.kernel {
-                                    for v in &mut g[y * w + x0..y * w + x0 + pool.kernel] {
-                                        *v += share;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(grad_in), Shape::from((n, c, h, w))))
+        let mut grad_in = vec![0f32; input.len()];
+        kernels::pool_backward(input, grad_out, s, &mut grad_in);
+        Ok((CpuStorage::F32(grad_in), l1.shape().clone()))
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointError, write_atomically};
 use crate::eval::evaluate;
-use crate::model::{ModelConfig, loss};
+use crate::model::ModelConfig;
 use crate::optim::{AnyOptimizer, OptimizerConfig};
 
 /// The seed's plateau policy: after `patience` epochs without a better PublicTest accuracy,
@@ -384,9 +384,7 @@ fn run_epoch(
             let y = Tensor::from_vec(labels, n, device)?;
             let mut dropout_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xD50F_0A7E);
             dropout_rng.set_stream(((epoch as u64) << 32) | b as u64);
-            let scores = model.forward(&x, Some(&mut dropout_rng))?;
-            let batch_loss = loss(model.head(), &scores, &y)?;
-            let value = batch_loss.to_scalar::<f32>()?;
+            let (value, grads) = model.loss_and_grads(&x, &y, Some(&mut dropout_rng))?;
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
@@ -394,7 +392,7 @@ fn run_epoch(
                     value,
                 });
             }
-            optimizer.step(&batch_loss.backward()?)?;
+            optimizer.step(&grads)?;
             loss_sum += f64::from(value);
             observer.batch(epoch, b + 1, total, value);
         }

@@ -1,0 +1,609 @@
+//! CPU kernels on f32 NCHW slices: convolution by im2col + gemm (forward, grad-input,
+//! grad-weight), PReLU with its gradient in one pass, zero-padded max/avg pooling.
+//!
+//! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
+//! split over images (or fixed groups of images) on rayon's pool; reductions across images
+//! (weight, bias and slope gradients) are made per fixed group and summed in group order, and
+//! gemm only splits its output, never its inner dimension. Shapes are checked by the callers
+//! ([`crate::ops`]); the kernels assert slice lengths (an internal invariant, not user input).
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+thread_local! {
+    /// im2col scratch of the calling pool thread, reused across calls (never shared).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch of at least `len` floats. `f` must not re-enter
+/// (it runs gemm without parallelism and no rayon work).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        f(&mut buffer[..len])
+    })
+}
+
+/// Images per group whose weight gradients are summed together before the ordered reduction.
+const GRAD_GROUP: usize = 8;
+
+/// Geometry of a stride-1 2-D convolution with zero padding `pad` on every side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub pad: usize,
+}
+
+impl ConvShape {
+    pub fn out_h(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+
+    pub fn out_w(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+
+    /// Rows of the im2col matrix: cin * k * k.
+    pub fn patch(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+
+    /// Whether the geometry is one these kernels compute (else the caller falls back).
+    pub fn supported(&self) -> bool {
+        self.k > 0
+            && self.pad < self.k
+            && self.h + 2 * self.pad >= self.k
+            && self.w + 2 * self.pad >= self.k
+            && self.batch * self.cin * self.cout > 0
+    }
+
+    fn direct(&self) -> bool {
+        self.k == 1 && self.pad == 0
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    parallelism: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(last(m, n, dst_rs, 1) < dst.len(), "gemm dst out of bounds");
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(
+        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
+        "gemm rhs out of bounds"
+    );
+    // SAFETY: the three assertions above keep every index gemm touches inside the slices, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Unfolds one image (cin, h, w) into `col` (cin*k*k, oh*ow), zeros where the window reads the
+/// padding.
+fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
+    let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let hw = oh * ow;
+    for ci in 0..s.cin {
+        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut col[((ci * k + ky) * k + kx) * hw..][..hw];
+                // Output columns whose input column ox + kx - pad lies inside the image.
+                let x0 = pad.saturating_sub(kx).min(ow);
+                let x1 = (w + pad).saturating_sub(kx).min(ow).max(x0);
+                for oy in 0..oh {
+                    let dst = &mut row[oy * ow..(oy + 1) * ow];
+                    let iy = oy + ky;
+                    if iy < pad || iy - pad >= h {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
+                    dst[..x0].fill(0.0);
+                    dst[x1..].fill(0.0);
+                    let ix0 = x0 + kx - pad;
+                    dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+                }
+            }
+        }
+    }
+}
+
+/// Convolution forward: `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w), `weight`
+/// (cout, cin, k, k) and an optional `bias` (cout).
+pub(crate) fn conv2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    let hw = s.out_h() * s.out_w();
+    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(weight.len(), s.cout * patch);
+    assert_eq!(out.len(), s.batch * out_img);
+    let col_len = if s.direct() { 0 } else { patch * hw };
+    let one = |xi: &[f32], o: &mut [f32], col: &mut [f32], par: Parallelism| {
+        if let Some(bias) = bias {
+            for (row, &b) in o.chunks_mut(hw).zip(bias) {
+                row.fill(b);
+            }
+        }
+        let src: &[f32] = if s.direct() {
+            xi
+        } else {
+            im2col(xi, &s, col);
+            col
+        };
+        matmul(
+            (s.cout, hw, patch),
+            o,
+            hw,
+            bias.is_some(),
+            weight,
+            (patch, 1),
+            src,
+            (hw, 1),
+            par,
+        );
+    };
+    let threads = rayon::current_num_threads();
+    if s.batch >= threads {
+        out.par_chunks_mut(out_img)
+            .zip(x.par_chunks(in_img))
+            .for_each(|(o, xi)| {
+                with_scratch(col_len, |col| one(xi, o, col, Parallelism::None));
+            });
+    } else {
+        // Few images (batch-1 latency): let gemm spread each one over the pool.
+        let mut col = vec![0f32; col_len];
+        for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
+            one(xi, o, &mut col, Parallelism::Rayon(threads));
+        }
+    }
+}
+
+/// Convolution grad-input: `dx` (batch, cin, h, w) from `dy` (batch, cout, oh, ow): a
+/// convolution of `dy`, padded by k - 1 - pad, with the flipped and transposed kernel.
+pub(crate) fn conv2d_grad_input(dy: &[f32], weight: &[f32], s: ConvShape, dx: &mut [f32]) {
+    let k = s.k;
+    let mut flipped = vec![0f32; weight.len()];
+    for co in 0..s.cout {
+        for ci in 0..s.cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    flipped[((ci * s.cout + co) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
+                        weight[((co * s.cin + ci) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    let transposed = ConvShape {
+        batch: s.batch,
+        cin: s.cout,
+        h: s.out_h(),
+        w: s.out_w(),
+        cout: s.cin,
+        k,
+        pad: k - 1 - s.pad,
+    };
+    conv2d_forward(dy, &flipped, None, transposed, dx);
+}
+
+/// Convolution grad-weight and grad-bias: `dw` (cout, cin, k, k) and `db` (cout) from the
+/// input `x` and `dy`, summed over the batch in fixed groups, then in group order.
+pub(crate) fn conv2d_grad_weight(
+    x: &[f32],
+    dy: &[f32],
+    s: ConvShape,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let hw = s.out_h() * s.out_w();
+    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(dy.len(), s.batch * out_img);
+    assert_eq!(dw.len(), s.cout * patch);
+    let col_len = if s.direct() { 0 } else { patch * hw };
+    let groups = s.batch.div_ceil(GRAD_GROUP);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            with_scratch(col_len, |col| {
+                let mut pw = vec![0f32; s.cout * patch];
+                let mut pb = vec![0f32; s.cout];
+                for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
+                    let xi = &x[i * in_img..(i + 1) * in_img];
+                    let dyi = &dy[i * out_img..(i + 1) * out_img];
+                    let src: &[f32] = if s.direct() {
+                        xi
+                    } else {
+                        im2col(xi, &s, col);
+                        col
+                    };
+                    // pw (cout x patch) += dy_i (cout x hw) * src^T (hw x patch)
+                    matmul(
+                        (s.cout, patch, hw),
+                        &mut pw,
+                        patch,
+                        true,
+                        dyi,
+                        (hw, 1),
+                        src,
+                        (1, hw),
+                        Parallelism::None,
+                    );
+                    for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
+                        *b += row.iter().sum::<f32>();
+                    }
+                }
+                (pw, pb)
+            })
+        })
+        .collect();
+    ordered_sum(partials.iter().map(|p| p.0.as_slice()), dw);
+    if let Some(db) = db {
+        ordered_sum(partials.iter().map(|p| p.1.as_slice()), db);
+    }
+}
+
+/// `out[j] = sum over parts, in order, of part[j]`, parallel over j.
+fn ordered_sum<'a>(parts: impl Iterator<Item = &'a [f32]> + Clone + Send + Sync, out: &mut [f32]) {
+    const CHUNK: usize = 4096;
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            chunk.fill(0.0);
+            for part in parts.clone() {
+                let part = &part[c * CHUNK..c * CHUNK + chunk.len()];
+                for (o, &p) in chunk.iter_mut().zip(part) {
+                    *o += p;
+                }
+            }
+        });
+}
+
+/// Elements per parallel task of the element-wise kernels.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// PReLU forward on `x` viewed as (outer, slopes, inner): slope `alpha[c]` on channel c, or
+/// `alpha[0]` everywhere when `alpha` has one value.
+pub(crate) fn prelu_forward(x: &[f32], alpha: &[f32], inner: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), out.len());
+    let (slopes, inner) = (alpha.len(), inner.max(1));
+    let run = if slopes == 1 {
+        ELEMENTWISE_CHUNK
+    } else {
+        inner
+    };
+    let item = prelu_item(run * slopes);
+    out.par_chunks_mut(item)
+        .zip(x.par_chunks(item))
+        .for_each(|(o, x)| {
+            for (c, (o, x)) in o.chunks_mut(run).zip(x.chunks(run)).enumerate() {
+                let a = alpha[c % slopes];
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = if v > 0.0 { v } else { a * v };
+                }
+            }
+        });
+}
+
+/// Elements per parallel task: whole (slopes x inner) blocks, about [`ELEMENTWISE_CHUNK`].
+fn prelu_item(block: usize) -> usize {
+    block * (ELEMENTWISE_CHUNK / block).max(1)
+}
+
+/// PReLU backward in one pass: writes `dx` and returns the slope gradient (one value per
+/// slope), the sum of `dy * min(x, 0)` reduced per outer item, then in item order.
+/// `inner` is the number of elements per (item, channel).
+pub(crate) fn prelu_backward(
+    x: &[f32],
+    alpha: &[f32],
+    dy: &[f32],
+    inner: usize,
+    dx: &mut [f32],
+) -> Vec<f32> {
+    assert_eq!(x.len(), dy.len());
+    assert_eq!(x.len(), dx.len());
+    let slopes = alpha.len();
+    let inner = inner.max(1);
+    // One item: every slope's elements once, or a fixed-size run for a shared slope.
+    let run = if slopes == 1 {
+        ELEMENTWISE_CHUNK
+    } else {
+        inner
+    };
+    let item = prelu_item(run * slopes);
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(item)
+        .zip(x.par_chunks(item).zip(dy.par_chunks(item)))
+        .map(|(dx, (x, dy))| {
+            let mut grad = vec![0f32; slopes];
+            for (c, ((dx, x), dy)) in dx
+                .chunks_mut(run)
+                .zip(x.chunks(run))
+                .zip(dy.chunks(run))
+                .enumerate()
+            {
+                let slot = c % slopes;
+                let a = alpha[slot];
+                let mut sum = 0f32;
+                for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    if x > 0.0 {
+                        *dx = g;
+                    } else {
+                        *dx = a * g;
+                        sum += g * x;
+                    }
+                }
+                grad[slot] += sum;
+            }
+            grad
+        })
+        .collect();
+    let mut grad = vec![0f32; slopes];
+    for part in &partials {
+        for (g, p) in grad.iter_mut().zip(part) {
+            *g += p;
+        }
+    }
+    grad
+}
+
+/// Which reduction a pooling window applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// Geometry of a pooling window over `planes` planes of h x w, zero-padded by `pad`
+/// (`nn.ZeroPad2d(pad)` then the pool: padded zeros take part in the max and the average).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolShape {
+    pub kind: PoolKind,
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl PoolShape {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    /// Sum of the in-image values of a window.
+    fn window_sum(&self, plane: &[f32], oy: usize, ox: usize) -> f32 {
+        let mut sum = 0f32;
+        let (x0, x1) = self.columns(ox);
+        for ky in 0..self.k {
+            let y = (oy * self.stride + ky).wrapping_sub(self.pad);
+            if y < self.h && x0 < x1 {
+                sum += plane[y * self.w + x0..y * self.w + x1].iter().sum::<f32>();
+            }
+        }
+        sum
+    }
+
+    /// In-image column range [x0, x1) of the window at output column ox.
+    fn columns(&self, ox: usize) -> (usize, usize) {
+        let start = ox * self.stride;
+        let x0 = start.saturating_sub(self.pad).min(self.w);
+        let x1 = (start + self.k)
+            .saturating_sub(self.pad)
+            .min(self.w)
+            .max(x0);
+        (x0, x1)
+    }
+}
+
+/// Index marking a window maximum that is a padded zero.
+pub(crate) const PADDED: u32 = u32::MAX;
+
+/// Max pooling of one plane: values into `out` and the input index of each window's first
+/// maximum in scan order (NaN wins; [`PADDED`] for a padded zero) into `index`. Separable: a
+/// row pass keeps each row's first maximum, a column pass the first row holding the maximum,
+/// which is the first maximum in row-major scan order.
+fn max_plane(
+    plane: &[f32],
+    s: &PoolShape,
+    out: &mut [f32],
+    index: &mut [u32],
+    rows: &mut [(f32, u32)],
+) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let better = |v: f32, best: f32| v > best || (v.is_nan() && !best.is_nan());
+    for y in 0..s.h {
+        let line = &plane[y * s.w..(y + 1) * s.w];
+        for ox in 0..ow {
+            let mut best = (f32::NAN, PADDED);
+            for kx in 0..s.k {
+                let x = (ox * s.stride + kx).wrapping_sub(s.pad);
+                let cell = if x < s.w {
+                    (line[x], (y * s.w + x) as u32)
+                } else {
+                    (0.0, PADDED)
+                };
+                if kx == 0 || better(cell.0, best.0) {
+                    best = cell;
+                }
+            }
+            rows[y * ow + ox] = best;
+        }
+    }
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut best = (f32::NAN, PADDED);
+            for ky in 0..s.k {
+                let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                let cell = if y < s.h {
+                    rows[y * ow + ox]
+                } else {
+                    (0.0, PADDED)
+                };
+                if ky == 0 || better(cell.0, best.0) {
+                    best = cell;
+                }
+            }
+            out[oy * ow + ox] = best.0;
+            index[oy * ow + ox] = best.1;
+        }
+    }
+}
+
+/// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
+/// (same length as `out`) receives each window's input index for [`max_pool_backward`].
+pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Option<&mut [u32]>) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(x.len(), s.planes * s.h * s.w);
+    assert_eq!(out.len(), s.planes * oh * ow);
+    if s.kind == PoolKind::Max {
+        let mut own = if argmax.is_none() {
+            vec![0u32; out.len()]
+        } else {
+            Vec::new()
+        };
+        let argmax = match argmax {
+            Some(a) => a,
+            None => &mut own[..],
+        };
+        assert_eq!(argmax.len(), out.len());
+        out.par_chunks_mut(oh * ow)
+            .zip(argmax.par_chunks_mut(oh * ow))
+            .zip(x.par_chunks(s.h * s.w))
+            .for_each_init(
+                || vec![(0f32, 0u32); s.h * ow],
+                |rows, ((o, i), plane)| max_plane(plane, &s, o, i, rows),
+            );
+        return;
+    }
+    let area = (s.k * s.k) as f32;
+    out.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(s.h * s.w))
+        .for_each(|(o, plane)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    o[oy * ow + ox] = s.window_sum(plane, oy, ox) / area;
+                }
+            }
+        });
+}
+
+/// Max pooling backward from the forward's window indices: `dx` (planes, h, w).
+pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(argmax.len(), dy.len());
+    assert_eq!(dy.len(), s.planes * oh * ow);
+    assert_eq!(dx.len(), s.planes * s.h * s.w);
+    dx.par_chunks_mut(s.h * s.w)
+        .zip(argmax.par_chunks(oh * ow).zip(dy.par_chunks(oh * ow)))
+        .for_each(|(g, (index, go))| {
+            g.fill(0.0);
+            for (&i, &d) in index.iter().zip(go) {
+                if i != PADDED {
+                    g[i as usize] += d;
+                }
+            }
+        });
+}
+
+/// Pooling backward: `dx` (planes, h, w) from the input `x` and `dy` (planes, oh, ow). The max
+/// routes each gradient to its window's first maximum; the average spreads it evenly (padded
+/// cells absorb their share).
+pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(x.len(), s.planes * s.h * s.w);
+    assert_eq!(dx.len(), x.len());
+    assert_eq!(dy.len(), s.planes * oh * ow);
+    if s.kind == PoolKind::Max {
+        let mut argmax = vec![0u32; dy.len()];
+        let mut out = vec![0f32; dy.len()];
+        pool_forward(x, s, &mut out, Some(&mut argmax));
+        max_pool_backward(&argmax, dy, s, dx);
+        return;
+    }
+    let area = (s.k * s.k) as f32;
+    dx.par_chunks_mut(s.h * s.w)
+        .zip(x.par_chunks(s.h * s.w).zip(dy.par_chunks(oh * ow)))
+        .for_each(|(g, (_plane, go))| {
+            g.fill(0.0);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let upstream = go[oy * ow + ox];
+                    let share = upstream / area;
+                    let (x0, x1) = s.columns(ox);
+                    for ky in 0..s.k {
+                        let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                        if y < s.h {
+                            for v in &mut g[y * s.w + x0..y * s.w + x1] {
+                                *v += share;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
