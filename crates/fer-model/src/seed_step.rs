@@ -1,5 +1,5 @@
 //! The seed CNN's whole training step on the CPU: forward, loss and backward written for the
-//! network, on the [`kernels`](crate::kernels), without candle's autograd graph.
+//! network, on [`crate::kernels`], without candle's autograd graph.
 //!
 //! candle's autograd zero-fills and adds every gradient of the graph single-threaded and keeps
 //! every intermediate alive; here each activation is computed once, kept once, and each
