@@ -4,6 +4,10 @@
 //!   seed CNN uses PyTorch `state_dict` names so weights load in either framework.
 //! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
 //!   when kernel != stride).
+//! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with
+//!   CPU forward and backward on im2col + gemm kernels, candle's ops on other devices; the seed
+//!   CNN's training step and inference also run fused on the CPU
+//!   ([`Classifier::loss_and_grads`], [`Classifier::predict`]).
 //! - [`optim`]: Adadelta, SGD (momentum, Nesterov) and AdamW as PyTorch defines them, with
 //!   checkpointable state.
 //! - [`train`](mod@train): the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and

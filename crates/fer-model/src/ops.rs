@@ -1,7 +1,7 @@
 //! Fast CNN layers as candle tensor functions: [`conv2d`] (padding fused), [`prelu`] and
 //! [`Pool2d`](crate::pool::Pool2d), each a custom op with its own CPU forward and backward.
 //!
-//! On the CPU with f32 tensors they run the [`kernels`](crate::kernels) (im2col + gemm,
+//! On the CPU with f32 tensors they run the crate's private `kernels` (im2col + gemm,
 //! one-pass PReLU gradient, zero-padded pooling); on other devices and dtypes they fall back to
 //! candle's own ops, so CUDA keeps candle's (cuDNN) kernels. Results agree with candle's
 //! reference ops to 1e-4 relative error, gradients included (see the tests), and are

@@ -7,7 +7,7 @@
 //! (floor mode): padded zeros take part in the max and count in the average; the max routes its
 //! gradient to the first maximum of each window, the average spreads it evenly. Fusing the
 //! padding saves the padded copy and its backward. The kernels are CPU ones
-//! ([`crate::kernels`]); on other devices `Pool2d::forward` round-trips through the CPU.
+//! (the private `kernels` module); on other devices `Pool2d::forward` round-trips through the CPU.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 

@@ -1,5 +1,5 @@
 //! The seed CNN's whole training step on the CPU: forward, loss and backward written for the
-//! network, on the [`kernels`](crate::kernels), without candle's autograd graph.
+//! network, on [`crate::kernels`], without candle's autograd graph.
 //!
 //! candle's autograd zero-fills and adds every gradient of the graph single-threaded and keeps
 //! every intermediate alive; here each activation is computed once, kept once, and each
@@ -93,6 +93,27 @@ fn linear(x: &[f32], w: &[f32], b: &[f32], n: usize, inp: usize, out: usize) -> 
     let mut y = vec![0f32; n * out];
     for row in y.chunks_mut(out) {
         row.copy_from_slice(b);
+    }
+    if n == 1 {
+        // One image (latency): a matrix-vector product, split over output features.
+        use rayon::prelude::*;
+        const FEATURES: usize = 128;
+        y.par_chunks_mut(FEATURES).enumerate().for_each(|(c, y)| {
+            let w = &w[c * FEATURES * inp..];
+            let len = y.len();
+            matmul(
+                (1, len, inp),
+                y,
+                len,
+                true,
+                x,
+                (inp, 1),
+                w,
+                (1, inp),
+                Parallelism::None,
+            );
+        });
+        return y;
     }
     let par = Parallelism::Rayon(rayon::current_num_threads());
     matmul(
