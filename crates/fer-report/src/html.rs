@@ -165,7 +165,9 @@ fn json_html(value: &Value) -> String {
         }
         Value::String(s) => escape(s),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.3}"),
+            // Three decimals read well for seconds and rates; tiny values (eps 1e-8) keep
+            // their own short form rather than turning into 0.000.
+            Some(f) if n.is_f64() && (f == 0.0 || f.abs() >= 1e-3) => format!("{f:.3}"),
             _ => n.to_string(),
         },
         Value::Bool(b) => b.to_string(),
@@ -596,6 +598,14 @@ fn per_class_table(e: &EvalReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_numbers_keep_small_values_readable() {
+        assert_eq!(json_html(&serde_json::json!(1e-8)), "1e-8");
+        assert_eq!(json_html(&serde_json::json!(0.95)), "0.950");
+        assert_eq!(json_html(&serde_json::json!(0.0)), "0.000");
+        assert_eq!(json_html(&serde_json::json!(128)), "128");
+    }
 
     #[test]
     fn escape_covers_markup_and_quotes() {
