@@ -82,6 +82,11 @@ pub struct EpochRecord {
     pub val_loss: f64,
     /// PublicTest accuracy in 0..1.
     pub val_accuracy: f64,
+    /// Accuracy in 0..1 on a fixed sample of Training images (as many as PublicTest has),
+    /// evaluated like PublicTest after the epoch: no augmentation, no dropout. `None` in
+    /// histories written before it was recorded.
+    #[serde(default)]
+    pub train_accuracy: Option<f64>,
     pub val_macro_f1: f64,
     /// Best epoch so far on PublicTest accuracy.
     pub best_epoch: usize,
@@ -253,6 +258,18 @@ pub fn train(
     let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
     let train_indices = dataset.indices_of(Split::Training);
     let public = dataset.view(Split::PublicTest);
+    // A fixed, seeded sample of Training images for the training-accuracy curve.
+    let train_sample = {
+        let mut order = train_indices.clone();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            config.seed ^ 0x7472_6169_6e5f_6163,
+        ));
+        order.truncate(public.len().max(1).min(order.len()));
+        order.sort_unstable();
+        dataset
+            .view_of(order)
+            .map_err(|e| TrainError::Setup(e.to_string()))?
+    };
 
     while state.epoch < config.epochs && !state.stopped {
         let epoch = state.epoch + 1;
@@ -272,6 +289,9 @@ pub fn train(
         let train_seconds = started.elapsed().as_secs_f64();
         let eval_started = Instant::now();
         let evaluation = evaluate(model.as_ref(), &public, &normalizer, device, 128)?;
+        let train_accuracy = evaluate(model.as_ref(), &train_sample, &normalizer, device, 128)?
+            .metrics
+            .accuracy;
         let eval_seconds = eval_started.elapsed().as_secs_f64();
         let accuracy = evaluation.metrics.accuracy;
         if accuracy > state.best_accuracy {
@@ -286,6 +306,7 @@ pub fn train(
             train_loss,
             val_loss: evaluation.loss_sum,
             val_accuracy: accuracy,
+            train_accuracy: Some(train_accuracy),
             val_macro_f1: evaluation.metrics.macro_f1,
             best_epoch: state.best_epoch,
             lr: state.lr,

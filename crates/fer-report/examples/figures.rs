@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 train_loss: 400.0 / (1.0 + 0.15 * t),
                 val_loss: 50.0 / (1.0 + 0.1 * t),
                 val_accuracy: 0.6 - 0.35 / t,
+                train_accuracy: Some(0.7 - 0.4 / t),
                 val_macro_f1: 0.55 - 0.4 / t,
                 best_epoch: epoch,
                 lr: 0.1,

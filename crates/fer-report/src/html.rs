@@ -498,8 +498,9 @@ fn run_html(k: usize, run: &Run, show_run_data: bool) -> Result<String> {
                 &CurvesChart::new(history)?,
                 "training curves",
                 "Losses are sums over batches of each batch's mean loss, as the seed notebook \
-                 prints them; accuracy and macro-F1 are measured on PublicTest after each \
-                 epoch. Training accuracy is not recorded by the training loop.",
+                 prints them. After each epoch, validation accuracy and macro-F1 are measured \
+                 on PublicTest and training accuracy on a fixed sample of as many Training \
+                 images, both without augmentation or dropout.",
             )?);
             out.push_str(&history_table(history));
         }

@@ -483,11 +483,16 @@ impl Plot for CurvesChart<'_> {
                 vec![("validation", ORANGE, Box::new(|r: &EpochRecord| r.val_loss))],
             ),
             (
-                "PublicTest accuracy and macro-F1",
+                "Accuracy (Training sample, PublicTest) and PublicTest macro-F1",
                 "",
                 vec![
                     (
-                        "accuracy",
+                        "training accuracy",
+                        BLUE,
+                        Box::new(|r: &EpochRecord| r.train_accuracy.unwrap_or(f64::NAN)),
+                    ),
+                    (
+                        "validation accuracy",
                         ORANGE,
                         Box::new(|r: &EpochRecord| r.val_accuracy),
                     ),
@@ -537,6 +542,9 @@ impl Plot for CurvesChart<'_> {
                     .map(|r| (r.epoch, value(r)))
                     .filter(|(_, v)| v.is_finite())
                     .collect();
+                if points.is_empty() {
+                    continue; // e.g. no training accuracy in an older history
+                }
                 chart
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
                     .label(*name)

@@ -18,6 +18,7 @@ fn history(epochs: usize) -> Vec<EpochRecord> {
             train_loss: 300.0 / epoch as f64,
             val_loss: 40.0 / epoch as f64,
             val_accuracy: 0.3 + 0.02 * epoch as f64,
+            train_accuracy: Some(0.35 + 0.03 * epoch as f64),
             val_macro_f1: 0.2 + 0.02 * epoch as f64,
             best_epoch: epoch,
             lr: 0.1,
@@ -139,6 +140,7 @@ fn curves_plot_losses_and_accuracy_per_epoch() {
     let svg = check(&CurvesChart::new(&records).unwrap(), dir.path(), "curves");
     assert!(has(&svg, "Training loss"));
     assert!(has(&svg, "macro-F1"));
+    assert!(has(&svg, "training accuracy") && has(&svg, "validation accuracy"));
     assert!(svg.contains("<polyline") || svg.contains("<path"));
     // One epoch is a point, not an error.
     check(

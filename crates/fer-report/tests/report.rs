@@ -24,6 +24,7 @@ fn fake_run(root: &Path, name: &str, right: usize, augmented: bool) -> PathBuf {
             train_loss: 100.0 / epoch as f64,
             val_loss: 20.0 / epoch as f64,
             val_accuracy: 0.2 * epoch as f64,
+            train_accuracy: None,
             val_macro_f1: 0.1 * epoch as f64,
             best_epoch: epoch,
             lr: 0.1,
