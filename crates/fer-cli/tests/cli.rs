@@ -1,23 +1,13 @@
 //! The `fer` binary end to end on generated data: outputs, errors and exit codes.
 
+mod common;
+
+use common::{fer, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use fer_data::synthetic::{SyntheticConfig, generate};
 use fer_data::{Dataset, Split};
-
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .env_remove("FER2013_CSV")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run fer")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn synthetic_csv(dir: &Path) -> (Dataset, PathBuf) {
     let data = generate(&SyntheticConfig::fer_like(11, [120, 30, 30]));

@@ -1,21 +1,10 @@
 //! `fer train --model hog-svm` and `fer eval` on its run directory, end to end on generated data.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{fer, text};
 
 use fer_data::synthetic::{SyntheticConfig, generate};
-
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .env_remove("FER2013_CSV")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run fer")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {

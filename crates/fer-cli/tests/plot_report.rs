@@ -1,25 +1,16 @@
 //! `fer plot` and `fer report` end to end on generated data, and `fer eval` storing its
 //! figures in the run directory: outputs, errors and exit codes (0 ok, 1 failure, 2 usage).
 
+mod common;
+
+use common::{fer, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fer_data::synthetic::{SyntheticConfig, generate};
 use fer_data::{Split, Statistics};
 use fer_report::{DataSummary, DistributionChart, EvalReport, Plot, SampleGrid};
-
-fn fer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(args)
-        .env_remove("FER2013_CSV")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run fer")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
