@@ -82,6 +82,13 @@ pub struct TrainStepArgs {
     /// Skip the PyTorch figures.
     #[arg(long)]
     no_peer: bool,
+    /// The network to time: seed-cnn (PyTorch's reference is this one) or vgg-bn (the
+    /// `cpu`/`best` profiles' network; no PyTorch peer).
+    #[arg(long, default_value = "seed-cnn")]
+    architecture: String,
+    /// Channels of vgg-bn's first stage.
+    #[arg(long, default_value_t = 32)]
+    width: usize,
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {
@@ -293,12 +300,21 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
     use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
     use rand::{Rng, SeedableRng};
     let device = Device::Cpu;
-    let (vars, model) = ModelConfig::default().init(&device, 0)?;
+    let architecture: fer_model::Architecture =
+        serde_json::from_value(serde_json::Value::String(args.architecture.clone()))
+            .map_err(|_| anyhow::anyhow!("unknown architecture {}", args.architecture))?;
+    let config = ModelConfig {
+        architecture,
+        width: args.width,
+        ..ModelConfig::default()
+    };
+    let (vars, model) = config.init(&device, 0)?;
     let mut params: Vec<(String, candle_core::Var)> = vars
         .data()
         .lock()
         .map_err(|_| anyhow::anyhow!("var map lock poisoned"))?
         .iter()
+        .filter(|(k, _)| !fer_model::batch_norm::is_running_statistic(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
@@ -320,7 +336,8 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
         })?;
         let mut dropout = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let train = median_seconds(2, args.secs, || {
-            let (_, grads) = model.loss_and_grads(&x, &y, Some(&mut dropout))?;
+            let (_, grads) =
+                model.loss_and_grads(&x, &y, &fer_model::Loss::default(), Some(&mut dropout))?;
             optimizer.step(&grads)?;
             Ok(())
         })?;
@@ -347,9 +364,11 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         .num_threads(args.threads.max(1))
         .build()?;
     println!(
-        "train-step benchmark: seed CNN, f32, Adadelta, {} threads, median step over {} s",
-        args.threads, args.secs
+        "train-step benchmark: {} (width {}), f32, Adadelta, {} threads, median step over {} s",
+        args.architecture, args.width, args.threads, args.secs
     );
+    // PyTorch's reference implements the seed CNN only.
+    let no_peer = args.no_peer || args.architecture != "seed-cnn";
     // Each batch size is measured for us, then at once for PyTorch, so that both see about
     // the same load on this shared machine.
     let mut ours = Vec::new();
@@ -364,7 +383,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             latency = l;
             println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
         }
-        if args.no_peer {
+        if no_peer {
             continue;
         }
         let (batch, threads, secs) = (
@@ -410,7 +429,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         report["train_img_s"] = json!(train);
         report["infer_img_s"] = json!(infer);
     }
-    if args.no_peer {
+    if no_peer {
         println!("  PyTorch: skipped (--no-peer)");
     } else {
         println!(

@@ -19,10 +19,12 @@
 //! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
 //! into the CLI.
 
+pub mod batch_norm;
 pub mod checkpoint;
 pub mod eval;
 pub mod hog_svm;
 mod kernels;
+pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod ops;
@@ -30,7 +32,9 @@ pub mod optim;
 pub mod pool;
 mod seed_step;
 pub mod train;
+pub mod vgg;
 
+pub use loss::{ClassWeighting, Loss, LossConfig};
 pub use metrics::{ClassMetrics, Metrics};
 pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
 pub use optim::{
@@ -38,6 +42,7 @@ pub use optim::{
 };
 pub use pool::Pool2d;
 pub use train::{
-    EpochRecord, Observer, PlateauConfig, Quiet, TrainConfig, TrainError, TrainOutcome,
-    TrainedModel, train,
+    EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule, TrainConfig, TrainError,
+    TrainOutcome, TrainedModel, train,
 };
+pub use vgg::VggBn;

@@ -7,9 +7,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::loss::Loss;
 use crate::ops;
 use crate::pool::Pool2d;
 use crate::seed_step;
+use crate::vgg::VggBn;
 
 /// Number of emotion classes.
 pub const NUM_CLASSES: usize = fer_data::Emotion::COUNT;
@@ -33,6 +35,8 @@ pub enum Architecture {
     /// The notebook's 5-conv PReLU CNN.
     #[default]
     SeedCnn,
+    /// A VGG-style network with batch norm (see [`crate::vgg`]), `width` channels first.
+    VggBn,
 }
 
 /// Everything needed to rebuild a model's graph; saved beside its weights.
@@ -42,6 +46,17 @@ pub struct ModelConfig {
     pub head: Head,
     /// Dropout probability of the fully connected layers (the seed uses 0.2).
     pub dropout: f32,
+    /// Channels of the first stage of [`Architecture::VggBn`] (doubled at each stage).
+    #[serde(default = "default_width")]
+    pub width: usize,
+    /// Inference averages the class probabilities of each image and its mirror image
+    /// (test-time augmentation); training is unaffected.
+    #[serde(default)]
+    pub test_time_flip: bool,
+}
+
+fn default_width() -> usize {
+    32
 }
 
 impl Default for ModelConfig {
@@ -50,6 +65,8 @@ impl Default for ModelConfig {
             architecture: Architecture::SeedCnn,
             head: Head::Softmax,
             dropout: 0.2,
+            width: default_width(),
+            test_time_flip: false,
         }
     }
 }
@@ -57,9 +74,15 @@ impl Default for ModelConfig {
 impl ModelConfig {
     /// Creates the model's parameters in `vb` (new ones are initialised as PyTorch does).
     pub fn build(&self, vb: VarBuilder) -> Result<Box<dyn Classifier>> {
-        match self.architecture {
-            Architecture::SeedCnn => Ok(Box::new(SeedCnn::new(vb, self.head, self.dropout)?)),
-        }
+        let model: Box<dyn Classifier> = match self.architecture {
+            Architecture::SeedCnn => Box::new(SeedCnn::new(vb, self.head, self.dropout)?),
+            Architecture::VggBn => Box::new(VggBn::new(vb, self.width, self.head, self.dropout)?),
+        };
+        Ok(if self.test_time_flip {
+            Box::new(FlipAveraged(model))
+        } else {
+            model
+        })
     }
 
     /// Builds the model with fresh parameters on `device`, drawn from a ChaCha8 stream
@@ -88,18 +111,66 @@ pub trait Classifier: Send + Sync {
         Ok(self.forward(images, None)?.detach())
     }
 
-    /// One training step's loss and gradients: the batch mean [`loss`] of `labels` (N,) u32
-    /// and its gradient for every parameter. The default runs [`Classifier::forward`] and
-    /// candle's autograd; a network may override it with a faster path giving the same values.
+    /// One training step's loss and gradients: the batch `loss` of `labels` (N,) u32 and its
+    /// gradient for every parameter. The default runs [`Classifier::forward`] and candle's
+    /// autograd; a network may override it with a faster path giving the same values.
     fn loss_and_grads(
         &self,
         images: &Tensor,
         labels: &Tensor,
+        loss: &Loss,
         dropout: Option<&mut ChaCha8Rng>,
     ) -> Result<(f32, GradStore)> {
         let scores = self.forward(images, dropout)?;
-        let batch_loss = loss(self.head(), &scores, labels)?;
+        let batch_loss = loss.compute(self.head(), &scores, labels)?;
         Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
+    }
+}
+
+/// Test-time flip augmentation around a network: inference averages the class probabilities
+/// of each image and its left-right mirror; training passes straight through.
+struct FlipAveraged(Box<dyn Classifier>);
+
+impl FlipAveraged {
+    fn averaged(&self, images: &Tensor, scores: Tensor) -> Result<Tensor> {
+        let width = images.dim(3)?;
+        let reversed: Vec<u32> = (0..width as u32).rev().collect();
+        let reversed = Tensor::from_vec(reversed, width, images.device())?;
+        let mirrored = images.index_select(&reversed, 3)?;
+        let mirrored_scores = self.0.predict(&mirrored)?;
+        match self.0.head() {
+            // Log-probabilities: average the probabilities, back to log space.
+            Head::Softmax => ((scores.exp()? + mirrored_scores.exp()?)? * 0.5)?.log(),
+            Head::Svm => (scores + mirrored_scores)? * 0.5,
+        }
+    }
+}
+
+impl Classifier for FlipAveraged {
+    fn forward(&self, images: &Tensor, dropout: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        match dropout {
+            Some(rng) => self.0.forward(images, Some(rng)),
+            None => self.predict(images),
+        }
+    }
+
+    fn head(&self) -> Head {
+        self.0.head()
+    }
+
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        let scores = self.0.predict(images)?;
+        self.averaged(images, scores)
+    }
+
+    fn loss_and_grads(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        loss: &Loss,
+        dropout: Option<&mut ChaCha8Rng>,
+    ) -> Result<(f32, GradStore)> {
+        self.0.loss_and_grads(images, labels, loss, dropout)
     }
 }
 
@@ -143,6 +214,17 @@ fn torch_default(fan_in: usize) -> Init {
     }
 }
 
+/// The weight of a bias-free `Conv2d(inputs, outputs, kernel)`, PyTorch's default init.
+pub(crate) fn conv_weight(
+    inputs: usize,
+    outputs: usize,
+    kernel: usize,
+    vb: VarBuilder,
+) -> Result<Tensor> {
+    let init = torch_default(inputs * kernel * kernel);
+    vb.get_with_hints((outputs, inputs, kernel, kernel), "weight", init)
+}
+
 fn conv(
     inputs: usize,
     outputs: usize,
@@ -160,7 +242,7 @@ fn conv(
     Ok(Conv2d::new(weight, Some(bias), config))
 }
 
-fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
+pub(crate) fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
     let init = torch_default(inputs);
     let weight = vb.get_with_hints((outputs, inputs), "weight", init)?;
     let bias = vb.get_with_hints(outputs, "bias", init)?;
@@ -178,7 +260,7 @@ fn conv_prelu_padded(x: &Tensor, conv: &Conv2d, padding: usize, prelu: &PReLU) -
 }
 
 /// Inverted dropout with a mask drawn from `rng` (reproducible, unlike a global RNG).
-fn dropout(x: &Tensor, p: f32, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+pub(crate) fn dropout(x: &Tensor, p: f32, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
     let Some(rng) = rng else { return Ok(x.clone()) };
     if p <= 0.0 {
         return Ok(x.clone());
@@ -293,10 +375,11 @@ impl Classifier for SeedCnn {
         &self,
         images: &Tensor,
         labels: &Tensor,
+        loss: &Loss,
         dropout: Option<&mut ChaCha8Rng>,
     ) -> Result<(f32, GradStore)> {
         let params = self.parameters()?;
-        if seed_step::applies(images, &params) {
+        if loss.is_plain() && seed_step::applies(images, &params) {
             return seed_step::loss_and_grads(
                 &self.workspace,
                 &params,
@@ -308,7 +391,7 @@ impl Classifier for SeedCnn {
             );
         }
         let scores = self.forward(images, dropout)?;
-        let batch_loss = loss(self.head, &scores, labels)?;
+        let batch_loss = loss.compute(self.head, &scores, labels)?;
         Ok((batch_loss.to_scalar::<f32>()?, batch_loss.backward()?))
     }
 }

@@ -14,8 +14,10 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::batch_norm::is_running_statistic;
 use crate::checkpoint::{self, CheckpointError, write_atomically};
 use crate::eval::evaluate;
+use crate::loss::{Loss, LossConfig};
 use crate::model::ModelConfig;
 use crate::optim::{AnyOptimizer, OptimizerConfig};
 
@@ -38,6 +40,52 @@ impl Default for PlateauConfig {
     }
 }
 
+/// A learning-rate schedule followed batch by batch (instead of a constant rate or the
+/// plateau policy).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Schedule {
+    /// Linear warm-up from 0 over `warmup_epochs`, then cosine annealing from the optimizer's
+    /// rate down to `min_lr` at the end of the last epoch (`OneCycle`-like, SGDR without restarts).
+    Cosine {
+        #[serde(default)]
+        warmup_epochs: f64,
+        #[serde(default)]
+        min_lr: f64,
+    },
+}
+
+impl Schedule {
+    /// The rate for the batch that starts after `progress` epochs (fractional) of `epochs`.
+    pub fn learning_rate(&self, base: f64, progress: f64, epochs: usize) -> f64 {
+        match *self {
+            Schedule::Cosine {
+                warmup_epochs,
+                min_lr,
+            } => {
+                if progress < warmup_epochs {
+                    return base * (progress / warmup_epochs).max(1e-3);
+                }
+                let span = (epochs as f64 - warmup_epochs).max(1e-9);
+                let t = ((progress - warmup_epochs) / span).clamp(0.0, 1.0);
+                min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// How each epoch's Training images are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Every image once, in a seeded random order (the seed).
+    #[default]
+    Shuffle,
+    /// As many images as the split has, drawn with replacement so that each class is equally
+    /// likely (a uniform class, then a uniform image of it).
+    Balanced,
+}
+
 /// Everything that defines a training run; saved as `config.json` in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -52,6 +100,18 @@ pub struct TrainConfig {
     pub plateau: Option<PlateauConfig>,
     /// Epoch checkpoints kept besides the best one.
     pub keep_last: usize,
+    /// The training loss's options (label smoothing, class weights, focal loss).
+    #[serde(default)]
+    pub loss: LossConfig,
+    /// A per-batch learning-rate schedule; exclusive with `plateau`.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Training images evaluated after each epoch for the training-accuracy curve; `None`
+    /// takes as many as PublicTest has, 0 skips the curve.
+    #[serde(default)]
+    pub train_accuracy_sample: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +128,10 @@ impl Default for TrainConfig {
             seed: 0,
             plateau: None,
             keep_last: 2,
+            loss: LossConfig::default(),
+            schedule: None,
+            sampling: Sampling::Shuffle,
+            train_accuracy_sample: None,
         }
     }
 }
@@ -176,9 +240,13 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointErro
 }
 
 /// The run's parameters as vars in name order (optimizer state is saved by this position).
+/// The trained parameters in name order (batch-norm running statistics are state, not trained).
 fn sorted_vars(vars: &VarMap) -> Vec<Var> {
     let data = vars.data().lock().expect("var map lock");
-    let mut named: Vec<(&String, &Var)> = data.iter().collect();
+    let mut named: Vec<(&String, &Var)> = data
+        .iter()
+        .filter(|(name, _)| !is_running_statistic(name))
+        .collect();
     named.sort_by_key(|(name, _)| *name);
     named.into_iter().map(|(_, v)| v.clone()).collect()
 }
@@ -238,6 +306,15 @@ pub fn train(
         };
         (config.clone(), normalizer, state)
     };
+    config
+        .loss
+        .validate(config.model.head)
+        .map_err(TrainError::Setup)?;
+    if config.schedule.is_some() && config.plateau.is_some() {
+        return Err(TrainError::Setup(
+            "choose either a learning-rate schedule or the plateau policy, not both".into(),
+        ));
+    }
     if dataset.view(Split::PublicTest).is_empty() {
         return Err(TrainError::Setup(
             "the data has no PublicTest images to choose checkpoints on (train.csv layouts hold Training only)".into(),
@@ -257,6 +334,7 @@ pub fn train(
     optimizer.set_learning_rate(state.lr);
     let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
     let train_indices = dataset.indices_of(Split::Training);
+    let loss = Loss::new(config.loss, &dataset.view(Split::Training).class_counts());
     let public = dataset.view(Split::PublicTest);
     // A fixed, seeded sample of Training images for the training-accuracy curve.
     let train_sample = {
@@ -264,7 +342,8 @@ pub fn train(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
             config.seed ^ 0x7472_6169_6e5f_6163,
         ));
-        order.truncate(public.len().max(1).min(order.len()));
+        let size = config.train_accuracy_sample.unwrap_or(public.len().max(1));
+        order.truncate(size.min(order.len()));
         order.sort_unstable();
         dataset
             .view_of(order)
@@ -281,17 +360,21 @@ pub fn train(
             &pipeline,
             &normalizer,
             model.as_ref(),
+            &loss,
             &mut optimizer,
             device,
-            epoch,
+            (epoch, state.lr),
             observer,
         )?;
         let train_seconds = started.elapsed().as_secs_f64();
         let eval_started = Instant::now();
         let evaluation = evaluate(model.as_ref(), &public, &normalizer, device, 128)?;
-        let train_accuracy = evaluate(model.as_ref(), &train_sample, &normalizer, device, 128)?
-            .metrics
-            .accuracy;
+        let train_accuracy = if train_sample.is_empty() {
+            None
+        } else {
+            let sample = evaluate(model.as_ref(), &train_sample, &normalizer, device, 128)?;
+            Some(sample.metrics.accuracy)
+        };
         let eval_seconds = eval_started.elapsed().as_secs_f64();
         let accuracy = evaluation.metrics.accuracy;
         if accuracy > state.best_accuracy {
@@ -306,10 +389,10 @@ pub fn train(
             train_loss,
             val_loss: evaluation.loss_sum,
             val_accuracy: accuracy,
-            train_accuracy: Some(train_accuracy),
+            train_accuracy,
             val_macro_f1: evaluation.metrics.macro_f1,
             best_epoch: state.best_epoch,
-            lr: state.lr,
+            lr: optimizer.learning_rate(),
             train_seconds,
             eval_seconds,
             train_images_per_second: train_indices.len() as f64 / train_seconds,
@@ -364,15 +447,22 @@ fn run_epoch(
     pipeline: &Pipeline,
     normalizer: &Normalizer,
     model: &dyn crate::Classifier,
+    loss: &Loss,
     optimizer: &mut AnyOptimizer,
     device: &Device,
-    epoch: usize,
+    (epoch, base_lr): (usize, f64),
     observer: &mut dyn Observer,
 ) -> Result<f64, TrainError> {
-    let mut order = train_indices.to_vec();
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(config.seed);
     shuffle_rng.set_stream(epoch as u64);
-    order.shuffle(&mut shuffle_rng);
+    let order = match config.sampling {
+        Sampling::Shuffle => {
+            let mut order = train_indices.to_vec();
+            order.shuffle(&mut shuffle_rng);
+            order
+        }
+        Sampling::Balanced => balanced_sample(dataset, train_indices, &mut shuffle_rng),
+    };
     let batches: Vec<&[usize]> = order.chunks(config.batch_size.max(1)).collect();
     let total = batches.len();
     let mut loss_sum = 0f64;
@@ -405,7 +495,15 @@ fn run_epoch(
             let y = Tensor::from_vec(labels, n, device)?;
             let mut dropout_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xD50F_0A7E);
             dropout_rng.set_stream(((epoch as u64) << 32) | b as u64);
-            let (value, grads) = model.loss_and_grads(&x, &y, Some(&mut dropout_rng))?;
+            if let Some(schedule) = &config.schedule {
+                let progress = (epoch - 1) as f64 + b as f64 / total as f64;
+                optimizer.set_learning_rate(schedule.learning_rate(
+                    base_lr,
+                    progress,
+                    config.epochs,
+                ));
+            }
+            let (value, grads) = model.loss_and_grads(&x, &y, loss, Some(&mut dropout_rng))?;
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
@@ -420,6 +518,23 @@ fn run_epoch(
         Ok(())
     })?;
     Ok(loss_sum)
+}
+
+/// `train_indices.len()` draws with replacement: a uniform class (among those present), then a
+/// uniform image of that class.
+fn balanced_sample(dataset: &Dataset, train_indices: &[usize], rng: &mut ChaCha8Rng) -> Vec<usize> {
+    use rand::Rng;
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); crate::model::NUM_CLASSES];
+    for &i in train_indices {
+        by_class[dataset.labels()[i].index()].push(i);
+    }
+    by_class.retain(|images| !images.is_empty());
+    (0..train_indices.len())
+        .map(|_| {
+            let class = &by_class[rng.random_range(0..by_class.len())];
+            class[rng.random_range(0..class.len())]
+        })
+        .collect()
 }
 
 /// Writes the epoch's checkpoint, then commits it in `state.json`, then refreshes
@@ -497,5 +612,60 @@ impl TrainedModel {
     /// The training history saved with the run, if any.
     pub fn history(run_dir: &Path) -> Result<Vec<EpochRecord>, CheckpointError> {
         read_json(&run_dir.join(HISTORY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fer_data::synthetic::{SyntheticConfig, generate};
+
+    #[test]
+    fn cosine_schedule_warms_up_then_anneals_to_its_floor() {
+        let schedule = Schedule::Cosine {
+            warmup_epochs: 2.0,
+            min_lr: 0.001,
+        };
+        let lr = |progress| schedule.learning_rate(0.1, progress, 12);
+        assert!((lr(1.0) - 0.05).abs() < 1e-12); // half-way through the warm-up
+        assert!((lr(2.0) - 0.1).abs() < 1e-12); // peak
+        assert!((lr(7.0) - (0.001 + 0.099 * 0.5)).abs() < 1e-12); // half-way: the mean
+        assert!((lr(12.0) - 0.001).abs() < 1e-12); // floor at the end
+        assert!(lr(0.0) > 0.0, "the first batch moves");
+        let mut previous = f64::INFINITY;
+        for step in 20..=120 {
+            let value = lr(f64::from(step) / 10.0);
+            assert!(value <= previous);
+            previous = value;
+        }
+    }
+
+    #[test]
+    fn balanced_sampling_draws_every_class_about_equally() {
+        let mut config = SyntheticConfig::small(4);
+        config.per_split = [2100, 7, 7];
+        config.class_weights = [8.0, 1.0, 8.0, 14.0, 10.0, 6.0, 10.0]; // FER2013's shares
+        let data = generate(&config);
+        let train = data.indices_of(Split::Training);
+        let counts = data.view(Split::Training).class_counts();
+        assert!(
+            counts[3] > 8 * counts[1],
+            "the data is imbalanced: {counts:?}"
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let sample = balanced_sample(&data, &train, &mut rng);
+        assert_eq!(sample.len(), train.len());
+        let mut drawn = [0usize; 7];
+        for &i in &sample {
+            assert!(train.contains(&i));
+            drawn[data.labels()[i].index()] += 1;
+        }
+        for (class, &n) in drawn.iter().enumerate() {
+            // 300 expected per class; 5 standard deviations is about 80.
+            assert!((220..=380).contains(&n), "class {class}: {n} of {drawn:?}");
+        }
+        // Seeded: the same stream draws the same sample.
+        let again = balanced_sample(&data, &train, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(sample, again);
     }
 }

@@ -326,3 +326,67 @@ fn the_svm_head_trains_with_the_squared_hinge_and_beats_chance() {
         private.metrics.accuracy
     );
 }
+
+/// The cpu/best profiles' network and recipe (batch norm, cosine schedule, label smoothing)
+/// learns: the loss falls below half and 64 images are fitted by the reloaded model.
+#[test]
+fn vgg_bn_with_the_modern_recipe_overfits_64_images() {
+    let data = small_data(64, 14, 14, 2);
+    let config = TrainConfig {
+        model: ModelConfig {
+            architecture: fer_model::Architecture::VggBn,
+            width: 8,
+            dropout: 0.0,
+            ..ModelConfig::default()
+        },
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+        }),
+        augmentation: PipelineConfig::none(),
+        normalizer: fer_data::NormalizerConfig { scale_by_std: true },
+        loss: fer_model::LossConfig {
+            label_smoothing: 0.1,
+            ..Default::default()
+        },
+        schedule: Some(fer_model::Schedule::Cosine {
+            warmup_epochs: 1.0,
+            min_lr: 0.0,
+        }),
+        epochs: 15,
+        batch_size: 16,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap();
+    for r in &outcome.history {
+        eprintln!(
+            "epoch {} train_loss {:.4} train_acc {:?} val_acc {:.3} lr {:.4}",
+            r.epoch, r.train_loss, r.train_accuracy, r.val_accuracy, r.lr
+        );
+    }
+    let first = outcome.history.first().unwrap().train_loss;
+    let last_loss = outcome.history.last().unwrap().train_loss;
+    assert!(last_loss < 0.5 * first, "loss {first} -> {last_loss}");
+    let last = dir.path().join("last.safetensors");
+    let trained = TrainedModel::open(&last, &Device::Cpu).unwrap();
+    let on_train = evaluate(
+        trained.model.as_ref(),
+        &data.view(Split::Training),
+        &trained.normalizer,
+        &Device::Cpu,
+        64,
+    )
+    .unwrap();
+    assert!(
+        on_train.metrics.accuracy >= 0.95,
+        "training accuracy {} (loss {})",
+        on_train.metrics.accuracy,
+        on_train.loss_mean
+    );
+    // The cosine schedule ends near 0.
+    assert!(outcome.history.last().unwrap().lr < 0.01);
+}

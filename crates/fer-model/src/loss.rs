@@ -1,0 +1,262 @@
+//! Training losses beyond the plain one: label smoothing, class weights and focal loss, for
+//! either head. The plain loss ([`crate::loss`]) stays the one reported on evaluation splits.
+
+use candle_core::{DType, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Head, NUM_CLASSES};
+
+/// How classes are weighted in the training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeighting {
+    /// Every image counts the same (the seed).
+    #[default]
+    None,
+    /// Weight `n / (7 * n_c)` for class `c` of the Training split (sklearn's "balanced").
+    Balanced,
+    /// The square root of the balanced weights: a milder correction.
+    SqrtBalanced,
+}
+
+impl ClassWeighting {
+    /// The weight of each class given the Training split's class counts; `None` for no weights.
+    pub fn weights(self, counts: &[usize; NUM_CLASSES]) -> Option<[f32; NUM_CLASSES]> {
+        let total: usize = counts.iter().sum();
+        let balanced = |c: usize| total as f64 / (NUM_CLASSES as f64 * counts[c].max(1) as f64);
+        match self {
+            ClassWeighting::None => None,
+            ClassWeighting::Balanced => Some(std::array::from_fn(|c| balanced(c) as f32)),
+            ClassWeighting::SqrtBalanced => {
+                Some(std::array::from_fn(|c| balanced(c).sqrt() as f32))
+            }
+        }
+    }
+}
+
+/// The training loss's options; the default is the plain loss of the head.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// Softmax head: the target puts `1 - e` on the true class and `e / 7` on every class.
+    pub label_smoothing: f32,
+    /// Class weights; the batch loss is the weighted mean (as PyTorch's `weight=`).
+    pub class_weighting: ClassWeighting,
+    /// Softmax head: focal loss exponent (Lin et al. 2017), `(1 - p_true)^gamma` times each
+    /// image's loss; 0 is plain cross-entropy.
+    pub focal_gamma: f32,
+}
+
+impl LossConfig {
+    /// Whether this is the head's plain loss ([`crate::loss`]).
+    pub fn is_plain(&self) -> bool {
+        self.label_smoothing == 0.0
+            && self.focal_gamma == 0.0
+            && self.class_weighting == ClassWeighting::None
+    }
+
+    /// Checks the ranges and that the options fit `head`.
+    pub fn validate(&self, head: Head) -> std::result::Result<(), String> {
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!(
+                "loss.label_smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.focal_gamma) {
+            return Err(format!(
+                "loss.focal_gamma must be in [0, 10], got {}",
+                self.focal_gamma
+            ));
+        }
+        if head == Head::Svm && (self.label_smoothing != 0.0 || self.focal_gamma != 0.0) {
+            return Err("label smoothing and focal loss need the softmax head".into());
+        }
+        Ok(())
+    }
+}
+
+/// A training loss ready to apply: the options plus the resolved class weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Loss {
+    pub config: LossConfig,
+    pub class_weights: Option<[f32; NUM_CLASSES]>,
+}
+
+impl Loss {
+    /// `config` with its class weights resolved from the Training class counts.
+    pub fn new(config: LossConfig, counts: &[usize; NUM_CLASSES]) -> Self {
+        Loss {
+            config,
+            class_weights: config.class_weighting.weights(counts),
+        }
+    }
+
+    /// Whether this is the head's plain loss.
+    pub fn is_plain(&self) -> bool {
+        self.config.is_plain() && self.class_weights.is_none()
+    }
+
+    /// The batch loss of `scores` (N, 7) for `labels` (N,) u32 under `head`.
+    pub fn compute(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        if self.is_plain() {
+            return crate::model::loss(head, scores, labels);
+        }
+        let device = scores.device();
+        let targets = candle_nn::encoding::one_hot(labels.clone(), NUM_CLASSES, 1f32, 0f32)?;
+        let per_image = match head {
+            Head::Softmax => {
+                let e = f64::from(self.config.label_smoothing);
+                let soft = ((&targets * (1.0 - e))? + e / NUM_CLASSES as f64)?;
+                let mut per = (soft * scores)?.sum(1)?.neg()?;
+                if self.config.focal_gamma > 0.0 {
+                    let p_true = (&targets * scores)?.sum(1)?.exp()?;
+                    let factor = (1.0 - p_true)?
+                        .clamp(0f32, 1f32)?
+                        .powf(f64::from(self.config.focal_gamma))?;
+                    per = (per * factor)?;
+                }
+                per
+            }
+            Head::Svm => {
+                let signs = ((&targets * 2.0)? - 1.0)?;
+                let margins = (1.0 - (signs * scores)?)?.relu()?;
+                margins.sqr()?.sum(1)?
+            }
+        };
+        match self.class_weights {
+            None => per_image.mean_all(),
+            Some(weights) => {
+                let weights =
+                    Tensor::from_slice(&weights, (NUM_CLASSES, 1), device)?.to_dtype(DType::F32)?;
+                let per_weight = targets.matmul(&weights)?.squeeze(1)?;
+                (per_image * &per_weight)?.sum_all()?
+                    / f64::from(per_weight.sum_all()?.to_scalar::<f32>()?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn scores() -> (Tensor, Tensor) {
+        let logits = Tensor::new(
+            &[
+                [2.0f32, 0.5, -1.0, 0.0, 0.3, -0.2, 1.0],
+                [0.1, 0.2, 0.3, 3.0, -1.0, 0.0, 0.5],
+                [-0.5, 1.5, 0.0, 0.2, 0.4, 2.5, -1.0],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let log_probs = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let labels = Tensor::new(&[0u32, 4, 5], &Device::Cpu).unwrap();
+        (log_probs, labels)
+    }
+
+    fn value(loss: &Loss, head: Head, s: &Tensor, l: &Tensor) -> f32 {
+        loss.compute(head, s, l)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn options_match_their_definitions() {
+        let (s, l) = scores();
+        let lp = s.to_vec2::<f32>().unwrap();
+        let labels = [0usize, 4, 5];
+        let nll: Vec<f32> = labels.iter().enumerate().map(|(i, &c)| -lp[i][c]).collect();
+        let plain = value(&Loss::default(), Head::Softmax, &s, &l);
+        assert!((plain - nll.iter().sum::<f32>() / 3.0).abs() < 1e-6);
+
+        let e = 0.1f32;
+        let smooth = Loss {
+            config: LossConfig {
+                label_smoothing: e,
+                ..Default::default()
+            },
+            class_weights: None,
+        };
+        let expected: f32 = (0..3)
+            .map(|i| (1.0 - e) * nll[i] - e / 7.0 * lp[i].iter().sum::<f32>())
+            .sum::<f32>()
+            / 3.0;
+        assert!((value(&smooth, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
+
+        let focal = Loss {
+            config: LossConfig {
+                focal_gamma: 2.0,
+                ..Default::default()
+            },
+            class_weights: None,
+        };
+        let expected: f32 = (0..3)
+            .map(|i| (1.0 - (-nll[i]).exp()).powi(2) * nll[i])
+            .sum::<f32>()
+            / 3.0;
+        assert!((value(&focal, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
+
+        let mut counts = [100usize; NUM_CLASSES];
+        counts[0] = 400;
+        counts[4] = 50;
+        let weighted = Loss::new(
+            LossConfig {
+                class_weighting: ClassWeighting::Balanced,
+                ..Default::default()
+            },
+            &counts,
+        );
+        let w = weighted.class_weights.unwrap();
+        assert!((w[0] - 950.0 / (7.0 * 400.0)).abs() < 1e-6); // 400 + 50 + 5 x 100 images
+        let wi: Vec<f32> = labels.iter().map(|&c| w[c]).collect();
+        let expected = (0..3).map(|i| wi[i] * nll[i]).sum::<f32>() / wi.iter().sum::<f32>();
+        assert!((value(&weighted, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
+
+        // The SVM head's plain loss is the squared hinge; weights apply to it too.
+        let svm_plain = value(&Loss::default(), Head::Svm, &s, &l);
+        let svm_weighted = value(&weighted, Head::Svm, &s, &l);
+        let hinge: Vec<f32> = (0..3)
+            .map(|i| {
+                (0..7)
+                    .map(|k| {
+                        let t = if k == labels[i] { 1.0 } else { -1.0 };
+                        (1.0 - t * lp[i][k]).max(0.0).powi(2)
+                    })
+                    .sum()
+            })
+            .collect();
+        assert!((svm_plain - hinge.iter().sum::<f32>() / 3.0).abs() < 1e-4);
+        let expected = (0..3).map(|i| wi[i] * hinge[i]).sum::<f32>() / wi.iter().sum::<f32>();
+        assert!((svm_weighted - expected).abs() < 1e-4);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = LossConfig {
+            label_smoothing: 1.5,
+            ..Default::default()
+        };
+        assert!(
+            bad.validate(Head::Softmax)
+                .unwrap_err()
+                .contains("label_smoothing")
+        );
+        let svm = LossConfig {
+            focal_gamma: 2.0,
+            ..Default::default()
+        };
+        assert!(
+            svm.validate(Head::Svm)
+                .unwrap_err()
+                .contains("softmax head")
+        );
+        let sqrt = ClassWeighting::SqrtBalanced
+            .weights(&[700, 70, 70, 70, 70, 70, 70])
+            .unwrap();
+        assert!((sqrt[1] - (1120.0f32 / 490.0).sqrt()).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,119 @@
+//! The VGG-style batch-norm network: PyTorch parameter names and shapes, train/eval modes,
+//! and test-time flip averaging.
+
+use candle_core::{Device, Tensor};
+use fer_model::{Architecture, Classifier, Head, ModelConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn config(test_time_flip: bool) -> ModelConfig {
+    ModelConfig {
+        architecture: Architecture::VggBn,
+        width: 4,
+        test_time_flip,
+        ..ModelConfig::default()
+    }
+}
+
+fn images(n: usize, seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let values: Vec<f32> = (0..n * 2304).map(|_| rng.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(values, (n, 1, 48, 48), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn parameters_carry_pytorch_names_and_shapes() {
+    let (vars, _) = config(false).init(&Device::Cpu, 1).unwrap();
+    let data = vars.data().lock().unwrap();
+    let shape = |name: &str| -> Vec<usize> {
+        data.get(name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .dims()
+            .to_vec()
+    };
+    assert_eq!(shape("features.0.weight"), [4, 1, 3, 3]);
+    assert_eq!(shape("features.1.weight"), [4]);
+    assert_eq!(shape("features.1.running_var"), [4]);
+    assert_eq!(shape("features.3.weight"), [4, 4, 3, 3]);
+    assert_eq!(shape("features.7.weight"), [8, 4, 3, 3]);
+    assert_eq!(shape("features.24.weight"), [32, 32, 3, 3]);
+    assert_eq!(shape("features.25.running_mean"), [32]);
+    assert_eq!(shape("classifier.1.weight"), [128, 32 * 9]);
+    assert_eq!(shape("classifier.4.weight"), [7, 128]);
+    // 8 convs (no bias) with 4 batch-norm tensors each, and 2 linear layers with biases.
+    assert_eq!(data.len(), 8 * 5 + 4);
+    // Batch-norm starts as the identity: weight 1, bias 0, running mean 0, running var 1.
+    let ones = data["features.1.weight"]
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(ones.iter().all(|&v| v == 1.0));
+    let var = data["features.1.running_var"]
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(var.iter().all(|&v| v == 1.0));
+}
+
+#[test]
+fn training_mode_moves_running_statistics_and_evaluation_is_deterministic() {
+    let (vars, model) = config(false).init(&Device::Cpu, 2).unwrap();
+    let x = images(6, 3);
+    let before = model.predict(&x).unwrap();
+    assert_eq!(
+        before.to_vec2::<f32>().unwrap(),
+        model.predict(&x).unwrap().to_vec2::<f32>().unwrap()
+    );
+    let mean_before = vars.data().lock().unwrap()["features.1.running_mean"]
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let scores = model.forward(&x, Some(&mut rng)).unwrap();
+    assert_eq!(scores.dims(), [6, 7]);
+    let mean_after = vars.data().lock().unwrap()["features.1.running_mean"]
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_ne!(mean_before, mean_after);
+    // Evaluation now uses the moved statistics: different scores than before.
+    let after = model.predict(&x).unwrap();
+    let change = (after - before).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(change.to_scalar::<f32>().unwrap() > 1e-6);
+}
+
+#[test]
+fn test_time_flip_averages_the_probabilities_of_the_image_and_its_mirror() {
+    // Same seed, same weights: one model with flip averaging, one without.
+    let (_, plain) = config(false).init(&Device::Cpu, 5).unwrap();
+    let (_, flipped) = config(true).init(&Device::Cpu, 5).unwrap();
+    let x = images(3, 6);
+    let mirrored = {
+        let data = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut out = data.clone();
+        for (row_in, row_out) in data.chunks(48).zip(out.chunks_mut(48)) {
+            for (i, v) in row_in.iter().rev().enumerate() {
+                row_out[i] = *v;
+            }
+        }
+        Tensor::from_vec(out, x.shape(), &Device::Cpu).unwrap()
+    };
+    let p = plain.predict(&x).unwrap().exp().unwrap();
+    let q = plain.predict(&mirrored).unwrap().exp().unwrap();
+    let expected = ((p + q).unwrap() * 0.5).unwrap().to_vec2::<f32>().unwrap();
+    for got in [
+        flipped.predict(&x).unwrap(),
+        flipped.forward(&x, None).unwrap(),
+    ] {
+        let got = got.exp().unwrap().to_vec2::<f32>().unwrap();
+        for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
+            assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
+    }
+    // Probabilities still sum to 1, and the head is unchanged.
+    let sums = flipped.predict(&x).unwrap().exp().unwrap().sum(1).unwrap();
+    for s in sums.to_vec1::<f32>().unwrap() {
+        assert!((s - 1.0).abs() < 1e-5);
+    }
+    assert_eq!(flipped.head(), Head::Softmax);
+}
