@@ -341,9 +341,17 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
             optimizer.step(&grads)?;
             Ok(())
         })?;
+        // Steady state: the resident set after the timed steps, then after 10 more.
+        let settled = rss_mib();
+        for _ in 0..10 {
+            let (_, grads) =
+                model.loss_and_grads(&x, &y, &fer_model::Loss::default(), Some(&mut dropout))?;
+            optimizer.step(&grads)?;
+        }
+        let grown = rss_mib() - settled;
         let (infer_rate, train_rate) = (n as f64 / infer, n as f64 / train);
         println!(
-            "  ours    batch {n:4}: inference {infer_rate:8.1} img/s | train step {train_rate:7.1} img/s"
+            "  ours    batch {n:4}: inference {infer_rate:8.1} img/s | train step {train_rate:7.1} img/s | RSS {settled:.0} MiB, {grown:+.1} MiB over 10 more steps"
         );
         figures.push((n, infer_rate, train_rate));
     }
@@ -542,12 +550,21 @@ fn last_json_line(stdout: &[u8]) -> anyhow::Result<Value> {
 
 /// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.
 fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
+}
+
+/// Resident memory of this process now (VmRSS), in MiB; NaN where /proc is unavailable.
+fn rss_mib() -> f64 {
+    proc_status_mib("VmRSS:")
+}
+
+fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -717,6 +717,45 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_profile_gives_valid_training_configs() {
+        let names = builtin_profiles();
+        for expected in ["ablation", "best", "cpu", "quick", "seed", "smoke"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
+        for name in names {
+            let (_, profile) = Profile::load(&name).unwrap();
+            for run in &profile.runs {
+                let value = profile.run_config(run, None);
+                let config: fer_model::TrainConfig = serde_json::from_value(value)
+                    .unwrap_or_else(|e| panic!("{name}/{}: {e}", run.name));
+                config.loss.validate(config.model.head).unwrap();
+                assert!(config.schedule.is_none() || config.plateau.is_none());
+                config.augmentation.validate().unwrap();
+            }
+        }
+        // The imbalance comparison differs from its first run in the imbalance option only.
+        let (_, imbalance) = Profile::load("ablation").unwrap();
+        let configs: Vec<fer_model::TrainConfig> = imbalance
+            .runs
+            .iter()
+            .take(4)
+            .map(|r| serde_json::from_value(imbalance.run_config(r, None)).unwrap())
+            .collect();
+        assert!(configs[0].loss.class_weighting == fer_model::ClassWeighting::None);
+        assert!(configs[1].loss.class_weighting == fer_model::ClassWeighting::Balanced);
+        assert_eq!(configs[2].sampling, fer_model::Sampling::Balanced);
+        assert_eq!(configs[3].loss.focal_gamma, 2.0);
+        for other in &configs[1..] {
+            assert_eq!(other.model, configs[0].model);
+            assert_eq!(other.optimizer, configs[0].optimizer);
+            assert_eq!(other.epochs, configs[0].epochs);
+        }
+    }
+
+    #[test]
     fn runs_are_the_base_config_with_their_changes() {
         let (_, profile) = Profile::load("quick").unwrap();
         let by_name = |name: &str| profile.runs.iter().find(|r| r.name == name).unwrap();

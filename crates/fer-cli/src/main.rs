@@ -11,6 +11,17 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (index 15 of `mi_option_e` in mimalloc 2 and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory mapped. By default mimalloc hands freed pages back to the OS after
+/// 10 ms and the next training step faults them in again, zeroed by the kernel: 10% of a CNN
+/// step's time went to that. The footprint stays at the peak (a few hundred MB).
+fn keep_freed_memory() {
+    // SAFETY: sets a global allocator option; mimalloc documents it as callable at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 /// Facial expression recognition on FER2013 and your own faces.
 #[derive(Parser)]
 #[command(name = "fer", version, about, long_about = None, propagate_version = true)]
@@ -30,7 +41,7 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     ExportImages(commands::export::ExportArgs),
     AugmentPreview(commands::preview::PreviewArgs),
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     Eval(commands::eval::EvalArgs),
     Plot(commands::plot::PlotArgs),
     Report(commands::report::ReportArgs),
@@ -38,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     init_logging(cli.quiet, cli.verbose);
     let result = match cli.command {

@@ -567,3 +567,69 @@ fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_f
         text(&out.stdout)
     );
 }
+
+/// `fer train` flags set up the modern recipe (saved in config.json), and `fer eval
+/// --test-time-flip off` measures the same weights without flip averaging, leaving the run's
+/// stored figures alone.
+#[test]
+fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = synthetic_csv(dir.path());
+    let run = dir.path().join("vgg");
+    let (data, run_arg) = (path.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = vec!["train", "--data", data, "--out", run_arg];
+    args.extend(
+        "--epochs 2 --batch-size 32 --architecture vgg-bn --width 4 --test-time-flip \
+         --optimizer sgd --lr 0.05 --cosine 0.5 --label-smoothing 0.1 \
+         --class-weights sqrt-balanced --focal-gamma 1 --balanced-sampling -q"
+            .split_whitespace(),
+    );
+    let out = fer(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["architecture"], "vgg-bn");
+    assert_eq!(config["model"]["width"], 4);
+    assert_eq!(config["model"]["test_time_flip"], true);
+    assert_eq!(config["loss"]["class_weighting"], "sqrt_balanced");
+    assert_eq!(config["loss"]["focal_gamma"], 1.0);
+    assert_eq!(config["sampling"], "balanced");
+    assert_eq!(config["schedule"]["kind"], "cosine");
+    assert_eq!(config["schedule"]["warmup_epochs"], 0.5);
+    assert_eq!(config["optimizer"]["lr"], 0.05);
+    let smoothing = config["loss"]["label_smoothing"].as_f64().unwrap();
+    assert!((smoothing - 0.1).abs() < 1e-6, "{smoothing}");
+
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["eval", "--model", run_arg, "--data", data, "--json", "-q"];
+        args.extend_from_slice(extra);
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_str(&text(&out.stdout)).unwrap()
+    };
+    let with_flip = eval(&[]);
+    let stored = std::fs::read_to_string(run.join("eval-private-test.json")).unwrap();
+    let without_flip = eval(&["--test-time-flip", "off"]);
+    // Same images, other scores; the stored figures are still those of the run's own setting.
+    assert_eq!(with_flip["n"], without_flip["n"]);
+    assert_ne!(with_flip["loss"], without_flip["loss"]);
+    assert_eq!(
+        stored,
+        std::fs::read_to_string(run.join("eval-private-test.json")).unwrap()
+    );
+    let bad = fer(&[
+        "eval",
+        "--model",
+        run_arg,
+        "--data",
+        data,
+        "--test-time-flip",
+        "maybe",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("on or off"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -87,7 +87,9 @@ pub enum Sampling {
 }
 
 /// Everything that defines a training run; saved as `config.json` in the run directory.
+/// Unknown fields are refused, so a misspelt option fails instead of being ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub model: ModelConfig,
     pub optimizer: OptimizerConfig,
@@ -607,6 +609,14 @@ impl TrainedModel {
             vars,
             model,
         })
+    }
+
+    /// The same weights with test-time flip averaging switched on or off.
+    pub fn with_test_time_flip(mut self, on: bool, device: &Device) -> Result<Self, TrainError> {
+        self.config.model.test_time_flip = on;
+        let vb = candle_nn::VarBuilder::from_varmap(&self.vars, candle_core::DType::F32, device);
+        self.model = self.config.model.build(vb)?;
+        Ok(self)
     }
 
     /// The training history saved with the run, if any.

@@ -87,7 +87,13 @@ impl Classifier for VggBn {
             for unit in pair {
                 x = unit.forward(&x, train)?;
             }
-            x = Pool2d::max(2, 2).forward(&x)?;
+            // candle's own 2x2 pool has a backward (kernel == stride) and runs on every
+            // device; the crate's CPU kernel is the faster one there.
+            x = if x.device().is_cpu() {
+                Pool2d::max(2, 2).forward(&x)?
+            } else {
+                x.max_pool2d(2)?
+            };
         }
         let x = x.flatten_from(1)?;
         let x = dropout(&x, self.dropout, rng.as_deref_mut())?;

@@ -342,7 +342,9 @@ fn fused_seed_step_matches_autograd_loss_and_gradients() {
         let x = (tensor(&[10, 1, 48, 48], 41) * 2.0).unwrap();
         let labels = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 0, 3, 3], &Device::Cpu).unwrap();
         let rng = || rand_chacha::ChaCha8Rng::seed_from_u64(9);
-        let (fused_loss, fused) = model.loss_and_grads(&x, &labels, Some(&mut rng())).unwrap();
+        let (fused_loss, fused) = model
+            .loss_and_grads(&x, &labels, &fer_model::Loss::default(), Some(&mut rng()))
+            .unwrap();
         let scores = model.forward(&x, Some(&mut rng())).unwrap();
         let reference_loss = fer_model::loss(head, &scores, &labels).unwrap();
         let reference = reference_loss.backward().unwrap();

@@ -2,7 +2,7 @@
 //! and test-time flip averaging.
 
 use candle_core::{Device, Tensor};
-use fer_model::{Architecture, Classifier, Head, ModelConfig};
+use fer_model::{Architecture, Head, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -33,6 +33,18 @@ pub struct EvalArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Override the run's test-time flip averaging (on/off), e.g. to measure what it adds.
+    /// The figures are then not stored in the run directory.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub test_time_flip: Option<bool>,
+}
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, got {other}")),
+    }
 }
 
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
@@ -40,8 +52,11 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         return super::hog_svm::eval(args);
     }
     let device = super::train::device(&args.device)?;
-    let trained = TrainedModel::open(&args.model, &device)
+    let mut trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
+    if let Some(flip) = args.test_time_flip {
+        trained = trained.with_test_time_flip(flip, &device)?;
+    }
     let dataset = args.input.open()?;
     let view = dataset.view(args.split);
     anyhow::ensure!(
@@ -63,7 +78,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;
     }
-    if args.model.is_dir() {
+    if args.model.is_dir() && args.test_time_flip.is_none() {
         // Stored with the run, for `fer plot confusion` and `fer report`.
         let path = EvalReport::path_in(&args.model, args.split);
         EvalReport::new(args.split, &evaluation.metrics, Some(evaluation.loss_mean)).save(&path)?;

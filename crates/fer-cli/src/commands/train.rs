@@ -35,6 +35,31 @@ pub struct TrainArgs {
     /// Augmentation profile: none, seed, modern, everything.
     #[arg(long)]
     pub augment: Option<String>,
+    /// Network: seed-cnn (the notebook's) or vgg-bn (VGG-style with batch norm, the cpu and
+    /// best profiles').
+    #[arg(long, value_parser = ["seed-cnn", "vgg-bn"])]
+    pub architecture: Option<String>,
+    /// Channels of vgg-bn's first stage (doubled at each of its 4 stages).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Average each image's class probabilities with its mirror image's at inference.
+    #[arg(long)]
+    pub test_time_flip: bool,
+    /// Label smoothing of the softmax loss, in [0, 1).
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Class weights of the loss: none, balanced (n / (7 n_c)) or sqrt-balanced.
+    #[arg(long, value_parser = ["none", "balanced", "sqrt-balanced"])]
+    pub class_weights: Option<String>,
+    /// Focal loss exponent gamma (0: cross-entropy).
+    #[arg(long)]
+    pub focal_gamma: Option<f32>,
+    /// Draw each epoch's images class-balanced, with replacement.
+    #[arg(long)]
+    pub balanced_sampling: bool,
+    /// Cosine learning-rate schedule after this many warm-up epochs (replaces any plateau).
+    #[arg(long, value_name = "WARMUP_EPOCHS")]
+    pub cosine: Option<f64>,
     /// Output head: softmax (NLL, the seed) or svm (squared hinge, Tang 2013).
     #[arg(long, value_parser = ["softmax", "svm"])]
     pub head: Option<String>,
@@ -89,6 +114,38 @@ impl TrainArgs {
             } else {
                 Head::Softmax
             };
+        }
+        if let Some(architecture) = &self.architecture {
+            config.model.architecture = serde_json::from_value(architecture.as_str().into())
+                .with_context(|| format!("unknown architecture {architecture}"))?;
+        }
+        if let Some(width) = self.width {
+            anyhow::ensure!(width > 0, "--width must be at least 1");
+            config.model.width = width;
+        }
+        if self.test_time_flip {
+            config.model.test_time_flip = true;
+        }
+        if let Some(e) = self.label_smoothing {
+            config.loss.label_smoothing = e;
+        }
+        if let Some(gamma) = self.focal_gamma {
+            config.loss.focal_gamma = gamma;
+        }
+        if let Some(weights) = &self.class_weights {
+            config.loss.class_weighting = serde_json::from_value(weights.replace('-', "_").into())
+                .with_context(|| format!("unknown class weighting {weights}"))?;
+        }
+        if self.balanced_sampling {
+            config.sampling = fer_model::Sampling::Balanced;
+        }
+        if let Some(warmup_epochs) = self.cosine {
+            anyhow::ensure!(warmup_epochs >= 0.0, "--cosine takes warm-up epochs >= 0");
+            config.schedule = Some(fer_model::Schedule::Cosine {
+                warmup_epochs,
+                min_lr: 0.0,
+            });
+            config.plateau = None;
         }
         if let Some(optimizer) = &self.optimizer {
             config.optimizer = match optimizer.as_str() {
