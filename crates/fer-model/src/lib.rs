@@ -1,7 +1,9 @@
 //! The FER CNNs in candle: architectures, pooling ops with backward, optimizers.
 //!
-//! - [`model`]: [`ModelConfig`] (architecture, head, dropout) builds a [`Classifier`]; the
-//!   seed CNN uses PyTorch `state_dict` names so weights load in either framework.
+//! - [`model`]: [`ModelConfig`] (architecture, head, dropout, width, test-time flip) builds a
+//!   [`Classifier`]: the seed CNN or [`vgg`]'s batch-norm network, with PyTorch `state_dict`
+//!   names so weights load in either framework; [`batch_norm`] is their fused BN + ReLU op.
+//! - [`loss`]: label smoothing, class weights and focal loss for training.
 //! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
 //!   when kernel != stride).
 //! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with
