@@ -3,7 +3,7 @@
 //! - [`model`]: [`ModelConfig`] (architecture, head, dropout, width, test-time flip) builds a
 //!   [`Classifier`]: the seed CNN or [`vgg`]'s batch-norm network, with PyTorch `state_dict`
 //!   names so weights load in either framework; [`batch_norm`] is their fused BN + ReLU op.
-//! - [`loss`]: label smoothing, class weights and focal loss for training.
+//! - [`mod@loss`]: label smoothing, class weights and focal loss for training.
 //! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
 //!   when kernel != stride).
 //! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with

@@ -1,5 +1,5 @@
 //! Training losses beyond the plain one: label smoothing, class weights and focal loss, for
-//! either head. The plain loss ([`crate::loss`]) stays the one reported on evaluation splits.
+//! either head. The plain loss ([`crate::loss()`]) stays the one reported on evaluation splits.
 
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ pub struct LossConfig {
 }
 
 impl LossConfig {
-    /// Whether this is the head's plain loss ([`crate::loss`]).
+    /// Whether this is the head's plain loss ([`crate::loss()`]).
     pub fn is_plain(&self) -> bool {
         self.label_smoothing == 0.0
             && self.focal_gamma == 0.0
