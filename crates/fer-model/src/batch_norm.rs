@@ -72,7 +72,8 @@ impl BatchNormRelu {
                 &self.bias.contiguous()?,
                 op.clone(),
             )?;
-            let stats = op.stats.lock().expect("batch norm stats").take();
+            // A copy: the op keeps its own for the backward pass.
+            let stats = op.stats.lock().expect("batch norm stats").clone();
             let Some((mean, var)) = stats else {
                 bail!("batch norm: the forward pass recorded no statistics");
             };
@@ -120,7 +121,8 @@ fn update_running(running: &Tensor, batch: &Tensor) -> Result<()> {
 /// Per-channel mean and biased variance of the last training forward pass.
 type Stats = (Vec<f32>, Vec<f32>);
 
-/// (x, weight, bias) -> relu(batch_norm(x)) with batch statistics; records them for the caller.
+/// (x, weight, bias) -> relu(batch_norm(x)) with batch statistics; records them for the caller
+/// and for its own backward pass.
 #[derive(Debug, Clone, Default)]
 struct BatchNormReluTrain {
     stats: Arc<Mutex<Option<Stats>>>,
@@ -245,8 +247,14 @@ impl CustomOp3 for BatchNormReluTrain {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.lock().expect("batch norm stats").clone();
+        let Some((mean, var)) = stats else {
+            bail!("batch norm backward: the forward pass recorded no statistics");
+        };
         let grad_op = BatchNormReluGrad {
             gamma: gamma.to_dtype(DType::F32)?.to_vec1()?,
+            mean,
+            inv: inverse_std(&var),
         };
         let packed = x.apply_op3_no_bwd(res, &grad.contiguous()?, &grad_op)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
@@ -257,9 +265,12 @@ impl CustomOp3 for BatchNormReluTrain {
     }
 }
 
-/// (x, y, grad_y) -> grad_x, grad_weight and grad_bias, packed in one vector.
+/// (x, y, grad_y) -> grad_x, grad_weight and grad_bias, packed in one vector, given the
+/// forward pass's per-channel mean and inverse standard deviation.
 struct BatchNormReluGrad {
     gamma: Vec<f32>,
+    mean: Vec<f32>,
+    inv: Vec<f32>,
 }
 
 impl CustomOp3 for BatchNormReluGrad {
@@ -280,14 +291,16 @@ impl CustomOp3 for BatchNormReluGrad {
         let x = contiguous_f32(s1, l1, self.name())?;
         let y = contiguous_f32(s2, l2, self.name())?;
         let dy = contiguous_f32(s3, l3, self.name())?;
-        if y.len() != x.len() || dy.len() != x.len() || self.gamma.len() != p.channels {
+        let channels_fit = [&self.gamma, &self.mean, &self.inv]
+            .iter()
+            .all(|v| v.len() == p.channels);
+        if y.len() != x.len() || dy.len() != x.len() || !channels_fit {
             bail!(
                 "batch norm gradient: shapes do not match the input {:?}",
                 l1.dims()
             );
         }
-        let (mean, var) = channel_statistics(x, p);
-        let inv = inverse_std(&var);
+        let (mean, inv) = (&self.mean, &self.inv);
         // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where y > 0.
         let sums: Vec<(f64, f64)> = (0..p.channels)
             .into_par_iter()
