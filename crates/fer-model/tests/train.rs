@@ -114,21 +114,26 @@ fn overfits_64_images_to_full_training_accuracy() {
             r.epoch, r.train_loss, r.val_accuracy
         );
     }
-    let last = dir.path().join("last.safetensors");
+    let on_train = last_epoch_on_training(dir.path(), &data);
+    assert_eq!(
+        on_train.metrics.accuracy, 1.0,
+        "train loss {}",
+        on_train.loss_mean
+    );
+}
+
+/// The run's last epoch, reloaded from `run_dir`, evaluated on the Training split.
+fn last_epoch_on_training(run_dir: &Path, data: &Dataset) -> fer_model::eval::Evaluation {
+    let last = run_dir.join("last.safetensors");
     let trained = TrainedModel::open(&last, &Device::Cpu).unwrap();
-    let on_train = evaluate(
+    evaluate(
         trained.model.as_ref(),
         &data.view(Split::Training),
         &trained.normalizer,
         &Device::Cpu,
         64,
     )
-    .unwrap();
-    assert_eq!(
-        on_train.metrics.accuracy, 1.0,
-        "train loss {}",
-        on_train.loss_mean
-    );
+    .unwrap()
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -371,16 +376,7 @@ fn vgg_bn_with_the_modern_recipe_overfits_64_images() {
     let first = outcome.history.first().unwrap().train_loss;
     let last_loss = outcome.history.last().unwrap().train_loss;
     assert!(last_loss < 0.5 * first, "loss {first} -> {last_loss}");
-    let last = dir.path().join("last.safetensors");
-    let trained = TrainedModel::open(&last, &Device::Cpu).unwrap();
-    let on_train = evaluate(
-        trained.model.as_ref(),
-        &data.view(Split::Training),
-        &trained.normalizer,
-        &Device::Cpu,
-        64,
-    )
-    .unwrap();
+    let on_train = last_epoch_on_training(dir.path(), &data);
     assert!(
         on_train.metrics.accuracy >= 0.95,
         "training accuracy {} (loss {})",
