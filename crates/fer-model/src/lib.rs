@@ -3,7 +3,9 @@
 //! - [`model`]: [`ModelConfig`] (architecture, head, dropout, width, test-time flip) builds a
 //!   [`Classifier`]: the seed CNN or [`vgg`]'s batch-norm network, with PyTorch `state_dict`
 //!   names so weights load in either framework; [`batch_norm`] is their fused BN + ReLU op.
-//! - [`mod@loss`]: label smoothing, class weights and focal loss for training.
+//! - [`mod@loss`]: label smoothing, class weights and focal loss for training, and the
+//!   two-label loss of mixed (mixup, CutMix) batches.
+//! - [`ema`]: an exponential moving average of the weights, evaluated and saved in their place.
 //! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
 //!   when kernel != stride).
 //! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with
@@ -23,6 +25,7 @@
 
 pub mod batch_norm;
 pub mod checkpoint;
+pub mod ema;
 pub mod eval;
 pub mod hog_svm;
 mod kernels;
@@ -36,7 +39,8 @@ mod seed_step;
 pub mod train;
 pub mod vgg;
 
-pub use loss::{ClassWeighting, Loss, LossConfig};
+pub use ema::{EmaConfig, WeightAverage};
+pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels};
 pub use metrics::{ClassMetrics, Metrics};
 pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
 pub use optim::{

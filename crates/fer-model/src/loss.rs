@@ -76,11 +76,22 @@ impl LossConfig {
     }
 }
 
-/// A training loss ready to apply: the options plus the resolved class weights.
+/// A training loss ready to apply: the options plus the resolved class weights, and for a
+/// mixed batch (mixup, CutMix) the partners' labels.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Loss {
     pub config: LossConfig,
     pub class_weights: Option<[f32; NUM_CLASSES]>,
+    /// `None` for a batch of unmixed images.
+    pub mix: Option<MixedLabels>,
+}
+
+/// The targets of a mixed batch (see `fer_augment::mix`): image `i` counts `weight` for its
+/// own label and `1 - weight` for `partner_labels[i]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixedLabels {
+    pub partner_labels: Vec<u32>,
+    pub weight: f32,
 }
 
 impl Loss {
@@ -89,17 +100,44 @@ impl Loss {
         Loss {
             config,
             class_weights: config.class_weighting.weights(counts),
+            mix: None,
+        }
+    }
+
+    /// This loss for a mixed batch: `weight` times the loss of the own labels plus
+    /// `1 - weight` times the loss of `partner_labels` (Zhang et al. 2018, Yun et al. 2019).
+    pub fn mixed(&self, partner_labels: Vec<u32>, weight: f32) -> Loss {
+        Loss {
+            mix: Some(MixedLabels {
+                partner_labels,
+                weight,
+            }),
+            ..self.clone()
         }
     }
 
     /// Whether this is the head's plain loss.
     pub fn is_plain(&self) -> bool {
-        self.config.is_plain() && self.class_weights.is_none()
+        self.config.is_plain() && self.class_weights.is_none() && self.mix.is_none()
     }
 
     /// The batch loss of `scores` (N, 7) for `labels` (N,) u32 under `head`.
     pub fn compute(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
-        if self.is_plain() {
+        let Some(mix) = &self.mix else {
+            return self.unmixed(head, scores, labels);
+        };
+        let partner = Tensor::from_slice(
+            &mix.partner_labels,
+            mix.partner_labels.len(),
+            scores.device(),
+        )?;
+        let own = (self.unmixed(head, scores, labels)? * f64::from(mix.weight))?;
+        own + (self.unmixed(head, scores, &partner)? * (1.0 - f64::from(mix.weight)))?
+    }
+
+    /// [`Loss::compute`] for unmixed labels.
+    fn unmixed(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        if self.config.is_plain() && self.class_weights.is_none() {
             return crate::model::loss(head, scores, labels);
         }
         let device = scores.device();
@@ -179,7 +217,7 @@ mod tests {
                 label_smoothing: e,
                 ..Default::default()
             },
-            class_weights: None,
+            ..Default::default()
         };
         let expected: f32 = (0..3)
             .map(|i| (1.0 - e) * nll[i] - e / 7.0 * lp[i].iter().sum::<f32>())
@@ -192,7 +230,7 @@ mod tests {
                 focal_gamma: 2.0,
                 ..Default::default()
             },
-            class_weights: None,
+            ..Default::default()
         };
         let expected: f32 = (0..3)
             .map(|i| (1.0 - (-nll[i]).exp()).powi(2) * nll[i])
@@ -232,6 +270,38 @@ mod tests {
         assert!((svm_plain - hinge.iter().sum::<f32>() / 3.0).abs() < 1e-4);
         let expected = (0..3).map(|i| wi[i] * hinge[i]).sum::<f32>() / wi.iter().sum::<f32>();
         assert!((svm_weighted - expected).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_mixed_batch_weighs_own_and_partner_labels() {
+        let (s, l) = scores();
+        let lp = s.to_vec2::<f32>().unwrap();
+        let own = [0usize, 4, 5];
+        let partner = [3usize, 0, 5];
+        for base in [
+            Loss::default(),
+            Loss {
+                config: LossConfig {
+                    label_smoothing: 0.1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ] {
+            let mixed = base.mixed(partner.iter().map(|&c| c as u32).collect(), 0.3);
+            assert!(!mixed.is_plain());
+            let partner_labels = Tensor::new(&[3u32, 0, 5], &Device::Cpu).unwrap();
+            let expected = 0.3 * value(&base, Head::Softmax, &s, &l)
+                + 0.7 * value(&base, Head::Softmax, &s, &partner_labels);
+            assert!((value(&mixed, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
+        }
+        // Spelled out for the plain loss: 0.3 NLL(own) + 0.7 NLL(partner), batch mean.
+        let plain = Loss::default().mixed(partner.iter().map(|&c| c as u32).collect(), 0.3);
+        let expected = (0..3)
+            .map(|i| -0.3 * lp[i][own[i]] - 0.7 * lp[i][partner[i]])
+            .sum::<f32>()
+            / 3.0;
+        assert!((value(&plain, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
     }
 
     #[test]

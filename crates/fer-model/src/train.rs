@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
-use fer_augment::{Pipeline, PipelineConfig};
+use fer_augment::{MixConfig, Pipeline, PipelineConfig};
 use fer_data::{Dataset, IMAGE_PIXELS, Normalizer, NormalizerConfig, Split};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch_norm::is_running_statistic;
 use crate::checkpoint::{self, CheckpointError, write_atomically};
+use crate::ema::{EmaConfig, WeightAverage};
 use crate::eval::evaluate;
 use crate::loss::{Loss, LossConfig};
 use crate::model::ModelConfig;
@@ -114,6 +115,13 @@ pub struct TrainConfig {
     /// takes as many as PublicTest has, 0 skips the curve.
     #[serde(default)]
     pub train_accuracy_sample: Option<usize>,
+    /// Mixup / CutMix of the normalised batches; `None` mixes nothing.
+    #[serde(default)]
+    pub mixing: Option<MixConfig>,
+    /// Evaluate, select and save an exponential moving average of the weights instead of
+    /// the weights themselves.
+    #[serde(default)]
+    pub ema: Option<EmaConfig>,
 }
 
 impl Default for TrainConfig {
@@ -134,6 +142,8 @@ impl Default for TrainConfig {
             schedule: None,
             sampling: Sampling::Shuffle,
             train_accuracy_sample: None,
+            mixing: None,
+            ema: None,
         }
     }
 }
@@ -221,6 +231,8 @@ const CONFIG: &str = "config.json";
 const NORMALIZER: &str = "normalizer.json";
 const STATE: &str = "state.json";
 const HISTORY: &str = "history.json";
+/// An epoch checkpoint's weight average (runs with `ema`), beside its `model.safetensors`.
+const AVERAGE: &str = "ema.safetensors";
 
 fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
     run_dir
@@ -312,6 +324,12 @@ pub fn train(
         .loss
         .validate(config.model.head)
         .map_err(TrainError::Setup)?;
+    if let Some(mixing) = &config.mixing {
+        mixing.validate()?;
+    }
+    if let Some(ema) = &config.ema {
+        ema.validate().map_err(TrainError::Setup)?;
+    }
     if config.schedule.is_some() && config.plateau.is_some() {
         return Err(TrainError::Setup(
             "choose either a learning-rate schedule or the plateau policy, not both".into(),
@@ -324,15 +342,20 @@ pub fn train(
     }
     let (vars, model) = config.model.init(device, config.seed)?;
     let mut optimizer = AnyOptimizer::new(config.optimizer, sorted_vars(&vars))?;
+    let average = config
+        .ema
+        .map(|ema| WeightAverage::new(ema, &config.model, &vars, device))
+        .transpose()?;
     if resuming {
         let dir = epoch_dir(run_dir, state.epoch);
-        checkpoint::load_parameters(&dir.join("model.safetensors"), &vars)?;
-        let saved = checkpoint::load_tensors(&dir.join("optimizer.safetensors"), device)?;
-        optimizer
-            .load_state(saved)
-            .map_err(|e| CheckpointError::invalid(&dir.join("optimizer.safetensors"), e))?;
+        load_epoch(&dir, &vars, &mut optimizer, average.as_ref(), device)?;
         observer.message(&format!("resuming after epoch {}", state.epoch));
     }
+    // What is evaluated, selected and saved as best/last: the average when there is one.
+    let evaluated: &dyn crate::Classifier = match &average {
+        Some(average) => average.model.as_ref(),
+        None => model.as_ref(),
+    };
     optimizer.set_learning_rate(state.lr);
     let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
     let train_indices = dataset.indices_of(Split::Training);
@@ -364,17 +387,18 @@ pub fn train(
             model.as_ref(),
             &loss,
             &mut optimizer,
+            (&vars, average.as_ref()),
             device,
             (epoch, state.lr),
             observer,
         )?;
         let train_seconds = started.elapsed().as_secs_f64();
         let eval_started = Instant::now();
-        let evaluation = evaluate(model.as_ref(), &public, &normalizer, device, 128)?;
+        let evaluation = evaluate(evaluated, &public, &normalizer, device, 128)?;
         let train_accuracy = if train_sample.is_empty() {
             None
         } else {
-            let sample = evaluate(model.as_ref(), &train_sample, &normalizer, device, 128)?;
+            let sample = evaluate(evaluated, &train_sample, &normalizer, device, 128)?;
             Some(sample.metrics.accuracy)
         };
         let eval_seconds = eval_started.elapsed().as_secs_f64();
@@ -401,7 +425,14 @@ pub fn train(
         };
         state.history.push(record.clone());
         state.epoch = epoch;
-        save_epoch(run_dir, &vars, &optimizer, &state, config.keep_last)?;
+        save_epoch(
+            run_dir,
+            &vars,
+            &optimizer,
+            average.as_ref(),
+            &state,
+            config.keep_last,
+        )?;
         observer.epoch(&record);
         if let Some(plateau) = config.plateau
             && state.stale_epochs >= plateau.patience
@@ -415,11 +446,7 @@ pub fn train(
                 state.stopped = true;
             } else {
                 let best = epoch_dir(run_dir, state.best_epoch);
-                checkpoint::load_parameters(&best.join("model.safetensors"), &vars)?;
-                let saved = checkpoint::load_tensors(&best.join("optimizer.safetensors"), device)?;
-                optimizer.load_state(saved).map_err(|e| {
-                    CheckpointError::invalid(&best.join("optimizer.safetensors"), e)
-                })?;
+                load_epoch(&best, &vars, &mut optimizer, average.as_ref(), device)?;
                 optimizer.set_learning_rate(lr);
                 observer.message(&format!(
                     "plateau: restarting from epoch {} with learning rate {lr:.3e}",
@@ -429,7 +456,14 @@ pub fn train(
                 state.stale_epochs = 0;
             }
             // Record the new learning rate (or the stop) so a resume continues from here.
-            save_epoch(run_dir, &vars, &optimizer, &state, config.keep_last)?;
+            save_epoch(
+                run_dir,
+                &vars,
+                &optimizer,
+                average.as_ref(),
+                &state,
+                config.keep_last,
+            )?;
         }
     }
 
@@ -451,6 +485,7 @@ fn run_epoch(
     model: &dyn crate::Classifier,
     loss: &Loss,
     optimizer: &mut AnyOptimizer,
+    (vars, average): (&VarMap, Option<&WeightAverage>),
     device: &Device,
     (epoch, base_lr): (usize, f64),
     observer: &mut dyn Observer,
@@ -470,10 +505,10 @@ fn run_epoch(
     let mut loss_sum = 0f64;
     std::thread::scope(|scope| -> Result<(), TrainError> {
         // The next batches are augmented and normalised on rayon's pool while the step runs.
-        let (sender, receiver) = mpsc::sync_channel::<(Vec<f32>, Vec<u32>)>(2);
+        let (sender, receiver) = mpsc::sync_channel::<(Vec<f32>, Vec<u32>, Option<Loss>)>(2);
         let batches_for_producer = batches.clone();
         scope.spawn(move || {
-            for batch in batches_for_producer {
+            for (b, batch) in batches_for_producer.into_iter().enumerate() {
                 let augmented = pipeline.augment_from(dataset, batch, epoch as u64);
                 let mut inputs = vec![0f32; augmented.len()];
                 for (image, out) in augmented
@@ -482,16 +517,24 @@ fn run_epoch(
                 {
                     normalizer.apply(image, out);
                 }
-                let labels = batch
+                let labels: Vec<u32> = batch
                     .iter()
                     .map(|&i| u32::from(dataset.labels()[i].label()))
                     .collect();
-                if sender.send((inputs, labels)).is_err() {
+                // Mixed batches carry their own loss (own and partner labels).
+                let mixed_loss = config.mixing.and_then(|mixing| {
+                    let mut mix_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x006D_6978_7570);
+                    mix_rng.set_stream(((epoch as u64) << 32) | b as u64);
+                    let mixed = mixing.mix(&mut inputs, 48, &mut mix_rng)?;
+                    let partners = mixed.partner.iter().map(|&p| labels[p]).collect();
+                    Some(loss.mixed(partners, mixed.weight))
+                });
+                if sender.send((inputs, labels, mixed_loss)).is_err() {
                     return; // the consumer stopped (error): stop producing
                 }
             }
         });
-        for (b, (inputs, labels)) in receiver.iter().enumerate() {
+        for (b, (inputs, labels, mixed_loss)) in receiver.iter().enumerate() {
             let n = labels.len();
             let x = Tensor::from_vec(inputs, (n, 1, 48, 48), device)?;
             let y = Tensor::from_vec(labels, n, device)?;
@@ -505,7 +548,9 @@ fn run_epoch(
                     config.epochs,
                 ));
             }
-            let (value, grads) = model.loss_and_grads(&x, &y, loss, Some(&mut dropout_rng))?;
+            let batch_loss = mixed_loss.as_ref().unwrap_or(loss);
+            let (value, grads) =
+                model.loss_and_grads(&x, &y, batch_loss, Some(&mut dropout_rng))?;
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
@@ -514,6 +559,9 @@ fn run_epoch(
                 });
             }
             optimizer.step(&grads)?;
+            if let Some(average) = average {
+                average.update(vars, ((epoch - 1) * total + b) as u64)?;
+            }
             loss_sum += f64::from(value);
             observer.batch(epoch, b + 1, total, value);
         }
@@ -539,12 +587,33 @@ fn balanced_sample(dataset: &Dataset, train_indices: &[usize], rng: &mut ChaCha8
         .collect()
 }
 
+/// Restores an epoch checkpoint: weights, optimizer state and the weight average if any.
+fn load_epoch(
+    dir: &Path,
+    vars: &VarMap,
+    optimizer: &mut AnyOptimizer,
+    average: Option<&WeightAverage>,
+    device: &Device,
+) -> Result<(), TrainError> {
+    checkpoint::load_parameters(&dir.join("model.safetensors"), vars)?;
+    let saved = checkpoint::load_tensors(&dir.join("optimizer.safetensors"), device)?;
+    optimizer
+        .load_state(saved)
+        .map_err(|e| CheckpointError::invalid(&dir.join("optimizer.safetensors"), e))?;
+    if let Some(average) = average {
+        checkpoint::load_parameters(&dir.join(AVERAGE), &average.vars)?;
+    }
+    Ok(())
+}
+
 /// Writes the epoch's checkpoint, then commits it in `state.json`, then refreshes
-/// `last.safetensors`, `best.safetensors` and `history.json`, then prunes old epochs.
+/// `last.safetensors`, `best.safetensors` (the weight average in runs that keep one) and
+/// `history.json`, then prunes old epochs.
 fn save_epoch(
     run_dir: &Path,
     vars: &VarMap,
     optimizer: &AnyOptimizer,
+    average: Option<&WeightAverage>,
     state: &RunState,
     keep_last: usize,
 ) -> Result<(), TrainError> {
@@ -552,11 +621,15 @@ fn save_epoch(
     checkpoint::save_parameters(&dir.join("model.safetensors"), vars)?;
     let optimizer_state = optimizer.state()?.into_iter().collect();
     checkpoint::save_tensors(&dir.join("optimizer.safetensors"), &optimizer_state)?;
+    if let Some(average) = average {
+        checkpoint::save_parameters(&dir.join(AVERAGE), &average.vars)?;
+    }
     write_json(&dir.join(STATE), state)?;
     write_json(&run_dir.join(STATE), state)?; // the commit point
-    checkpoint::save_parameters(&run_dir.join("last.safetensors"), vars)?;
+    let served = average.map_or(vars, |a| &a.vars);
+    checkpoint::save_parameters(&run_dir.join("last.safetensors"), served)?;
     if state.best_epoch == state.epoch {
-        checkpoint::save_parameters(&run_dir.join("best.safetensors"), vars)?;
+        checkpoint::save_parameters(&run_dir.join("best.safetensors"), served)?;
     }
     write_json(&run_dir.join(HISTORY), &state.history)?;
     // Keep the best epoch and the last `keep_last` ones.
@@ -611,9 +684,20 @@ impl TrainedModel {
         })
     }
 
-    /// The same weights with test-time flip averaging switched on or off.
-    pub fn with_test_time_flip(mut self, on: bool, device: &Device) -> Result<Self, TrainError> {
-        self.config.model.test_time_flip = on;
+    /// The same weights with other test-time augmentation: flip averaging on or off, and
+    /// the shift of the four shifted views (0: none); `None` keeps the run's setting.
+    pub fn with_test_time_augmentation(
+        mut self,
+        flip: Option<bool>,
+        shift: Option<usize>,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        if let Some(flip) = flip {
+            self.config.model.test_time_flip = flip;
+        }
+        if let Some(shift) = shift {
+            self.config.model.test_time_shift = shift;
+        }
         let vb = candle_nn::VarBuilder::from_varmap(&self.vars, candle_core::DType::F32, device);
         self.model = self.config.model.build(vb)?;
         Ok(self)

@@ -386,3 +386,89 @@ fn vgg_bn_with_the_modern_recipe_overfits_64_images() {
     // The cosine schedule ends near 0.
     assert!(outcome.history.last().unwrap().lr < 0.01);
 }
+
+/// Weight averaging and batch mixing: the run serves the average (best/last), keeps the raw
+/// weights and the average in each epoch checkpoint, and resumes to the same bytes.
+#[test]
+fn ema_and_mixing_runs_serve_the_average_and_resume_exactly() {
+    let data = small_data(64, 16, 8, 4);
+    let config = |epochs| TrainConfig {
+        model: ModelConfig {
+            architecture: fer_model::Architecture::VggBn,
+            width: 4,
+            ..ModelConfig::default()
+        },
+        mixing: Some(fer_augment::MixConfig {
+            mixup_alpha: 0.4,
+            cutmix_alpha: 1.0,
+            ..Default::default()
+        }),
+        ema: Some(fer_model::EmaConfig { decay: 0.9 }),
+        ..quick_config(epochs)
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let a = train(
+        &data,
+        &config(2),
+        whole.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    let epoch = whole.path().join("checkpoints/epoch-0002");
+    let served = read(&whole.path().join("last.safetensors"));
+    assert_eq!(served, read(&epoch.join("ema.safetensors")));
+    assert_ne!(served, read(&epoch.join("model.safetensors")));
+    // The served weights are what was evaluated on PublicTest.
+    let trained = TrainedModel::open(&whole.path().join("last.safetensors"), &Device::Cpu).unwrap();
+    let public = evaluate(
+        trained.model.as_ref(),
+        &data.view(Split::PublicTest),
+        &trained.normalizer,
+        &Device::Cpu,
+        128,
+    )
+    .unwrap();
+    assert_eq!(public.metrics.accuracy, a.history[1].val_accuracy);
+
+    let split = tempfile::tempdir().unwrap();
+    train(
+        &data,
+        &config(1),
+        split.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    let b = train(
+        &data,
+        &config(2),
+        split.path(),
+        &Device::Cpu,
+        true,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_eq!(served, read(&split.path().join("last.safetensors")));
+    let losses = |h: &[fer_model::EpochRecord]| h.iter().map(|r| r.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a.history), losses(&b.history));
+
+    // Mixing changes the batches: the same run without it has other losses.
+    let plain = tempfile::tempdir().unwrap();
+    let unmixed = TrainConfig {
+        mixing: None,
+        ..config(1)
+    };
+    let c = train(
+        &data,
+        &unmixed,
+        plain.path(),
+        &Device::Cpu,
+        false,
+        &mut Quiet,
+    )
+    .unwrap();
+    assert_ne!(c.history[0].train_loss, a.history[0].train_loss);
+}

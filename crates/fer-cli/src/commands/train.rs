@@ -45,6 +45,21 @@ pub struct TrainArgs {
     /// Average each image's class probabilities with its mirror image's at inference.
     #[arg(long)]
     pub test_time_flip: bool,
+    /// Also average four copies shifted by this many pixels toward the corners at inference
+    /// (with --test-time-flip: a full-size ten-crop).
+    #[arg(long, value_name = "PIXELS")]
+    pub test_time_shift: Option<usize>,
+    /// Mixup: blend each batch with a shuffled copy, weight ~ Beta(ALPHA, ALPHA).
+    #[arg(long, value_name = "ALPHA")]
+    pub mixup: Option<f32>,
+    /// CutMix: paste a box of a shuffled copy into each batch, area ~ Beta(ALPHA, ALPHA)
+    /// (with --mixup: half the mixed batches each).
+    #[arg(long, value_name = "ALPHA")]
+    pub cutmix: Option<f32>,
+    /// Evaluate, select and save an exponential moving average of the weights, with this
+    /// decay per step (e.g. 0.999).
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
     /// Label smoothing of the softmax loss, in [0, 1).
     #[arg(long)]
     pub label_smoothing: Option<f32>,
@@ -125,6 +140,22 @@ impl TrainArgs {
         }
         if self.test_time_flip {
             config.model.test_time_flip = true;
+        }
+        if let Some(shift) = self.test_time_shift {
+            config.model.test_time_shift = shift;
+        }
+        if self.mixup.is_some() || self.cutmix.is_some() {
+            let mut mixing = config.mixing.unwrap_or_default();
+            if let Some(alpha) = self.mixup {
+                mixing.mixup_alpha = alpha;
+            }
+            if let Some(alpha) = self.cutmix {
+                mixing.cutmix_alpha = alpha;
+            }
+            config.mixing = Some(mixing);
+        }
+        if let Some(decay) = self.ema {
+            config.ema = Some(fer_model::EmaConfig { decay });
         }
         if let Some(e) = self.label_smoothing {
             config.loss.label_smoothing = e;
