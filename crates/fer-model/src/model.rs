@@ -53,6 +53,12 @@ pub struct ModelConfig {
     /// (test-time augmentation); training is unaffected.
     #[serde(default)]
     pub test_time_flip: bool,
+    /// Inference also averages four shifted copies of each image: moved by this many pixels
+    /// toward each corner, edge pixels repeated (as `random_crop` with replicate fill trains).
+    /// With `test_time_flip`, each of the five views and its mirror: a full-size ten-crop.
+    /// 0 (the default) shifts nothing.
+    #[serde(default)]
+    pub test_time_shift: usize,
 }
 
 fn default_width() -> usize {
@@ -67,6 +73,7 @@ impl Default for ModelConfig {
             dropout: 0.2,
             width: default_width(),
             test_time_flip: false,
+            test_time_shift: 0,
         }
     }
 }
@@ -78,8 +85,18 @@ impl ModelConfig {
             Architecture::SeedCnn => Box::new(SeedCnn::new(vb, self.head, self.dropout)?),
             Architecture::VggBn => Box::new(VggBn::new(vb, self.width, self.head, self.dropout)?),
         };
-        Ok(if self.test_time_flip {
-            Box::new(FlipAveraged(model))
+        if self.test_time_shift >= 24 {
+            candle_core::bail!(
+                "model.test_time_shift must be below 24 pixels, got {}",
+                self.test_time_shift
+            );
+        }
+        Ok(if self.test_time_flip || self.test_time_shift > 0 {
+            Box::new(TestTimeAugmented {
+                network: model,
+                flip: self.test_time_flip,
+                shift: self.test_time_shift,
+            })
         } else {
             model
         })
@@ -127,40 +144,75 @@ pub trait Classifier: Send + Sync {
     }
 }
 
-/// Test-time flip augmentation around a network: inference averages the class probabilities
-/// of each image and its left-right mirror; training passes straight through.
-struct FlipAveraged(Box<dyn Classifier>);
+/// Test-time augmentation around a network: inference averages the class probabilities
+/// (SVM: the margins) of several views of each image (its mirror, shifted copies);
+/// training passes straight through.
+struct TestTimeAugmented {
+    network: Box<dyn Classifier>,
+    flip: bool,
+    shift: usize,
+}
 
-impl FlipAveraged {
-    fn averaged(&self, images: &Tensor, scores: Tensor) -> Result<Tensor> {
-        let width = images.dim(3)?;
-        let reversed: Vec<u32> = (0..width as u32).rev().collect();
-        let reversed = Tensor::from_vec(reversed, width, images.device())?;
-        let mirrored = images.index_select(&reversed, 3)?;
-        let mirrored_scores = self.0.predict(&mirrored)?;
-        match self.0.head() {
-            // Log-probabilities: average the probabilities, back to log space.
-            Head::Softmax => ((scores.exp()? + mirrored_scores.exp()?)? * 0.5)?.log(),
-            Head::Svm => (scores + mirrored_scores)? * 0.5,
+impl TestTimeAugmented {
+    /// The views: the image, its four corner shifts, then the mirror of each if flipping.
+    fn views(&self, images: &Tensor) -> Result<Vec<Tensor>> {
+        let mut views = vec![images.clone()];
+        if self.shift > 0 {
+            let s = self.shift;
+            let (_, _, height, width) = images.dims4()?;
+            let padded = images.pad_with_same(2, s, s)?.pad_with_same(3, s, s)?;
+            for (top, left) in [(0, 0), (0, 2 * s), (2 * s, 0), (2 * s, 2 * s)] {
+                let view = padded.narrow(2, top, height)?.narrow(3, left, width)?;
+                views.push(view.contiguous()?);
+            }
         }
+        if self.flip {
+            let width = images.dim(3)?;
+            let reversed: Vec<u32> = (0..width as u32).rev().collect();
+            let reversed = Tensor::from_vec(reversed, width, images.device())?;
+            let mirrored = views
+                .iter()
+                .map(|view| view.index_select(&reversed, 3))
+                .collect::<Result<Vec<_>>>()?;
+            views.extend(mirrored);
+        }
+        Ok(views)
     }
 }
 
-impl Classifier for FlipAveraged {
+impl Classifier for TestTimeAugmented {
     fn forward(&self, images: &Tensor, dropout: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         match dropout {
-            Some(rng) => self.0.forward(images, Some(rng)),
+            Some(rng) => self.network.forward(images, Some(rng)),
             None => self.predict(images),
         }
     }
 
     fn head(&self) -> Head {
-        self.0.head()
+        self.network.head()
     }
 
     fn predict(&self, images: &Tensor) -> Result<Tensor> {
-        let scores = self.0.predict(images)?;
-        self.averaged(images, scores)
+        let views = self.views(images)?;
+        let count = views.len() as f64;
+        let mut total: Option<Tensor> = None;
+        for view in &views {
+            let scores = self.network.predict(view)?;
+            let term = match self.network.head() {
+                Head::Softmax => scores.exp()?,
+                Head::Svm => scores,
+            };
+            total = Some(match total {
+                None => term,
+                Some(sum) => (sum + term)?,
+            });
+        }
+        let mean = (total.expect("at least the image itself") / count)?;
+        match self.network.head() {
+            // Log-probabilities: average the probabilities, back to log space.
+            Head::Softmax => mean.log(),
+            Head::Svm => Ok(mean),
+        }
     }
 
     fn loss_and_grads(
@@ -170,7 +222,7 @@ impl Classifier for FlipAveraged {
         loss: &Loss,
         dropout: Option<&mut ChaCha8Rng>,
     ) -> Result<(f32, GradStore)> {
-        self.0.loss_and_grads(images, labels, loss, dropout)
+        self.network.loss_and_grads(images, labels, loss, dropout)
     }
 }
 

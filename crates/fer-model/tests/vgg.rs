@@ -117,3 +117,79 @@ fn test_time_flip_averages_the_probabilities_of_the_image_and_its_mirror() {
     }
     assert_eq!(flipped.head(), Head::Softmax);
 }
+
+/// The shifted views with flip averaging: a full-size ten-crop, equal to averaging the ten
+/// views computed by hand (edge pixels repeated).
+#[test]
+fn test_time_shift_averages_ten_views() {
+    let (plain_vars, plain) = config(false).init(&Device::Cpu, 5).unwrap();
+    let ten_crop = ModelConfig {
+        test_time_shift: 3,
+        ..config(true)
+    };
+    let (averaged_vars, averaged) = ten_crop.init(&Device::Cpu, 5).unwrap();
+    // A fresh network predicts nearly 1/7 everywhere; sharpen its output layer so that the
+    // views give visibly different probabilities.
+    for vars in [&plain_vars, &averaged_vars] {
+        let data = vars.data().lock().unwrap();
+        let last = &data["classifier.4.weight"];
+        last.set(&(last.as_tensor() * 300.0).unwrap()).unwrap();
+    }
+    let x = images(2, 8);
+    let data = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // The image moved so that output pixel (y, x) reads input (y + dy, x + dx), clamped;
+    // mirrored after the shift when `mirror`.
+    let view = |dy: i64, dx: i64, mirror: bool| {
+        let mut out = vec![0f32; data.len()];
+        for n in 0..2 {
+            for y in 0..48i64 {
+                for x in 0..48i64 {
+                    let sx = if mirror { 47 - x } else { x };
+                    let (yy, xx) = ((y + dy).clamp(0, 47), (sx + dx).clamp(0, 47));
+                    out[n * 2304 + (y * 48 + x) as usize] =
+                        data[n * 2304 + (yy * 48 + xx) as usize];
+                }
+            }
+        }
+        Tensor::from_vec(out, x.shape(), &Device::Cpu).unwrap()
+    };
+    let mut sum = Tensor::zeros((2, 7), candle_core::DType::F32, &Device::Cpu).unwrap();
+    for mirror in [false, true] {
+        for (dy, dx) in [(0, 0), (-3, -3), (-3, 3), (3, -3), (3, 3)] {
+            let p = plain.predict(&view(dy, dx, mirror)).unwrap().exp().unwrap();
+            sum = (sum + p).unwrap();
+        }
+    }
+    let expected = (sum / 10.0).unwrap().to_vec2::<f32>().unwrap();
+    let got = averaged
+        .predict(&x)
+        .unwrap()
+        .exp()
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
+        assert!((g - e).abs() < 2e-6, "{g} vs {e}");
+    }
+    // Different from the plain prediction: the views matter.
+    let single = plain
+        .predict(&x)
+        .unwrap()
+        .exp()
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let moved: f32 = single
+        .iter()
+        .flatten()
+        .zip(got.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .sum();
+    assert!(moved > 1e-3, "{moved}");
+    let too_far = ModelConfig {
+        test_time_shift: 24,
+        ..config(true)
+    };
+    let err = too_far.init(&Device::Cpu, 5).err().unwrap().to_string();
+    assert!(err.contains("test_time_shift"), "{err}");
+}
