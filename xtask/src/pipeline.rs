@@ -5,7 +5,8 @@
 //! the data (verified by its SHA-256), statistics and plots, every CNN run of the profile
 //! (the seed recipe with augmentation, without augmentation, with the L2-SVM head, ...), the
 //! HOG + linear SVM baseline, a PrivateTest evaluation of every model (its checkpoint chosen
-//! on PublicTest while training), and the HTML report.
+//! on PublicTest while training), of every ensemble of CNN runs the profile lists, and the
+//! HTML report.
 //!
 //! `OUT/manifest.json` records the git commit, the data's checksum, the full profile, the seed,
 //! the machine and each step's command line and wall time; it is rewritten atomically after
@@ -65,6 +66,21 @@ pub struct Profile {
     /// The HOG + linear SVM baseline's config (`{}` for its defaults); absent: no baseline.
     #[serde(default)]
     pub hog_svm: Option<Value>,
+    /// Ensembles of CNN runs, each evaluated as one more model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensembles: Vec<EnsembleSpec>,
+}
+
+/// An ensemble of a profile's CNN runs: the mean of their class probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// Directory name under the output directory.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Names of the profile's runs (two or more).
+    pub members: Vec<String>,
 }
 
 /// One CNN run of a profile.
@@ -116,6 +132,21 @@ impl Profile {
         );
         ensure!(!self.runs.is_empty(), "`runs` lists no CNN run");
         let mut names: Vec<&str> = self.runs.iter().map(|r| r.name.as_str()).collect();
+        for ensemble in &self.ensembles {
+            ensure!(
+                ensemble.members.len() >= 2,
+                "ensemble `{}` needs two or more members",
+                ensemble.name
+            );
+            for member in &ensemble.members {
+                ensure!(
+                    names.contains(&member.as_str()),
+                    "ensemble `{}`: `{member}` is not a CNN run of this profile",
+                    ensemble.name
+                );
+            }
+        }
+        names.extend(self.ensembles.iter().map(|e| e.name.as_str()));
         names.push("hog-svm");
         for name in &names {
             ensure!(
@@ -129,7 +160,7 @@ impl Profile {
         names.sort_unstable();
         ensure!(
             names.windows(2).all(|w| w[0] != w[1]),
-            "run names must be distinct (hog-svm is taken by the baseline)"
+            "run and ensemble names must be distinct (hog-svm is taken by the baseline)"
         );
         Ok(())
     }
@@ -301,6 +332,33 @@ pub fn plan(
             )
             .stdout_to(Path::new(dir).join("eval-private-test.json")),
         );
+    }
+    for ensemble in &profile.ensembles {
+        let dir = path(&ensemble.name);
+        let mut args = vec!["eval".to_string()];
+        for member in &ensemble.members {
+            args.extend(["--model".to_string(), path(member)]);
+        }
+        args.extend(
+            [
+                "--data",
+                &data,
+                "--split",
+                "private-test",
+                "--json",
+                "--device",
+                device,
+                "--out",
+                &dir,
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        steps.push(
+            Step::new(format!("eval-{}", ensemble.name), &args)
+                .stdout_to(Path::new(&dir).join("eval-private-test.json")),
+        );
+        model_dirs.push(dir);
     }
     let mut report = vec!["report"];
     report.extend(model_dirs.iter().map(String::as_str));
@@ -663,6 +721,7 @@ fn print_comparison(out: &Path, manifest: &Manifest) {
     if manifest.profile.hog_svm.is_some() {
         names.push("hog-svm".into());
     }
+    names.extend(manifest.profile.ensembles.iter().map(|e| e.name.clone()));
     for name in names {
         let dir = out.join(&name);
         let eval: Option<Value> = std::fs::read(dir.join("eval-private-test.json"))
@@ -672,10 +731,16 @@ fn print_comparison(out: &Path, manifest: &Manifest) {
             .ok()
             .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
             .map_or_else(|| "-".to_string(), |h| h.len().to_string());
+        // An ensemble costs its members' training.
+        let trained: Vec<String> = match manifest.profile.ensembles.iter().find(|e| e.name == name)
+        {
+            Some(ensemble) => ensemble.members.clone(),
+            None => vec![name.clone()],
+        };
         let wall: f64 = manifest
             .steps
             .iter()
-            .filter(|s| s.name == format!("train-{name}"))
+            .filter(|s| trained.iter().any(|m| s.name == format!("train-{m}")))
             .map(|s| s.wall_seconds)
             .sum();
         match eval {
@@ -821,6 +886,28 @@ mod tests {
     }
 
     #[test]
+    fn an_ensemble_is_evaluated_from_its_members_and_reported() {
+        let mut profile = Profile::load("quick").unwrap().1;
+        profile.ensembles.push(EnsembleSpec {
+            name: "both".into(),
+            description: String::new(),
+            members: vec!["cnn-augmented".into(), "cnn-svm-head".into()],
+        });
+        profile.validate().unwrap();
+        let steps = plan(&profile, Path::new("d.csv"), Path::new("out"), None, "cpu");
+        let report_at = steps.len() - 1;
+        let ensemble = &steps[report_at - 1];
+        assert_eq!(ensemble.name, "eval-both");
+        assert_eq!(
+            ensemble.command_line(),
+            "fer eval --model out/cnn-augmented --model out/cnn-svm-head --data d.csv \
+             --split private-test --json --device cpu --out out/both \
+             > out/both/eval-private-test.json"
+        );
+        assert!(steps[report_at].args.contains(&"out/both".to_string()));
+    }
+
+    #[test]
     fn bad_profiles_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let write = |text: &str| {
@@ -848,6 +935,21 @@ mod tests {
         ));
         let error = format!("{:#}", Profile::load(&unknown).unwrap_err());
         assert!(error.contains("unknown field `epochs`"), "{error}");
+        let stranger = write(&format!(
+            r#"{{{base}, "runs": [{{"name": "a"}}, {{"name": "b"}}],
+                "ensembles": [{{"name": "e", "members": ["a", "c"]}}]}}"#
+        ));
+        let error = format!("{:#}", Profile::load(&stranger).unwrap_err());
+        assert!(error.contains("`c` is not a CNN run"), "{error}");
+        let alone = write(&format!(
+            r#"{{{base}, "runs": [{{"name": "a"}}], "ensembles": [{{"name": "e", "members": ["a"]}}]}}"#
+        ));
+        assert!(format!("{:#}", Profile::load(&alone).unwrap_err()).contains("two or more"));
+        let clash = write(&format!(
+            r#"{{{base}, "runs": [{{"name": "a"}}, {{"name": "b"}}],
+                "ensembles": [{{"name": "a", "members": ["a", "b"]}}]}}"#
+        ));
+        assert!(format!("{:#}", Profile::load(&clash).unwrap_err()).contains("distinct"));
         let missing = format!("{:#}", Profile::load("no-such-profile").unwrap_err());
         assert!(
             missing.contains("quick") && missing.contains("seed"),

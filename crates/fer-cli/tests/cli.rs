@@ -581,7 +581,8 @@ fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off()
     args.extend(
         "--epochs 2 --batch-size 32 --architecture vgg-bn --width 4 --test-time-flip \
          --optimizer sgd --lr 0.05 --cosine 0.5 --label-smoothing 0.1 \
-         --class-weights sqrt-balanced --focal-gamma 1 --balanced-sampling -q"
+         --class-weights sqrt-balanced --focal-gamma 1 --balanced-sampling \
+         --mixup 0.2 --cutmix 1 --ema 0.99 --test-time-shift 2 -q"
             .split_whitespace(),
     );
     let out = fer(&args);
@@ -597,6 +598,12 @@ fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off()
     assert_eq!(config["schedule"]["kind"], "cosine");
     assert_eq!(config["schedule"]["warmup_epochs"], 0.5);
     assert_eq!(config["optimizer"]["lr"], 0.05);
+    assert_eq!(config["model"]["test_time_shift"], 2);
+    assert_eq!(config["ema"]["decay"], 0.99);
+    assert_eq!(config["mixing"]["cutmix_alpha"], 1.0);
+    let mixup = config["mixing"]["mixup_alpha"].as_f64().unwrap();
+    assert!((mixup - 0.2).abs() < 1e-6, "{mixup}");
+    assert!(run.join("checkpoints/epoch-0002/ema.safetensors").is_file());
     let smoothing = config["loss"]["label_smoothing"].as_f64().unwrap();
     assert!((smoothing - 0.1).abs() < 1e-6, "{smoothing}");
 
@@ -609,7 +616,7 @@ fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off()
     };
     let with_flip = eval(&[]);
     let stored = std::fs::read_to_string(run.join("eval-private-test.json")).unwrap();
-    let without_flip = eval(&["--test-time-flip", "off"]);
+    let without_flip = eval(&["--test-time-flip", "off", "--test-time-shift", "0"]);
     // Same images, other scores; the stored figures are still those of the run's own setting.
     assert_eq!(with_flip["n"], without_flip["n"]);
     assert_ne!(with_flip["loss"], without_flip["loss"]);
@@ -631,5 +638,105 @@ fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off()
         text(&bad.stderr).contains("on or off"),
         "{}",
         text(&bad.stderr)
+    );
+}
+
+/// `fer eval` with several runs evaluates their ensemble: the mean of the members'
+/// probabilities, stored with `--out` for `fer report`; HOG-SVM runs and `--out` without an
+/// ensemble are refused.
+#[test]
+fn an_ensemble_averages_its_members_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = synthetic_csv(dir.path());
+    let data = path.to_str().unwrap();
+    let runs: Vec<String> = [1, 2]
+        .iter()
+        .map(|seed| {
+            let run = dir.path().join(format!("run{seed}"));
+            let seed = seed.to_string();
+            let out = fer(&[
+                "train",
+                "--data",
+                data,
+                "--out",
+                run.to_str().unwrap(),
+                "--epochs",
+                "1",
+                "--seed",
+                &seed,
+                "--no-augment",
+                "-q",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            run.display().to_string()
+        })
+        .collect();
+    let predictions = |models: &[&str], csv: &Path| -> Vec<Vec<f64>> {
+        let mut args = vec![
+            "eval",
+            "--data",
+            data,
+            "-q",
+            "--predictions",
+            csv.to_str().unwrap(),
+        ];
+        for model in models {
+            args.extend(["--model", model]);
+        }
+        let ensemble_dir = dir.path().join("both");
+        if models.len() > 1 {
+            args.extend(["--out", ensemble_dir.to_str().unwrap()]);
+        }
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::read_to_string(csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split(',')
+                    .skip(3)
+                    .map(|v| v.parse().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let a = predictions(&[&runs[0]], &dir.path().join("a.csv"));
+    let b = predictions(&[&runs[1]], &dir.path().join("b.csv"));
+    let both = predictions(&[&runs[0], &runs[1]], &dir.path().join("both.csv"));
+    assert_eq!(both.len(), 30);
+    assert_ne!(a, b, "two seeds, two models");
+    for ((pa, pb), pe) in a.iter().zip(&b).zip(&both) {
+        for k in 0..7 {
+            assert!((pe[k] - (pa[k] + pb[k]) / 2.0).abs() < 2e-6, "{pe:?}");
+        }
+    }
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("both/eval-private-test.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["n"], 30);
+    let config = std::fs::read_to_string(dir.path().join("both/config.json")).unwrap();
+    assert!(
+        config.contains("run1") && config.contains("run2"),
+        "{config}"
+    );
+    // The report reads the ensemble's directory like a run.
+    let report = dir.path().join("report.html");
+    let out = fer(&[
+        "report",
+        &runs[0],
+        dir.path().join("both").to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read_to_string(&report).unwrap().contains("both"));
+    let alone = fer(&["eval", "--model", &runs[0], "--data", data, "--out", "x"]);
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(
+        text(&alone.stderr).contains("ensembles"),
+        "{}",
+        text(&alone.stderr)
     );
 }

@@ -99,6 +99,63 @@ pub fn evaluate_with_progress(
     })
 }
 
+/// An ensemble's evaluation from its members' evaluations of the same images (in the same
+/// order): each image's class probabilities are the members' mean, its prediction their
+/// argmax, its loss the negative log of the averaged probability of the true class.
+pub fn average_evaluations(members: &[Evaluation]) -> candle_core::Result<Evaluation> {
+    let Some(first) = members.first() else {
+        candle_core::bail!("an ensemble needs at least one member");
+    };
+    for (k, member) in members.iter().enumerate().skip(1) {
+        let same_images = member.predictions.len() == first.predictions.len()
+            && member
+                .predictions
+                .iter()
+                .zip(&first.predictions)
+                .all(|(a, b)| a.row == b.row && a.label == b.label);
+        if !same_images {
+            candle_core::bail!(
+                "ensemble member {} was evaluated on other images than member 1",
+                k + 1
+            );
+        }
+    }
+    let count = members.len() as f32;
+    let predictions: Vec<Prediction> = (0..first.predictions.len())
+        .map(|i| {
+            let mut probabilities = [0f32; NUM_CLASSES];
+            for member in members {
+                for (sum, p) in probabilities
+                    .iter_mut()
+                    .zip(member.predictions[i].probabilities)
+                {
+                    *sum += p / count;
+                }
+            }
+            Prediction {
+                predicted: argmax(&probabilities),
+                probabilities,
+                ..first.predictions[i].clone()
+            }
+        })
+        .collect();
+    let losses: Vec<f64> = predictions
+        .iter()
+        .map(|p| -f64::from(p.probabilities[p.label].max(1e-12)).ln())
+        .collect();
+    let batch_means = losses
+        .chunks(128)
+        .map(|chunk| chunk.iter().sum::<f64>() / chunk.len() as f64);
+    let truth: Vec<usize> = predictions.iter().map(|p| p.label).collect();
+    let predicted: Vec<usize> = predictions.iter().map(|p| p.predicted).collect();
+    Ok(Evaluation {
+        loss_sum: batch_means.sum(),
+        loss_mean: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+        metrics: Metrics::from_predictions(&truth, &predicted),
+        predictions,
+    })
+}
+
 /// Class probabilities (softmax of the scores, for either head) of raw 48x48 grey faces,
 /// `faces` holding them back to back (a multiple of 2304 bytes), in batches of `batch_size`.
 pub fn predict_faces(
@@ -148,4 +205,64 @@ pub fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(probabilities: &[[f32; NUM_CLASSES]], labels: &[usize]) -> Evaluation {
+        let predictions: Vec<Prediction> = probabilities
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, (p, &label))| Prediction {
+                row: i as u32 * 3,
+                label,
+                predicted: argmax(p),
+                probabilities: *p,
+            })
+            .collect();
+        let truth: Vec<usize> = labels.to_vec();
+        let predicted: Vec<usize> = predictions.iter().map(|p| p.predicted).collect();
+        Evaluation {
+            loss_sum: 0.0,
+            loss_mean: 0.0,
+            metrics: Metrics::from_predictions(&truth, &predicted),
+            predictions,
+        }
+    }
+
+    #[test]
+    fn an_ensemble_averages_probabilities_and_can_beat_its_members() {
+        let labels = [0, 1];
+        // Each member gets one image wrong, confidently right on the other.
+        let a = member(
+            &[
+                [0.45, 0.55, 0.0, 0.0, 0.0, 0.0, 0.0],
+                [0.0, 0.9, 0.1, 0.0, 0.0, 0.0, 0.0],
+            ],
+            &labels,
+        );
+        let b = member(
+            &[
+                [0.9, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0],
+                [0.0, 0.4, 0.6, 0.0, 0.0, 0.0, 0.0],
+            ],
+            &labels,
+        );
+        assert_eq!(a.metrics.accuracy, 0.5);
+        assert_eq!(b.metrics.accuracy, 0.5);
+        let both = average_evaluations(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.metrics.accuracy, 1.0);
+        assert!((both.predictions[0].probabilities[0] - 0.675).abs() < 1e-6);
+        assert!((both.predictions[1].probabilities[1] - 0.65).abs() < 1e-6);
+        assert_eq!(both.predictions[1].row, 3);
+        let expected_loss = -(0.675f64.ln() + 0.65f64.ln()) / 2.0;
+        assert!((both.loss_mean - expected_loss).abs() < 1e-6);
+        // Members evaluated on other images are refused.
+        let other = member(&[[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], &[0]);
+        let err = average_evaluations(&[a, other]).unwrap_err().to_string();
+        assert!(err.contains("member 2"), "{err}");
+    }
 }

@@ -11,14 +11,19 @@ use fer_report::EvalReport;
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
 ///
-/// Given a run directory, also stores the figures there as eval-SPLIT.json.
+/// Given a run directory, also stores the figures there as eval-SPLIT.json. Given several
+/// CNN runs (--model repeated), evaluates their ensemble: the mean of their class
+/// probabilities.
 ///
 /// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
+///
+/// Example: fer eval --model runs/a --model runs/b --out runs/a+b --data data/fer2013.csv.gz
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// Run directory (uses its best.safetensors) or a .safetensors file inside one; repeat it
+    /// for an ensemble of CNN runs.
+    #[arg(long, required = true)]
+    pub model: Vec<PathBuf>,
     #[command(flatten)]
     pub input: super::DataArgs,
     /// Split to evaluate: training, public-test, private-test.
@@ -37,6 +42,15 @@ pub struct EvalArgs {
     /// The figures are then not stored in the run directory.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub test_time_flip: Option<bool>,
+    /// Override the run's test-time shift: also average the image shifted by this many pixels
+    /// toward each corner (0: no shifted views). With flip averaging: ten views per image.
+    /// The figures are then not stored in the run directory.
+    #[arg(long, value_name = "PIXELS")]
+    pub test_time_shift: Option<usize>,
+    /// An ensemble's directory: records its members (config.json) and figures
+    /// (eval-SPLIT.json) there, for `fer report`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 fn parse_on_off(value: &str) -> Result<bool, String> {
@@ -48,15 +62,21 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
 }
 
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
-    if fer_model::hog_svm::is_hog_svm_run(&args.model) {
-        return super::hog_svm::eval(args);
+    let ensemble = args.model.len() > 1;
+    let is_hog_svm = |model: &PathBuf| fer_model::hog_svm::is_hog_svm_run(model);
+    if let Some(hog) = args.model.iter().find(|m| is_hog_svm(m)) {
+        anyhow::ensure!(
+            !ensemble,
+            "{}: a HOG-SVM run cannot join an ensemble (its scores are not probabilities)",
+            hog.display()
+        );
+        return super::hog_svm::eval(args, hog);
     }
+    anyhow::ensure!(
+        args.out.is_none() || ensemble,
+        "--out is for ensembles (several --model); a single run stores its figures in its own directory"
+    );
     let device = super::train::device(&args.device)?;
-    let mut trained = TrainedModel::open(&args.model, &device)
-        .with_context(|| format!("cannot load model {}", args.model.display()))?;
-    if let Some(flip) = args.test_time_flip {
-        trained = trained.with_test_time_flip(flip, &device)?;
-    }
     let dataset = args.input.open()?;
     let view = dataset.view(args.split);
     anyhow::ensure!(
@@ -65,23 +85,61 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         args.input.data.display(),
         args.split
     );
-    let bar = super::predict::progress_bar(view.len(), quiet, "images evaluated");
-    let evaluation = evaluate_with_progress(
-        trained.model.as_ref(),
-        &view,
-        &trained.normalizer,
-        &device,
-        256,
-        &mut |n| bar.inc(n as u64),
-    )?;
-    bar.finish_and_clear();
+    let mut members = Vec::with_capacity(args.model.len());
+    for model in &args.model {
+        let trained = TrainedModel::open(model, &device)
+            .with_context(|| format!("cannot load model {}", model.display()))?
+            .with_test_time_augmentation(args.test_time_flip, args.test_time_shift, &device)?;
+        let bar = super::predict::progress_bar(view.len(), quiet, "images evaluated");
+        members.push(evaluate_with_progress(
+            trained.model.as_ref(),
+            &view,
+            &trained.normalizer,
+            &device,
+            256,
+            &mut |n| bar.inc(n as u64),
+        )?);
+        bar.finish_and_clear();
+    }
+    let evaluation = if ensemble {
+        for (model, member) in args.model.iter().zip(&members) {
+            tracing::info!(
+                "member {}: accuracy {:.2}%, macro-F1 {:.3}",
+                model.display(),
+                100.0 * member.metrics.accuracy,
+                member.metrics.macro_f1
+            );
+        }
+        fer_model::eval::average_evaluations(&members)?
+    } else {
+        members.pop().expect("one member")
+    };
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;
     }
-    if args.model.is_dir() && args.test_time_flip.is_none() {
+    let report = EvalReport::new(args.split, &evaluation.metrics, Some(evaluation.loss_mean));
+    let overridden = args.test_time_flip.is_some() || args.test_time_shift.is_some();
+    if let Some(out) = &args.out {
+        // An ensemble's directory: its members and figures, for `fer report`.
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let config = serde_json::json!({
+            "ensemble": {
+                "members": args.model.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
+                "combination": "mean of the members' class probabilities",
+                "test_time_flip": args.test_time_flip,
+                "test_time_shift": args.test_time_shift,
+            }
+        });
+        let mut text = serde_json::to_string_pretty(&config)?;
+        text.push('\n');
+        fer_data::write_atomically(&out.join("config.json"), text.as_bytes())?;
+        let path = EvalReport::path_in(out, args.split);
+        report.save(&path)?;
+        tracing::info!("wrote {}", path.display());
+    } else if !ensemble && args.model[0].is_dir() && !overridden {
         // Stored with the run, for `fer plot confusion` and `fer report`.
-        let path = EvalReport::path_in(&args.model, args.split);
-        EvalReport::new(args.split, &evaluation.metrics, Some(evaluation.loss_mean)).save(&path)?;
+        let path = EvalReport::path_in(&args.model[0], args.split);
+        report.save(&path)?;
         tracing::info!("wrote {}", path.display());
     }
     if args.json {

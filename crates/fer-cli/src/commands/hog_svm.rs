@@ -120,12 +120,17 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fer eval` on a HOG-SVM run directory (or a file inside one).
-pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
-    let dir = if args.model.is_dir() {
-        args.model.as_path()
+/// `fer eval` on a HOG-SVM run directory `model` (or a file inside one).
+pub fn eval(args: &EvalArgs, model: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.test_time_flip.is_none() && args.test_time_shift.is_none(),
+        "{}: test-time augmentation is for CNN runs",
+        model.display()
+    );
+    let dir = if model.is_dir() {
+        model
     } else {
-        args.model.parent().unwrap_or(Path::new("."))
+        model.parent().unwrap_or(Path::new("."))
     };
     let (model, _) =
         HogSvm::open(dir).with_context(|| format!("cannot load model {}", dir.display()))?;
