@@ -310,54 +310,30 @@ pub fn plan(
         steps.push(Step::new("train-hog-svm", &args));
         model_dirs.push(dir);
     }
+    // The PrivateTest evaluation of `models` (several: their ensemble, stored in `out`).
+    let eval_step = |name: &str, models: &[String], out: &str| {
+        let mut args = vec!["eval"];
+        for model in models {
+            args.extend(["--model", model.as_str()]);
+        }
+        args.extend(["--data", data.as_str(), "--split", "private-test", "--json"]);
+        args.extend(["--device", device]);
+        if models.len() > 1 {
+            args.extend(["--out", out]);
+        }
+        Step::new(format!("eval-{name}"), &args)
+            .stdout_to(Path::new(out).join("eval-private-test.json"))
+    };
     for dir in &model_dirs {
         let name = Path::new(dir)
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        steps.push(
-            Step::new(
-                format!("eval-{name}"),
-                &[
-                    "eval",
-                    "--model",
-                    dir,
-                    "--data",
-                    &data,
-                    "--split",
-                    "private-test",
-                    "--json",
-                    "--device",
-                    device,
-                ],
-            )
-            .stdout_to(Path::new(dir).join("eval-private-test.json")),
-        );
+        steps.push(eval_step(&name, std::slice::from_ref(dir), dir));
     }
     for ensemble in &profile.ensembles {
         let dir = path(&ensemble.name);
-        let mut args = vec!["eval".to_string()];
-        for member in &ensemble.members {
-            args.extend(["--model".to_string(), path(member)]);
-        }
-        args.extend(
-            [
-                "--data",
-                &data,
-                "--split",
-                "private-test",
-                "--json",
-                "--device",
-                device,
-                "--out",
-                &dir,
-            ]
-            .map(String::from),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        steps.push(
-            Step::new(format!("eval-{}", ensemble.name), &args)
-                .stdout_to(Path::new(&dir).join("eval-private-test.json")),
-        );
+        let members: Vec<String> = ensemble.members.iter().map(|m| path(m)).collect();
+        steps.push(eval_step(&ensemble.name, &members, &dir));
         model_dirs.push(dir);
     }
     let mut report = vec!["report"];

@@ -375,6 +375,16 @@ pub fn train(
             .map_err(|e| TrainError::Setup(e.to_string()))?
     };
 
+    let save = |state: &RunState, optimizer: &AnyOptimizer| {
+        save_epoch(
+            run_dir,
+            &vars,
+            optimizer,
+            average.as_ref(),
+            state,
+            config.keep_last,
+        )
+    };
     while state.epoch < config.epochs && !state.stopped {
         let epoch = state.epoch + 1;
         let started = Instant::now();
@@ -425,14 +435,7 @@ pub fn train(
         };
         state.history.push(record.clone());
         state.epoch = epoch;
-        save_epoch(
-            run_dir,
-            &vars,
-            &optimizer,
-            average.as_ref(),
-            &state,
-            config.keep_last,
-        )?;
+        save(&state, &optimizer)?;
         observer.epoch(&record);
         if let Some(plateau) = config.plateau
             && state.stale_epochs >= plateau.patience
@@ -456,14 +459,7 @@ pub fn train(
                 state.stale_epochs = 0;
             }
             // Record the new learning rate (or the stop) so a resume continues from here.
-            save_epoch(
-                run_dir,
-                &vars,
-                &optimizer,
-                average.as_ref(),
-                &state,
-                config.keep_last,
-            )?;
+            save(&state, &optimizer)?;
         }
     }
 
