@@ -472,45 +472,111 @@ fn max_plane(
     s: &PoolShape,
     out: &mut [f32],
     index: &mut [u32],
-    rows: &mut [(f32, u32)],
+    scratch: &mut MaxScratch,
 ) {
     let (oh, ow) = (s.out_h(), s.out_w());
-    let better = |v: f32, best: f32| v > best || (v.is_nan() && !best.is_nan());
+    let span = (ow - 1) * s.stride + 1; // window starts, at stride 1, in the padded row
+    let padded_w = s.w + 2 * s.pad;
+    scratch.resize(padded_w, s.h * ow);
+    let MaxScratch {
+        line_v,
+        line_i,
+        best_v,
+        best_i,
+        rows_v,
+        rows_i,
+    } = scratch;
+    // Row pass: a sliding maximum at stride 1 over the zero-padded row (contiguous slices,
+    // so it vectorises), then every stride-th window.
     for y in 0..s.h {
-        let line = &plane[y * s.w..(y + 1) * s.w];
+        line_v.fill(0.0);
+        line_i.fill(PADDED);
+        line_v[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
+        for (x, i) in line_i[s.pad..s.pad + s.w].iter_mut().enumerate() {
+            *i = (y * s.w + x) as u32;
+        }
+        best_v[..span].copy_from_slice(&line_v[..span]);
+        best_i[..span].copy_from_slice(&line_i[..span]);
+        for kx in 1..s.k {
+            keep_first_maximum(
+                &mut best_v[..span],
+                &mut best_i[..span],
+                &line_v[kx..kx + span],
+                &line_i[kx..kx + span],
+            );
+        }
         for ox in 0..ow {
-            let mut best = (f32::NAN, PADDED);
-            for kx in 0..s.k {
-                let x = (ox * s.stride + kx).wrapping_sub(s.pad);
-                let cell = if x < s.w {
-                    (line[x], (y * s.w + x) as u32)
-                } else {
-                    (0.0, PADDED)
-                };
-                if kx == 0 || better(cell.0, best.0) {
-                    best = cell;
-                }
-            }
-            rows[y * ow + ox] = best;
+            rows_v[y * ow + ox] = best_v[ox * s.stride];
+            rows_i[y * ow + ox] = best_i[ox * s.stride];
         }
     }
+    // Column pass: whole output rows at once; a padded row is zeros at PADDED.
+    best_v[..ow].fill(0.0);
     for oy in 0..oh {
-        for ox in 0..ow {
-            let mut best = (f32::NAN, PADDED);
-            for ky in 0..s.k {
-                let y = (oy * s.stride + ky).wrapping_sub(s.pad);
-                let cell = if y < s.h {
-                    rows[y * ow + ox]
+        let (out_v, out_i) = (
+            &mut out[oy * ow..(oy + 1) * ow],
+            &mut index[oy * ow..(oy + 1) * ow],
+        );
+        for ky in 0..s.k {
+            let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+            if ky == 0 {
+                if y < s.h {
+                    out_v.copy_from_slice(&rows_v[y * ow..(y + 1) * ow]);
+                    out_i.copy_from_slice(&rows_i[y * ow..(y + 1) * ow]);
                 } else {
-                    (0.0, PADDED)
-                };
-                if ky == 0 || better(cell.0, best.0) {
-                    best = cell;
+                    out_v.fill(0.0);
+                    out_i.fill(PADDED);
                 }
+            } else if y < s.h {
+                keep_first_maximum(
+                    out_v,
+                    out_i,
+                    &rows_v[y * ow..(y + 1) * ow],
+                    &rows_i[y * ow..(y + 1) * ow],
+                );
+            } else {
+                line_i[..ow].fill(PADDED);
+                keep_first_maximum(out_v, out_i, &best_v[..ow], &line_i[..ow]);
             }
-            out[oy * ow + ox] = best.0;
-            index[oy * ow + ox] = best.1;
         }
+    }
+}
+
+/// Elementwise: where `value` beats `best` (greater, or a NaN over a number), take it and
+/// its index; ties keep the earlier one. No branches, so it vectorises.
+fn keep_first_maximum(best: &mut [f32], best_index: &mut [u32], value: &[f32], index: &[u32]) {
+    for ((b, bi), (&v, &i)) in best
+        .iter_mut()
+        .zip(best_index.iter_mut())
+        .zip(value.iter().zip(index))
+    {
+        let take = (v > *b) | (v.is_nan() & !b.is_nan());
+        let mask = u32::from(take).wrapping_neg();
+        *b = f32::from_bits((v.to_bits() & mask) | (b.to_bits() & !mask));
+        *bi = (i & mask) | (*bi & !mask);
+    }
+}
+
+/// Reused buffers of [`max_plane`] (one per rayon worker).
+#[derive(Default)]
+struct MaxScratch {
+    line_v: Vec<f32>,
+    line_i: Vec<u32>,
+    best_v: Vec<f32>,
+    best_i: Vec<u32>,
+    rows_v: Vec<f32>,
+    rows_i: Vec<u32>,
+}
+
+impl MaxScratch {
+    fn resize(&mut self, padded_w: usize, rows: usize) {
+        let line = padded_w; // at least one output row: ow <= padded_w
+        self.line_v.resize(line, 0.0);
+        self.line_i.resize(line, PADDED);
+        self.best_v.resize(line, 0.0);
+        self.best_i.resize(line, PADDED);
+        self.rows_v.resize(rows, 0.0);
+        self.rows_i.resize(rows, PADDED);
     }
 }
 
@@ -534,10 +600,9 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
         out.par_chunks_mut(oh * ow)
             .zip(argmax.par_chunks_mut(oh * ow))
             .zip(x.par_chunks(s.h * s.w))
-            .for_each_init(
-                || vec![(0f32, 0u32); s.h * ow],
-                |rows, ((o, i), plane)| max_plane(plane, &s, o, i, rows),
-            );
+            .for_each_init(MaxScratch::default, |scratch, ((o, i), plane)| {
+                max_plane(plane, &s, o, i, scratch)
+            });
         return;
     }
     let area = (s.k * s.k) as f32;
@@ -606,4 +671,76 @@ pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32])
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The definition: each window scanned in row-major order keeps its first maximum, a NaN
+    /// beats any number, a padded cell is a zero at index [`PADDED`].
+    fn reference(plane: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
+        let (mut out, mut index) = (Vec::new(), Vec::new());
+        for oy in 0..s.out_h() {
+            for ox in 0..s.out_w() {
+                let mut best: Option<(f32, u32)> = None;
+                for ky in 0..s.k {
+                    for kx in 0..s.k {
+                        let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                        let x = (ox * s.stride + kx).wrapping_sub(s.pad);
+                        let cell = if y < s.h && x < s.w {
+                            (plane[y * s.w + x], (y * s.w + x) as u32)
+                        } else {
+                            (0.0, PADDED)
+                        };
+                        best = match best {
+                            Some(b) if !(cell.0 > b.0 || (cell.0.is_nan() && !b.0.is_nan())) => {
+                                Some(b)
+                            }
+                            _ => Some(cell),
+                        };
+                    }
+                }
+                let (v, i) = best.unwrap();
+                out.push(v);
+                index.push(i);
+            }
+        }
+        (out, index)
+    }
+
+    /// Ties, NaNs, negative planes (where a padded zero wins) and windows wider than a chunk.
+    #[test]
+    fn max_pooling_keeps_the_first_maximum_of_each_window_in_scan_order() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (h, w, k, stride, pad) in [(48, 48, 5, 2, 2), (11, 9, 3, 2, 1), (6, 150, 2, 1, 0)] {
+            let s = PoolShape {
+                kind: PoolKind::Max,
+                planes: 1,
+                h,
+                w,
+                k,
+                stride,
+                pad,
+            };
+            for trial in 0..20 {
+                let plane: Vec<f32> = (0..h * w)
+                    .map(|_| match rng.random_range(0..40) {
+                        0 => f32::NAN,
+                        r if trial % 2 == 0 => (r % 3) as f32, // many ties
+                        r => -1.0 - (r % 3) as f32,            // all below the padding
+                    })
+                    .collect();
+                let (oh, ow) = (s.out_h(), s.out_w());
+                let (mut out, mut index) = (vec![0f32; oh * ow], vec![0u32; oh * ow]);
+                max_plane(&plane, &s, &mut out, &mut index, &mut MaxScratch::default());
+                let (expected, expected_index) = reference(&plane, &s);
+                assert_eq!(index, expected_index, "shape {h}x{w} k{k} s{stride} p{pad}");
+                for (a, b) in out.iter().zip(&expected) {
+                    assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+                }
+            }
+        }
+    }
 }
