@@ -475,9 +475,8 @@ fn max_plane(
     scratch: &mut MaxScratch,
 ) {
     let (oh, ow) = (s.out_h(), s.out_w());
+    let (padded_h, padded_w) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
     let span = (ow - 1) * s.stride + 1; // window starts, at stride 1, in the padded row
-    let padded_w = s.w + 2 * s.pad;
-    scratch.resize(padded_w, s.h * ow);
     let MaxScratch {
         line_v,
         line_i,
@@ -486,58 +485,53 @@ fn max_plane(
         rows_v,
         rows_i,
     } = scratch;
-    // Row pass: a sliding maximum at stride 1 over the zero-padded row (contiguous slices,
-    // so it vectorises), then every stride-th window.
+    // Padding is zeros at PADDED: around each row, and as whole rows above and below.
+    for (values, indices, len) in [
+        (&mut *line_v, &mut *line_i, padded_w),
+        (&mut *rows_v, &mut *rows_i, padded_h * ow),
+    ] {
+        values.clear();
+        values.resize(len, 0.0);
+        indices.clear();
+        indices.resize(len, PADDED);
+    }
+    best_v.resize(span, 0.0);
+    best_i.resize(span, PADDED);
+    // Row pass: a sliding maximum at stride 1 over the padded row (contiguous slices, so it
+    // vectorises), then every stride-th window.
     for y in 0..s.h {
-        line_v.fill(0.0);
-        line_i.fill(PADDED);
         line_v[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
         for (x, i) in line_i[s.pad..s.pad + s.w].iter_mut().enumerate() {
             *i = (y * s.w + x) as u32;
         }
-        best_v[..span].copy_from_slice(&line_v[..span]);
-        best_i[..span].copy_from_slice(&line_i[..span]);
+        best_v.copy_from_slice(&line_v[..span]);
+        best_i.copy_from_slice(&line_i[..span]);
         for kx in 1..s.k {
             keep_first_maximum(
-                &mut best_v[..span],
-                &mut best_i[..span],
+                best_v,
+                best_i,
                 &line_v[kx..kx + span],
                 &line_i[kx..kx + span],
             );
         }
+        let row = (y + s.pad) * ow;
         for ox in 0..ow {
-            rows_v[y * ow + ox] = best_v[ox * s.stride];
-            rows_i[y * ow + ox] = best_i[ox * s.stride];
+            rows_v[row + ox] = best_v[ox * s.stride];
+            rows_i[row + ox] = best_i[ox * s.stride];
         }
     }
-    // Column pass: whole output rows at once; a padded row is zeros at PADDED.
-    best_v[..ow].fill(0.0);
+    // Column pass: whole output rows at once.
     for oy in 0..oh {
         let (out_v, out_i) = (
             &mut out[oy * ow..(oy + 1) * ow],
             &mut index[oy * ow..(oy + 1) * ow],
         );
-        for ky in 0..s.k {
-            let y = (oy * s.stride + ky).wrapping_sub(s.pad);
-            if ky == 0 {
-                if y < s.h {
-                    out_v.copy_from_slice(&rows_v[y * ow..(y + 1) * ow]);
-                    out_i.copy_from_slice(&rows_i[y * ow..(y + 1) * ow]);
-                } else {
-                    out_v.fill(0.0);
-                    out_i.fill(PADDED);
-                }
-            } else if y < s.h {
-                keep_first_maximum(
-                    out_v,
-                    out_i,
-                    &rows_v[y * ow..(y + 1) * ow],
-                    &rows_i[y * ow..(y + 1) * ow],
-                );
-            } else {
-                line_i[..ow].fill(PADDED);
-                keep_first_maximum(out_v, out_i, &best_v[..ow], &line_i[..ow]);
-            }
+        let top = oy * s.stride * ow;
+        out_v.copy_from_slice(&rows_v[top..top + ow]);
+        out_i.copy_from_slice(&rows_i[top..top + ow]);
+        for ky in 1..s.k {
+            let row = (oy * s.stride + ky) * ow;
+            keep_first_maximum(out_v, out_i, &rows_v[row..row + ow], &rows_i[row..row + ow]);
         }
     }
 }
@@ -566,18 +560,6 @@ struct MaxScratch {
     best_i: Vec<u32>,
     rows_v: Vec<f32>,
     rows_i: Vec<u32>,
-}
-
-impl MaxScratch {
-    fn resize(&mut self, padded_w: usize, rows: usize) {
-        let line = padded_w; // at least one output row: ow <= padded_w
-        self.line_v.resize(line, 0.0);
-        self.line_i.resize(line, PADDED);
-        self.best_v.resize(line, 0.0);
-        self.best_i.resize(line, PADDED);
-        self.rows_v.resize(rows, 0.0);
-        self.rows_i.resize(rows, PADDED);
-    }
 }
 
 /// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
