@@ -688,6 +688,9 @@ impl TrainedModel {
         shift: Option<usize>,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        if flip.is_none() && shift.is_none() {
+            return Ok(self);
+        }
         if let Some(flip) = flip {
             self.config.model.test_time_flip = flip;
         }
