@@ -114,7 +114,7 @@ fn overfits_64_images_to_full_training_accuracy() {
             r.epoch, r.train_loss, r.val_accuracy
         );
     }
-    let on_train = last_epoch_on_training(dir.path(), &data);
+    let on_train = last_epoch_on(dir.path(), &data, Split::Training);
     assert_eq!(
         on_train.metrics.accuracy, 1.0,
         "train loss {}",
@@ -122,16 +122,17 @@ fn overfits_64_images_to_full_training_accuracy() {
     );
 }
 
-/// The run's last epoch, reloaded from `run_dir`, evaluated on the Training split.
-fn last_epoch_on_training(run_dir: &Path, data: &Dataset) -> fer_model::eval::Evaluation {
+/// The run's last epoch, reloaded from `run_dir`, evaluated on `split` in batches of 128
+/// (as training evaluates PublicTest).
+fn last_epoch_on(run_dir: &Path, data: &Dataset, split: Split) -> fer_model::eval::Evaluation {
     let last = run_dir.join("last.safetensors");
     let trained = TrainedModel::open(&last, &Device::Cpu).unwrap();
     evaluate(
         trained.model.as_ref(),
-        &data.view(Split::Training),
+        &data.view(split),
         &trained.normalizer,
         &Device::Cpu,
-        64,
+        128,
     )
     .unwrap()
 }
@@ -376,7 +377,7 @@ fn vgg_bn_with_the_modern_recipe_overfits_64_images() {
     let first = outcome.history.first().unwrap().train_loss;
     let last_loss = outcome.history.last().unwrap().train_loss;
     assert!(last_loss < 0.5 * first, "loss {first} -> {last_loss}");
-    let on_train = last_epoch_on_training(dir.path(), &data);
+    let on_train = last_epoch_on(dir.path(), &data, Split::Training);
     assert!(
         on_train.metrics.accuracy >= 0.95,
         "training accuracy {} (loss {})",
@@ -421,15 +422,7 @@ fn ema_and_mixing_runs_serve_the_average_and_resume_exactly() {
     assert_eq!(served, read(&epoch.join("ema.safetensors")));
     assert_ne!(served, read(&epoch.join("model.safetensors")));
     // The served weights are what was evaluated on PublicTest.
-    let trained = TrainedModel::open(&whole.path().join("last.safetensors"), &Device::Cpu).unwrap();
-    let public = evaluate(
-        trained.model.as_ref(),
-        &data.view(Split::PublicTest),
-        &trained.normalizer,
-        &Device::Cpu,
-        128,
-    )
-    .unwrap();
+    let public = last_epoch_on(whole.path(), &data, Split::PublicTest);
     assert_eq!(public.metrics.accuracy, a.history[1].val_accuracy);
 
     let split = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! and test-time flip averaging.
 
 use candle_core::{Device, Tensor};
-use fer_model::{Architecture, Head, ModelConfig};
+use fer_model::{Architecture, Classifier, Head, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -13,6 +13,17 @@ fn config(test_time_flip: bool) -> ModelConfig {
         test_time_flip,
         ..ModelConfig::default()
     }
+}
+
+/// Class probabilities (N, 7) that `model` predicts for `images`.
+fn probabilities(model: &dyn Classifier, images: &Tensor) -> Vec<Vec<f32>> {
+    model
+        .predict(images)
+        .unwrap()
+        .exp()
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
 }
 
 fn images(n: usize, seed: u64) -> Tensor {
@@ -161,24 +172,12 @@ fn test_time_shift_averages_ten_views() {
         }
     }
     let expected = (sum / 10.0).unwrap().to_vec2::<f32>().unwrap();
-    let got = averaged
-        .predict(&x)
-        .unwrap()
-        .exp()
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let got = probabilities(averaged.as_ref(), &x);
     for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
         assert!((g - e).abs() < 2e-6, "{g} vs {e}");
     }
     // Different from the plain prediction: the views matter.
-    let single = plain
-        .predict(&x)
-        .unwrap()
-        .exp()
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let single = probabilities(plain.as_ref(), &x);
     let moved: f32 = single
         .iter()
         .flatten()
