@@ -2,7 +2,9 @@
 //! grad-weight), PReLU with its gradient in one pass, zero-padded max/avg pooling.
 //!
 //! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
-//! split over images (or fixed groups of images) on rayon's pool; reductions across images
+//! split over images (or fixed groups of images) on rayon's pool; a batch smaller than the pool
+//! (batch-1 latency) is split inside each image instead, by im2col rows and output channels,
+//! so each output is still one dot product over the whole patch; reductions across images
 //! (weight, bias and slope gradients) are made per fixed group and summed in group order, and
 //! gemm only splits its output, never its inner dimension. Shapes are checked by the callers
 //! ([`crate::ops`]); the kernels assert slice lengths (an internal invariant, not user input).
@@ -11,20 +13,21 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 thread_local! {
-    /// im2col scratch of the calling pool thread, reused across calls (never shared).
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// im2col scratch of the calling thread, reused across calls (never shared).
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's scratch of at least `len` floats. `f` must not re-enter
-/// (it runs gemm without parallelism and no rayon work).
+/// Runs `f` with this thread's scratch of at least `len` floats (contents unspecified). The
+/// buffer is taken out of the thread's slot for the call, so a nested call (rayon work stolen
+/// while `f` waits) gets a buffer of its own instead of sharing this one.
 fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut buffer = cell.borrow_mut();
-        if buffer.len() < len {
-            buffer.resize(len, 0.0);
-        }
-        f(&mut buffer[..len])
-    })
+    let mut buffer = SCRATCH.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    SCRATCH.set(buffer);
+    result
 }
 
 /// Images per group whose weight gradients are summed together before the ordered reduction.
@@ -134,31 +137,43 @@ pub(crate) fn matmul(
 /// Unfolds one image (cin, h, w) into `col` (cin*k*k, oh*ow), zeros where the window reads the
 /// padding.
 fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
+    let hw = s.out_h() * s.out_w();
+    for (r, row) in col.chunks_mut(hw).enumerate() {
+        im2col_row(x, s, r, row);
+    }
+}
+
+/// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
+fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
     let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
     let (oh, ow) = (s.out_h(), s.out_w());
-    let hw = oh * ow;
-    for ci in 0..s.cin {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut col[((ci * k + ky) * k + kx) * hw..][..hw];
-                // Output columns whose input column ox + kx - pad lies inside the image.
-                let x0 = pad.saturating_sub(kx).min(ow);
-                let x1 = (w + pad).saturating_sub(kx).min(ow).max(x0);
-                for oy in 0..oh {
-                    let dst = &mut row[oy * ow..(oy + 1) * ow];
-                    let iy = oy + ky;
-                    if iy < pad || iy - pad >= h {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
-                    dst[..x0].fill(0.0);
-                    dst[x1..].fill(0.0);
-                    let ix0 = x0 + kx - pad;
-                    dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
-                }
-            }
+    let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
+    let plane = &x[ci * h * w..(ci + 1) * h * w];
+    // Output columns whose input column ox + kx - pad lies inside the image.
+    let x0 = pad.saturating_sub(kx).min(ow);
+    let x1 = (w + pad).saturating_sub(kx).min(ow).max(x0);
+    for oy in 0..oh {
+        let dst = &mut row[oy * ow..(oy + 1) * ow];
+        let iy = oy + ky;
+        if iy < pad || iy - pad >= h {
+            dst.fill(0.0);
+            continue;
+        }
+        let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
+        dst[..x0].fill(0.0);
+        dst[x1..].fill(0.0);
+        let ix0 = x0 + kx - pad;
+        dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+    }
+}
+
+/// PReLU in place on (channels, hw) planes: slope `alpha[c]` on channel c, or `alpha[0]` on
+/// all when `alpha` has one value.
+fn prelu_planes(planes: &mut [f32], hw: usize, alpha: &[f32]) {
+    for (c, plane) in planes.chunks_mut(hw).enumerate() {
+        let a = alpha[if alpha.len() == 1 { 0 } else { c }];
+        for v in plane {
+            *v = if *v > 0.0 { *v } else { a * *v };
         }
     }
 }
@@ -172,50 +187,115 @@ pub(crate) fn conv2d_forward(
     s: ConvShape,
     out: &mut [f32],
 ) {
+    conv2d_activation_forward(x, weight, bias, None, s, out);
+}
+
+/// Convolution, bias and PReLU forward in one pass over each output: `alpha` holds one slope
+/// or one per output channel. Equals [`conv2d_forward`] followed by [`prelu_forward`].
+pub(crate) fn conv2d_prelu_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    alpha: &[f32],
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    assert!(
+        alpha.len() == 1 || alpha.len() == s.cout,
+        "one slope or one per channel"
+    );
+    conv2d_activation_forward(x, weight, Some(bias), Some(alpha), s, out);
+}
+
+/// Output channels per task when one image is split over the pool: a multiple of 16 (an
+/// AVX-512 register of f32), about an even share per thread.
+fn channel_block(cout: usize, threads: usize) -> usize {
+    cout.div_ceil(threads).div_ceil(16) * 16
+}
+
+fn conv2d_activation_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    alpha: Option<&[f32]>,
+    s: ConvShape,
+    out: &mut [f32],
+) {
     let hw = s.out_h() * s.out_w();
     let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(weight.len(), s.cout * patch);
     assert_eq!(out.len(), s.batch * out_img);
-    let col_len = if s.direct() { 0 } else { patch * hw };
-    let one = |xi: &[f32], o: &mut [f32], col: &mut [f32], par: Parallelism| {
+    // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
+    let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
+        let rows = o.len() / hw;
         if let Some(bias) = bias {
-            for (row, &b) in o.chunks_mut(hw).zip(bias) {
+            for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
                 row.fill(b);
             }
         }
-        let src: &[f32] = if s.direct() {
-            xi
-        } else {
-            im2col(xi, &s, col);
-            col
-        };
         matmul(
-            (s.cout, hw, patch),
+            (rows, hw, patch),
             o,
             hw,
             bias.is_some(),
-            weight,
+            &weight[c0 * patch..(c0 + rows) * patch],
             (patch, 1),
             src,
             (hw, 1),
             par,
         );
+        if let Some(alpha) = alpha {
+            let slopes = if alpha.len() == 1 {
+                alpha
+            } else {
+                &alpha[c0..c0 + rows]
+            };
+            prelu_planes(o, hw, slopes);
+        }
     };
     let threads = rayon::current_num_threads();
     if s.batch >= threads {
+        let col_len = if s.direct() { 0 } else { patch * hw };
         out.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
             .for_each(|(o, xi)| {
-                with_scratch(col_len, |col| one(xi, o, col, Parallelism::None));
+                with_scratch(col_len, |col| {
+                    let src: &[f32] = if s.direct() {
+                        xi
+                    } else {
+                        im2col(xi, &s, col);
+                        col
+                    };
+                    channels(src, 0, o, Parallelism::None)
+                });
             });
-    } else {
-        // Few images (batch-1 latency): let gemm spread each one over the pool.
-        let mut col = vec![0f32; col_len];
-        for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            one(xi, o, &mut col, Parallelism::Rayon(threads));
-        }
+        return;
     }
+    // Few images (batch-1 latency): each image's im2col rows, then its output channels, are
+    // split over the pool. Every output value is still one gemm dot product over the whole
+    // patch, so the split changes no result.
+    let rows_per_task = patch.div_ceil(threads);
+    let block = channel_block(s.cout, threads);
+    with_scratch(if s.direct() { 0 } else { patch * hw }, |col| {
+        for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
+            let src: &[f32] = if s.direct() {
+                xi
+            } else {
+                col.par_chunks_mut(rows_per_task * hw)
+                    .enumerate()
+                    .for_each(|(task, rows)| {
+                        for (r, row) in rows.chunks_mut(hw).enumerate() {
+                            im2col_row(xi, &s, task * rows_per_task + r, row);
+                        }
+                    });
+                col
+            };
+            o.par_chunks_mut(block * hw)
+                .enumerate()
+                .for_each(|(task, o)| channels(src, task * block, o, Parallelism::None));
+        }
+    });
 }
 
 /// Convolution grad-input: `dx` (batch, cin, h, w) from `dy` (batch, cout, oh, ow): a
@@ -536,6 +616,58 @@ fn max_plane(
     }
 }
 
+/// [`max_plane`]'s values without the indices (inference): the same passes and the same
+/// rule, so the same values.
+fn max_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut MaxScratch) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (padded_h, padded_w) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
+    let span = (ow - 1) * s.stride + 1;
+    let MaxScratch {
+        line_v,
+        best_v,
+        rows_v,
+        ..
+    } = scratch;
+    for (values, len) in [(&mut *line_v, padded_w), (&mut *rows_v, padded_h * ow)] {
+        values.clear();
+        values.resize(len, 0.0);
+    }
+    best_v.resize(span, 0.0);
+    for y in 0..s.h {
+        line_v[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
+        best_v.copy_from_slice(&line_v[..span]);
+        for kx in 1..s.k {
+            keep_maximum(best_v, &line_v[kx..kx + span]);
+        }
+        let row = (y + s.pad) * ow;
+        for ox in 0..ow {
+            rows_v[row + ox] = best_v[ox * s.stride];
+        }
+    }
+    for oy in 0..oh {
+        let out_v = &mut out[oy * ow..(oy + 1) * ow];
+        let top = oy * s.stride * ow;
+        out_v.copy_from_slice(&rows_v[top..top + ow]);
+        for ky in 1..s.k {
+            let row = (oy * s.stride + ky) * ow;
+            keep_maximum(out_v, &rows_v[row..row + ow]);
+        }
+    }
+}
+
+/// [`keep_first_maximum`] without the indices.
+fn keep_maximum(best: &mut [f32], value: &[f32]) {
+    let len = best.len().min(value.len());
+    for (b, &v) in best[..len].iter_mut().zip(&value[..len]) {
+        // A NaN already kept stays (v > NaN is false and v is a number), a new one is taken.
+        *b = if v > *b || (v.is_nan() && !b.is_nan()) {
+            v
+        } else {
+            *b
+        };
+    }
+}
+
 /// Elementwise: where `value` beats `best` (greater, or a NaN over a number), take it and
 /// its index; ties keep the earlier one. No branches, so it vectorises.
 fn keep_first_maximum(best: &mut [f32], best_index: &mut [u32], value: &[f32], index: &[u32]) {
@@ -568,20 +700,23 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(x.len(), s.planes * s.h * s.w);
     assert_eq!(out.len(), s.planes * oh * ow);
+    // Whole planes per task, an even share per thread: one scratch per task.
+    let share = s.planes.div_ceil(rayon::current_num_threads()).max(1);
     if s.kind == PoolKind::Max {
-        let mut own = if argmax.is_none() {
-            vec![0u32; out.len()]
-        } else {
-            Vec::new()
-        };
-        let argmax = match argmax {
-            Some(a) => a,
-            None => &mut own[..],
+        let Some(argmax) = argmax else {
+            out.par_chunks_mut(oh * ow)
+                .zip(x.par_chunks(s.h * s.w))
+                .with_min_len(share)
+                .for_each_init(MaxScratch::default, |scratch, (o, plane)| {
+                    max_plane_values(plane, &s, o, scratch)
+                });
+            return;
         };
         assert_eq!(argmax.len(), out.len());
         out.par_chunks_mut(oh * ow)
             .zip(argmax.par_chunks_mut(oh * ow))
             .zip(x.par_chunks(s.h * s.w))
+            .with_min_len(share)
             .for_each_init(MaxScratch::default, |scratch, ((o, i), plane)| {
                 max_plane(plane, &s, o, i, scratch)
             });
@@ -590,6 +725,7 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
     let area = (s.k * s.k) as f32;
     out.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(s.h * s.w))
+        .with_min_len(share)
         .for_each(|(o, plane)| {
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -719,8 +855,77 @@ mod tests {
                 max_plane(&plane, &s, &mut out, &mut index, &mut MaxScratch::default());
                 let (expected, expected_index) = reference(&plane, &s);
                 assert_eq!(index, expected_index, "shape {h}x{w} k{k} s{stride} p{pad}");
-                for (a, b) in out.iter().zip(&expected) {
+                // Inference's pass without indices finds the same values.
+                let mut values = vec![0f32; oh * ow];
+                max_plane_values(&plane, &s, &mut values, &mut MaxScratch::default());
+                for ((a, v), b) in out.iter().zip(&values).zip(&expected) {
                     assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+                    assert!(v == b || (v.is_nan() && b.is_nan()), "{v} vs {b}");
+                }
+            }
+        }
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// The fused convolution + PReLU gives the bits of the convolution followed by PReLU, for
+    /// one image split over 2 or 3 threads as for a batch split over images.
+    #[test]
+    fn fused_conv_prelu_equals_conv_then_prelu_bit_for_bit_on_any_split() {
+        let shapes = [
+            (1, 1, 48, 48, 64, 5, 0), // the seed CNN's first layer
+            (1, 64, 22, 22, 128, 3, 1),
+            (3, 8, 10, 10, 40, 3, 1), // 40 channels: a partial last block of 16
+            (2, 4, 7, 5, 9, 1, 0),    // 1x1: no im2col
+        ];
+        for (case, &(batch, cin, h, w, cout, k, pad)) in shapes.iter().enumerate() {
+            let s = ConvShape {
+                batch,
+                cin,
+                h,
+                w,
+                cout,
+                k,
+                pad,
+            };
+            let seed = 10 * case as u64;
+            let x = values(batch * cin * h * w, seed);
+            let weight = values(cout * s.patch(), seed + 1);
+            let bias = values(cout, seed + 2);
+            let hw = s.out_h() * s.out_w();
+            for alpha in [vec![0.25], values(cout, seed + 3)] {
+                let in_pool = |threads: usize, f: &(dyn Fn(&mut [f32]) + Sync)| {
+                    let mut out = vec![f32::NAN; batch * cout * hw];
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| f(&mut out));
+                    out
+                };
+                let expected = in_pool(1, &|out| {
+                    let mut conv = vec![0f32; out.len()];
+                    conv2d_forward(&x, &weight, Some(&bias), s, &mut conv);
+                    let inner = if alpha.len() == 1 { 1 } else { hw };
+                    for (o, c) in out.chunks_mut(cout * hw).zip(conv.chunks(cout * hw)) {
+                        prelu_forward(c, &alpha, inner, o);
+                    }
+                });
+                assert!(expected.iter().any(|&v| v < 0.0) && expected.iter().any(|&v| v > 0.0));
+                for threads in [1, 2, 3] {
+                    let fused = in_pool(threads, &|out| {
+                        conv2d_prelu_forward(&x, &weight, &bias, &alpha, s, out)
+                    });
+                    assert_eq!(fused, expected, "{s:?}, {threads} threads");
+                    let plain = in_pool(threads, &|out| {
+                        conv2d_forward(&x, &weight, Some(&bias), s, out)
+                    });
+                    let reference =
+                        in_pool(1, &|out| conv2d_forward(&x, &weight, Some(&bias), s, out));
+                    assert_eq!(plain, reference, "{s:?}, {threads} threads, no PReLU");
                 }
             }
         }

@@ -472,11 +472,19 @@ pub(crate) fn predict(
         .iter()
         .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
+    // The whole forward runs on a pool thread: the calling thread hands over once, instead
+    // of waking the pool and sleeping for every parallel region (most of batch-1 latency).
+    let scores = rayon::scope(|_| forward_scores(ws, &p, n, x));
+    Tensor::from_vec(finish_scores(head, scores), (n, NUM_CLASSES), &Device::Cpu)
+}
+
+fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32> {
     let (convs, [pool1, pool3, pool5]) = geometry(n);
     let block = |x: &[f32], layer: usize| {
-        let c = conv(ws, x, p[3 * layer], p[3 * layer + 1], convs[layer]);
-        let a = prelu(ws, &c, p[3 * layer + 2]);
-        ws.give([c]);
+        let s = convs[layer];
+        let mut a = ws.take(s.batch * s.cout * s.out_h() * s.out_w());
+        let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
+        kernels::conv2d_prelu_forward(x, w, b, alpha, s, &mut a);
         a
     };
     let a1 = block(x, 0);
@@ -489,8 +497,12 @@ pub(crate) fn predict(
     let p5 = pool(ws, &a5, pool5, None);
     let g1 = prelu(ws, &linear(&p5, p[15], p[16], n, 3200, 1024), p[17]);
     let g2 = prelu(ws, &linear(&g1, p[18], p[19], n, 1024, 1024), p[17]);
-    let mut scores = linear(&g2, p[20], p[21], n, 1024, NUM_CLASSES);
+    let scores = linear(&g2, p[20], p[21], n, 1024, NUM_CLASSES);
     ws.give([a1, p1, a2, a3, p3, a4, a5, p5]);
+    scores
+}
+
+fn finish_scores(head: Head, mut scores: Vec<f32>) -> Vec<f32> {
     if head == Head::Softmax {
         for row in scores.chunks_mut(NUM_CLASSES) {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -500,5 +512,5 @@ pub(crate) fn predict(
             }
         }
     }
-    Tensor::from_vec(scores, (n, NUM_CLASSES), &Device::Cpu)
+    scores
 }
