@@ -260,6 +260,82 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
     assert_eq!(lines.lines().count(), 33);
     assert!(lines.starts_with("row,label,predicted,p_angry"));
 
+    // PrivateTest images that are exact copies of Training images (FER2013 has 288) are also
+    // left out for a second set of figures. Plant 5 copies: PrivateTest images 0-4 get the
+    // pixels of Training images 0-4.
+    let (train, private) = (
+        data.indices_of(Split::Training),
+        data.indices_of(Split::PrivateTest),
+    );
+    let mut pixels = data.pixels().to_vec();
+    for k in 0..5 {
+        let from = data.image(train[k]).to_vec();
+        pixels[private[k] * 2304..(private[k] + 1) * 2304].copy_from_slice(&from);
+    }
+    let leaky = Dataset::from_parts(
+        pixels,
+        data.labels().to_vec(),
+        data.splits().to_vec(),
+        data.rows().to_vec(),
+    )
+    .unwrap();
+    let leaky_path = dir.path().join("leaky.csv");
+    fer_data::write_csv(&leaky, &leaky_path).unwrap();
+    // Which PrivateTest rows equal some Training image, by brute force.
+    let copies: Vec<u32> = private
+        .iter()
+        .filter(|&&i| train.iter().any(|&t| leaky.image(t) == leaky.image(i)))
+        .map(|&i| leaky.rows()[i])
+        .collect();
+    assert!(copies.len() >= 5);
+    let eval_leaky = |json: bool| {
+        let mut args = vec![
+            "eval",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            leaky_path.to_str().unwrap(),
+            "--predictions",
+            predictions.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let json: serde_json::Value = serde_json::from_str(&eval_leaky(true)).unwrap();
+    let kept = &json["without_training_copies"];
+    assert_eq!(kept["excluded"], copies.len());
+    assert_eq!(kept["n"], 32 - copies.len());
+    // Its accuracy is that of the predictions whose rows are not copies.
+    let (mut right, mut total) = (0, 0);
+    for line in std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let fields: Vec<&str> = line.split(',').collect();
+        if !copies.contains(&fields[0].parse().unwrap()) {
+            total += 1;
+            right += usize::from(fields[1] == fields[2]);
+        }
+    }
+    assert_eq!(total, 32 - copies.len());
+    let accuracy = kept["accuracy"].as_f64().unwrap();
+    assert!((accuracy - right as f64 / total as f64).abs() < 1e-12);
+    let table = eval_leaky(false);
+    assert!(
+        table.contains(&format!(
+            "without the {} images that have an exact copy in Training: {} images, accuracy {:.2}%",
+            copies.len(),
+            total,
+            100.0 * accuracy
+        )),
+        "{table}"
+    );
+
     // A run directory without a model, and a corrupt model file, exit 1 naming the file.
     let out = fer(&[
         "eval",

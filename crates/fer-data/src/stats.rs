@@ -1,6 +1,6 @@
 //! Class balance per split and the quirks of the data: all-black images and exact duplicates.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -137,6 +137,25 @@ impl Duplicates {
     }
 }
 
+/// Source rows of the `split` images whose pixels exactly equal an image in Training. For a
+/// test split these are images a model trained on Training has seen, so evaluations also
+/// report their figures without them (FER2013: 280 PublicTest and 288 PrivateTest images).
+/// For Training itself: the images with a second copy in Training.
+pub fn rows_with_copy_in_training(dataset: &Dataset, split: Split) -> BTreeSet<u32> {
+    let mut in_training: HashMap<&[u8], usize> = HashMap::new();
+    for i in 0..dataset.len() {
+        if dataset.splits()[i] == Split::Training {
+            *in_training.entry(dataset.image(i)).or_default() += 1;
+        }
+    }
+    let itself = usize::from(split == Split::Training);
+    (0..dataset.len())
+        .filter(|&i| dataset.splits()[i] == split)
+        .filter(|&i| in_training.get(dataset.image(i)).copied().unwrap_or(0) > itself)
+        .map(|i| dataset.rows()[i])
+        .collect()
+}
+
 /// Everything `fer stats` reports about a dataset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Statistics {
@@ -241,6 +260,26 @@ mod tests {
             (100..108).collect(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn rows_with_a_copy_in_training_are_the_leaked_test_images() {
+        let data = quirky();
+        let rows = |split| {
+            rows_with_copy_in_training(&data, split)
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        // 102 copies Training image 101; 107 is black like Training image 100.
+        assert_eq!(rows(Split::PublicTest), [102, 107]);
+        assert_eq!(rows(Split::PrivateTest), [105]);
+        // In Training only 103 and 104 (each other's copy) count; 100, 101 and 106 are alone.
+        assert_eq!(rows(Split::Training), [103, 104]);
+        // The counts agree with what `fer stats` prints.
+        let duplicates = Duplicates::find(&data);
+        for split in Split::ALL {
+            assert_eq!(rows(split).len(), duplicates.with_copy_in_training(split));
+        }
     }
 
     #[test]

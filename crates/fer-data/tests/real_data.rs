@@ -77,4 +77,24 @@ fn real_fer2013_matches_its_documented_counts_and_quirks() {
     assert_eq!(d.with_copy_in_training(Split::PublicTest), 280);
     assert_eq!(d.with_copy_in_training(Split::PrivateTest), 288);
     assert_eq!(d.conflicting_label_groups(), 57);
+    // The rows evaluations leave out for their second set of figures: within each test split,
+    // and each one's pixels equal to some Training image's.
+    for (split, count) in [(Split::PublicTest, 280), (Split::PrivateTest, 288)] {
+        let rows = fer_data::rows_with_copy_in_training(&data, split);
+        assert_eq!(rows.len(), count, "{split}");
+        let training: std::collections::HashSet<&[u8]> = data
+            .indices_of(Split::Training)
+            .into_iter()
+            .map(|i| data.image(i))
+            .collect();
+        for i in data.indices_of(split) {
+            let leaked = training.contains(data.image(i));
+            assert_eq!(
+                rows.contains(&data.rows()[i]),
+                leaked,
+                "row {}",
+                data.rows()[i]
+            );
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Evaluation of a model on a split: loss, metrics and per-image predictions.
 
+use std::collections::BTreeSet;
+
 use candle_core::{Device, Tensor};
 use fer_data::{IMAGE_PIXELS, Normalizer, View};
 use serde::Serialize;
@@ -196,6 +198,17 @@ pub fn predict_faces(
     Ok(out)
 }
 
+/// Metrics of the predictions whose rows are not in `excluded`, e.g. a test split without
+/// its images that have an exact copy in Training (`fer_data::rows_with_copy_in_training`).
+pub fn metrics_excluding(predictions: &[Prediction], excluded: &BTreeSet<u32>) -> Metrics {
+    let (truth, predicted): (Vec<usize>, Vec<usize>) = predictions
+        .iter()
+        .filter(|p| !excluded.contains(&p.row))
+        .map(|p| (p.label, p.predicted))
+        .unzip();
+    Metrics::from_predictions(&truth, &predicted)
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
@@ -231,6 +244,27 @@ mod tests {
             metrics: Metrics::from_predictions(&truth, &predicted),
             predictions,
         }
+    }
+
+    #[test]
+    fn metrics_excluding_leaves_out_exactly_the_given_rows() {
+        let one_hot = |k: usize| {
+            let mut p = [0.0; NUM_CLASSES];
+            p[k] = 1.0;
+            p
+        };
+        // Rows 0, 3, 6, 9: right, wrong, right, wrong (predicting 0 for labels 0, 1, 0, 2).
+        let e = member(&[one_hot(0); 4], &[0, 1, 0, 2]);
+        assert_eq!(e.metrics.accuracy, 0.5);
+        let without =
+            |rows: &[u32]| metrics_excluding(&e.predictions, &rows.iter().copied().collect());
+        let m = without(&[3]);
+        assert_eq!((m.n, m.accuracy), (3, 2.0 / 3.0));
+        assert_eq!(m.confusion[1], [0; NUM_CLASSES]);
+        let m = without(&[3, 9]);
+        assert_eq!((m.n, m.accuracy), (2, 1.0));
+        // Rows that are not among the predictions change nothing.
+        assert_eq!(without(&[1, 2, 100]), e.metrics);
     }
 
     #[test]

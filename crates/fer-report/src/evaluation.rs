@@ -22,6 +22,20 @@ pub struct ClassReport {
     pub support: usize,
 }
 
+/// Figures of the same evaluation on part of the split's images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubsetReport {
+    /// Images of the split left out.
+    pub excluded: usize,
+    /// Images kept.
+    pub n: usize,
+    /// In 0..1.
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// Recall per class, in label order.
+    pub recall: Vec<f64>,
+}
+
 /// One evaluation of a model on one split (the JSON of `fer eval --json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -39,6 +53,11 @@ pub struct EvalReport {
     pub confusion: [[usize; CLASSES]; CLASSES],
     /// One entry per class, in label order.
     pub per_class: Vec<ClassReport>,
+    /// The same figures without the split's images that have an exact copy in Training
+    /// (FER2013 has 280 such PublicTest and 288 such PrivateTest images). Absent when the
+    /// split has none, and in reports written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_training_copies: Option<SubsetReport>,
 }
 
 impl EvalReport {
@@ -63,7 +82,21 @@ impl EvalReport {
             loss: loss.filter(|l| l.is_finite()),
             confusion: metrics.confusion,
             per_class,
+            without_training_copies: None,
         }
+    }
+
+    /// Adds the figures measured without the `excluded` images that have an exact copy in
+    /// Training (`metrics`: those of the remaining images).
+    pub fn with_training_copies_removed(mut self, excluded: usize, metrics: &Metrics) -> Self {
+        self.without_training_copies = Some(SubsetReport {
+            excluded,
+            n: metrics.n,
+            accuracy: metrics.accuracy,
+            macro_f1: metrics.macro_f1,
+            recall: metrics.per_class.iter().map(|c| c.recall).collect(),
+        });
+        self
     }
 
     /// Reads and checks a stored report.
@@ -112,9 +145,35 @@ impl EvalReport {
                     ("f1", c.f1),
                 ]
             }));
-        for (field, value) in shares {
+        let subset = self.without_training_copies.iter().flat_map(|s| {
+            [
+                ("without_training_copies.accuracy", s.accuracy),
+                ("without_training_copies.macro_f1", s.macro_f1),
+            ]
+            .into_iter()
+            .chain(
+                s.recall
+                    .iter()
+                    .map(|&r| ("without_training_copies.recall", r)),
+            )
+        });
+        for (field, value) in shares.chain(subset) {
             if !(0.0..=1.0).contains(&value) {
                 return Err(format!("{field}: {value} is not in 0..1"));
+            }
+        }
+        if let Some(subset) = &self.without_training_copies {
+            if subset.n + subset.excluded != self.n {
+                return Err(format!(
+                    "without_training_copies: {} kept + {} excluded images, but n is {}",
+                    subset.n, subset.excluded, self.n
+                ));
+            }
+            if subset.recall.len() != CLASSES {
+                return Err(format!(
+                    "without_training_copies.recall: expected {CLASSES} classes, found {}",
+                    subset.recall.len()
+                ));
             }
         }
         Ok(())
@@ -165,6 +224,37 @@ mod tests {
         assert!(path.ends_with("eval-private-test.json"));
         r.save(&path).unwrap();
         assert_eq!(EvalReport::load(&path).unwrap(), r);
+    }
+
+    #[test]
+    fn figures_without_training_copies_round_trip_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eval-private-test.json");
+        // Images 3 and 7 of report() (labels 1 and 3) left out: 6 kept, 4 of them right.
+        let kept = Metrics::from_predictions(&[0, 0, 0, 1, 2, 3], &[0, 0, 1, 1, 0, 3]);
+        let r = report().with_training_copies_removed(2, &kept);
+        let subset = r.without_training_copies.as_ref().unwrap();
+        assert_eq!((subset.n, subset.excluded), (6, 2));
+        assert!((subset.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        assert_eq!(subset.recall[3], 1.0);
+        r.save(&path).unwrap();
+        assert_eq!(EvalReport::load(&path).unwrap(), r);
+        // A report written before the field existed still loads.
+        let mut old = serde_json::to_value(report()).unwrap();
+        assert!(old.get("without_training_copies").is_none());
+        old.as_object_mut()
+            .unwrap()
+            .remove("without_training_copies");
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert_eq!(EvalReport::load(&path).unwrap(), report());
+        // Counts that do not add up to the split are refused.
+        let bad = report().with_training_copies_removed(3, &kept);
+        std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
+        let error = EvalReport::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("6 kept + 3 excluded images, but n is 8"),
+            "{error}"
+        );
     }
 
     #[test]

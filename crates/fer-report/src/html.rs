@@ -283,7 +283,9 @@ impl Report<'_> {
         out.push_str(
             "<div class=\"scroll\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
              <th rowspan=\"2\">evaluated on</th><th class=\"num\" rowspan=\"2\">accuracy</th>\
-             <th class=\"num\" rowspan=\"2\">macro-F1</th><th class=\"num\" rowspan=\"2\">epochs</th>\
+             <th class=\"num\" rowspan=\"2\">macro-F1</th>\
+             <th class=\"num\" rowspan=\"2\" title=\"the split without its images that have an exact copy in Training\">accuracy / macro-F1 without Training copies</th>\
+             <th class=\"num\" rowspan=\"2\">epochs</th>\
              <th class=\"num\" rowspan=\"2\">best epoch</th><th class=\"num\" rowspan=\"2\">wall time</th>\
              <th class=\"group\" colspan=\"7\">recall per class</th></tr>\n<tr>",
         );
@@ -317,9 +319,21 @@ impl Report<'_> {
                         &format!("{:.3}", e.macro_f1),
                         Some(e.macro_f1) == best_f1,
                     ));
+                    match &e.without_training_copies {
+                        Some(w) => out.push_str(&num_cell(
+                            &format!(
+                                "{} / {:.3} ({})",
+                                percent(w.accuracy),
+                                w.macro_f1,
+                                thousands(w.n)
+                            ),
+                            false,
+                        )),
+                        None => out.push_str(dash),
+                    }
                 }
                 None => {
-                    let _ = write!(out, "<td>not evaluated</td>{dash}{dash}");
+                    let _ = write!(out, "<td>not evaluated</td>{dash}{dash}{dash}");
                 }
             }
             let opt = |v: Option<String>| v.unwrap_or_else(|| "–".into());
@@ -523,6 +537,17 @@ fn run_html(k: usize, run: &Run, show_run_data: bool) -> Result<String> {
             e.loss
                 .map_or_else(String::new, |loss| format!(", mean loss {loss:.4}"))
         );
+        if let Some(w) = &e.without_training_copies {
+            let _ = write!(
+                out,
+                "<p>Without the {} images that have an exact copy in Training ({} left): \
+                 accuracy <b>{}</b>, macro-F1 <b>{:.3}</b>.</p>",
+                thousands(w.excluded),
+                thousands(w.n),
+                percent(w.accuracy),
+                w.macro_f1
+            );
+        }
         out.push_str(&per_class_table(e));
         out.push_str(&figure(
             &ConfusionChart::new(e),

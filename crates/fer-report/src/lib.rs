@@ -36,7 +36,7 @@ pub mod summary;
 mod text;
 
 pub use error::{Error, Result};
-pub use evaluation::{ClassReport, EvalReport};
+pub use evaluation::{ClassReport, EvalReport, SubsetReport};
 pub use html::{DataSection, Report};
 pub use plot::{
     ConfusionChart, CurvesChart, DistributionChart, Face, Format, PerClassChart, Plot, SampleGrid,

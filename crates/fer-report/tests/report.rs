@@ -45,7 +45,13 @@ fn fake_run(root: &Path, name: &str, right: usize, augmented: bool) -> PathBuf {
         .map(|(i, &l)| if i < right { l } else { (l + 1) % 7 })
         .collect();
     let metrics = Metrics::from_predictions(&labels, &predictions);
-    EvalReport::new(Split::PrivateTest, &metrics, Some(1.0))
+    let mut report = EvalReport::new(Split::PrivateTest, &metrics, Some(1.0));
+    if augmented {
+        // Images 0-3 (all right) have a copy in Training: 96 left.
+        let kept = Metrics::from_predictions(&labels[4..], &predictions[4..]);
+        report = report.with_training_copies_removed(4, &kept);
+    }
+    report
         .save(&EvalReport::path_in(&dir, Split::PrivateTest))
         .unwrap();
     dir
@@ -86,16 +92,24 @@ fn two_runs_are_compared_side_by_side() {
     .unwrap();
 
     let row = comparison_row(&html, "with-aug");
-    // run, split, accuracy, macro-F1, epochs, best epoch, wall time, 7 recalls.
-    assert_eq!(row.len(), 14, "{row:?}");
+    // run, split, accuracy, macro-F1, without Training copies, epochs, best epoch, wall time,
+    // 7 recalls.
+    assert_eq!(row.len(), 15, "{row:?}");
     assert_eq!(row[1], "PrivateTest (100)");
     assert_eq!(row[2], "61.00%");
     let e = runs[0].evaluation().unwrap();
     assert_eq!(row[3], format!("{:.3}", e.macro_f1));
-    assert_eq!(row[4..7], ["3", "3", "5 min 30 s"]);
+    // 57 of the 96 images left are right.
+    let kept = e.without_training_copies.as_ref().unwrap();
+    assert_eq!(row[4], format!("59.38% / {:.3} (96)", kept.macro_f1));
+    assert_eq!(row[5..8], ["3", "3", "5 min 30 s"]);
     // Angry: samples 0, 7, ..., 56 are right (9 of 15).
-    assert_eq!(row[7], "60.0%");
-    assert_eq!(comparison_row(&html, "no-aug")[2], "43.00%");
+    assert_eq!(row[8], "60.0%");
+    let other = comparison_row(&html, "no-aug");
+    assert_eq!((other[2].as_str(), other[4].as_str()), ("43.00%", "–"));
+    assert!(html.contains(
+        "Without the 4 images that have an exact copy in Training (96 left): accuracy <b>59.38%</b>"
+    ));
     // The better accuracy is marked.
     assert!(html.contains("<td class=\"num best\">61.00%</td>"));
     assert!(html.contains("<td class=\"num\">43.00%</td>"));

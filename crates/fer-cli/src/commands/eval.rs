@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use fer_data::{Emotion, Split};
-use fer_model::eval::{Evaluation, Prediction, evaluate_with_progress};
+use fer_data::{Dataset, Emotion, Split};
+use fer_model::eval::{Prediction, evaluate_with_progress, metrics_excluding};
 use fer_model::{Metrics, TrainedModel};
 use fer_report::EvalReport;
 
@@ -117,7 +117,13 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;
     }
-    let report = EvalReport::new(args.split, &evaluation.metrics, Some(evaluation.loss_mean));
+    let report = split_report(
+        &dataset,
+        args.split,
+        &evaluation.metrics,
+        &evaluation.predictions,
+        Some(evaluation.loss_mean),
+    );
     let overridden = args.test_time_flip.is_some() || args.test_time_shift.is_some();
     if let Some(out) = &args.out {
         // An ensemble's directory: its members and figures, for `fer report`.
@@ -142,39 +148,69 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         report.save(&path)?;
         tracing::info!("wrote {}", path.display());
     }
-    if args.json {
-        println!("{}", report_json(args.split, &evaluation));
+    print_report(&report, args.json)
+}
+
+/// Prints `report` as one JSON object or as tables.
+pub fn print_report(report: &EvalReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
     } else {
-        print!("{}", report_text(args.split, &evaluation));
+        print!("{}", report_text(report));
     }
     Ok(())
 }
 
-/// The JSON report: split, n, accuracy, macro_f1, loss, confusion (7x7), per_class.
-pub fn report_json(split: Split, e: &Evaluation) -> serde_json::Value {
-    metrics_json(split, &e.metrics, Some(e.loss_mean))
+/// The report of an evaluation on `split` (mean loss `loss`, if the model has one), with the
+/// same figures without the split's images that have an exact copy in Training: FER2013's
+/// test splits share 280 (PublicTest) and 288 (PrivateTest) images with Training, which a
+/// model may have learnt by heart.
+pub fn split_report(
+    dataset: &Dataset,
+    split: Split,
+    metrics: &Metrics,
+    predictions: &[Prediction],
+    loss: Option<f64>,
+) -> EvalReport {
+    let report = EvalReport::new(split, metrics, loss);
+    if split == Split::Training {
+        return report;
+    }
+    let copies = fer_data::rows_with_copy_in_training(dataset, split);
+    let excluded = predictions
+        .iter()
+        .filter(|p| copies.contains(&p.row))
+        .count();
+    if excluded == 0 {
+        return report;
+    }
+    report.with_training_copies_removed(excluded, &metrics_excluding(predictions, &copies))
 }
 
-/// [`report_json`] from metrics alone; `loss` is null for models without one (HOG-SVM).
-pub fn metrics_json(split: Split, m: &Metrics, loss: Option<f64>) -> serde_json::Value {
-    serde_json::to_value(EvalReport::new(split, m, loss)).unwrap_or(serde_json::Value::Null)
-}
-
-fn report_text(split: Split, e: &Evaluation) -> String {
-    metrics_text(split, &e.metrics, Some(e.loss_mean))
-}
-
-/// The text report: a summary line, the confusion matrix and per-class figures.
-pub fn metrics_text(split: Split, m: &Metrics, loss: Option<f64>) -> String {
+/// The text report: a summary line, the confusion matrix, per-class figures, and the
+/// summary without Training copies.
+pub fn report_text(r: &EvalReport) -> String {
     let mut out = String::new();
-    let loss = loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default();
+    let loss = r.loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{split}: {} images, accuracy {:.2}%, macro-F1 {:.3}{loss}\n",
-        m.n,
-        100.0 * m.accuracy,
-        m.macro_f1,
+        "{}: {} images, accuracy {:.2}%, macro-F1 {:.3}{loss}",
+        r.split,
+        r.n,
+        100.0 * r.accuracy,
+        r.macro_f1,
     );
+    if let Some(w) = &r.without_training_copies {
+        let _ = writeln!(
+            out,
+            "without the {} images that have an exact copy in Training: {} images, accuracy {:.2}%, macro-F1 {:.3}",
+            w.excluded,
+            w.n,
+            100.0 * w.accuracy,
+            w.macro_f1,
+        );
+    }
+    out.push('\n');
     let _ = write!(out, "{:<10}", "true\\pred");
     for emotion in Emotion::ALL {
         let _ = write!(out, "{:>9}", emotion.name());
@@ -182,10 +218,10 @@ pub fn metrics_text(split: Split, m: &Metrics, loss: Option<f64>) -> String {
     let _ = writeln!(out, "{:>11}{:>8}{:>8}", "precision", "recall", "F1");
     for (k, emotion) in Emotion::ALL.iter().enumerate() {
         let _ = write!(out, "{:<10}", emotion.name());
-        for count in m.confusion[k] {
+        for count in r.confusion[k] {
             let _ = write!(out, "{count:>9}");
         }
-        let c = &m.per_class[k];
+        let c = &r.per_class[k];
         let _ = writeln!(out, "{:>11.3}{:>8.3}{:>8.3}", c.precision, c.recall, c.f1);
     }
     out

@@ -7,7 +7,7 @@ use anyhow::Context;
 use fer_data::Split;
 use fer_model::hog_svm::{self, HogSvm, HogSvmConfig};
 
-use super::eval::{EvalArgs, metrics_json, metrics_text, write_predictions};
+use super::eval::{EvalArgs, print_report, report_text, split_report, write_predictions};
 use super::train::TrainArgs;
 
 /// The PrivateTest report `fer train --model hog-svm` leaves in the run directory.
@@ -103,15 +103,18 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let evaluation = model.evaluate(&private)?;
-    let report = metrics_json(Split::PrivateTest, &evaluation.metrics, None);
+    let report = split_report(
+        &dataset,
+        Split::PrivateTest,
+        &evaluation.metrics,
+        &evaluation.predictions,
+        None,
+    );
     let path = args.out.join(PRIVATE_TEST_REPORT);
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
     fer_data::write_atomically(&path, text.as_bytes())?;
-    print!(
-        "{}",
-        metrics_text(Split::PrivateTest, &evaluation.metrics, None)
-    );
+    print!("{}", report_text(&report));
     println!(
         "evaluated in {:.1} s; report in {}",
         started.elapsed().as_secs_f64(),
@@ -146,10 +149,12 @@ pub fn eval(args: &EvalArgs, model: &Path) -> anyhow::Result<()> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;
     }
-    if args.json {
-        println!("{}", metrics_json(args.split, &evaluation.metrics, None));
-    } else {
-        print!("{}", metrics_text(args.split, &evaluation.metrics, None));
-    }
-    Ok(())
+    let report = split_report(
+        &dataset,
+        args.split,
+        &evaluation.metrics,
+        &evaluation.predictions,
+        None,
+    );
+    print_report(&report, args.json)
 }
