@@ -18,8 +18,8 @@ pub enum Bench {
     /// Augmentation throughput of the seed and modern pipelines on real images, beside the
     /// seed's torchvision pipeline (`torch_reference.py augment`) and its training step.
     Augment(AugmentArgs),
-    /// Seed-CNN training step and inference images/s at batch 32/128/256 and batch-1 latency,
-    /// beside PyTorch's (`torch_reference.py speed`), on the same number of threads.
+    /// Training step and inference images/s at batch 32/128/256 and batch-1 latency of the
+    /// seed CNN or vgg-bn, beside PyTorch's on the same number of threads.
     TrainStep(TrainStepArgs),
     /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
     #[command(hide = true)]
@@ -82,8 +82,8 @@ pub struct TrainStepArgs {
     /// Skip the PyTorch figures.
     #[arg(long)]
     no_peer: bool,
-    /// The network to time: seed-cnn (PyTorch's reference is this one) or vgg-bn (the
-    /// `cpu`/`best` profiles' network; no PyTorch peer).
+    /// The network to time: seed-cnn (peer: ../shared/bench/torch_reference.py) or vgg-bn
+    /// (the `cpu`/`best` profiles' network; peer: its PyTorch twin, xtask/bench/vgg_bn_reference.py).
     #[arg(long, default_value = "seed-cnn")]
     architecture: String,
     /// Channels of vgg-bn's first stage.
@@ -375,8 +375,21 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         "train-step benchmark: {} (width {}), f32, Adadelta, {} threads, median step over {} s",
         args.architecture, args.width, args.threads, args.secs
     );
-    // PyTorch's reference implements the seed CNN only.
-    let no_peer = args.no_peer || args.architecture != "seed-cnn";
+    // The seed CNN's peer is ../shared/bench/torch_reference.py; vgg-bn's is its PyTorch twin
+    // in xtask/bench (same module names: our weights load into it strictly).
+    let (script, extra) = match args.architecture.as_str() {
+        "seed-cnn" => (PEER_SEED_CNN, Vec::new()),
+        _ => (
+            PEER_VGG_BN,
+            vec![
+                "--width".to_string(),
+                args.width.to_string(),
+                "--dropout".to_string(),
+                fer_model::ModelConfig::default().dropout.to_string(),
+            ],
+        ),
+    };
+    let no_peer = args.no_peer;
     // Each batch size is measured for us, then at once for PyTorch, so that both see about
     // the same load on this shared machine.
     let mut ours = Vec::new();
@@ -399,18 +412,17 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             args.threads.to_string(),
             args.secs.to_string(),
         );
-        match torch_reference(
-            args.python.as_deref(),
-            &[
-                "speed",
-                "--batches",
-                &batch,
-                "--threads",
-                &threads,
-                "--secs",
-                &secs,
-            ],
-        ) {
+        let mut peer_args = vec![
+            "speed",
+            "--batches",
+            &batch,
+            "--threads",
+            &threads,
+            "--secs",
+            &secs,
+        ];
+        peer_args.extend(extra.iter().map(String::as_str));
+        match run_peer(args.python.as_deref(), script, &peer_args) {
             Ok(theirs) => {
                 let t = &theirs["batches"][&batch];
                 let (t_infer, t_train) = (
@@ -464,8 +476,19 @@ fn resolve_data(data: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The seed notebook's CNN and recipe in PyTorch (shared beside the checkout).
+const PEER_SEED_CNN: &str = "../shared/bench/torch_reference.py";
+/// fer-model's vgg-bn in PyTorch, with the same parameter names.
+const PEER_VGG_BN: &str = "xtask/bench/vgg_bn_reference.py";
+
 /// Runs `../shared/bench/torch_reference.py ARGS` and returns the JSON of its last line.
 fn torch_reference(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Value> {
+    run_peer(python, PEER_SEED_CNN, args)
+}
+
+/// Runs the PyTorch script `script` (relative to the workspace root) with `args` and returns
+/// the JSON of its last line.
+fn run_peer(python: Option<&Path>, script: &str, args: &[&str]) -> anyhow::Result<Value> {
     let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
         let venv = PathBuf::from("/tmp/torchref/bin/python");
         if venv.is_file() {
@@ -474,7 +497,7 @@ fn torch_reference(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Value
             PathBuf::from("python3")
         }
     });
-    let script = workspace_root().join("../shared/bench/torch_reference.py");
+    let script = workspace_root().join(script);
     if !script.is_file() {
         bail!("{} not found", script.display());
     }

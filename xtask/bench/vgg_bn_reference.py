@@ -1,0 +1,142 @@
+"""PyTorch twin of fer-model's vgg-bn network, for figures measured beside ours.
+
+The module tree matches fer-model's parameter names exactly (`features.0.weight`,
+`features.1.running_mean`, ..., `classifier.4.bias`), so a run's safetensors loads here with
+`strict=True`. A measuring tool, like ../shared/bench/torch_reference.py, not part of the
+project; `cargo xtask bench train-step --architecture vgg-bn` runs `speed`.
+
+  speed   training step and inference images/s (Adadelta, as our bench), batch-1 latency
+  logits  a run's weights, loaded strictly: log-probabilities of the first n images of a split,
+          with the run's own normaliser (per-pixel mean, then scale); no test-time flip
+
+Each prints one JSON object on its last line.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class VggBn(nn.Module):
+    def __init__(self, width=32, dropout=0.2, num_classes=7):
+        super().__init__()
+        layers, inputs = [], 1
+        for stage in range(4):
+            outputs = width << stage
+            for _ in range(2):
+                layers += [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True)]
+                inputs = outputs
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(inputs * 9, 4 * inputs),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4 * inputs, num_classes),
+        )
+
+    def forward(self, x):
+        x = self.features(x).flatten(1)
+        return F.log_softmax(self.classifier(x), dim=1)
+
+
+def timed(f, warm, secs):
+    for _ in range(warm):
+        f()
+    out, t0 = [], time.perf_counter()
+    while len(out) < 3 or time.perf_counter() - t0 < secs:
+        t = time.perf_counter()
+        f()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def cmd_speed(a):
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = VggBn(a.width, a.dropout)
+    opt = torch.optim.Adadelta(net.parameters(), lr=0.1, rho=0.95, eps=1e-8)
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "width": a.width, "batches": {}}
+    for n in [int(b) for b in a.batches.split(",")]:
+        x, y = torch.rand(n, 1, 48, 48), torch.randint(0, 7, (n,))
+        net.eval()
+
+        def infer():
+            with torch.inference_mode():
+                net(x).sum().item()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.nll_loss(net(x), y).backward()
+            opt.step()
+
+        ti = statistics.median(timed(infer, 3, a.secs))
+        net.train()
+        tt = statistics.median(timed(step, 2, a.secs))
+        res["batches"][n] = {"infer_img_s": n / ti, "train_img_s": n / tt}
+        print(f"batch {n:4}: inference {n / ti:8.1f} img/s | train step {n / tt:7.1f} img/s", flush=True)
+    net.eval()
+    x1 = torch.rand(1, 1, 48, 48)
+
+    def one():
+        with torch.inference_mode():
+            net(x1).tolist()
+
+    res["batch1_latency_ms"] = statistics.median(timed(one, 20, min(a.secs, 5.0))) * 1e3
+    print(json.dumps(res))
+
+
+def cmd_logits(a):
+    import gzip
+
+    import numpy as np
+    from safetensors.torch import load_file
+
+    config = json.load(open(f"{a.run}/config.json"))["model"]
+    norm = json.load(open(f"{a.run}/normalizer.json"))
+    net = VggBn(config.get("width", 32), config.get("dropout", 0.2))
+    net.load_state_dict(load_file(f"{a.run}/best.safetensors"), strict=True)
+    net.eval()
+    opener = gzip.open if a.data.endswith(".gz") else open
+    rows, pixels = [], []
+    with opener(a.data, "rt") as f:
+        next(f)
+        for i, line in enumerate(f):
+            label, values, usage = line.rstrip("\n").split(",")
+            if usage == a.split:
+                rows.append(i)
+                pixels.append(np.asarray(values.split(), dtype=np.float32))
+                if len(rows) == a.n:
+                    break
+    x = (np.stack(pixels) - np.asarray(norm["mean"], dtype=np.float32)) * np.float32(norm["scale"])
+    with torch.inference_mode():
+        out = net(torch.from_numpy(x).reshape(-1, 1, 48, 48))
+    print(json.dumps({"rows": rows, "log_probs": out.tolist()}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--batches", default="32,128,256")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--secs", type=float, default=8.0)
+    s.add_argument("--width", type=int, default=32)
+    s.add_argument("--dropout", type=float, default=0.2)
+    q = sub.add_parser("logits")
+    q.add_argument("--run", required=True, help="a vgg-bn run directory (best.safetensors, config.json, normalizer.json)")
+    q.add_argument("--data", required=True)
+    q.add_argument("--split", default="PrivateTest")
+    q.add_argument("--n", type=int, default=16)
+    a = p.parse_args()
+    {"speed": cmd_speed, "logits": cmd_logits}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
