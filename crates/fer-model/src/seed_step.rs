@@ -472,12 +472,13 @@ pub(crate) fn predict(
         .iter()
         .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
-    // The whole forward runs on a pool thread: the calling thread hands over once, instead
-    // of waking the pool and sleeping for every parallel region (most of batch-1 latency).
+    // The whole forward runs on a pool thread: a caller from outside the pool hands over
+    // once, instead of once for every parallel region.
     let scores = rayon::scope(|_| forward_scores(ws, &p, n, x));
     Tensor::from_vec(finish_scores(head, scores), (n, NUM_CLASSES), &Device::Cpu)
 }
 
+/// The network's raw scores (n x 7) for `n` images `x`, parameters `p` in [`PARAMS`] order.
 fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32> {
     let (convs, [pool1, pool3, pool5]) = geometry(n);
     let block = |x: &[f32], layer: usize| {
@@ -502,6 +503,7 @@ fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32>
     scores
 }
 
+/// Log-softmax of each row for the softmax head; the SVM head's margins as they are.
 fn finish_scores(head: Head, mut scores: Vec<f32>) -> Vec<f32> {
     if head == Head::Softmax {
         for row in scores.chunks_mut(NUM_CLASSES) {
