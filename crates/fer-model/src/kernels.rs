@@ -255,8 +255,8 @@ fn conv2d_activation_forward(
         }
     };
     let threads = rayon::current_num_threads();
+    let col_len = if s.direct() { 0 } else { patch * hw };
     if s.batch >= threads {
-        let col_len = if s.direct() { 0 } else { patch * hw };
         out.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
             .for_each(|(o, xi)| {
@@ -277,7 +277,7 @@ fn conv2d_activation_forward(
     // patch, so the split changes no result.
     let rows_per_task = patch.div_ceil(threads);
     let block = channel_block(s.cout, threads);
-    with_scratch(if s.direct() { 0 } else { patch * hw }, |col| {
+    with_scratch(col_len, |col| {
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
             let src: &[f32] = if s.direct() {
                 xi
@@ -616,58 +616,6 @@ fn max_plane(
     }
 }
 
-/// [`max_plane`]'s values without the indices (inference): the same passes and the same
-/// rule, so the same values.
-fn max_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut MaxScratch) {
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let (padded_h, padded_w) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
-    let span = (ow - 1) * s.stride + 1;
-    let MaxScratch {
-        line_v,
-        best_v,
-        rows_v,
-        ..
-    } = scratch;
-    for (values, len) in [(&mut *line_v, padded_w), (&mut *rows_v, padded_h * ow)] {
-        values.clear();
-        values.resize(len, 0.0);
-    }
-    best_v.resize(span, 0.0);
-    for y in 0..s.h {
-        line_v[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
-        best_v.copy_from_slice(&line_v[..span]);
-        for kx in 1..s.k {
-            keep_maximum(best_v, &line_v[kx..kx + span]);
-        }
-        let row = (y + s.pad) * ow;
-        for ox in 0..ow {
-            rows_v[row + ox] = best_v[ox * s.stride];
-        }
-    }
-    for oy in 0..oh {
-        let out_v = &mut out[oy * ow..(oy + 1) * ow];
-        let top = oy * s.stride * ow;
-        out_v.copy_from_slice(&rows_v[top..top + ow]);
-        for ky in 1..s.k {
-            let row = (oy * s.stride + ky) * ow;
-            keep_maximum(out_v, &rows_v[row..row + ow]);
-        }
-    }
-}
-
-/// [`keep_first_maximum`] without the indices.
-fn keep_maximum(best: &mut [f32], value: &[f32]) {
-    let len = best.len().min(value.len());
-    for (b, &v) in best[..len].iter_mut().zip(&value[..len]) {
-        // A NaN already kept stays (v > NaN is false and v is a number), a new one is taken.
-        *b = if v > *b || (v.is_nan() && !b.is_nan()) {
-            v
-        } else {
-            *b
-        };
-    }
-}
-
 /// Elementwise: where `value` beats `best` (greater, or a NaN over a number), take it and
 /// its index; ties keep the earlier one. No branches, so it vectorises.
 fn keep_first_maximum(best: &mut [f32], best_index: &mut [u32], value: &[f32], index: &[u32]) {
@@ -704,12 +652,14 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
     let share = s.planes.div_ceil(rayon::current_num_threads()).max(1);
     if s.kind == PoolKind::Max {
         let Some(argmax) = argmax else {
+            // Inference: each task's window indices go to a buffer of its own, then are dropped.
             out.par_chunks_mut(oh * ow)
                 .zip(x.par_chunks(s.h * s.w))
                 .with_min_len(share)
-                .for_each_init(MaxScratch::default, |scratch, (o, plane)| {
-                    max_plane_values(plane, &s, o, scratch)
-                });
+                .for_each_init(
+                    || (MaxScratch::default(), vec![0u32; oh * ow]),
+                    |(scratch, index), (o, plane)| max_plane(plane, &s, o, index, scratch),
+                );
             return;
         };
         assert_eq!(argmax.len(), out.len());
@@ -855,12 +805,8 @@ mod tests {
                 max_plane(&plane, &s, &mut out, &mut index, &mut MaxScratch::default());
                 let (expected, expected_index) = reference(&plane, &s);
                 assert_eq!(index, expected_index, "shape {h}x{w} k{k} s{stride} p{pad}");
-                // Inference's pass without indices finds the same values.
-                let mut values = vec![0f32; oh * ow];
-                max_plane_values(&plane, &s, &mut values, &mut MaxScratch::default());
-                for ((a, v), b) in out.iter().zip(&values).zip(&expected) {
+                for (a, b) in out.iter().zip(&expected) {
                     assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
-                    assert!(v == b || (v.is_nan() && b.is_nan()), "{v} vs {b}");
                 }
             }
         }
@@ -915,6 +861,7 @@ mod tests {
                     }
                 });
                 assert!(expected.iter().any(|&v| v < 0.0) && expected.iter().any(|&v| v > 0.0));
+                let reference = in_pool(1, &|out| conv2d_forward(&x, &weight, Some(&bias), s, out));
                 for threads in [1, 2, 3] {
                     let fused = in_pool(threads, &|out| {
                         conv2d_prelu_forward(&x, &weight, &bias, &alpha, s, out)
@@ -923,8 +870,6 @@ mod tests {
                     let plain = in_pool(threads, &|out| {
                         conv2d_forward(&x, &weight, Some(&bias), s, out)
                     });
-                    let reference =
-                        in_pool(1, &|out| conv2d_forward(&x, &weight, Some(&bias), s, out));
                     assert_eq!(plain, reference, "{s:?}, {threads} threads, no PReLU");
                 }
             }
