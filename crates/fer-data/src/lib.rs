@@ -42,7 +42,7 @@ pub use emotion::{Emotion, ParseNameError, Split};
 pub use error::{BadRow, Error, Result};
 pub use ingest::{Layout, LoadOptions, Loaded, RowPolicy, load, write_csv};
 pub use normalize::{Normalizer, NormalizerConfig, write_atomically};
-pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics, rows_with_copy_in_training};
+pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics};
 
 /// Side of a FER2013 image in pixels.
 pub const IMAGE_SIDE: usize = 48;

@@ -80,7 +80,7 @@ fn real_fer2013_matches_its_documented_counts_and_quirks() {
     // The rows evaluations leave out for their second set of figures: within each test split,
     // and each one's pixels equal to some Training image's.
     for (split, count) in [(Split::PublicTest, 280), (Split::PrivateTest, 288)] {
-        let rows = fer_data::rows_with_copy_in_training(data, split);
+        let rows = d.rows_with_copy_in_training(split);
         assert_eq!(rows.len(), count, "{split}");
         let training: std::collections::HashSet<&[u8]> = data
             .indices_of(Split::Training)

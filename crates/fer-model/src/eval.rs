@@ -199,7 +199,7 @@ pub fn predict_faces(
 }
 
 /// Metrics of the predictions whose rows are not in `excluded`, e.g. a test split without
-/// its images that have an exact copy in Training (`fer_data::rows_with_copy_in_training`).
+/// its images that have an exact copy in Training (`fer_data::Duplicates::rows_with_copy_in_training`).
 pub fn metrics_excluding(predictions: &[Prediction], excluded: &BTreeSet<u32>) -> Metrics {
     let (truth, predicted): (Vec<usize>, Vec<usize>) = predictions
         .iter()

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use fer_data::{Dataset, Emotion, Split};
+use fer_data::{Dataset, Duplicates, Emotion, Split};
 use fer_model::eval::{Prediction, evaluate_with_progress, metrics_excluding};
 use fer_model::{Metrics, TrainedModel};
 use fer_report::EvalReport;
@@ -176,7 +176,7 @@ pub fn split_report(
     if split == Split::Training {
         return report;
     }
-    let copies = fer_data::rows_with_copy_in_training(dataset, split);
+    let copies = Duplicates::find(dataset).rows_with_copy_in_training(split);
     let excluded = predictions
         .iter()
         .filter(|p| copies.contains(&p.row))
