@@ -144,7 +144,7 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
 }
 
 /// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
-fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+pub(crate) fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
     let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
     let (oh, ow) = (s.out_h(), s.out_w());
     let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
@@ -209,8 +209,50 @@ pub(crate) fn conv2d_prelu_forward(
 
 /// Output channels per task when one image is split over the pool: a multiple of 16 (an
 /// AVX-512 register of f32), about an even share per thread.
-fn channel_block(cout: usize, threads: usize) -> usize {
+pub(crate) fn channel_block(cout: usize, threads: usize) -> usize {
     cout.div_ceil(threads).div_ceil(16) * 16
+}
+
+/// Channels `[c0, c0 + o.len() / hw)` of one image's convolution output into `o`, from the
+/// image's im2col matrix `src` (or the image itself for a 1x1 convolution): bias, then the
+/// gemm, then the optional PReLU (one slope, or one per output channel).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_channels(
+    src: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    alpha: Option<&[f32]>,
+    s: &ConvShape,
+    c0: usize,
+    o: &mut [f32],
+    par: Parallelism,
+) {
+    let (hw, patch) = (s.out_h() * s.out_w(), s.patch());
+    let rows = o.len() / hw;
+    if let Some(bias) = bias {
+        for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
+            row.fill(b);
+        }
+    }
+    matmul(
+        (rows, hw, patch),
+        o,
+        hw,
+        bias.is_some(),
+        &weight[c0 * patch..(c0 + rows) * patch],
+        (patch, 1),
+        src,
+        (hw, 1),
+        par,
+    );
+    if let Some(alpha) = alpha {
+        let slopes = if alpha.len() == 1 {
+            alpha
+        } else {
+            &alpha[c0..c0 + rows]
+        };
+        prelu_planes(o, hw, slopes);
+    }
 }
 
 fn conv2d_activation_forward(
@@ -226,33 +268,8 @@ fn conv2d_activation_forward(
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(weight.len(), s.cout * patch);
     assert_eq!(out.len(), s.batch * out_img);
-    // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
     let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
-        let rows = o.len() / hw;
-        if let Some(bias) = bias {
-            for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
-                row.fill(b);
-            }
-        }
-        matmul(
-            (rows, hw, patch),
-            o,
-            hw,
-            bias.is_some(),
-            &weight[c0 * patch..(c0 + rows) * patch],
-            (patch, 1),
-            src,
-            (hw, 1),
-            par,
-        );
-        if let Some(alpha) = alpha {
-            let slopes = if alpha.len() == 1 {
-                alpha
-            } else {
-                &alpha[c0..c0 + rows]
-            };
-            prelu_planes(o, hw, slopes);
-        }
+        conv_channels(src, weight, bias, alpha, &s, c0, o, par)
     };
     let threads = rayon::current_num_threads();
     let col_len = if s.direct() { 0 } else { patch * hw };
@@ -515,19 +532,6 @@ impl PoolShape {
         (self.w + 2 * self.pad - self.k) / self.stride + 1
     }
 
-    /// Sum of the in-image values of a window.
-    fn window_sum(&self, plane: &[f32], oy: usize, ox: usize) -> f32 {
-        let mut sum = 0f32;
-        let (x0, x1) = self.columns(ox);
-        for ky in 0..self.k {
-            let y = (oy * self.stride + ky).wrapping_sub(self.pad);
-            if y < self.h && x0 < x1 {
-                sum += plane[y * self.w + x0..y * self.w + x1].iter().sum::<f32>();
-            }
-        }
-        sum
-    }
-
     /// In-image column range [x0, x1) of the window at output column ox.
     fn columns(&self, ox: usize) -> (usize, usize) {
         let start = ox * self.stride;
@@ -642,6 +646,140 @@ struct MaxScratch {
     rows_i: Vec<u32>,
 }
 
+/// Pooling forward of `s.planes` planes on the calling thread, values only (no window
+/// indices): the same values as [`pool_forward`].
+pub(crate) fn pool_planes(x: &[f32], s: &PoolShape, out: &mut [f32]) {
+    let (plane_in, plane_out) = (s.h * s.w, s.out_h() * s.out_w());
+    assert_eq!(x.len(), s.planes * plane_in);
+    assert_eq!(out.len(), s.planes * plane_out);
+    let mut scratch = PlaneScratch::default();
+    for (o, plane) in out.chunks_mut(plane_out).zip(x.chunks(plane_in)) {
+        pool_plane_values(plane, s, o, &mut scratch);
+    }
+}
+
+/// Reused buffers of [`pool_plane_values`] (one per rayon task).
+#[derive(Default)]
+struct PlaneScratch {
+    /// One zero-padded input row.
+    line: Vec<f32>,
+    /// The row pass's result: every padded row (zeros above and below), `ow` windows each.
+    rows: Vec<f32>,
+    /// One row of windows (row pass) or of outputs (column pass).
+    row: Vec<f32>,
+}
+
+/// The max of two values where a NaN wins (as [`max_plane`]'s values). Branch-free, a blend
+/// of bits, so that it vectorises into register selects rather than masked stores.
+#[inline(always)]
+fn max_keep_nan(best: f32, v: f32) -> f32 {
+    let take = (v > best) | v.is_nan();
+    let mask = u32::from(take).wrapping_neg();
+    f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask))
+}
+
+/// Max or average pooling of one plane, values only (no window indices). Separable: a row
+/// pass reduces each zero-padded row at stride 1 (each window read straight from the row,
+/// so it vectorises across windows) and keeps every stride-th window, then a column pass
+/// reduces whole output rows. The average adds a window's values row by row, in scan order,
+/// then divides by k * k.
+fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut PlaneScratch) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { pool_plane_values_avx512(plane, s, out, scratch) };
+    }
+    pool_plane_values_for_k(plane, s, out, scratch)
+}
+
+/// [`pool_plane_values`] compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pool_plane_values_avx512(
+    plane: &[f32],
+    s: &PoolShape,
+    out: &mut [f32],
+    scratch: &mut PlaneScratch,
+) {
+    pool_plane_values_for_k(plane, s, out, scratch)
+}
+
+/// Dispatches the seed CNN's window sizes to unrolled copies.
+#[inline(always)]
+fn pool_plane_values_for_k(
+    plane: &[f32],
+    s: &PoolShape,
+    out: &mut [f32],
+    scratch: &mut PlaneScratch,
+) {
+    match (s.kind, s.k) {
+        (PoolKind::Max, 5) => pool_plane_values_with(plane, s, 5, out, scratch, max_keep_nan),
+        (PoolKind::Max, k) => pool_plane_values_with(plane, s, k, out, scratch, max_keep_nan),
+        (PoolKind::Avg, 3) => pool_plane_values_with(plane, s, 3, out, scratch, |a, b| a + b),
+        (PoolKind::Avg, k) => pool_plane_values_with(plane, s, k, out, scratch, |a, b| a + b),
+    }
+}
+
+#[inline(always)]
+fn pool_plane_values_with(
+    plane: &[f32],
+    s: &PoolShape,
+    k: usize,
+    out: &mut [f32],
+    scratch: &mut PlaneScratch,
+    op: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (padded_h, padded_w) = (s.h + 2 * s.pad, s.w + 2 * s.pad);
+    // Window starts at stride 1 in the padded row, and output rows, are both rounded up to
+    // whole vectors (16 lanes): the extra windows read zeros and are dropped, so that no loop
+    // has a scalar tail.
+    let span = ((ow - 1) * s.stride + 1).next_multiple_of(16);
+    let row_len = ow.next_multiple_of(16);
+    let PlaneScratch { line, rows, row } = scratch;
+    line.clear();
+    line.resize(padded_w.max(span + k - 1), 0.0);
+    rows.clear();
+    rows.resize(padded_h * row_len, 0.0);
+    row.clear();
+    row.resize(span.max(row_len), 0.0);
+    let (line, rows, row) = (line.as_mut_slice(), rows.as_mut_slice(), row.as_mut_slice());
+    for y in 0..s.h {
+        line[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
+        for (i, b) in row[..span].iter_mut().enumerate() {
+            let window = &line[i..i + k];
+            let mut acc = window[0];
+            for &v in &window[1..] {
+                acc = op(acc, v);
+            }
+            *b = acc;
+        }
+        let reduced = &mut rows[(y + s.pad) * row_len..(y + s.pad) * row_len + ow];
+        for (r, &b) in reduced.iter_mut().zip(row.iter().step_by(s.stride)) {
+            *r = b;
+        }
+    }
+    let scale = if s.kind == PoolKind::Avg {
+        Some((k * k) as f32)
+    } else {
+        None
+    };
+    for (oy, o) in out.chunks_mut(ow).enumerate().take(oh) {
+        let window = &rows[oy * s.stride * row_len..(oy * s.stride + k) * row_len];
+        for (x, r) in row[..row_len].iter_mut().enumerate() {
+            let mut acc = window[x];
+            for ky in 1..k {
+                acc = op(acc, window[ky * row_len + x]);
+            }
+            *r = match scale {
+                Some(area) => acc / area,
+                None => acc,
+            };
+        }
+        o.copy_from_slice(&row[..ow]);
+    }
+}
+
 /// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
 /// (same length as `out`) receives each window's input index for [`max_pool_backward`].
 pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Option<&mut [u32]>) {
@@ -652,14 +790,13 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
     let share = s.planes.div_ceil(rayon::current_num_threads()).max(1);
     if s.kind == PoolKind::Max {
         let Some(argmax) = argmax else {
-            // Inference: each task's window indices go to a buffer of its own, then are dropped.
+            // Inference: values only, no window indices.
             out.par_chunks_mut(oh * ow)
                 .zip(x.par_chunks(s.h * s.w))
                 .with_min_len(share)
-                .for_each_init(
-                    || (MaxScratch::default(), vec![0u32; oh * ow]),
-                    |(scratch, index), (o, plane)| max_plane(plane, &s, o, index, scratch),
-                );
+                .for_each_init(PlaneScratch::default, |scratch, (o, plane)| {
+                    pool_plane_values(plane, &s, o, scratch)
+                });
             return;
         };
         assert_eq!(argmax.len(), out.len());
@@ -672,16 +809,11 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
             });
         return;
     }
-    let area = (s.k * s.k) as f32;
     out.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(s.h * s.w))
         .with_min_len(share)
-        .for_each(|(o, plane)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    o[oy * ow + ox] = s.window_sum(plane, oy, ox) / area;
-                }
-            }
+        .for_each_init(PlaneScratch::default, |scratch, (o, plane)| {
+            pool_plane_values(plane, &s, o, scratch)
         });
 }
 
@@ -776,6 +908,90 @@ mod tests {
             }
         }
         (out, index)
+    }
+
+    /// The definition of the average: each window row's in-image values summed left to right,
+    /// the row sums added top to bottom (padded zeros add nothing), divided by k * k.
+    fn average_reference(plane: &[f32], s: &PoolShape) -> Vec<f32> {
+        let mut out = Vec::new();
+        for oy in 0..s.out_h() {
+            for ox in 0..s.out_w() {
+                let mut sum = 0f32;
+                let (x0, x1) = s.columns(ox);
+                for ky in 0..s.k {
+                    let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                    if y < s.h {
+                        let mut row = 0f32;
+                        for &v in &plane[y * s.w + x0..y * s.w + x1] {
+                            row += v;
+                        }
+                        sum += row;
+                    }
+                }
+                out.push(sum / (s.k * s.k) as f32);
+            }
+        }
+        out
+    }
+
+    /// Inference pooling (values only, the separable vectorised pass) gives the definition's
+    /// values: the max with NaNs winning and padded zeros taking part, and the average in the
+    /// same order of additions, bit for bit; on several planes split over 1 to 3 threads.
+    #[test]
+    fn pooled_values_equal_the_definition_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let shapes = [
+            (44, 44, 5, 2, 2), // the seed CNN's pools
+            (22, 22, 3, 2, 0),
+            (10, 10, 3, 2, 1),
+            (11, 9, 3, 2, 1),
+            (6, 40, 2, 1, 0), // more windows than a vector, stride 1
+            (7, 7, 7, 3, 3),
+        ];
+        for (h, w, k, stride, pad) in shapes {
+            for kind in [PoolKind::Max, PoolKind::Avg] {
+                let planes = 5;
+                let s = PoolShape {
+                    kind,
+                    planes,
+                    h,
+                    w,
+                    k,
+                    stride,
+                    pad,
+                };
+                let x: Vec<f32> = (0..planes * h * w)
+                    .map(|i| match rng.random_range(0..60) {
+                        0 if kind == PoolKind::Max => f32::NAN,
+                        r if i % (h * w) < h * w / 2 => -1.0 - r as f32 / 7.0, // below the padding
+                        r => r as f32 / 7.0 - 4.0,
+                    })
+                    .collect();
+                let hw = s.out_h() * s.out_w();
+                let mut expected = Vec::new();
+                for plane in x.chunks(h * w) {
+                    let one = PoolShape { planes: 1, ..s };
+                    expected.extend(match kind {
+                        PoolKind::Max => reference(plane, &one).0,
+                        PoolKind::Avg => average_reference(plane, &one),
+                    });
+                }
+                for threads in [1, 2, 3] {
+                    let mut out = vec![f32::INFINITY; planes * hw];
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| pool_forward(&x, s, &mut out, None));
+                    for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                        assert!(
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || a == b,
+                            "{s:?}, {threads} threads, output {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Ties, NaNs, negative planes (where a padded zero wins) and windows wider than a chunk.

@@ -36,6 +36,7 @@ pub mod ops;
 pub mod optim;
 pub mod pool;
 mod seed_step;
+mod stages;
 pub mod train;
 pub mod vgg;
 

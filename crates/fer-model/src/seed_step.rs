@@ -472,9 +472,19 @@ pub(crate) fn predict(
         .iter()
         .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
-    // The whole forward runs on a pool thread: a caller from outside the pool hands over
-    // once, instead of once for every parallel region.
-    let scores = rayon::scope(|_| forward_scores(ws, &p, n, x));
+    let scores = if n < rayon::current_num_threads() {
+        // Fewer images than threads (batch-1 latency): each image's layers as stages on all
+        // threads at once.
+        let mut scores = Vec::with_capacity(n * NUM_CLASSES);
+        for image in x.chunks(48 * 48) {
+            scores.extend(forward_one_image(ws, &p, image));
+        }
+        scores
+    } else {
+        // The whole forward runs on a pool thread: a caller from outside the pool hands over
+        // once, instead of once for every parallel region.
+        rayon::scope(|_| forward_scores(ws, &p, n, x))
+    };
     Tensor::from_vec(finish_scores(head, scores), (n, NUM_CLASSES), &Device::Cpu)
 }
 
@@ -500,6 +510,141 @@ fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32>
     let g2 = prelu(ws, &linear(&g1, p[18], p[19], n, 1024, 1024), p[17]);
     let scores = linear(&g2, p[20], p[21], n, 1024, NUM_CLASSES);
     ws.give([a1, p1, a2, a3, p3, a4, a5, p5]);
+    scores
+}
+
+/// Output features per chunk of a fully connected layer for one image.
+const FEATURES_PER_CHUNK: usize = 128;
+
+/// The raw scores (7) of one image `x`, every layer a [`stages`] stage spread over all of the
+/// pool's threads: im2col rows, then blocks of output channels (each block also pooled when a
+/// pool follows), then blocks of output features. Computes what [`forward_scores`] computes
+/// with the same kernels, so the values are the same.
+fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
+    use crate::stages::{Shared, Stage};
+    let threads = rayon::current_num_threads();
+    let (convs, pools) = geometry(1);
+    let col_len = convs
+        .iter()
+        .map(|s| s.patch() * s.out_h() * s.out_w())
+        .max();
+    let mut col = ws.take(col_len.unwrap_or(0));
+    // Each conv layer's output, and the pooled planes of the pooled ones.
+    let mut activations: Vec<Vec<f32>> = convs
+        .iter()
+        .map(|s| ws.take(s.cout * s.out_h() * s.out_w()))
+        .collect();
+    let mut pooled: Vec<Vec<f32>> = pools
+        .iter()
+        .map(|s| ws.take(s.planes * s.out_h() * s.out_w()))
+        .collect();
+    let (mut g1, mut g2, mut scores) = (vec![0f32; 1024], vec![0f32; 1024], vec![0f32; 7]);
+    {
+        let col_shared = Shared::new(&mut col);
+        let act: Vec<Shared> = activations.iter_mut().map(|a| Shared::new(a)).collect();
+        let pool_out: Vec<Shared> = pooled.iter_mut().map(|a| Shared::new(a)).collect();
+        let fc = [
+            Shared::new(&mut g1),
+            Shared::new(&mut g2),
+            Shared::new(&mut scores),
+        ];
+        // Which pool follows conv layer i (index into `pools`), if any.
+        let pool_after = [Some(0), None, Some(1), None, Some(2)];
+        let mut stages = Vec::new();
+        for (layer, s) in convs.iter().enumerate() {
+            let source = match layer {
+                0 => None,
+                1 => Some(pool_out[0]),
+                2 => Some(act[1]),
+                3 => Some(pool_out[1]),
+                _ => Some(act[3]),
+            };
+            // SAFETY: the layer's input was written by an earlier stage.
+            let input = move || source.map_or(x, |buffer| unsafe { buffer.read() });
+            let (hw, patch) = (s.out_h() * s.out_w(), s.patch());
+            let rows_per_chunk = patch.div_ceil(threads);
+            stages.push(Stage::new(patch.div_ceil(rows_per_chunk), move |c| {
+                let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(patch);
+                // SAFETY: chunk c alone writes im2col rows `rows`.
+                let piece = unsafe { col_shared.piece(rows.start * hw..rows.end * hw) };
+                for (r, row) in rows.zip(piece.chunks_mut(hw)) {
+                    kernels::im2col_row(input(), s, r, row);
+                }
+            }));
+            let block = kernels::channel_block(s.cout, threads);
+            let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
+            let (out, pool) = (
+                act[layer],
+                pool_after[layer].map(|i| (pools[i], pool_out[i])),
+            );
+            stages.push(Stage::new(s.cout.div_ceil(block), move |c| {
+                let channels = c * block..((c + 1) * block).min(s.cout);
+                // SAFETY: the im2col stage is done; chunk c alone writes these channels.
+                let (src, o) = unsafe {
+                    (
+                        col_shared.read(),
+                        out.piece(channels.start * hw..channels.end * hw),
+                    )
+                };
+                kernels::conv_channels(
+                    &src[..patch * hw],
+                    w,
+                    Some(b),
+                    Some(alpha),
+                    s,
+                    channels.start,
+                    o,
+                    Parallelism::None,
+                );
+                if let Some((shape, pooled)) = pool {
+                    let plane = shape.out_h() * shape.out_w();
+                    let shape = PoolShape {
+                        planes: channels.len(),
+                        ..shape
+                    };
+                    // SAFETY: chunk c alone writes the pooled planes of its channels.
+                    let dst = unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
+                    kernels::pool_planes(o, &shape, dst);
+                }
+            }));
+        }
+        // The fully connected layers: (input, weight, bias, PReLU slope, inputs, outputs).
+        let layers = [
+            (pool_out[2], p[15], p[16], Some(p[17]), 3200, 1024),
+            (fc[0], p[18], p[19], Some(p[17]), 1024, 1024),
+            (fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
+        ];
+        for (i, (input, w, b, alpha, inp, out)) in layers.into_iter().enumerate() {
+            let dst = fc[i];
+            stages.push(Stage::new(out.div_ceil(FEATURES_PER_CHUNK), move |c| {
+                let features = c * FEATURES_PER_CHUNK..((c + 1) * FEATURES_PER_CHUNK).min(out);
+                // SAFETY: the input's stage is done; chunk c alone writes these features.
+                let (x, y) = unsafe { (input.read(), dst.piece(features.clone())) };
+                y.copy_from_slice(&b[features.clone()]);
+                matmul(
+                    (1, features.len(), inp),
+                    y,
+                    features.len(),
+                    true,
+                    x,
+                    (inp, 1),
+                    &w[features.start * inp..],
+                    (1, inp),
+                    Parallelism::None,
+                );
+                if let Some(alpha) = alpha {
+                    let a = alpha[0];
+                    for v in y {
+                        *v = if *v > 0.0 { *v } else { a * *v };
+                    }
+                }
+            }));
+        }
+        crate::stages::run(&stages);
+    }
+    ws.give([col]);
+    ws.give(activations);
+    ws.give(pooled);
     scores
 }
 

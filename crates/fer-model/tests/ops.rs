@@ -383,3 +383,28 @@ fn fused_seed_predict_matches_forward_for_both_heads() {
         }
     }
 }
+
+/// Fewer images than threads run every layer as stages spread over the pool (batch-1
+/// latency); one thread runs the batch path. Both give the same bits, for 1 and 2 images.
+#[test]
+fn few_image_predict_gives_the_same_bits_on_any_thread_count() {
+    let (_, model) = fer_model::ModelConfig::default()
+        .init(&Device::Cpu, 7)
+        .unwrap();
+    for n in [1, 2] {
+        let x = (tensor(&[n, 1, 48, 48], 61) * 2.0).unwrap();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| flat(&model.predict(&x).unwrap()))
+        };
+        let one = run(1);
+        assert_eq!(one.len(), n * 7);
+        assert!(one.iter().all(|v| v.is_finite() && *v < 0.0), "{one:?}");
+        for threads in [2, 3] {
+            assert_eq!(run(threads), one, "{n} images, {threads} threads");
+        }
+    }
+}
