@@ -704,6 +704,33 @@ fn pool_plane_values_avx512(
     pool_plane_values_for_k(plane, s, out, scratch)
 }
 
+/// `dst[i] = op(...op(op(src[i], src[i + shift]), src[i + 2 shift])..., src[i + (k-1) shift])`
+/// for a `dst` of whole vectors (16 lanes): each vector accumulates in a register and is
+/// stored once (a store per pass would be a masked store that stalls the next pass's load).
+#[inline(always)]
+fn reduce_shifted(
+    dst: &mut [f32],
+    src: &[f32],
+    shift: usize,
+    k: usize,
+    op: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    const LANES: usize = 16;
+    assert_eq!(dst.len() % LANES, 0);
+    for (c, d) in dst.chunks_exact_mut(LANES).enumerate() {
+        let base = c * LANES;
+        let mut acc: [f32; LANES] = src[base..base + LANES].try_into().expect("16 lanes");
+        for j in 1..k {
+            let at = base + j * shift;
+            let next: &[f32; LANES] = src[at..at + LANES].try_into().expect("16 lanes");
+            for (a, &v) in acc.iter_mut().zip(next) {
+                *a = op(*a, v);
+            }
+        }
+        d.copy_from_slice(&acc);
+    }
+}
+
 /// Dispatches the seed CNN's window sizes to unrolled copies.
 #[inline(always)]
 fn pool_plane_values_for_k(
@@ -712,11 +739,81 @@ fn pool_plane_values_for_k(
     out: &mut [f32],
     scratch: &mut PlaneScratch,
 ) {
+    // Without NaNs the max is order-free and one instruction per element instead of four.
+    let has_nan = || plane.iter().fold(false, |acc, v| acc | v.is_nan());
     match (s.kind, s.k) {
-        (PoolKind::Max, 5) => pool_plane_values_with(plane, s, 5, out, scratch, max_keep_nan),
+        (PoolKind::Max, 5) if !has_nan() => max_plane_columns_first(plane, s, 5, out, scratch),
+        (PoolKind::Max, k) if !has_nan() => max_plane_columns_first(plane, s, k, out, scratch),
         (PoolKind::Max, k) => pool_plane_values_with(plane, s, k, out, scratch, max_keep_nan),
         (PoolKind::Avg, 3) => pool_plane_values_with(plane, s, 3, out, scratch, |a, b| a + b),
         (PoolKind::Avg, k) => pool_plane_values_with(plane, s, k, out, scratch, |a, b| a + b),
+    }
+}
+
+/// Max pooling of one plane without NaNs (the max is then order-free): the column pass first,
+/// straight from the plane's rows into one zero-padded line per output row, then the row pass
+/// on that line. Half the rows of the rows-first order, and no copy of the input.
+#[inline(always)]
+fn max_plane_columns_first(
+    plane: &[f32],
+    s: &PoolShape,
+    k: usize,
+    out: &mut [f32],
+    scratch: &mut PlaneScratch,
+) {
+    const LANES: usize = 16;
+    let max = |a: f32, b: f32| if b > a { b } else { a };
+    let (oh, ow, w) = (s.out_h(), s.out_w(), s.w);
+    let span = ((ow - 1) * s.stride + 1).next_multiple_of(LANES);
+    let PlaneScratch { line, row, .. } = scratch;
+    line.clear();
+    line.resize((w + 2 * s.pad).max(span + k - 1), 0.0);
+    row.clear();
+    row.resize(span, 0.0);
+    let (line, row) = (line.as_mut_slice(), row.as_mut_slice());
+    for (oy, o) in out.chunks_mut(ow).enumerate().take(oh) {
+        // The window's image rows [y0, y1); fewer than k when it overlaps the padding, whose
+        // zeros then take part.
+        let top = oy * s.stride;
+        let (y0, y1) = (
+            top.saturating_sub(s.pad),
+            (top + k).saturating_sub(s.pad).min(s.h),
+        );
+        let padded = y1.saturating_sub(y0) < k;
+        let first = if padded { y0 } else { y0 + 1 };
+        let columns = &mut line[s.pad..s.pad + w];
+        if w >= LANES {
+            // Whole vectors; the last one ends at w and may overlap the one before (the same
+            // maxima are written twice), so no column is left to a scalar loop.
+            let starts = (0..w - LANES).step_by(LANES).chain([w - LANES]);
+            for base in starts {
+                let mut acc = [0f32; LANES];
+                if !padded {
+                    acc.copy_from_slice(&plane[y0 * w + base..y0 * w + base + LANES]);
+                }
+                for y in first..y1 {
+                    let src: &[f32; LANES] = plane[y * w + base..y * w + base + LANES]
+                        .try_into()
+                        .expect("16 lanes");
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a = max(*a, v);
+                    }
+                }
+                columns[base..base + LANES].copy_from_slice(&acc);
+            }
+        } else {
+            for (x, d) in columns.iter_mut().enumerate() {
+                let mut acc = if padded { 0.0 } else { plane[y0 * w + x] };
+                for y in first..y1 {
+                    acc = max(acc, plane[y * w + x]);
+                }
+                *d = acc;
+            }
+        }
+        reduce_shifted(row, line, 1, k, max);
+        for (o, &b) in o.iter_mut().zip(row.iter().step_by(s.stride)) {
+            *o = b;
+        }
     }
 }
 
@@ -746,14 +843,7 @@ fn pool_plane_values_with(
     let (line, rows, row) = (line.as_mut_slice(), rows.as_mut_slice(), row.as_mut_slice());
     for y in 0..s.h {
         line[s.pad..s.pad + s.w].copy_from_slice(&plane[y * s.w..(y + 1) * s.w]);
-        for (i, b) in row[..span].iter_mut().enumerate() {
-            let window = &line[i..i + k];
-            let mut acc = window[0];
-            for &v in &window[1..] {
-                acc = op(acc, v);
-            }
-            *b = acc;
-        }
+        reduce_shifted(&mut row[..span], line, 1, k, op);
         let reduced = &mut rows[(y + s.pad) * row_len..(y + s.pad) * row_len + ow];
         for (r, &b) in reduced.iter_mut().zip(row.iter().step_by(s.stride)) {
             *r = b;
@@ -765,18 +855,14 @@ fn pool_plane_values_with(
         None
     };
     for (oy, o) in out.chunks_mut(ow).enumerate().take(oh) {
-        let window = &rows[oy * s.stride * row_len..(oy * s.stride + k) * row_len];
-        for (x, r) in row[..row_len].iter_mut().enumerate() {
-            let mut acc = window[x];
-            for ky in 1..k {
-                acc = op(acc, window[ky * row_len + x]);
+        let acc = &mut row[..row_len];
+        reduce_shifted(acc, &rows[oy * s.stride * row_len..], row_len, k, op);
+        if let Some(area) = scale {
+            for a in acc.iter_mut() {
+                *a /= area;
             }
-            *r = match scale {
-                Some(area) => acc / area,
-                None => acc,
-            };
         }
-        o.copy_from_slice(&row[..ow]);
+        o.copy_from_slice(&acc[..ow]);
     }
 }
 
@@ -947,6 +1033,7 @@ mod tests {
             (11, 9, 3, 2, 1),
             (6, 40, 2, 1, 0), // more windows than a vector, stride 1
             (7, 7, 7, 3, 3),
+            (20, 17, 3, 2, 1), // a row of more than one vector, not a whole number of them
         ];
         for (h, w, k, stride, pad) in shapes {
             for kind in [PoolKind::Max, PoolKind::Avg] {
@@ -962,7 +1049,8 @@ mod tests {
                 };
                 let x: Vec<f32> = (0..planes * h * w)
                     .map(|i| match rng.random_range(0..60) {
-                        0 if kind == PoolKind::Max => f32::NAN,
+                        // NaNs in even planes only: odd ones take the NaN-free max.
+                        0 if kind == PoolKind::Max && (i / (h * w)) % 2 == 0 => f32::NAN,
                         r if i % (h * w) < h * w / 2 => -1.0 - r as f32 / 7.0, // below the padding
                         r => r as f32 / 7.0 - 4.0,
                     })

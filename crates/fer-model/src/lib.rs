@@ -39,6 +39,7 @@ mod seed_step;
 mod stages;
 pub mod train;
 pub mod vgg;
+mod winograd;
 
 pub use ema::{EmaConfig, WeightAverage};
 pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels};

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::kernels::{self, ConvShape, PoolKind, PoolShape, matmul};
 use crate::model::{Head, NUM_CLASSES};
 use crate::ops::contiguous_f32;
+use crate::winograd;
 
 /// The parameters in this order: conv1 w, b, prelu1; ... conv5 w, b, prelu5; fc1 w, b;
 /// shared prelu; fc2 w, b; fc3 w, b.
@@ -61,6 +62,8 @@ fn dropout_mask(len: usize, p: f32, rng: Option<&mut ChaCha8Rng>) -> Option<Vec<
 #[derive(Debug, Default)]
 pub(crate) struct Workspace {
     free: std::sync::Mutex<Vec<Vec<f32>>>,
+    /// Inference's transformed weights (batch-1 latency), kept between calls.
+    winograd: std::sync::Mutex<WinogradWeights>,
 }
 
 impl Workspace {
@@ -472,9 +475,9 @@ pub(crate) fn predict(
         .iter()
         .map(|(storage, layout)| slice(storage, layout))
         .collect::<Result<_>>()?;
-    let scores = if n < rayon::current_num_threads() {
-        // Fewer images than threads (batch-1 latency): each image's layers as stages on all
-        // threads at once.
+    let scores = if n == 1 || n < rayon::current_num_threads() {
+        // One image, or fewer images than threads (batch-1 latency): each image's layers as
+        // stages on all threads at once.
         let mut scores = Vec::with_capacity(n * NUM_CLASSES);
         for image in x.chunks(48 * 48) {
             scores.extend(forward_one_image(ws, &p, image));
@@ -516,19 +519,53 @@ fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32>
 /// Output features per chunk of a fully connected layer for one image.
 const FEATURES_PER_CHUNK: usize = 128;
 
-/// The raw scores (7) of one image `x`, every layer a [`stages`] stage spread over all of the
-/// pool's threads: im2col rows, then blocks of output channels (each block also pooled when a
-/// pool follows), then blocks of output features. Computes what [`forward_scores`] computes
-/// with the same kernels, so the values are the same.
+/// Chunks of a Winograd layer's transforms (input planes and weight blocks) for one image.
+const TRANSFORM_CHUNKS: usize = 8;
+
+/// Output channels per chunk of a Winograd layer's inverse transform (and pooling).
+const OUTPUT_CHANNELS_PER_CHUNK: usize = 16;
+
+/// conv2..conv5's weights in Winograd form ([`winograd`]'s `U`) for inference, each beside
+/// the raw weights it was derived from. A block of output channels is derived again whenever
+/// its raw weights differ bit for bit (after a training step or a load), so it never goes
+/// stale.
+#[derive(Debug, Default)]
+pub(crate) struct WinogradWeights {
+    /// Per layer (conv2..conv5): (raw weights, `U`).
+    layers: [(Vec<f32>, Vec<f32>); 4],
+}
+
+/// Whether two slices hold the same bits (a reduction, so that it vectorises).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.chunks(64).zip(b.chunks(64)).all(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .fold(0u32, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
+                == 0
+        })
+}
+
+/// The raw scores (7) of one image `x`, every layer a [`stages`](crate::stages) stage spread
+/// over all of the pool's threads. conv1: im2col rows, then blocks of output channels;
+/// conv2..conv5 (3x3): Winograd F(2x2, 3x3), input channels transformed, then blocks of output
+/// channels; a block is pooled at once where a pool follows; then blocks of output features.
+/// Same kernels whatever the thread count, so the same bits; within about 1e-6 of
+/// [`forward_scores`] (Winograd reassociates the convolutions' sums).
 fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
     use crate::stages::{Shared, Stage};
     let threads = rayon::current_num_threads();
     let (convs, pools) = geometry(1);
-    let col_len = convs
+    let conv1 = convs[0];
+    let mut col = ws.take(conv1.patch() * conv1.out_h() * conv1.out_w());
+    let v_len = convs[1..]
         .iter()
-        .map(|s| s.patch() * s.out_h() * s.out_w())
-        .max();
-    let mut col = ws.take(col_len.unwrap_or(0));
+        .map(|s| s.cin * winograd::XI * winograd::slots(s));
+    let mut v = ws.take(v_len.max().unwrap_or(0));
+    let m_len = convs[1..]
+        .iter()
+        .map(|s| winograd::XI * s.cout * winograd::slots(s));
+    let mut m = ws.take(m_len.max().unwrap_or(0));
     // Each conv layer's output, and the pooled planes of the pooled ones.
     let mut activations: Vec<Vec<f32>> = convs
         .iter()
@@ -539,10 +576,34 @@ fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
         .map(|s| ws.take(s.planes * s.out_h() * s.out_w()))
         .collect();
     let (mut g1, mut g2, mut scores) = (vec![0f32; 1024], vec![0f32; 1024], vec![0f32; 7]);
+    // The cached transformed weights; a concurrent predict on the same model derives its own.
+    let mut own = WinogradWeights::default();
+    let mut guard = match ws.winograd.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    let cache = guard.as_deref_mut().unwrap_or(&mut own);
+    let mut fresh = [false; 4];
+    for (i, (raw, u)) in cache.layers.iter_mut().enumerate() {
+        let s = convs[i + 1];
+        if raw.len() != s.cout * s.patch() {
+            *raw = vec![0.0; s.cout * s.patch()];
+            *u = vec![0.0; s.cout * winograd::XI * s.cin];
+            fresh[i] = true;
+        }
+    }
     {
         let col_shared = Shared::new(&mut col);
+        let v_shared = Shared::new(&mut v);
+        let m_shared = Shared::new(&mut m);
         let act: Vec<Shared> = activations.iter_mut().map(|a| Shared::new(a)).collect();
         let pool_out: Vec<Shared> = pooled.iter_mut().map(|a| Shared::new(a)).collect();
+        let cached: Vec<(Shared, Shared)> = cache
+            .layers
+            .iter_mut()
+            .map(|(raw, u)| (Shared::new(raw), Shared::new(u)))
+            .collect();
         let fc = [
             Shared::new(&mut g1),
             Shared::new(&mut g2),
@@ -561,41 +622,15 @@ fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
             };
             // SAFETY: the layer's input was written by an earlier stage.
             let input = move || source.map_or(x, |buffer| unsafe { buffer.read() });
-            let (hw, patch) = (s.out_h() * s.out_w(), s.patch());
-            let rows_per_chunk = patch.div_ceil(threads);
-            stages.push(Stage::new(patch.div_ceil(rows_per_chunk), move |c| {
-                let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(patch);
-                // SAFETY: chunk c alone writes im2col rows `rows`.
-                let piece = unsafe { col_shared.piece(rows.start * hw..rows.end * hw) };
-                for (r, row) in rows.zip(piece.chunks_mut(hw)) {
-                    kernels::im2col_row(input(), s, r, row);
-                }
-            }));
+            let hw = s.out_h() * s.out_w();
             let block = kernels::channel_block(s.cout, threads);
             let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
             let (out, pool) = (
                 act[layer],
                 pool_after[layer].map(|i| (pools[i], pool_out[i])),
             );
-            stages.push(Stage::new(s.cout.div_ceil(block), move |c| {
-                let channels = c * block..((c + 1) * block).min(s.cout);
-                // SAFETY: the im2col stage is done; chunk c alone writes these channels.
-                let (src, o) = unsafe {
-                    (
-                        col_shared.read(),
-                        out.piece(channels.start * hw..channels.end * hw),
-                    )
-                };
-                kernels::conv_channels(
-                    &src[..patch * hw],
-                    w,
-                    Some(b),
-                    Some(alpha),
-                    s,
-                    channels.start,
-                    o,
-                    Parallelism::None,
-                );
+            // Pools the planes of `channels` (already in `o`) where a pool follows.
+            let pool_block = move |channels: std::ops::Range<usize>, o: &[f32]| {
                 if let Some((shape, pooled)) = pool {
                     let plane = shape.out_h() * shape.out_w();
                     let shape = PoolShape {
@@ -606,7 +641,109 @@ fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
                     let dst = unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
                     kernels::pool_planes(o, &shape, dst);
                 }
+            };
+            if layer == 0 {
+                let patch = s.patch();
+                let rows_per_chunk = patch.div_ceil(threads);
+                stages.push(Stage::new(patch.div_ceil(rows_per_chunk), move |c| {
+                    let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(patch);
+                    // SAFETY: chunk c alone writes im2col rows `rows`.
+                    let piece = unsafe { col_shared.piece(rows.start * hw..rows.end * hw) };
+                    for (r, row) in rows.zip(piece.chunks_mut(hw)) {
+                        kernels::im2col_row(input(), s, r, row);
+                    }
+                }));
+                stages.push(Stage::new(s.cout.div_ceil(block), move |c| {
+                    let channels = c * block..((c + 1) * block).min(s.cout);
+                    // SAFETY: the im2col stage is done; chunk c alone writes these channels.
+                    let (src, o) = unsafe {
+                        (
+                            col_shared.read(),
+                            out.piece(channels.start * hw..channels.end * hw),
+                        )
+                    };
+                    kernels::conv_channels(
+                        src,
+                        w,
+                        Some(b),
+                        Some(alpha),
+                        s,
+                        channels.start,
+                        o,
+                        Parallelism::None,
+                    );
+                    pool_block(channels, o);
+                }));
+                continue;
+            }
+            let len = winograd::slots(s);
+            let (v_plane, u_rows, patch) = (winograd::XI * len, winograd::XI * s.cin, s.patch());
+            let (raw, u) = cached[layer - 1];
+            let fresh = fresh[layer - 1];
+            // Transform the input; check (and where they changed, transform) the weights.
+            let (in_per_chunk, out_per_chunk) = (
+                s.cin.div_ceil(TRANSFORM_CHUNKS),
+                s.cout.div_ceil(TRANSFORM_CHUNKS),
+            );
+            stages.push(Stage::new(TRANSFORM_CHUNKS, move |c| {
+                let planes = (c * in_per_chunk).min(s.cin)..((c + 1) * in_per_chunk).min(s.cin);
+                let channels =
+                    (c * out_per_chunk).min(s.cout)..((c + 1) * out_per_chunk).min(s.cout);
+                // SAFETY: chunk c alone writes these planes of `V` and these channels' weights.
+                let (v, raw, u) = unsafe {
+                    (
+                        v_shared.piece(planes.start * v_plane..planes.end * v_plane),
+                        raw.piece(channels.start * patch..channels.end * patch),
+                        u.piece(channels.start * u_rows..channels.end * u_rows),
+                    )
+                };
+                let plane_len = s.h * s.w;
+                let src = &input()[planes.start * plane_len..planes.end * plane_len];
+                let mut scratch = winograd::InputScratch::default();
+                for (plane, v) in src.chunks(plane_len).zip(v.chunks_mut(v_plane)) {
+                    winograd::transform_input(plane, s, v, &mut scratch);
+                }
+                let weights = &w[channels.start * patch..channels.end * patch];
+                if fresh || !same_bits(raw, weights) {
+                    winograd::transform_weights(weights, s.cin, u);
+                    raw.copy_from_slice(weights);
+                }
             }));
+            // The 16 gemms, one per chunk, each over all output channels.
+            let products_len = s.cout * len;
+            stages.push(Stage::new(winograd::XI, move |xi| {
+                // SAFETY: the transforms' stage is done; chunk xi alone writes position xi.
+                let (v, u, m) = unsafe {
+                    (
+                        v_shared.read(),
+                        u.read(),
+                        m_shared.piece(xi * products_len..(xi + 1) * products_len),
+                    )
+                };
+                winograd::products(&v[..s.cin * v_plane], u, s, xi, m);
+            }));
+            // The inverse transform, bias and PReLU by blocks of output channels, then pooled.
+            stages.push(Stage::new(
+                s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
+                move |c| {
+                    let channels = c * OUTPUT_CHANNELS_PER_CHUNK
+                        ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
+                    // SAFETY: the products' stage is done; chunk c alone writes these channels.
+                    let (m, o) = unsafe {
+                        (
+                            m_shared.read(),
+                            out.piece(channels.start * hw..channels.end * hw),
+                        )
+                    };
+                    let mut scratch = Vec::new();
+                    for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
+                        let slope = alpha[if alpha.len() == 1 { 0 } else { co }];
+                        let m = &m[..winograd::XI * products_len];
+                        winograd::output_channel(m, s, co, b[co], slope, plane, &mut scratch);
+                    }
+                    pool_block(channels, o);
+                },
+            ));
         }
         // The fully connected layers: (input, weight, bias, PReLU slope, inputs, outputs).
         let layers = [
@@ -642,7 +779,7 @@ fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
         }
         crate::stages::run(&stages);
     }
-    ws.give([col]);
+    ws.give([col, v, m]);
     ws.give(activations);
     ws.give(pooled);
     scores

@@ -1,0 +1,353 @@
+//! Winograd F(2x2, 3x3) convolution for inference (Lavin & Gray, 2016): each 2x2 block of
+//! output comes from a 4x4 block of input through 16 products instead of 36 multiply-adds,
+//! so a 3x3 convolution does 2.25x fewer multiplications in its gemm.
+//!
+//! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A` per tile, as a cross-correlation (what CNNs call
+//! convolution). Layouts: transformed weights `U` (cout, 16, cin), transformed input `V`
+//! (cin, 16, slots), products `M` (cout, 16, slots), so that for each of the 16 positions ξ
+//! `M[·, ξ, ·] = U[·, ξ, ·] · V[·, ξ, ·]` is one gemm with plain strides. Tiles sit in
+//! `slots` = tile rows x (tile columns + 1): the extra slot of each row is computed and
+//! dropped, which lets both transforms run on whole contiguous rows of every tile (shifts of
+//! one slot or one row), so they vectorise. Sums are reassociated by the transforms, so
+//! results differ from im2col's in the last bits (relative error about 1e-6); they do not
+//! depend on how the work is split.
+
+use gemm::Parallelism;
+
+use crate::kernels::{ConvShape, matmul};
+
+/// Positions of the 4x4 transformed tile.
+pub(crate) const XI: usize = 16;
+
+/// Tiles of 2x2 output: (rows, columns).
+pub(crate) fn tiles(s: &ConvShape) -> (usize, usize) {
+    (s.out_h().div_ceil(2), s.out_w().div_ceil(2))
+}
+
+/// `U` rows for filters `g` (co, cin, 3, 3) of some output channels: `u` is (co, 16, cin).
+pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
+    assert_eq!(g.len() * XI, u.len() * 9);
+    for (filters, u) in g.chunks(cin * 9).zip(u.chunks_mut(XI * cin)) {
+        for (ci, f) in filters.chunks(9).enumerate() {
+            // G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 (each of 3 columns).
+            let mut gg = [[0f32; 3]; 4];
+            for c in 0..3 {
+                let (a, b, d) = (f[c], f[3 + c], f[6 + c]);
+                gg[0][c] = a;
+                gg[1][c] = (a + b + d) * 0.5;
+                gg[2][c] = (a - b + d) * 0.5;
+                gg[3][c] = d;
+            }
+            // (G g) Gᵀ: the same on each row.
+            for (r, [a, b, d]) in gg.into_iter().enumerate() {
+                let row = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d];
+                for (c, v) in row.into_iter().enumerate() {
+                    u[(4 * r + c) * cin + ci] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Slots of the transformed layouts: tile rows x (tile columns + 1).
+pub(crate) fn slots(s: &ConvShape) -> usize {
+    let (th, tw) = tiles(s);
+    th * (tw + 1)
+}
+
+/// Reused buffers of [`transform_input`].
+#[derive(Default)]
+pub(crate) struct InputScratch {
+    /// The zero-padded plane split by (row, column) parity, then the column combinations.
+    buffer: Vec<f32>,
+}
+
+/// `out[i] = a[i] + b[i]` or `a[i] - b[i]` over whole slices (vectorises).
+#[inline(always)]
+fn combine(out: &mut [f32], a: &[f32], b: &[f32], subtract: bool) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = if subtract { x - y } else { x + y };
+    }
+}
+
+/// `V` of one input channel `plane` (h, w): `v` is (16, slots), zero padding included.
+pub(crate) fn transform_input(
+    plane: &[f32],
+    s: &ConvShape,
+    v: &mut [f32],
+    scratch: &mut InputScratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { transform_input_avx512(plane, s, v, scratch) };
+    }
+    transform_input_any(plane, s, v, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transform_input_avx512(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mut InputScratch) {
+    transform_input_any(plane, s, v, scratch)
+}
+
+#[inline(always)]
+fn transform_input_any(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mut InputScratch) {
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    assert_eq!(plane.len(), s.h * s.w);
+    assert_eq!(v.len(), XI * len);
+    // Tile (ty, tx) reads padded rows 2ty .. 2ty + 4 and columns 2tx .. 2tx + 4. Split by
+    // parity, padded cell (2a + pr, 2b + pc) goes to q[pr][pc] at a * width + b: cell (i, j)
+    // of every tile is then q[i % 2][j % 2] shifted by (i / 2) rows and (j / 2) slots.
+    let q_len = (th + 1) * width + 1;
+    scratch.buffer.clear();
+    scratch.buffer.resize(4 * q_len + 8 * (len + 1), 0.0);
+    let (q, t) = scratch.buffer.split_at_mut(4 * q_len);
+    for y in 0..s.h.min(2 * th + 2 - s.pad) {
+        let (row, src) = (y + s.pad, &plane[y * s.w..(y + 1) * s.w]);
+        for pc in 0..2 {
+            // Image column x sits in padded column x + pad, of parity pc when x = first + 2k.
+            let first = (pc + 2 - s.pad % 2) % 2;
+            let dst = &mut q[(2 * (row % 2) + pc) * q_len + (row / 2) * width..][..width];
+            let skip = (first + s.pad) / 2;
+            for (d, &value) in dst[skip..]
+                .iter_mut()
+                .zip(src.iter().skip(first).step_by(2))
+            {
+                *d = value;
+            }
+        }
+    }
+    let q = |pr: usize, pc: usize, shift: usize| &q[(2 * pr + pc) * q_len + shift..][..len + 1];
+    // Bᵀ d down the columns: t[i][pc] = d0 - d2, d1 + d2, d2 - d1, d1 - d3 of rows 0..4.
+    for pc in 0..2 {
+        let (d0, d1, d2, d3) = (q(0, pc, 0), q(1, pc, 0), q(0, pc, width), q(1, pc, width));
+        for (i, (a, b, subtract)) in [
+            (d0, d2, true),
+            (d1, d2, false),
+            (d2, d1, true),
+            (d1, d3, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            combine(
+                &mut t[(2 * i + pc) * (len + 1)..][..len + 1],
+                a,
+                b,
+                subtract,
+            );
+        }
+    }
+    // (Bᵀ d) B along the rows: columns 0..4 are t[i][0], t[i][1], then both one slot on.
+    for i in 0..4 {
+        let even = &t[2 * i * (len + 1)..][..len + 1];
+        let odd = &t[(2 * i + 1) * (len + 1)..][..len + 1];
+        let (e0, e1, o0, o1) = (&even[..len], &even[1..], &odd[..len], &odd[1..]);
+        for (j, (a, b, subtract)) in [
+            (e0, e1, true),
+            (o0, e1, false),
+            (e1, o0, true),
+            (o0, o1, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            combine(&mut v[(4 * i + j) * len..][..len], a, b, subtract);
+        }
+    }
+}
+
+/// The products of position `xi` for every output channel: `m` (cout, slots) =
+/// `U[·, xi, ·]` (from `u`, (cout, 16, cin)) times `V[·, xi, ·]` (from `v`, (cin, 16, slots)).
+pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [f32]) {
+    let len = slots(s);
+    assert_eq!(u.len(), s.cout * XI * s.cin);
+    assert_eq!(v.len(), s.cin * XI * len);
+    assert_eq!(m.len(), s.cout * len);
+    matmul(
+        (s.cout, len, s.cin),
+        m,
+        len,
+        false,
+        &u[xi * s.cin..],
+        (XI * s.cin, 1),
+        &v[xi * len..],
+        (XI * len, 1),
+        Parallelism::None,
+    );
+}
+
+/// Output channel `co` into `out` (oh, ow) from all products `m` (16, cout, slots): the
+/// inverse transform, `bias`, then PReLU with `slope`.
+pub(crate) fn output_channel(
+    m: &[f32],
+    s: &ConvShape,
+    co: usize,
+    bias: f32,
+    slope: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let len = slots(s);
+    assert_eq!(m.len(), XI * s.cout * len);
+    scratch.resize(12 * len, 0.0);
+    let position: [&[f32]; XI] = std::array::from_fn(|xi| &m[(xi * s.cout + co) * len..][..len]);
+    inverse_transform(&position, s, bias, slope, out, scratch)
+}
+
+/// One output channel from its products `m` (16 rows of slots): `Aᵀ m A`, plus `bias`, then
+/// PReLU with `slope`, into `out` (oh, ow). `scratch` holds 12 slot rows.
+fn inverse_transform(
+    m: &[&[f32]; XI],
+    s: &ConvShape,
+    bias: f32,
+    slope: f32,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { inverse_transform_avx512(m, s, bias, slope, out, scratch) };
+    }
+    inverse_transform_any(m, s, bias, slope, out, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn inverse_transform_avx512(
+    m: &[&[f32]; XI],
+    s: &ConvShape,
+    bias: f32,
+    slope: f32,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    inverse_transform_any(m, s, bias, slope, out, scratch)
+}
+
+#[inline(always)]
+fn inverse_transform_any(
+    m: &[&[f32]; XI],
+    s: &ConvShape,
+    bias: f32,
+    slope: f32,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (_, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let at = |xi: usize| &m[xi][..len];
+    let (sums, y) = scratch[..12 * len].split_at_mut(8 * len);
+    // Aᵀ m down the columns: row sums m0 + m1 + m2 and m1 - m2 - m3, for each column j.
+    for j in 0..4 {
+        let (m0, m1, m2, m3) = (at(j), at(4 + j), at(8 + j), at(12 + j));
+        let (first, second) = sums[2 * j * len..(2 * j + 2) * len].split_at_mut(len);
+        for ((((f, g), &a0), &a1), (&a2, &a3)) in first
+            .iter_mut()
+            .zip(second.iter_mut())
+            .zip(m0)
+            .zip(m1)
+            .zip(m2.iter().zip(m3))
+        {
+            *f = a0 + a1 + a2;
+            *g = a1 - a2 - a3;
+        }
+    }
+    // (Aᵀ m) A along the rows, then bias and PReLU: y[2r + c] is output (2ty + r, 2tx + c).
+    for r in 0..2 {
+        let col = |j: usize| &sums[(2 * j + r) * len..(2 * j + r + 1) * len];
+        let (s0, s1, s2, s3) = (col(0), col(1), col(2), col(3));
+        let (left, right) = y[2 * r * len..(2 * r + 2) * len].split_at_mut(len);
+        for ((((l, rt), &a0), &a1), (&a2, &a3)) in left
+            .iter_mut()
+            .zip(right.iter_mut())
+            .zip(s0)
+            .zip(s1)
+            .zip(s2.iter().zip(s3))
+        {
+            let (a, b) = (a0 + a1 + a2 + bias, a1 - a2 - a3 + bias);
+            *l = if a > 0.0 { a } else { slope * a };
+            *rt = if b > 0.0 { b } else { slope * b };
+        }
+    }
+    for oy in 0..oh {
+        let (ty, r) = (oy / 2, oy % 2);
+        let row = &mut out[oy * ow..(oy + 1) * ow];
+        for (c, part) in [0, 1]
+            .map(|c| &y[(2 * r + c) * len + ty * width..][..tw])
+            .into_iter()
+            .enumerate()
+        {
+            for (&value, o) in part.iter().zip(row.iter_mut().skip(c).step_by(2)) {
+                *o = value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Winograd output against the im2col convolution + PReLU, relative error <= 1e-5 of the
+    /// largest output, on the seed CNN's shapes, odd sizes (partial tiles) and no padding.
+    #[test]
+    fn winograd_convolution_matches_im2col() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let shapes = [
+            (64, 22, 22, 64, 1),
+            (128, 10, 10, 128, 1),
+            (5, 7, 9, 6, 1),
+            (3, 6, 5, 4, 0),
+        ];
+        for (cin, h, w, cout, pad) in shapes {
+            let s = ConvShape {
+                batch: 1,
+                cin,
+                h,
+                w,
+                cout,
+                k: 3,
+                pad,
+            };
+            let mut r = |n: usize| {
+                (0..n)
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect::<Vec<_>>()
+            };
+            let (x, g, bias, alpha) = (r(cin * h * w), r(cout * cin * 9), r(cout), r(cout));
+            let hw = s.out_h() * s.out_w();
+            let mut expected = vec![0f32; cout * hw];
+            crate::kernels::conv2d_prelu_forward(&x, &g, &bias, &alpha, s, &mut expected);
+            let len = slots(&s);
+            let mut u = vec![0f32; cout * XI * cin];
+            transform_weights(&g, cin, &mut u);
+            let mut v = vec![0f32; cin * XI * len];
+            let mut scratch = InputScratch::default();
+            for (plane, v) in x.chunks(h * w).zip(v.chunks_mut(XI * len)) {
+                transform_input(plane, &s, v, &mut scratch);
+            }
+            let mut m = vec![0f32; XI * cout * len];
+            for (xi, m) in m.chunks_mut(cout * len).enumerate() {
+                products(&v, &u, &s, xi, m);
+            }
+            let mut out = vec![f32::NAN; cout * hw];
+            let mut scratch = Vec::new();
+            for (co, o) in out.chunks_mut(hw).enumerate() {
+                output_channel(&m, &s, co, bias[co], alpha[co], o, &mut scratch);
+            }
+            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{s:?} output {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
