@@ -547,17 +547,15 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 /// The raw scores (7) of one image `x`, every layer a [`stages`](crate::stages) stage spread
-/// over all of the pool's threads. conv1: im2col rows, then blocks of output channels;
-/// conv2..conv5 (3x3): Winograd F(2x2, 3x3), input channels transformed, then blocks of output
-/// channels; a block is pooled at once where a pool follows; then blocks of output features.
+/// over all of the pool's threads. conv1 (one input plane): a direct convolution by blocks of
+/// output channels; conv2..conv5 (3x3): Winograd F(2x2, 3x3) in three stages (transforms,
+/// one gemm per tile position, inverse transform by blocks of output channels); a block is
+/// pooled at once where a pool follows; then the fully connected layers by blocks of features.
 /// Same kernels whatever the thread count, so the same bits; within about 1e-6 of
 /// [`forward_scores`] (Winograd reassociates the convolutions' sums).
 fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
     use crate::stages::{Shared, Stage};
-    let threads = rayon::current_num_threads();
     let (convs, pools) = geometry(1);
-    let conv1 = convs[0];
-    let mut col = ws.take(conv1.patch() * conv1.out_h() * conv1.out_w());
     let v_len = convs[1..]
         .iter()
         .map(|s| s.cin * winograd::XI * winograd::slots(s));
@@ -593,193 +591,207 @@ fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
             fresh[i] = true;
         }
     }
-    {
-        let col_shared = Shared::new(&mut col);
-        let v_shared = Shared::new(&mut v);
-        let m_shared = Shared::new(&mut m);
-        let act: Vec<Shared> = activations.iter_mut().map(|a| Shared::new(a)).collect();
-        let pool_out: Vec<Shared> = pooled.iter_mut().map(|a| Shared::new(a)).collect();
-        let cached: Vec<(Shared, Shared)> = cache
-            .layers
-            .iter_mut()
-            .map(|(raw, u)| (Shared::new(raw), Shared::new(u)))
-            .collect();
-        let fc = [
-            Shared::new(&mut g1),
-            Shared::new(&mut g2),
-            Shared::new(&mut scores),
-        ];
-        // Which pool follows conv layer i (index into `pools`), if any.
-        let pool_after = [Some(0), None, Some(1), None, Some(2)];
-        let mut stages = Vec::new();
-        for (layer, s) in convs.iter().enumerate() {
-            let source = match layer {
-                0 => None,
-                1 => Some(pool_out[0]),
-                2 => Some(act[1]),
-                3 => Some(pool_out[1]),
-                _ => Some(act[3]),
-            };
-            // SAFETY: the layer's input was written by an earlier stage.
-            let input = move || source.map_or(x, |buffer| unsafe { buffer.read() });
-            let hw = s.out_h() * s.out_w();
-            let block = kernels::channel_block(s.cout, threads);
-            let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
-            let (out, pool) = (
-                act[layer],
-                pool_after[layer].map(|i| (pools[i], pool_out[i])),
-            );
-            // Pools the planes of `channels` (already in `o`) where a pool follows.
-            let pool_block = move |channels: std::ops::Range<usize>, o: &[f32]| {
-                if let Some((shape, pooled)) = pool {
-                    let plane = shape.out_h() * shape.out_w();
-                    let shape = PoolShape {
-                        planes: channels.len(),
-                        ..shape
-                    };
-                    // SAFETY: chunk c alone writes the pooled planes of its channels.
-                    let dst = unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
-                    kernels::pool_planes(o, &shape, dst);
-                }
-            };
-            if layer == 0 {
-                let patch = s.patch();
-                let rows_per_chunk = patch.div_ceil(threads);
-                stages.push(Stage::new(patch.div_ceil(rows_per_chunk), move |c| {
-                    let rows = c * rows_per_chunk..((c + 1) * rows_per_chunk).min(patch);
-                    // SAFETY: chunk c alone writes im2col rows `rows`.
-                    let piece = unsafe { col_shared.piece(rows.start * hw..rows.end * hw) };
-                    for (r, row) in rows.zip(piece.chunks_mut(hw)) {
-                        kernels::im2col_row(input(), s, r, row);
+    // The cached weights are used at once and checked in the background against the
+    // weights (bit for bit); a layer found changed is derived again and the image computed
+    // again, so a stale cache never reaches the scores.
+    loop {
+        let stale: [std::sync::atomic::AtomicBool; 4] = Default::default();
+        {
+            let v_shared = Shared::new(&mut v);
+            let m_shared = Shared::new(&mut m);
+            let act: Vec<Shared> = activations.iter_mut().map(|a| Shared::new(a)).collect();
+            let pool_out: Vec<Shared> = pooled.iter_mut().map(|a| Shared::new(a)).collect();
+            let cached: Vec<(Shared, Shared)> = cache
+                .layers
+                .iter_mut()
+                .map(|(raw, u)| (Shared::new(raw), Shared::new(u)))
+                .collect();
+            let fc = [
+                Shared::new(&mut g1),
+                Shared::new(&mut g2),
+                Shared::new(&mut scores),
+            ];
+            // Which pool follows conv layer i (index into `pools`), if any.
+            let pool_after = [Some(0), None, Some(1), None, Some(2)];
+            let mut stages = Vec::new();
+            for (layer, s) in convs.iter().enumerate() {
+                let source = match layer {
+                    0 => None,
+                    1 => Some(pool_out[0]),
+                    2 => Some(act[1]),
+                    3 => Some(pool_out[1]),
+                    _ => Some(act[3]),
+                };
+                // SAFETY: the layer's input was written by an earlier stage.
+                let input = move || source.map_or(x, |buffer| unsafe { buffer.read() });
+                let hw = s.out_h() * s.out_w();
+                let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
+                let (out, pool) = (
+                    act[layer],
+                    pool_after[layer].map(|i| (pools[i], pool_out[i])),
+                );
+                // Pools the planes of `channels` (already in `o`) where a pool follows.
+                let pool_block = move |channels: std::ops::Range<usize>, o: &[f32]| {
+                    if let Some((shape, pooled)) = pool {
+                        let plane = shape.out_h() * shape.out_w();
+                        let shape = PoolShape {
+                            planes: channels.len(),
+                            ..shape
+                        };
+                        // SAFETY: chunk c alone writes the pooled planes of its channels.
+                        let dst =
+                            unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
+                        kernels::pool_planes(o, &shape, dst);
                     }
-                }));
-                stages.push(Stage::new(s.cout.div_ceil(block), move |c| {
-                    let channels = c * block..((c + 1) * block).min(s.cout);
-                    // SAFETY: the im2col stage is done; chunk c alone writes these channels.
-                    let (src, o) = unsafe {
+                };
+                if layer == 0 {
+                    // One input plane: a direct convolution by blocks of output channels.
+                    stages.push(Stage::new(
+                        s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
+                        move |c| {
+                            let channels = c * OUTPUT_CHANNELS_PER_CHUNK
+                                ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
+                            // SAFETY: chunk c alone writes these channels.
+                            let o = unsafe { out.piece(channels.start * hw..channels.end * hw) };
+                            kernels::conv_single_plane(x, w, b, alpha, s, channels.start, o);
+                            pool_block(channels, o);
+                        },
+                    ));
+                    continue;
+                }
+                let len = winograd::slots(s);
+                let (v_plane, u_rows, patch) =
+                    (winograd::XI * len, winograd::XI * s.cin, s.patch());
+                let (raw, u) = cached[layer - 1];
+                let fresh = fresh[layer - 1];
+                // Transform the input; check (and where they changed, transform) the weights.
+                let (in_per_chunk, out_per_chunk) = (
+                    s.cin.div_ceil(TRANSFORM_CHUNKS),
+                    s.cout.div_ceil(TRANSFORM_CHUNKS),
+                );
+                stages.push(Stage::new(TRANSFORM_CHUNKS, move |c| {
+                    let planes = (c * in_per_chunk).min(s.cin)..((c + 1) * in_per_chunk).min(s.cin);
+                    let channels =
+                        (c * out_per_chunk).min(s.cout)..((c + 1) * out_per_chunk).min(s.cout);
+                    // SAFETY: chunk c alone writes these planes of `V` and these channels' weights.
+                    let (v, raw, u) = unsafe {
                         (
-                            col_shared.read(),
-                            out.piece(channels.start * hw..channels.end * hw),
+                            v_shared.piece(planes.start * v_plane..planes.end * v_plane),
+                            raw.piece(channels.start * patch..channels.end * patch),
+                            u.piece(channels.start * u_rows..channels.end * u_rows),
                         )
                     };
-                    kernels::conv_channels(
-                        src,
-                        w,
-                        Some(b),
-                        Some(alpha),
-                        s,
-                        channels.start,
-                        o,
+                    let plane_len = s.h * s.w;
+                    let src = &input()[planes.start * plane_len..planes.end * plane_len];
+                    let mut scratch = winograd::InputScratch::default();
+                    for (plane, v) in src.chunks(plane_len).zip(v.chunks_mut(v_plane)) {
+                        winograd::transform_input(plane, s, v, &mut scratch);
+                    }
+                    if fresh {
+                        let weights = &w[channels.start * patch..channels.end * patch];
+                        winograd::transform_weights(weights, s.cin, u);
+                        raw.copy_from_slice(weights);
+                    }
+                }));
+                // The 16 gemms, one per chunk, each over all output channels.
+                let products_len = s.cout * len;
+                stages.push(Stage::new(winograd::XI, move |xi| {
+                    // SAFETY: the transforms' stage is done; chunk xi alone writes position xi.
+                    let (v, u, m) = unsafe {
+                        (
+                            v_shared.read(),
+                            u.read(),
+                            m_shared.piece(xi * products_len..(xi + 1) * products_len),
+                        )
+                    };
+                    winograd::products(&v[..s.cin * v_plane], u, s, xi, m);
+                }));
+                // The inverse transform, bias and PReLU by blocks of output channels, then pooled.
+                stages.push(Stage::new(
+                    s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
+                    move |c| {
+                        let channels = c * OUTPUT_CHANNELS_PER_CHUNK
+                            ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
+                        // SAFETY: the products' stage is done; chunk c alone writes these channels.
+                        let (m, o) = unsafe {
+                            (
+                                m_shared.read(),
+                                out.piece(channels.start * hw..channels.end * hw),
+                            )
+                        };
+                        let mut scratch = Vec::new();
+                        for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
+                            let slope = alpha[if alpha.len() == 1 { 0 } else { co }];
+                            let m = &m[..winograd::XI * products_len];
+                            winograd::output_channel(m, s, co, b[co], slope, plane, &mut scratch);
+                        }
+                        pool_block(channels, o);
+                    },
+                ));
+            }
+            // The fully connected layers: (input, weight, bias, PReLU slope, inputs, outputs).
+            let layers = [
+                (pool_out[2], p[15], p[16], Some(p[17]), 3200, 1024),
+                (fc[0], p[18], p[19], Some(p[17]), 1024, 1024),
+                (fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
+            ];
+            for (i, (input, w, b, alpha, inp, out)) in layers.into_iter().enumerate() {
+                let dst = fc[i];
+                stages.push(Stage::new(out.div_ceil(FEATURES_PER_CHUNK), move |c| {
+                    let features = c * FEATURES_PER_CHUNK..((c + 1) * FEATURES_PER_CHUNK).min(out);
+                    // SAFETY: the input's stage is done; chunk c alone writes these features.
+                    let (x, y) = unsafe { (input.read(), dst.piece(features.clone())) };
+                    y.copy_from_slice(&b[features.clone()]);
+                    matmul(
+                        (1, features.len(), inp),
+                        y,
+                        features.len(),
+                        true,
+                        x,
+                        (inp, 1),
+                        &w[features.start * inp..],
+                        (1, inp),
                         Parallelism::None,
                     );
-                    pool_block(channels, o);
+                    if let Some(alpha) = alpha {
+                        let a = alpha[0];
+                        for v in y {
+                            *v = if *v > 0.0 { *v } else { a * *v };
+                        }
+                    }
                 }));
-                continue;
             }
-            let len = winograd::slots(s);
-            let (v_plane, u_rows, patch) = (winograd::XI * len, winograd::XI * s.cin, s.patch());
-            let (raw, u) = cached[layer - 1];
-            let fresh = fresh[layer - 1];
-            // Transform the input; check (and where they changed, transform) the weights.
-            let (in_per_chunk, out_per_chunk) = (
-                s.cin.div_ceil(TRANSFORM_CHUNKS),
-                s.cout.div_ceil(TRANSFORM_CHUNKS),
-            );
-            stages.push(Stage::new(TRANSFORM_CHUNKS, move |c| {
-                let planes = (c * in_per_chunk).min(s.cin)..((c + 1) * in_per_chunk).min(s.cin);
-                let channels =
-                    (c * out_per_chunk).min(s.cout)..((c + 1) * out_per_chunk).min(s.cout);
-                // SAFETY: chunk c alone writes these planes of `V` and these channels' weights.
-                let (v, raw, u) = unsafe {
-                    (
-                        v_shared.piece(planes.start * v_plane..planes.end * v_plane),
-                        raw.piece(channels.start * patch..channels.end * patch),
-                        u.piece(channels.start * u_rows..channels.end * u_rows),
-                    )
-                };
-                let plane_len = s.h * s.w;
-                let src = &input()[planes.start * plane_len..planes.end * plane_len];
-                let mut scratch = winograd::InputScratch::default();
-                for (plane, v) in src.chunks(plane_len).zip(v.chunks_mut(v_plane)) {
-                    winograd::transform_input(plane, s, v, &mut scratch);
-                }
-                let weights = &w[channels.start * patch..channels.end * patch];
-                if fresh || !same_bits(raw, weights) {
-                    winograd::transform_weights(weights, s.cin, u);
-                    raw.copy_from_slice(weights);
-                }
-            }));
-            // The 16 gemms, one per chunk, each over all output channels.
-            let products_len = s.cout * len;
-            stages.push(Stage::new(winograd::XI, move |xi| {
-                // SAFETY: the transforms' stage is done; chunk xi alone writes position xi.
-                let (v, u, m) = unsafe {
-                    (
-                        v_shared.read(),
-                        u.read(),
-                        m_shared.piece(xi * products_len..(xi + 1) * products_len),
-                    )
-                };
-                winograd::products(&v[..s.cin * v_plane], u, s, xi, m);
-            }));
-            // The inverse transform, bias and PReLU by blocks of output channels, then pooled.
-            stages.push(Stage::new(
-                s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
-                move |c| {
-                    let channels = c * OUTPUT_CHANNELS_PER_CHUNK
-                        ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
-                    // SAFETY: the products' stage is done; chunk c alone writes these channels.
-                    let (m, o) = unsafe {
+            // The check: blocks of output channels of every layer not derived in this pass.
+            let checks: Vec<(usize, std::ops::Range<usize>)> = (0..4)
+                .filter(|&i| !fresh[i])
+                .flat_map(|i| {
+                    let (cout, patch) = (convs[i + 1].cout, convs[i + 1].patch());
+                    (0..cout).step_by(OUTPUT_CHANNELS_PER_CHUNK).map(move |c| {
                         (
-                            m_shared.read(),
-                            out.piece(channels.start * hw..channels.end * hw),
+                            i,
+                            c * patch..(c + OUTPUT_CHANNELS_PER_CHUNK).min(cout) * patch,
                         )
-                    };
-                    let mut scratch = Vec::new();
-                    for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
-                        let slope = alpha[if alpha.len() == 1 { 0 } else { co }];
-                        let m = &m[..winograd::XI * products_len];
-                        winograd::output_channel(m, s, co, b[co], slope, plane, &mut scratch);
-                    }
-                    pool_block(channels, o);
-                },
-            ));
-        }
-        // The fully connected layers: (input, weight, bias, PReLU slope, inputs, outputs).
-        let layers = [
-            (pool_out[2], p[15], p[16], Some(p[17]), 3200, 1024),
-            (fc[0], p[18], p[19], Some(p[17]), 1024, 1024),
-            (fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
-        ];
-        for (i, (input, w, b, alpha, inp, out)) in layers.into_iter().enumerate() {
-            let dst = fc[i];
-            stages.push(Stage::new(out.div_ceil(FEATURES_PER_CHUNK), move |c| {
-                let features = c * FEATURES_PER_CHUNK..((c + 1) * FEATURES_PER_CHUNK).min(out);
-                // SAFETY: the input's stage is done; chunk c alone writes these features.
-                let (x, y) = unsafe { (input.read(), dst.piece(features.clone())) };
-                y.copy_from_slice(&b[features.clone()]);
-                matmul(
-                    (1, features.len(), inp),
-                    y,
-                    features.len(),
-                    true,
-                    x,
-                    (inp, 1),
-                    &w[features.start * inp..],
-                    (1, inp),
-                    Parallelism::None,
-                );
-                if let Some(alpha) = alpha {
-                    let a = alpha[0];
-                    for v in y {
-                        *v = if *v > 0.0 { *v } else { a * *v };
-                    }
+                    })
+                })
+                .collect();
+            let (checks, stale) = (&checks, &stale);
+            let background = Stage::new(checks.len(), move |c| {
+                let (i, range) = checks[c].clone();
+                // SAFETY: no stage writes the raw copy of a layer that is not fresh.
+                let raw = unsafe { cached[i].0.read() };
+                if !same_bits(&raw[range.clone()], &p[3 * (i + 1)][range]) {
+                    stale[i].store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-            }));
+            });
+            crate::stages::run_with_background(&stages, &background);
         }
-        crate::stages::run(&stages);
+        let stale = stale.map(|s| s.into_inner());
+        if !stale.contains(&true) {
+            break;
+        }
+        fresh = stale;
     }
-    ws.give([col, v, m]);
+    ws.give([v, m]);
     ws.give(activations);
     ws.give(pooled);
     scores

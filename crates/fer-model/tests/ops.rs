@@ -417,3 +417,47 @@ fn few_image_predict_gives_the_same_bits_on_any_thread_count() {
         assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+/// The batch-1 path keeps conv2..conv5's weights transformed between calls: a change to one
+/// output channel's filter of any of them (a training step, a load) shows in the very next
+/// prediction, which again matches the batch path.
+#[test]
+fn one_image_predict_follows_changed_weights() {
+    let (vars, model) = fer_model::ModelConfig::default()
+        .init(&Device::Cpu, 8)
+        .unwrap();
+    let x = (tensor(&[1, 1, 48, 48], 71) * 2.0).unwrap();
+    let mut previous = flat(&model.predict(&x).unwrap());
+    assert_eq!(
+        previous,
+        flat(&model.predict(&x).unwrap()),
+        "cached weights"
+    );
+    for name in [
+        "layer2.1.weight",
+        "layer3.0.weight",
+        "layer4.1.weight",
+        "layer5.1.weight",
+    ] {
+        let var = vars.data().lock().unwrap()[name].clone();
+        let mut values = flat(var.as_tensor());
+        let filter = values.len() / var.dims()[0];
+        // The last output channel only: one block of the cache.
+        let last = values.len() - filter;
+        for v in &mut values[last..] {
+            *v = -3.0 * *v + 0.01;
+        }
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+        let after = flat(&model.predict(&x).unwrap());
+        let reference = flat(&model.forward(&x, None).unwrap());
+        for (a, b) in after.iter().zip(&reference) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{name}: {a} vs {b}"
+            );
+        }
+        assert_ne!(after, previous, "{name}: the change shows");
+        previous = after;
+    }
+}
