@@ -32,6 +32,7 @@ mod kernels;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+mod one_image;
 pub mod ops;
 pub mod optim;
 pub mod pool;

@@ -15,7 +15,6 @@ use rand_chacha::ChaCha8Rng;
 use crate::kernels::{self, ConvShape, PoolKind, PoolShape, matmul};
 use crate::model::{Head, NUM_CLASSES};
 use crate::ops::contiguous_f32;
-use crate::winograd;
 
 /// The parameters in this order: conv1 w, b, prelu1; ... conv5 w, b, prelu5; fc1 w, b;
 /// shared prelu; fc2 w, b; fc3 w, b.
@@ -62,8 +61,8 @@ fn dropout_mask(len: usize, p: f32, rng: Option<&mut ChaCha8Rng>) -> Option<Vec<
 #[derive(Debug, Default)]
 pub(crate) struct Workspace {
     free: std::sync::Mutex<Vec<Vec<f32>>>,
-    /// Inference's transformed weights (batch-1 latency), kept between calls.
-    winograd: std::sync::Mutex<WinogradWeights>,
+    /// Batch-1 inference's transformed weights, kept between calls.
+    pub(crate) winograd: std::sync::Mutex<crate::one_image::WinogradWeights>,
 }
 
 impl Workspace {
@@ -72,7 +71,7 @@ impl Workspace {
     }
 
     /// A buffer of exactly `len` floats (stale contents).
-    fn take(&self, len: usize) -> Vec<f32> {
+    pub(crate) fn take(&self, len: usize) -> Vec<f32> {
         let mut free = self.free();
         match free.iter().position(|v| v.len() == len) {
             Some(i) => free.swap_remove(i),
@@ -80,7 +79,7 @@ impl Workspace {
         }
     }
 
-    fn give(&self, buffers: impl IntoIterator<Item = Vec<f32>>) {
+    pub(crate) fn give(&self, buffers: impl IntoIterator<Item = Vec<f32>>) {
         let mut free = self.free();
         free.extend(buffers);
         // Keep one step's worth (a change of batch size leaves the old sizes behind).
@@ -237,7 +236,7 @@ fn head_loss(head: Head, scores: &[f32], labels: &[u32]) -> Result<(f32, Vec<f32
 }
 
 /// The five convolutions and three pools of the seed CNN at batch `n`.
-fn geometry(n: usize) -> ([ConvShape; 5], [PoolShape; 3]) {
+pub(crate) fn geometry(n: usize) -> ([ConvShape; 5], [PoolShape; 3]) {
     let convs = [
         ConvShape {
             batch: n,
@@ -480,7 +479,7 @@ pub(crate) fn predict(
         // stages on all threads at once.
         let mut scores = Vec::with_capacity(n * NUM_CLASSES);
         for image in x.chunks(48 * 48) {
-            scores.extend(forward_one_image(ws, &p, image));
+            scores.extend(crate::one_image::forward(ws, &p, image));
         }
         scores
     } else {
@@ -513,287 +512,6 @@ fn forward_scores(ws: &Workspace, p: &[&[f32]], n: usize, x: &[f32]) -> Vec<f32>
     let g2 = prelu(ws, &linear(&g1, p[18], p[19], n, 1024, 1024), p[17]);
     let scores = linear(&g2, p[20], p[21], n, 1024, NUM_CLASSES);
     ws.give([a1, p1, a2, a3, p3, a4, a5, p5]);
-    scores
-}
-
-/// Output features per chunk of a fully connected layer for one image.
-const FEATURES_PER_CHUNK: usize = 128;
-
-/// Chunks of a Winograd layer's transforms (input planes and weight blocks) for one image.
-const TRANSFORM_CHUNKS: usize = 8;
-
-/// Output channels per chunk of a Winograd layer's inverse transform (and pooling).
-const OUTPUT_CHANNELS_PER_CHUNK: usize = 16;
-
-/// conv2..conv5's weights in Winograd form ([`winograd`]'s `U`) for inference, each beside
-/// the raw weights it was derived from. A block of output channels is derived again whenever
-/// its raw weights differ bit for bit (after a training step or a load), so it never goes
-/// stale.
-#[derive(Debug, Default)]
-pub(crate) struct WinogradWeights {
-    /// Per layer (conv2..conv5): (raw weights, `U`).
-    layers: [(Vec<f32>, Vec<f32>); 4],
-}
-
-/// Whether two slices hold the same bits (a reduction, so that it vectorises).
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len()
-        && a.chunks(64).zip(b.chunks(64)).all(|(x, y)| {
-            x.iter()
-                .zip(y)
-                .fold(0u32, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
-                == 0
-        })
-}
-
-/// The raw scores (7) of one image `x`, every layer a [`stages`](crate::stages) stage spread
-/// over all of the pool's threads. conv1 (one input plane): a direct convolution by blocks of
-/// output channels; conv2..conv5 (3x3): Winograd F(2x2, 3x3) in three stages (transforms,
-/// one gemm per tile position, inverse transform by blocks of output channels); a block is
-/// pooled at once where a pool follows; then the fully connected layers by blocks of features.
-/// Same kernels whatever the thread count, so the same bits; within about 1e-6 of
-/// [`forward_scores`] (Winograd reassociates the convolutions' sums).
-fn forward_one_image(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
-    use crate::stages::{Shared, Stage};
-    let (convs, pools) = geometry(1);
-    let v_len = convs[1..]
-        .iter()
-        .map(|s| s.cin * winograd::XI * winograd::slots(s));
-    let mut v = ws.take(v_len.max().unwrap_or(0));
-    let m_len = convs[1..]
-        .iter()
-        .map(|s| winograd::XI * s.cout * winograd::slots(s));
-    let mut m = ws.take(m_len.max().unwrap_or(0));
-    // Each conv layer's output, and the pooled planes of the pooled ones.
-    let mut activations: Vec<Vec<f32>> = convs
-        .iter()
-        .map(|s| ws.take(s.cout * s.out_h() * s.out_w()))
-        .collect();
-    let mut pooled: Vec<Vec<f32>> = pools
-        .iter()
-        .map(|s| ws.take(s.planes * s.out_h() * s.out_w()))
-        .collect();
-    let (mut g1, mut g2, mut scores) = (vec![0f32; 1024], vec![0f32; 1024], vec![0f32; 7]);
-    // The cached transformed weights; a concurrent predict on the same model derives its own.
-    let mut own = WinogradWeights::default();
-    let mut guard = match ws.winograd.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    };
-    let cache = guard.as_deref_mut().unwrap_or(&mut own);
-    let mut fresh = [false; 4];
-    for (i, (raw, u)) in cache.layers.iter_mut().enumerate() {
-        let s = convs[i + 1];
-        if raw.len() != s.cout * s.patch() {
-            *raw = vec![0.0; s.cout * s.patch()];
-            *u = vec![0.0; s.cout * winograd::XI * s.cin];
-            fresh[i] = true;
-        }
-    }
-    // The cached weights are used at once and checked in the background against the
-    // weights (bit for bit); a layer found changed is derived again and the image computed
-    // again, so a stale cache never reaches the scores.
-    loop {
-        let stale: [std::sync::atomic::AtomicBool; 4] = Default::default();
-        {
-            let v_shared = Shared::new(&mut v);
-            let m_shared = Shared::new(&mut m);
-            let act: Vec<Shared> = activations.iter_mut().map(|a| Shared::new(a)).collect();
-            let pool_out: Vec<Shared> = pooled.iter_mut().map(|a| Shared::new(a)).collect();
-            let cached: Vec<(Shared, Shared)> = cache
-                .layers
-                .iter_mut()
-                .map(|(raw, u)| (Shared::new(raw), Shared::new(u)))
-                .collect();
-            let fc = [
-                Shared::new(&mut g1),
-                Shared::new(&mut g2),
-                Shared::new(&mut scores),
-            ];
-            // Which pool follows conv layer i (index into `pools`), if any.
-            let pool_after = [Some(0), None, Some(1), None, Some(2)];
-            let mut stages = Vec::new();
-            for (layer, s) in convs.iter().enumerate() {
-                let source = match layer {
-                    0 => None,
-                    1 => Some(pool_out[0]),
-                    2 => Some(act[1]),
-                    3 => Some(pool_out[1]),
-                    _ => Some(act[3]),
-                };
-                // SAFETY: the layer's input was written by an earlier stage.
-                let input = move || source.map_or(x, |buffer| unsafe { buffer.read() });
-                let hw = s.out_h() * s.out_w();
-                let [w, b, alpha] = [0, 1, 2].map(|i| p[3 * layer + i]);
-                let (out, pool) = (
-                    act[layer],
-                    pool_after[layer].map(|i| (pools[i], pool_out[i])),
-                );
-                // Pools the planes of `channels` (already in `o`) where a pool follows.
-                let pool_block = move |channels: std::ops::Range<usize>, o: &[f32]| {
-                    if let Some((shape, pooled)) = pool {
-                        let plane = shape.out_h() * shape.out_w();
-                        let shape = PoolShape {
-                            planes: channels.len(),
-                            ..shape
-                        };
-                        // SAFETY: chunk c alone writes the pooled planes of its channels.
-                        let dst =
-                            unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
-                        kernels::pool_planes(o, &shape, dst);
-                    }
-                };
-                if layer == 0 {
-                    // One input plane: a direct convolution by blocks of output channels.
-                    stages.push(Stage::new(
-                        s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
-                        move |c| {
-                            let channels = c * OUTPUT_CHANNELS_PER_CHUNK
-                                ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
-                            // SAFETY: chunk c alone writes these channels.
-                            let o = unsafe { out.piece(channels.start * hw..channels.end * hw) };
-                            kernels::conv_single_plane(x, w, b, alpha, s, channels.start, o);
-                            pool_block(channels, o);
-                        },
-                    ));
-                    continue;
-                }
-                let len = winograd::slots(s);
-                let (v_plane, u_rows, patch) =
-                    (winograd::XI * len, winograd::XI * s.cin, s.patch());
-                let (raw, u) = cached[layer - 1];
-                let fresh = fresh[layer - 1];
-                // Transform the input; check (and where they changed, transform) the weights.
-                let (in_per_chunk, out_per_chunk) = (
-                    s.cin.div_ceil(TRANSFORM_CHUNKS),
-                    s.cout.div_ceil(TRANSFORM_CHUNKS),
-                );
-                stages.push(Stage::new(TRANSFORM_CHUNKS, move |c| {
-                    let planes = (c * in_per_chunk).min(s.cin)..((c + 1) * in_per_chunk).min(s.cin);
-                    let channels =
-                        (c * out_per_chunk).min(s.cout)..((c + 1) * out_per_chunk).min(s.cout);
-                    // SAFETY: chunk c alone writes these planes of `V` and these channels' weights.
-                    let (v, raw, u) = unsafe {
-                        (
-                            v_shared.piece(planes.start * v_plane..planes.end * v_plane),
-                            raw.piece(channels.start * patch..channels.end * patch),
-                            u.piece(channels.start * u_rows..channels.end * u_rows),
-                        )
-                    };
-                    let plane_len = s.h * s.w;
-                    let src = &input()[planes.start * plane_len..planes.end * plane_len];
-                    let mut scratch = winograd::InputScratch::default();
-                    for (plane, v) in src.chunks(plane_len).zip(v.chunks_mut(v_plane)) {
-                        winograd::transform_input(plane, s, v, &mut scratch);
-                    }
-                    if fresh {
-                        let weights = &w[channels.start * patch..channels.end * patch];
-                        winograd::transform_weights(weights, s.cin, u);
-                        raw.copy_from_slice(weights);
-                    }
-                }));
-                // The 16 gemms, one per chunk, each over all output channels.
-                let products_len = s.cout * len;
-                stages.push(Stage::new(winograd::XI, move |xi| {
-                    // SAFETY: the transforms' stage is done; chunk xi alone writes position xi.
-                    let (v, u, m) = unsafe {
-                        (
-                            v_shared.read(),
-                            u.read(),
-                            m_shared.piece(xi * products_len..(xi + 1) * products_len),
-                        )
-                    };
-                    winograd::products(&v[..s.cin * v_plane], u, s, xi, m);
-                }));
-                // The inverse transform, bias and PReLU by blocks of output channels, then pooled.
-                stages.push(Stage::new(
-                    s.cout.div_ceil(OUTPUT_CHANNELS_PER_CHUNK),
-                    move |c| {
-                        let channels = c * OUTPUT_CHANNELS_PER_CHUNK
-                            ..((c + 1) * OUTPUT_CHANNELS_PER_CHUNK).min(s.cout);
-                        // SAFETY: the products' stage is done; chunk c alone writes these channels.
-                        let (m, o) = unsafe {
-                            (
-                                m_shared.read(),
-                                out.piece(channels.start * hw..channels.end * hw),
-                            )
-                        };
-                        let mut scratch = Vec::new();
-                        for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
-                            let slope = alpha[if alpha.len() == 1 { 0 } else { co }];
-                            let m = &m[..winograd::XI * products_len];
-                            winograd::output_channel(m, s, co, b[co], slope, plane, &mut scratch);
-                        }
-                        pool_block(channels, o);
-                    },
-                ));
-            }
-            // The fully connected layers: (input, weight, bias, PReLU slope, inputs, outputs).
-            let layers = [
-                (pool_out[2], p[15], p[16], Some(p[17]), 3200, 1024),
-                (fc[0], p[18], p[19], Some(p[17]), 1024, 1024),
-                (fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
-            ];
-            for (i, (input, w, b, alpha, inp, out)) in layers.into_iter().enumerate() {
-                let dst = fc[i];
-                stages.push(Stage::new(out.div_ceil(FEATURES_PER_CHUNK), move |c| {
-                    let features = c * FEATURES_PER_CHUNK..((c + 1) * FEATURES_PER_CHUNK).min(out);
-                    // SAFETY: the input's stage is done; chunk c alone writes these features.
-                    let (x, y) = unsafe { (input.read(), dst.piece(features.clone())) };
-                    y.copy_from_slice(&b[features.clone()]);
-                    matmul(
-                        (1, features.len(), inp),
-                        y,
-                        features.len(),
-                        true,
-                        x,
-                        (inp, 1),
-                        &w[features.start * inp..],
-                        (1, inp),
-                        Parallelism::None,
-                    );
-                    if let Some(alpha) = alpha {
-                        let a = alpha[0];
-                        for v in y {
-                            *v = if *v > 0.0 { *v } else { a * *v };
-                        }
-                    }
-                }));
-            }
-            // The check: blocks of output channels of every layer not derived in this pass.
-            let checks: Vec<(usize, std::ops::Range<usize>)> = (0..4)
-                .filter(|&i| !fresh[i])
-                .flat_map(|i| {
-                    let (cout, patch) = (convs[i + 1].cout, convs[i + 1].patch());
-                    (0..cout).step_by(OUTPUT_CHANNELS_PER_CHUNK).map(move |c| {
-                        (
-                            i,
-                            c * patch..(c + OUTPUT_CHANNELS_PER_CHUNK).min(cout) * patch,
-                        )
-                    })
-                })
-                .collect();
-            let (checks, stale) = (&checks, &stale);
-            let background = Stage::new(checks.len(), move |c| {
-                let (i, range) = checks[c].clone();
-                // SAFETY: no stage writes the raw copy of a layer that is not fresh.
-                let raw = unsafe { cached[i].0.read() };
-                if !same_bits(&raw[range.clone()], &p[3 * (i + 1)][range]) {
-                    stale[i].store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            });
-            crate::stages::run_with_background(&stages, &background);
-        }
-        let stale = stale.map(|s| s.into_inner());
-        if !stale.contains(&true) {
-            break;
-        }
-        fresh = stale;
-    }
-    ws.give([v, m]);
-    ws.give(activations);
-    ws.give(pooled);
     scores
 }
 

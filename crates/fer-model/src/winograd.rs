@@ -104,8 +104,29 @@ fn transform_input_any(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mu
     scratch.buffer.clear();
     scratch.buffer.resize(4 * q_len + 8 * (len + 1), 0.0);
     let (q, t) = scratch.buffer.split_at_mut(4 * q_len);
+    // One padded row (2 * width columns), split into even and odd columns pair by pair (a
+    // stride-2 pattern that vectorises).
+    let mut padded = [0f32; 64];
+    let padded_len = 2 * width;
     for y in 0..s.h.min(2 * th + 2 - s.pad) {
-        let (row, src) = (y + s.pad, &plane[y * s.w..(y + 1) * s.w]);
+        let row = y + s.pad;
+        let n = s.w.min(padded_len - s.pad);
+        if padded_len <= padded.len() {
+            padded[..padded_len].fill(0.0);
+            padded[s.pad..s.pad + n].copy_from_slice(&plane[y * s.w..y * s.w + n]);
+            let base = (row / 2) * width;
+            let (even, odd) = q[2 * (row % 2) * q_len..].split_at_mut(q_len);
+            for ((e, o), pair) in even[base..base + width]
+                .iter_mut()
+                .zip(&mut odd[base..base + width])
+                .zip(padded[..padded_len].chunks_exact(2))
+            {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            continue;
+        }
+        let src = &plane[y * s.w..(y + 1) * s.w];
         for pc in 0..2 {
             // Image column x sits in padded column x + pad, of parity pc when x = first + 2k.
             let first = (pc + 2 - s.pad % 2) % 2;
@@ -277,14 +298,16 @@ fn inverse_transform_any(
     for oy in 0..oh {
         let (ty, r) = (oy / 2, oy % 2);
         let row = &mut out[oy * ow..(oy + 1) * ow];
-        for (c, part) in [0, 1]
-            .map(|c| &y[(2 * r + c) * len + ty * width..][..tw])
-            .into_iter()
-            .enumerate()
-        {
-            for (&value, o) in part.iter().zip(row.iter_mut().skip(c).step_by(2)) {
-                *o = value;
-            }
+        let left = &y[2 * r * len + ty * width..][..tw];
+        let right = &y[(2 * r + 1) * len + ty * width..][..tw];
+        // Output columns 2tx, 2tx + 1 pair by pair (vectorises); an odd width's last column.
+        let pairs = row.chunks_exact_mut(2);
+        for (pair, (&l, &r)) in pairs.zip(left.iter().zip(right)) {
+            pair[0] = l;
+            pair[1] = r;
+        }
+        if ow % 2 == 1 {
+            row[ow - 1] = left[tw - 1];
         }
     }
 }
