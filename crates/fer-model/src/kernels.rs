@@ -1,5 +1,7 @@
 //! CPU kernels on f32 NCHW slices: convolution by im2col + gemm (forward, grad-input,
-//! grad-weight), PReLU with its gradient in one pass, zero-padded max/avg pooling.
+//! grad-weight), PReLU with its gradient in one pass, zero-padded max/avg pooling (with window
+//! indices for training, values only for inference), and a direct single-plane convolution
+//! for the first layer at batch 1.
 //!
 //! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
 //! split over images (or fixed groups of images) on rayon's pool; a batch smaller than the pool

@@ -11,7 +11,8 @@
 //! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with
 //!   CPU forward and backward on im2col + gemm kernels, candle's ops on other devices; the seed
 //!   CNN's training step and inference also run fused on the CPU
-//!   ([`Classifier::loss_and_grads`], [`Classifier::predict`]).
+//!   ([`Classifier::loss_and_grads`], [`Classifier::predict`]); one image runs as stages on
+//!   every thread with Winograd convolutions (batch-1 latency).
 //! - [`optim`]: Adadelta, SGD (momentum, Nesterov) and AdamW as PyTorch defines them, with
 //!   checkpointable state.
 //! - [`train`](mod@train): the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and

@@ -267,17 +267,18 @@ impl<'a, 'b> Plan<'a, 'b> {
                 winograd::transform_input(plane, &next, v, &mut scratch);
             }
             if fresh {
-                let (patch, u_rows) = (next.patch(), winograd::XI * next.cin);
+                let (patch, cin) = (next.patch(), next.cin);
                 let derive = block(c, chunks, next.cout);
-                // SAFETY: chunk c alone writes these channels' raw copy and `U` rows.
-                let (raw, u) = unsafe {
-                    (
-                        raw.piece(derive.start * patch..derive.end * patch),
-                        u.piece(derive.start * u_rows..derive.end * u_rows),
-                    )
-                };
+                // SAFETY: chunk c alone writes these channels' raw copy.
+                let raw = unsafe { raw.piece(derive.start * patch..derive.end * patch) };
                 let weights = &weights[derive.start * patch..derive.end * patch];
-                winograd::transform_weights(weights, next.cin, u);
+                let mut transformed = vec![0f32; derive.len() * winograd::XI * cin];
+                winograd::transform_weights(weights, cin, &mut transformed);
+                winograd::positions_first(&transformed, cin, |xi| {
+                    let at = (xi * next.cout + derive.start) * cin;
+                    // SAFETY: chunk c alone writes these channels' rows of each position.
+                    unsafe { u.piece(at..at + derive.len() * cin) }
+                });
                 raw.copy_from_slice(weights);
             }
         })

@@ -5,6 +5,7 @@
 //! every intermediate alive; here each activation is computed once, kept once, and each
 //! gradient written once. It computes what [`SeedCnn::forward`](crate::SeedCnn) + [`loss`] +
 //! `backward()` compute (same dropout masks from the same stream; tests hold both to 1e-4).
+//! Inference of a batch runs the same kernels; one image goes to [`crate::one_image`].
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Storage, Tensor, bail};

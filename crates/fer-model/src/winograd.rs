@@ -3,7 +3,7 @@
 //! so a 3x3 convolution does 2.25x fewer multiplications in its gemm.
 //!
 //! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A` per tile, as a cross-correlation (what CNNs call
-//! convolution). Layouts: transformed weights `U` (cout, 16, cin), transformed input `V`
+//! convolution). Layouts: transformed weights `U` (16, cout, cin), transformed input `V`
 //! (cin, 16, slots), products `M` (cout, 16, slots), so that for each of the 16 positions ξ
 //! `M[·, ξ, ·] = U[·, ξ, ·] · V[·, ξ, ·]` is one gemm with plain strides. Tiles sit in
 //! `slots` = tile rows x (tile columns + 1): the extra slot of each row is computed and
@@ -24,7 +24,8 @@ pub(crate) fn tiles(s: &ConvShape) -> (usize, usize) {
     (s.out_h().div_ceil(2), s.out_w().div_ceil(2))
 }
 
-/// `U` rows for filters `g` (co, cin, 3, 3) of some output channels: `u` is (co, 16, cin).
+/// `U` for filters `g` (co, cin, 3, 3) of some output channels, channel by channel: `u` is
+/// (co, 16, cin); [`positions_first`] gives the (16, cout, cin) layout of the products.
 pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
     assert_eq!(g.len() * XI, u.len() * 9);
     for (filters, u) in g.chunks(cin * 9).zip(u.chunks_mut(XI * cin)) {
@@ -53,6 +54,23 @@ pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
 pub(crate) fn slots(s: &ConvShape) -> usize {
     let (th, tw) = tiles(s);
     th * (tw + 1)
+}
+
+/// Writes `block` ((rows, 16, cin), from [`transform_weights`], for output channels from `co`)
+/// into `dst(xi)`: rows `co..co + rows` of position xi's matrix in the (16, cout, cin) layout.
+pub(crate) fn positions_first<'a>(
+    block: &[f32],
+    cin: usize,
+    mut dst: impl FnMut(usize) -> &'a mut [f32],
+) {
+    let rows = block.len() / (XI * cin);
+    for xi in 0..XI {
+        let out = dst(xi);
+        assert_eq!(out.len(), rows * cin);
+        for (r, row) in out.chunks_mut(cin).enumerate() {
+            row.copy_from_slice(&block[(r * XI + xi) * cin..][..cin]);
+        }
+    }
 }
 
 /// Reused buffers of [`transform_input`].
@@ -181,7 +199,8 @@ fn transform_input_any(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mu
 }
 
 /// The products of position `xi` for every output channel: `m` (cout, slots) =
-/// `U[·, xi, ·]` (from `u`, (cout, 16, cin)) times `V[·, xi, ·]` (from `v`, (cin, 16, slots)).
+/// `U[xi]` (from `u`, (16, cout, cin): one contiguous matrix per position) times `V[·, xi, ·]`
+/// (from `v`, (cin, 16, slots)).
 pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [f32]) {
     let len = slots(s);
     assert_eq!(u.len(), s.cout * XI * s.cin);
@@ -192,8 +211,8 @@ pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [
         m,
         len,
         false,
-        &u[xi * s.cin..],
-        (XI * s.cin, 1),
+        &u[xi * s.cout * s.cin..],
+        (s.cin, 1),
         &v[xi * len..],
         (XI * len, 1),
         Parallelism::None,
@@ -348,8 +367,11 @@ mod tests {
             let mut expected = vec![0f32; cout * hw];
             crate::kernels::conv2d_prelu_forward(&x, &g, &bias, &alpha, s, &mut expected);
             let len = slots(&s);
+            let mut channel_major = vec![0f32; cout * XI * cin];
+            transform_weights(&g, cin, &mut channel_major);
             let mut u = vec![0f32; cout * XI * cin];
-            transform_weights(&g, cin, &mut u);
+            let mut positions = u.chunks_mut(cout * cin);
+            positions_first(&channel_major, cin, |_| positions.next().unwrap());
             let mut v = vec![0f32; cin * XI * len];
             let mut scratch = InputScratch::default();
             for (plane, v) in x.chunks(h * w).zip(v.chunks_mut(XI * len)) {
