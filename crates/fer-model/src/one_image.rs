@@ -256,15 +256,19 @@ impl<'a, 'b> Plan<'a, 'b> {
             let Some((next, raw, u, fresh, weights)) = next else {
                 return;
             };
-            // These channels are the next layer's input planes `channels`.
-            let v_plane = winograd::XI * winograd::slots(&next);
-            // SAFETY: the next layer's `V` is read only by its products' stage, after this;
-            // chunk c alone writes these planes of it.
-            let v = unsafe { v.piece(channels.start * v_plane..channels.end * v_plane) };
+            // These channels are the next layer's input planes `channels`, each written as
+            // one row of every position of `V` (16, cin, slots).
+            let len = winograd::slots(&next);
             let mut scratch = winograd::InputScratch::default();
             let plane_len = next.h * next.w;
-            for (plane, v) in input.chunks(plane_len).zip(v.chunks_mut(v_plane)) {
-                winograd::transform_input(plane, &next, v, &mut scratch);
+            for (ci, plane) in channels.clone().zip(input.chunks(plane_len)) {
+                let mut rows: [&mut [f32]; winograd::XI] = std::array::from_fn(|xi| {
+                    let at = (xi * next.cin + ci) * len;
+                    // SAFETY: the next layer's `V` is read only by its products' stage, after
+                    // this; chunk c alone writes these channels' rows.
+                    unsafe { v.piece(at..at + len) }
+                });
+                winograd::transform_input(plane, &next, &mut rows, &mut scratch);
             }
             if fresh {
                 let (patch, cin) = (next.patch(), next.cin);

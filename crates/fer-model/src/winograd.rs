@@ -4,8 +4,8 @@
 //!
 //! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A` per tile, as a cross-correlation (what CNNs call
 //! convolution). Layouts: transformed weights `U` (16, cout, cin), transformed input `V`
-//! (cin, 16, slots), products `M` (cout, 16, slots), so that for each of the 16 positions ξ
-//! `M[·, ξ, ·] = U[·, ξ, ·] · V[·, ξ, ·]` is one gemm with plain strides. Tiles sit in
+//! (16, cin, slots), products `M` (16, cout, slots), so that for each of the 16 positions ξ
+//! `M[ξ] = U[ξ] · V[ξ]` is one gemm of contiguous matrices. Tiles sit in
 //! `slots` = tile rows x (tile columns + 1): the extra slot of each row is computed and
 //! dropped, which lets both transforms run on whole contiguous rows of every tile (shifts of
 //! one slot or one row), so they vectorise. Sums are reassociated by the transforms, so
@@ -88,11 +88,12 @@ fn combine(out: &mut [f32], a: &[f32], b: &[f32], subtract: bool) {
     }
 }
 
-/// `V` of one input channel `plane` (h, w): `v` is (16, slots), zero padding included.
+/// `V` of one input channel `plane` (h, w): `v[xi]` receives position xi's row of slots, zero
+/// padding included (the rows of the (16, cin, slots) layout that the products read).
 pub(crate) fn transform_input(
     plane: &[f32],
     s: &ConvShape,
-    v: &mut [f32],
+    v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -105,16 +106,26 @@ pub(crate) fn transform_input(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn transform_input_avx512(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mut InputScratch) {
+fn transform_input_avx512(
+    plane: &[f32],
+    s: &ConvShape,
+    v: &mut [&mut [f32]; XI],
+    scratch: &mut InputScratch,
+) {
     transform_input_any(plane, s, v, scratch)
 }
 
 #[inline(always)]
-fn transform_input_any(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mut InputScratch) {
+fn transform_input_any(
+    plane: &[f32],
+    s: &ConvShape,
+    v: &mut [&mut [f32]; XI],
+    scratch: &mut InputScratch,
+) {
     let (th, tw) = tiles(s);
     let (width, len) = (tw + 1, slots(s));
     assert_eq!(plane.len(), s.h * s.w);
-    assert_eq!(v.len(), XI * len);
+    assert!(v.iter().all(|row| row.len() == len));
     // Tile (ty, tx) reads padded rows 2ty .. 2ty + 4 and columns 2tx .. 2tx + 4. Split by
     // parity, padded cell (2a + pr, 2b + pc) goes to q[pr][pc] at a * width + b: cell (i, j)
     // of every tile is then q[i % 2][j % 2] shifted by (i / 2) rows and (j / 2) slots.
@@ -193,14 +204,13 @@ fn transform_input_any(plane: &[f32], s: &ConvShape, v: &mut [f32], scratch: &mu
         .into_iter()
         .enumerate()
         {
-            combine(&mut v[(4 * i + j) * len..][..len], a, b, subtract);
+            combine(v[4 * i + j], a, b, subtract);
         }
     }
 }
 
 /// The products of position `xi` for every output channel: `m` (cout, slots) =
-/// `U[xi]` (from `u`, (16, cout, cin): one contiguous matrix per position) times `V[·, xi, ·]`
-/// (from `v`, (cin, 16, slots)).
+/// `U[xi]` (from `u`, (16, cout, cin)) times `V[xi]` (from `v`, (16, cin, slots)).
 pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [f32]) {
     let len = slots(s);
     assert_eq!(u.len(), s.cout * XI * s.cin);
@@ -213,8 +223,8 @@ pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [
         false,
         &u[xi * s.cout * s.cin..],
         (s.cin, 1),
-        &v[xi * len..],
-        (XI * len, 1),
+        &v[xi * s.cin * len..],
+        (len, 1),
         Parallelism::None,
     );
 }
@@ -372,10 +382,17 @@ mod tests {
             let mut u = vec![0f32; cout * XI * cin];
             let mut positions = u.chunks_mut(cout * cin);
             positions_first(&channel_major, cin, |_| positions.next().unwrap());
-            let mut v = vec![0f32; cin * XI * len];
+            let mut v = vec![0f32; XI * cin * len];
             let mut scratch = InputScratch::default();
-            for (plane, v) in x.chunks(h * w).zip(v.chunks_mut(XI * len)) {
-                transform_input(plane, &s, v, &mut scratch);
+            let mut rows: Vec<Vec<&mut [f32]>> = (0..cin).map(|_| Vec::new()).collect();
+            for position in v.chunks_mut(cin * len) {
+                for (ci, row) in position.chunks_mut(len).enumerate() {
+                    rows[ci].push(row);
+                }
+            }
+            for (plane, rows) in x.chunks(h * w).zip(rows) {
+                let mut rows: [&mut [f32]; XI] = rows.try_into().expect("16 positions");
+                transform_input(plane, &s, &mut rows, &mut scratch);
             }
             let mut m = vec![0f32; XI * cout * len];
             for (xi, m) in m.chunks_mut(cout * len).enumerate() {
