@@ -88,6 +88,17 @@ fn combine(out: &mut [f32], a: &[f32], b: &[f32], subtract: bool) {
     }
 }
 
+/// Bᵀ of F(2, 3) on four rows x: x0 - x2, x1 + x2, x2 - x1, x1 - x3, as the operands of
+/// [`combine`] (a, b, subtract).
+fn input_transform([x0, x1, x2, x3]: [&[f32]; 4]) -> [(&[f32], &[f32], bool); 4] {
+    [
+        (x0, x2, true),
+        (x1, x2, false),
+        (x2, x1, true),
+        (x1, x3, true),
+    ]
+}
+
 /// `V` of one input channel `plane` (h, w): `v[xi]` receives position xi's row of slots, zero
 /// padding included (the rows of the (16, cin, slots) layout that the products read).
 pub(crate) fn transform_input(
@@ -173,15 +184,7 @@ fn transform_input_any(
     // Bᵀ d down the columns: t[i][pc] = d0 - d2, d1 + d2, d2 - d1, d1 - d3 of rows 0..4.
     for pc in 0..2 {
         let (d0, d1, d2, d3) = (q(0, pc, 0), q(1, pc, 0), q(0, pc, width), q(1, pc, width));
-        for (i, (a, b, subtract)) in [
-            (d0, d2, true),
-            (d1, d2, false),
-            (d2, d1, true),
-            (d1, d3, true),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, (a, b, subtract)) in input_transform([d0, d1, d2, d3]).into_iter().enumerate() {
             combine(
                 &mut t[(2 * i + pc) * (len + 1)..][..len + 1],
                 a,
@@ -195,15 +198,7 @@ fn transform_input_any(
         let even = &t[2 * i * (len + 1)..][..len + 1];
         let odd = &t[(2 * i + 1) * (len + 1)..][..len + 1];
         let (e0, e1, o0, o1) = (&even[..len], &even[1..], &odd[..len], &odd[1..]);
-        for (j, (a, b, subtract)) in [
-            (e0, e1, true),
-            (o0, e1, false),
-            (e1, o0, true),
-            (o0, o1, true),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (j, (a, b, subtract)) in input_transform([e0, o0, e1, o1]).into_iter().enumerate() {
             combine(v[4 * i + j], a, b, subtract);
         }
     }
