@@ -146,7 +146,7 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
 }
 
 /// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
-pub(crate) fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
     let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
     let (oh, ow) = (s.out_h(), s.out_w());
     let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
@@ -211,50 +211,8 @@ pub(crate) fn conv2d_prelu_forward(
 
 /// Output channels per task when one image is split over the pool: a multiple of 16 (an
 /// AVX-512 register of f32), about an even share per thread.
-pub(crate) fn channel_block(cout: usize, threads: usize) -> usize {
+fn channel_block(cout: usize, threads: usize) -> usize {
     cout.div_ceil(threads).div_ceil(16) * 16
-}
-
-/// Channels `[c0, c0 + o.len() / hw)` of one image's convolution output into `o`, from the
-/// image's im2col matrix `src` (or the image itself for a 1x1 convolution): bias, then the
-/// gemm, then the optional PReLU (one slope, or one per output channel).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_channels(
-    src: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    alpha: Option<&[f32]>,
-    s: &ConvShape,
-    c0: usize,
-    o: &mut [f32],
-    par: Parallelism,
-) {
-    let (hw, patch) = (s.out_h() * s.out_w(), s.patch());
-    let rows = o.len() / hw;
-    if let Some(bias) = bias {
-        for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
-            row.fill(b);
-        }
-    }
-    matmul(
-        (rows, hw, patch),
-        o,
-        hw,
-        bias.is_some(),
-        &weight[c0 * patch..(c0 + rows) * patch],
-        (patch, 1),
-        src,
-        (hw, 1),
-        par,
-    );
-    if let Some(alpha) = alpha {
-        let slopes = if alpha.len() == 1 {
-            alpha
-        } else {
-            &alpha[c0..c0 + rows]
-        };
-        prelu_planes(o, hw, slopes);
-    }
 }
 
 /// Output channels `[c0, c0 + out.len() / (oh * ow))` of a convolution of ONE input plane
@@ -397,8 +355,33 @@ fn conv2d_activation_forward(
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(weight.len(), s.cout * patch);
     assert_eq!(out.len(), s.batch * out_img);
+    // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
     let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
-        conv_channels(src, weight, bias, alpha, &s, c0, o, par)
+        let rows = o.len() / hw;
+        if let Some(bias) = bias {
+            for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
+                row.fill(b);
+            }
+        }
+        matmul(
+            (rows, hw, patch),
+            o,
+            hw,
+            bias.is_some(),
+            &weight[c0 * patch..(c0 + rows) * patch],
+            (patch, 1),
+            src,
+            (hw, 1),
+            par,
+        );
+        if let Some(alpha) = alpha {
+            let slopes = if alpha.len() == 1 {
+                alpha
+            } else {
+                &alpha[c0..c0 + rows]
+            };
+            prelu_planes(o, hw, slopes);
+        }
     };
     let threads = rayon::current_num_threads();
     let col_len = if s.direct() { 0 } else { patch * hw };
@@ -1003,17 +986,7 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
     assert_eq!(out.len(), s.planes * oh * ow);
     // Whole planes per task, an even share per thread: one scratch per task.
     let share = s.planes.div_ceil(rayon::current_num_threads()).max(1);
-    if s.kind == PoolKind::Max {
-        let Some(argmax) = argmax else {
-            // Inference: values only, no window indices.
-            out.par_chunks_mut(oh * ow)
-                .zip(x.par_chunks(s.h * s.w))
-                .with_min_len(share)
-                .for_each_init(PlaneScratch::default, |scratch, (o, plane)| {
-                    pool_plane_values(plane, &s, o, scratch)
-                });
-            return;
-        };
+    if let (PoolKind::Max, Some(argmax)) = (s.kind, argmax) {
         assert_eq!(argmax.len(), out.len());
         out.par_chunks_mut(oh * ow)
             .zip(argmax.par_chunks_mut(oh * ow))
@@ -1024,6 +997,7 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
             });
         return;
     }
+    // Values only: inference, and the average (whose backward needs no indices).
     out.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(s.h * s.w))
         .with_min_len(share)
