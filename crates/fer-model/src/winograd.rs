@@ -24,24 +24,22 @@ pub(crate) fn tiles(s: &ConvShape) -> (usize, usize) {
     (s.out_h().div_ceil(2), s.out_w().div_ceil(2))
 }
 
+/// G of F(2, 3) on three taps: g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2.
+fn weight_transform(g0: f32, g1: f32, g2: f32) -> [f32; 4] {
+    [g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2]
+}
+
 /// `U` for filters `g` (co, cin, 3, 3) of some output channels, channel by channel: `u` is
 /// (co, 16, cin); [`positions_first`] gives the (16, cout, cin) layout of the products.
 pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
     assert_eq!(g.len() * XI, u.len() * 9);
     for (filters, u) in g.chunks(cin * 9).zip(u.chunks_mut(XI * cin)) {
         for (ci, f) in filters.chunks(9).enumerate() {
-            // G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 (each of 3 columns).
-            let mut gg = [[0f32; 3]; 4];
-            for c in 0..3 {
-                let (a, b, d) = (f[c], f[3 + c], f[6 + c]);
-                gg[0][c] = a;
-                gg[1][c] = (a + b + d) * 0.5;
-                gg[2][c] = (a - b + d) * 0.5;
-                gg[3][c] = d;
-            }
-            // (G g) Gᵀ: the same on each row.
-            for (r, [a, b, d]) in gg.into_iter().enumerate() {
-                let row = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d];
+            // G g down each of the 3 columns, then (G g) Gᵀ along each of the 4 rows.
+            let columns: [[f32; 4]; 3] =
+                std::array::from_fn(|c| weight_transform(f[c], f[3 + c], f[6 + c]));
+            for r in 0..4 {
+                let row = weight_transform(columns[0][r], columns[1][r], columns[2][r]);
                 for (c, v) in row.into_iter().enumerate() {
                     u[(4 * r + c) * cin + ci] = v;
                 }
@@ -242,6 +240,27 @@ pub(crate) fn output_channel(
     inverse_transform(&position, s, bias, slope, out, scratch)
 }
 
+/// Aᵀ of F(2, 3) on four rows x, then `finish` on each value: `first = finish(x0 + x1 + x2)`,
+/// `second = finish(x1 - x2 - x3)`, over whole slices (vectorises).
+#[inline(always)]
+fn output_transform(
+    first: &mut [f32],
+    second: &mut [f32],
+    [x0, x1, x2, x3]: [&[f32]; 4],
+    finish: impl Fn(f32) -> f32,
+) {
+    for ((((f, g), &a0), &a1), (&a2, &a3)) in first
+        .iter_mut()
+        .zip(second.iter_mut())
+        .zip(x0)
+        .zip(x1)
+        .zip(x2.iter().zip(x3))
+    {
+        *f = finish(a0 + a1 + a2);
+        *g = finish(a1 - a2 - a3);
+    }
+}
+
 /// One output channel from its products `m` (16 rows of slots): `Aᵀ m A`, plus `bias`, then
 /// PReLU with `slope`, into `out` (oh, ow). `scratch` holds 12 slot rows.
 fn inverse_transform(
@@ -291,33 +310,17 @@ fn inverse_transform_any(
     for j in 0..4 {
         let (m0, m1, m2, m3) = (at(j), at(4 + j), at(8 + j), at(12 + j));
         let (first, second) = sums[2 * j * len..(2 * j + 2) * len].split_at_mut(len);
-        for ((((f, g), &a0), &a1), (&a2, &a3)) in first
-            .iter_mut()
-            .zip(second.iter_mut())
-            .zip(m0)
-            .zip(m1)
-            .zip(m2.iter().zip(m3))
-        {
-            *f = a0 + a1 + a2;
-            *g = a1 - a2 - a3;
-        }
+        output_transform(first, second, [m0, m1, m2, m3], |v| v);
     }
     // (Aᵀ m) A along the rows, then bias and PReLU: y[2r + c] is output (2ty + r, 2tx + c).
     for r in 0..2 {
         let col = |j: usize| &sums[(2 * j + r) * len..(2 * j + r + 1) * len];
         let (s0, s1, s2, s3) = (col(0), col(1), col(2), col(3));
         let (left, right) = y[2 * r * len..(2 * r + 2) * len].split_at_mut(len);
-        for ((((l, rt), &a0), &a1), (&a2, &a3)) in left
-            .iter_mut()
-            .zip(right.iter_mut())
-            .zip(s0)
-            .zip(s1)
-            .zip(s2.iter().zip(s3))
-        {
-            let (a, b) = (a0 + a1 + a2 + bias, a1 - a2 - a3 + bias);
-            *l = if a > 0.0 { a } else { slope * a };
-            *rt = if b > 0.0 { b } else { slope * b };
-        }
+        output_transform(left, right, [s0, s1, s2, s3], |v| {
+            let v = v + bias;
+            if v > 0.0 { v } else { slope * v }
+        });
     }
     for oy in 0..oh {
         let (ty, r) = (oy / 2, oy % 2);
