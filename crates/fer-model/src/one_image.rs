@@ -305,8 +305,9 @@ impl<'a, 'b> Plan<'a, 'b> {
             (self.buffers.fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
         ][i];
         let dst = self.buffers.fc[i];
-        Stage::new(out.div_ceil(FEATURES_PER_CHUNK), move |c| {
-            let features = c * FEATURES_PER_CHUNK..((c + 1) * FEATURES_PER_CHUNK).min(out);
+        let chunks = out.div_ceil(FEATURES_PER_CHUNK);
+        Stage::new(chunks, move |c| {
+            let features = block(c, chunks, out);
             // SAFETY: the input's stage is done; chunk c alone writes these features.
             let (x, y) = unsafe { (input.read(), dst.piece(features.clone())) };
             y.copy_from_slice(&b[features.clone()]);

@@ -7,8 +7,9 @@
 //!
 //! Invariants: every chunk runs exactly once, on whichever thread claims it; a thread waits
 //! only for chunks already claimed by a thread that is running them, so a helper that starts
-//! late (or never) costs speed, never progress; every background chunk has run when [`run`]
-//! returns; a panicking chunk stops the others' waits and the panic reaches the caller.
+//! late (or never) costs speed, never progress; every background chunk has run when
+//! [`run_with_background`] returns; a panicking chunk stops the others' waits and the panic
+//! reaches the caller.
 
 use std::marker::PhantomData;
 use std::ops::Range;
