@@ -5,15 +5,24 @@
 //! Optional background chunks (work no stage depends on) fill the time a thread would
 //! otherwise spend waiting, and whatever is left runs after the last stage.
 //!
+//! The calling thread works from the first chunk; the pool's other threads are invited by
+//! [`Handoff`]s and join as they wake. A helper then lingers for [`LINGER`], spinning for the
+//! next call's hand-off, so that a stream of single images does not pay a thread's wake-up
+//! per image (a lingering helper may serve a call from any pool).
+//!
 //! Invariants: every chunk runs exactly once, on whichever thread claims it; a thread waits
 //! only for chunks already claimed by a thread that is running them, so a helper that starts
-//! late (or never) costs speed, never progress; every background chunk has run when
-//! [`run_with_background`] returns; a panicking chunk stops the others' waits and the panic
-//! reaches the caller.
+//! late (or never) costs speed, never progress; no helper touches a call's stages after
+//! [`run_with_background`] returns (a hand-off not yet taken is withdrawn, one taken is waited
+//! for); every background chunk has run when it returns; a panicking chunk stops the others'
+//! waits and the panic reaches the caller.
 
+use std::any::Any;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `chunks` independent pieces of work; `run(c)` does piece `c`.
 pub(crate) struct Stage<'a> {
@@ -104,13 +113,184 @@ pub(crate) fn run_with_background(stages: &[Stage<'_>], background: &Stage<'_>) 
             std::hint::spin_loop();
         }
     };
+    // The caller works from the start (no hand-over to the pool and back, each a thread's
+    // wake-up); the pool's other threads join as they wake, through cancellable hand-offs.
     let helpers = rayon::current_num_threads().saturating_sub(1);
-    rayon::scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(|_| participate());
+    let job: &(dyn Fn() + Sync) = &participate;
+    let handoffs = Handoffs((0..helpers).map(|_| Handoff::post(job)).collect());
+    participate();
+    handoffs.finish();
+}
+
+/// A [`Handoff`] state: posted, not yet taken.
+const POSTED: u8 = 0;
+/// Taken by a helper, which is running the job.
+const TAKEN: u8 = 1;
+/// The helper has finished the job (or unwound from it).
+const DONE: u8 = 2;
+/// Withdrawn by the caller before any helper took it: it will never run.
+const WITHDRAWN: u8 = 3;
+
+/// One pool thread's invitation to run a job that lives on the caller's stack. The caller
+/// either withdraws it (never taken) or waits until it is done before the job goes out of
+/// scope, so the job is never touched after the call returns.
+struct Handoff {
+    state: AtomicU8,
+    /// The job, its lifetime erased; valid while `state` may still become `TAKEN`.
+    job: *const (dyn Fn() + Sync + 'static),
+    /// The helper's panic, handed back to the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+// SAFETY: `job` is a `Sync` closure, called only under the protocol above.
+unsafe impl Send for Handoff {}
+// SAFETY: as above.
+unsafe impl Sync for Handoff {}
+
+impl Handoff {
+    /// Posts `job` to rayon's current pool (the global one outside any pool).
+    fn post(job: &(dyn Fn() + Sync)) -> Arc<Self> {
+        // SAFETY: only the lifetime changes; `finish` keeps the job alive while a helper may
+        // run it (see the type's docs).
+        let job: &'static (dyn Fn() + Sync) = unsafe { std::mem::transmute(job) };
+        let handoff = Arc::new(Self {
+            state: AtomicU8::new(POSTED),
+            job,
+            panic: Mutex::new(None),
+        });
+        if LINGERING.reserve() {
+            LINGERING.send(Arc::clone(&handoff));
+        } else {
+            let helper = Arc::clone(&handoff);
+            rayon::spawn(move || LINGERING.serve(helper));
         }
-        participate();
-    });
+        handoff
+    }
+
+    /// The helper's side: runs the job unless the caller withdrew it.
+    fn take(&self) {
+        if self
+            .state
+            .compare_exchange(POSTED, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // SAFETY: taken before being withdrawn, so the caller waits for DONE below.
+        let job = unsafe { &*self.job };
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+            *self.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(panic);
+        }
+        self.state.store(DONE, Ordering::Release);
+    }
+
+    /// The caller's side: withdraws the job, or waits until the helper that took it is done;
+    /// then the helper's panic, if any.
+    fn finish(&self) -> Option<Box<dyn Any + Send>> {
+        let withdrawn = self
+            .state
+            .compare_exchange(POSTED, WITHDRAWN, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if !withdrawn {
+            let mut spins = 0u32;
+            while self.state.load(Ordering::Acquire) != DONE {
+                spins += 1;
+                if spins < 1 << 16 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.panic.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// How long a helper stays after its hand-off, spinning for the next one, before it gives its
+/// thread back to the pool: back-to-back calls (a stream of single images) then skip the
+/// helpers' wake-up, which costs each call tens of µs on its first stage.
+const LINGER: Duration = Duration::from_micros(100);
+
+/// Helpers that finished a hand-off and spin for the next one, for up to [`LINGER`].
+static LINGERING: Lingering = Lingering {
+    idle: AtomicUsize::new(0),
+    queued: AtomicUsize::new(0),
+    queue: Mutex::new(Vec::new()),
+};
+
+/// The lingering helpers: `idle` counts those spinning minus the reservations not yet
+/// served, so a reserved hand-off always finds a helper (one that would leave waits for it).
+struct Lingering {
+    idle: AtomicUsize,
+    /// `queue.len()`, read without the lock while spinning.
+    queued: AtomicUsize,
+    queue: Mutex<Vec<Arc<Handoff>>>,
+}
+
+impl Lingering {
+    /// Reserves a spinning helper, if any.
+    fn reserve(&self) -> bool {
+        self.idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Hands `handoff` to the helper reserved for it.
+    fn send(&self, handoff: Arc<Handoff>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handoff);
+        self.queued.fetch_add(1, Ordering::Release);
+    }
+
+    /// A helper's life: runs its hand-off, then lingers for the next one.
+    fn serve(&self, first: Arc<Handoff>) {
+        let mut next = Some(first);
+        while let Some(handoff) = next.take() {
+            handoff.take();
+            drop(handoff);
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            let deadline = Instant::now() + LINGER;
+            loop {
+                if self.queued.load(Ordering::Acquire) > 0 {
+                    let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(handoff) = queue.pop() {
+                        self.queued.fetch_sub(1, Ordering::Release);
+                        next = Some(handoff);
+                        break;
+                    }
+                }
+                // Leave only if no reservation counts on this helper.
+                if Instant::now() > deadline && self.reserve() {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// The hand-offs of one call: finished on return and on unwinding, so that no helper runs
+/// the job after the call.
+struct Handoffs(Vec<Arc<Handoff>>);
+
+impl Handoffs {
+    /// Finishes every hand-off, then passes on a helper's panic.
+    fn finish(mut self) {
+        let panics: Vec<_> = self.0.drain(..).filter_map(|h| h.finish()).collect();
+        if let Some(panic) = panics.into_iter().next() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for Handoffs {
+    fn drop(&mut self) {
+        for handoff in &self.0 {
+            handoff.finish();
+        }
+    }
 }
 
 /// A buffer that the chunks of one stage write in disjoint pieces and later stages read.
@@ -251,5 +431,79 @@ mod tests {
             pool.install(|| run(&stages));
         }));
         assert!(outcome.is_err());
+    }
+
+    /// Stages that count their chunks and record each stage's start after the previous one.
+    fn counted_stages(runs: &AtomicUsize) -> [Stage<'_>; 3] {
+        std::array::from_fn(|_| {
+            Stage::new(7, move |_| {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+    }
+
+    /// Called from a thread outside any pool (helpers come from the global pool) and, back to
+    /// back, from inside pools of 2 and 4 threads (helpers may linger between calls): every
+    /// chunk runs once per call.
+    #[test]
+    fn every_chunk_runs_once_from_outside_and_inside_pools_back_to_back() {
+        let runs = AtomicUsize::new(0);
+        for _ in 0..50 {
+            run(&counted_stages(&runs));
+        }
+        assert_eq!(runs.swap(0, Ordering::Relaxed), 50 * 21);
+        for threads in [2, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for _ in 0..50 {
+                    run(&counted_stages(&runs));
+                }
+            });
+            assert_eq!(
+                runs.swap(0, Ordering::Relaxed),
+                50 * 21,
+                "{threads} threads"
+            );
+        }
+    }
+
+    /// With the pool's other thread busy for the whole call, the caller runs every chunk
+    /// itself and returns (the hand-off is withdrawn, or taken by a helper lingering from
+    /// another call), instead of waiting for the busy thread.
+    #[test]
+    fn the_caller_finishes_alone_when_the_other_thread_is_busy() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let release = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(false));
+        let runs = AtomicUsize::new(0);
+        pool.install(|| {
+            let (release, busy) = (Arc::clone(&release), Arc::clone(&busy));
+            rayon::spawn(move || {
+                busy.store(true, Ordering::Release);
+                // Gives up after 5 s, so that a caller waiting for this thread fails the
+                // test instead of hanging it.
+                let start = std::time::Instant::now();
+                while !release.load(Ordering::Acquire) {
+                    if start.elapsed().as_secs() >= 5 {
+                        release.store(true, Ordering::Release);
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+        });
+        while !busy.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        pool.install(|| run(&counted_stages(&runs)));
+        let released_before_return = release.load(Ordering::Acquire);
+        release.store(true, Ordering::Release);
+        assert!(!released_before_return);
+        assert_eq!(runs.into_inner(), 21);
     }
 }
