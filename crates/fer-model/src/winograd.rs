@@ -110,7 +110,7 @@ pub(crate) fn transform_input(
         // SAFETY: the CPU has AVX-512F, checked just above.
         return unsafe { transform_input_avx512(plane, s, v, scratch) };
     }
-    transform_input_any(plane, s, v, scratch)
+    transform_input_any::<false>(plane, s, v, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -121,11 +121,52 @@ fn transform_input_avx512(
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    transform_input_any(plane, s, v, scratch)
+    transform_input_any::<true>(plane, s, v, scratch)
 }
 
+/// One image row into its padded row's even and odd columns (`even`, `odd`: `width` each,
+/// `width` <= 16), `pad` zeros on the left and zeros after the row, in registers: masked
+/// loads of the padded row's two vectors, then one permutation for each parity.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn split_row_avx512(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let width = even.len();
+    assert!(width <= 16 && odd.len() == width && pad <= 16);
+    // Padded column c holds row[c - pad]: the lanes of each vector inside the row.
+    let mut inside = [0u16; 2];
+    for (g, mask) in inside.iter_mut().enumerate() {
+        for lane in 0..16 {
+            let x = (16 * g + lane) as isize - pad as isize;
+            *mask |= u16::from(x >= 0 && x < row.len() as isize) << lane;
+        }
+    }
+    let start = row.as_ptr().wrapping_sub(pad);
+    // SAFETY: only the lanes inside `row` are read.
+    let (a, b) = unsafe {
+        (
+            _mm512_maskz_loadu_ps(inside[0], start),
+            _mm512_maskz_loadu_ps(inside[1], start.wrapping_add(16)),
+        )
+    };
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    let lanes = ((1u32 << width) - 1) as __mmask16;
+    // SAFETY: `width` lanes are stored, the length of `even` and `odd`.
+    unsafe {
+        _mm512_mask_storeu_ps(
+            even.as_mut_ptr(),
+            lanes,
+            _mm512_permutex2var_ps(a, evens, b),
+        );
+        _mm512_mask_storeu_ps(odd.as_mut_ptr(), lanes, _mm512_permutex2var_ps(a, odds, b));
+    }
+}
+
+/// `AVX512`: compiled for AVX-512F (the rows split in registers); only
+/// [`transform_input_avx512`] passes true.
 #[inline(always)]
-fn transform_input_any(
+fn transform_input_any<const AVX512: bool>(
     plane: &[f32],
     s: &ConvShape,
     v: &mut [&mut [f32]; XI],
@@ -139,9 +180,10 @@ fn transform_input_any(
     // parity, padded cell (2a + pr, 2b + pc) goes to q[pr][pc] at a * width + b: cell (i, j)
     // of every tile is then q[i % 2][j % 2] shifted by (i / 2) rows and (j / 2) slots.
     let q_len = (th + 1) * width + 1;
-    scratch.buffer.clear();
     scratch.buffer.resize(4 * q_len + 8 * (len + 1), 0.0);
     let (q, t) = scratch.buffer.split_at_mut(4 * q_len);
+    // `q` keeps zeros where no row is written (the padding); `t` is written whole below.
+    q.fill(0.0);
     // One padded row (2 * width columns), split into even and odd columns pair by pair (a
     // stride-2 pattern that vectorises).
     let mut padded = [0f32; 64];
@@ -149,6 +191,21 @@ fn transform_input_any(
     for y in 0..s.h.min(2 * th + 2 - s.pad) {
         let row = y + s.pad;
         let n = s.w.min(padded_len - s.pad);
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 && width <= 16 && s.pad <= 16 {
+            let base = (row / 2) * width;
+            let (even, odd) = q[2 * (row % 2) * q_len..].split_at_mut(q_len);
+            // SAFETY: compiled for AVX-512F (AVX512 is true only in transform_input_avx512).
+            unsafe {
+                split_row_avx512(
+                    &plane[y * s.w..y * s.w + n],
+                    s.pad,
+                    &mut even[base..base + width],
+                    &mut odd[base..base + width],
+                );
+            }
+            continue;
+        }
         if padded_len <= padded.len() {
             padded[..padded_len].fill(0.0);
             padded[s.pad..s.pad + n].copy_from_slice(&plane[y * s.w..y * s.w + n]);
