@@ -29,8 +29,12 @@ use crate::winograd;
 /// Output features per chunk of a fully connected layer.
 const FEATURES_PER_CHUNK: usize = 128;
 
-/// Output channels per chunk of a convolution's output stage (and of the weight checks).
+/// Output channels per chunk of a convolution's output stage.
 const CHANNELS_PER_CHUNK: usize = 16;
+
+/// Output channels per weight-check chunk: small (about 1 µs), because a thread that takes
+/// one while it waits for a stage starts that stage late by up to one chunk.
+const CHANNELS_PER_CHECK: usize = 4;
 
 /// conv2..conv5's weights in Winograd form ([`winograd`]'s `U`), each beside the raw weights
 /// it was derived from.
@@ -338,7 +342,7 @@ impl<'a, 'b> Plan<'a, 'b> {
             .filter(|&i| !self.fresh[i])
             .flat_map(|i| {
                 let (cout, patch) = (self.convs[i + 1].cout, self.convs[i + 1].patch());
-                let chunks = cout.div_ceil(CHANNELS_PER_CHUNK);
+                let chunks = cout.div_ceil(CHANNELS_PER_CHECK);
                 (0..chunks).map(move |c| {
                     let channels = block(c, chunks, cout);
                     (i, channels.start * patch..channels.end * patch)
