@@ -831,6 +831,19 @@ fn max_stride_2_fits(s: &PoolShape) -> bool {
         && s.out_w() <= 32
 }
 
+/// The AVX-512 lane masks (16 lanes per vector, four vectors) of padded row positions
+/// `pad..pad + len`: the lanes of a zero-padded row that hold its `len` values.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn lanes_inside(pad: usize, len: usize) -> [u16; 4] {
+    assert!(pad + len <= 64, "a padded row of at most four vectors");
+    let bits = if len == 0 {
+        0
+    } else {
+        (u64::MAX >> (64 - len)) << pad
+    };
+    std::array::from_fn(|g| (bits >> (16 * g)) as u16)
+}
+
 /// The stride-2 max of one plane ([`max_stride_2_fits`]) if no window holds a NaN (else
 /// false, and `out` is to be computed again by the NaN-aware pass), with the values of
 /// [`max_plane_columns_first`] (the same comparisons in the same order, so the same zero
@@ -894,13 +907,7 @@ fn max_stride_2_for_k<const K: usize>(plane: &[f32], s: &PoolShape, out: &mut [f
     let zero = _mm512_setzero_ps();
     // Line vector g holds padded columns 16 g .. 16 g + 16, image columns 16 g - pad + lane:
     // the lanes inside the image.
-    let mut inside = [0u16; 4];
-    for (g, mask) in inside.iter_mut().enumerate() {
-        for lane in 0..16 {
-            let x = (16 * g + lane) as isize - pad as isize;
-            *mask |= u16::from(x >= 0 && x < w as isize) << lane;
-        }
-    }
+    let inside = lanes_inside(pad, w);
     let mut nan: __mmask16 = 0;
     for (oy, o) in out.chunks_exact_mut(ow).enumerate() {
         let top = oy * 2;

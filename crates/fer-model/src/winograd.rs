@@ -132,15 +132,9 @@ fn transform_input_avx512(
 fn split_row_avx512(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
     use std::arch::x86_64::*;
     let width = even.len();
-    assert!(width <= 16 && odd.len() == width && pad <= 16);
+    assert!(width <= 16 && odd.len() == width && pad <= 16 && pad + row.len() <= 32);
     // Padded column c holds row[c - pad]: the lanes of each vector inside the row.
-    let mut inside = [0u16; 2];
-    for (g, mask) in inside.iter_mut().enumerate() {
-        for lane in 0..16 {
-            let x = (16 * g + lane) as isize - pad as isize;
-            *mask |= u16::from(x >= 0 && x < row.len() as isize) << lane;
-        }
-    }
+    let inside = crate::kernels::lanes_inside(pad, row.len());
     let start = row.as_ptr().wrapping_sub(pad);
     // SAFETY: only the lanes inside `row` are read.
     let (a, b) = unsafe {
