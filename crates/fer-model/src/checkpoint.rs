@@ -1,5 +1,6 @@
-//! Run directories: parameters under PyTorch names, optimizer state and run state, written
-//! atomically so an interrupted run never loses or corrupts what it had saved.
+//! Files of a run, written atomically so an interrupted run never loses or corrupts what it
+//! had saved: tensors as safetensors under PyTorch names (strict loading, errors naming the
+//! file and the parameter) and JSON documents (one reader, one writer for the crate).
 //!
 //! ```text
 //! RUN_DIR/
@@ -45,6 +46,23 @@ impl CheckpointError {
 /// Writes `bytes` atomically (temporary file + rename; see [`fer_data::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     Ok(fer_data::write_atomically(path, bytes)?)
+}
+
+/// Reads the JSON document at `path` as a `T`; errors name the file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::invalid(path, e))
+}
+
+/// Writes `value` as pretty JSON with a final newline, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| CheckpointError::invalid(path, e))?;
+    text.push('\n');
+    write_atomically(path, text.as_bytes())
 }
 
 /// Serialises named tensors as safetensors and writes them atomically.

@@ -1,58 +1,53 @@
-//! The FER CNNs in candle: architectures, pooling ops with backward, optimizers.
+//! The FER networks in candle, their training and evaluation, and the CPU kernels under them.
 //!
-//! - [`model`]: [`ModelConfig`] (architecture, head, dropout, width, test-time flip) builds a
-//!   [`Classifier`]: the seed CNN or [`vgg`]'s batch-norm network, with PyTorch `state_dict`
-//!   names so weights load in either framework; [`batch_norm`] is their fused BN + ReLU op.
-//! - [`mod@loss`]: label smoothing, class weights and focal loss for training, and the
-//!   two-label loss of mixed (mixup, CutMix) batches.
-//! - [`ema`]: an exponential moving average of the weights, evaluated and saved in their place.
-//! - [`pool`]: max/avg pooling with any kernel and stride, with backward (candle 0.11 has none
-//!   when kernel != stride).
-//! - [`ops`]: fast CNN layers (`conv2d` with fused padding, `prelu`) as candle custom ops with
-//!   CPU forward and backward on im2col + gemm kernels, candle's ops on other devices; the seed
-//!   CNN's training step and inference also run fused on the CPU
-//!   ([`Classifier::loss_and_grads`], [`Classifier::predict`]); one image runs as stages on
-//!   every thread with Winograd convolutions (batch-1 latency).
-//! - [`optim`]: Adadelta, SGD (momentum, Nesterov) and AdamW as PyTorch defines them, with
-//!   checkpointable state.
-//! - [`train`](mod@train): the training loop, checkpoints ([`checkpoint`]) and resume; [`eval`] and
-//!   [`metrics`] for accuracy, confusion matrix, per-class and macro F1.
-//! - [`hog_svm`]: the HOG + linear SVM baseline (dual coordinate descent), C chosen on
-//!   PublicTest, with its own tagged run directory.
+//! Where things are (`ARCHITECTURE.md` has the whole map):
+//! - [`nets`]: [`ModelConfig`] builds a [`Classifier`]: the seed notebook's CNN
+//!   ([`nets::seed_cnn`], one description of its geometry and named parameters, read by its
+//!   candle forward, its fused CPU training step and its batch-1 path) or the VGG-style
+//!   batch-norm network ([`nets::vgg`]), with PyTorch `state_dict` names so weights load in
+//!   either framework; test-time augmentation wraps either ([`nets::tta`]).
+//! - [`layers`]: conv, PReLU, pooling with backward (candle 0.11 has none when kernel !=
+//!   stride), batch norm + ReLU, dropout and PyTorch's init, as candle ops with fast CPU
+//!   kernels; a network built from them gets their speed.
+//! - `cpu` (private): the kernels, portable code apart from AVX-512 code
+//!   ([`PORTABLE_KERNELS_VAR`] forces the portable path).
+//! - [`head`] and [`mod@loss`]: the output layer and the losses (label smoothing, class
+//!   weights, focal loss, mixed batches).
+//! - [`optim`]: Adadelta, SGD and AdamW as PyTorch defines them, one file each.
+//! - [`train`](mod@train): the loop, its config, run directories with checkpoint retention,
+//!   the weight average; [`checkpoint`]: safetensors and JSON files written atomically.
+//! - [`eval`]: evaluation, metrics, ensembles.
+//! - [`hog_svm`]: the HOG + linear SVM baseline, its own model family.
 //!
 //! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
 //! Invariant: this crate reads data through `fer-data` and `fer-augment` and never reaches up
 //! into the CLI.
 
-pub mod batch_norm;
 pub mod checkpoint;
-pub mod ema;
+mod cpu;
 pub mod eval;
+pub mod head;
 pub mod hog_svm;
-mod kernels;
+pub mod layers;
 pub mod loss;
-pub mod metrics;
-pub mod model;
-mod one_image;
-pub mod ops;
+pub mod nets;
 pub mod optim;
-pub mod pool;
-mod seed_step;
-mod stages;
 pub mod train;
-pub mod vgg;
-mod winograd;
 
-pub use ema::{EmaConfig, WeightAverage};
-pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels};
-pub use metrics::{ClassMetrics, Metrics};
-pub use model::{Architecture, Classifier, Head, ModelConfig, SeedCnn, loss};
+pub use cpu::PORTABLE_KERNELS_VAR;
+pub use eval::metrics::{ClassMetrics, Metrics};
+pub use head::{Head, NUM_CLASSES};
+pub use layers::{BatchNormRelu, Pool2d, PoolKind};
+pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels, loss};
+pub use nets::classifier::Classifier;
+pub use nets::config::{Architecture, ModelConfig};
+pub use nets::seed_cnn::SeedCnn;
+pub use nets::vgg::VggBn;
 pub use optim::{
     Adadelta, AdadeltaConfig, AdamW, AdamWConfig, AnyOptimizer, OptimizerConfig, Sgd, SgdConfig,
 };
-pub use pool::Pool2d;
+pub use train::run_dir::Retention;
 pub use train::{
-    EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule, TrainConfig, TrainError,
-    TrainOutcome, TrainedModel, train,
+    EmaConfig, EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule, TrainConfig,
+    TrainError, TrainOutcome, TrainedModel, WeightAverage, train,
 };
-pub use vgg::VggBn;

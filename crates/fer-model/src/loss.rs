@@ -1,10 +1,10 @@
-//! Training losses beyond the plain one: label smoothing, class weights and focal loss, for
-//! either head. The plain loss ([`crate::loss()`]) stays the one reported on evaluation splits.
+//! The losses of both heads: the plain one ([`loss()`], the one reported on evaluation
+//! splits) and, for training, label smoothing, class weights and focal loss ([`Loss`]).
 
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Head, NUM_CLASSES};
+use crate::head::{Head, NUM_CLASSES};
 
 /// How classes are weighted in the training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct LossConfig {
 }
 
 impl LossConfig {
-    /// Whether this is the head's plain loss ([`crate::loss()`]).
+    /// Whether this is the head's plain loss ([`loss()`]).
     pub fn is_plain(&self) -> bool {
         self.label_smoothing == 0.0
             && self.focal_gamma == 0.0
@@ -138,7 +138,7 @@ impl Loss {
     /// [`Loss::compute`] for unmixed labels.
     fn unmixed(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
         if self.config.is_plain() && self.class_weights.is_none() {
-            return crate::model::loss(head, scores, labels);
+            return loss(head, scores, labels);
         }
         let device = scores.device();
         let targets = candle_nn::encoding::one_hot(labels.clone(), NUM_CLASSES, 1f32, 0f32)?;
@@ -171,6 +171,21 @@ impl Loss {
                 (per_image * &per_weight)?.sum_all()?
                     / f64::from(per_weight.sum_all()?.to_scalar::<f32>()?)
             }
+        }
+    }
+}
+
+/// The training loss of `head` for scores (N, 7) and labels (N,) as u32.
+///
+/// Softmax: mean negative log-likelihood. SVM: mean over the batch of the one-vs-rest squared
+/// hinge `sum_k max(0, 1 - t_k s_k)^2` with `t_k = +1` for the true class and -1 otherwise.
+pub fn loss(head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    match head {
+        Head::Softmax => candle_nn::loss::nll(scores, labels),
+        Head::Svm => {
+            let targets = candle_nn::encoding::one_hot(labels.clone(), NUM_CLASSES, 1f32, -1f32)?;
+            let margins = (1.0 - (targets * scores)?)?.relu()?;
+            margins.sqr()?.sum(1)?.mean_all()
         }
     }
 }

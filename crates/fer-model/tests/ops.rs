@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use fer_model::Pool2d;
-use fer_model::ops::{conv2d, prelu};
+use fer_model::layers::{conv2d, prelu};
 
 /// Deterministic pseudo-random values in [-1, 1) without exact zeros.
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -386,7 +386,7 @@ fn fused_seed_predict_matches_forward_for_both_heads() {
 
 /// One image, or fewer images than threads, runs every layer as stages spread over the pool
 /// (batch-1 latency, Winograd convolutions): the same bits on 1, 2 and 3 threads, image by
-/// image, and within 1e-4 of the batch path (checked above).
+/// image, and within [`BATCH_1_TOLERANCE`] of the batch path.
 #[test]
 fn few_image_predict_gives_the_same_bits_on_any_thread_count() {
     let (_, model) = fer_model::ModelConfig::default()
@@ -412,11 +412,26 @@ fn few_image_predict_gives_the_same_bits_on_any_thread_count() {
     let mut each = one.clone();
     each.extend(predict(1, &second));
     assert_eq!(predict(3, &x), each);
-    let batch = predict(1, &x);
-    for (a, b) in batch.iter().zip(&each) {
-        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
-    }
+    // Sixteen images alone (the stages) against one batch of sixteen (im2col): the largest
+    // relative difference of their log-probabilities, asserted below the documented bound.
+    let many = (tensor(&[16, 1, 48, 48], 62) * 2.0).unwrap();
+    let batch = predict(2, &many);
+    let alone: Vec<f32> = (0..16)
+        .flat_map(|i| predict(2, &many.narrow(0, i, 1).unwrap()))
+        .collect();
+    let worst = batch
+        .iter()
+        .zip(&alone)
+        .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+        .fold(0f32, f32::max);
+    eprintln!("batch-1 path against the batch path: largest relative difference {worst:.2e}");
+    assert!(worst <= BATCH_1_TOLERANCE, "{worst:e}");
 }
+
+/// How far batch-1 scores may be from the batch path's (relative, floor 1): Winograd
+/// reassociates the convolutions' sums. Measured 6.1e-8 on sixteen images of a seeded model
+/// (the test prints it); README and ARCHITECTURE quote this bound.
+const BATCH_1_TOLERANCE: f32 = 1e-6;
 
 /// The batch-1 path keeps conv2..conv5's weights transformed between calls: a change to one
 /// output channel's filter of any of them (a training step, a load) shows in the very next
@@ -453,7 +468,7 @@ fn one_image_predict_follows_changed_weights() {
         let reference = flat(&model.forward(&x, None).unwrap());
         for (a, b) in after.iter().zip(&reference) {
             assert!(
-                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                (a - b).abs() <= BATCH_1_TOLERANCE * b.abs().max(1.0),
                 "{name}: {a} vs {b}"
             );
         }

@@ -1,13 +1,18 @@
-//! Evaluation of a model on a split: loss, metrics and per-image predictions.
+//! Evaluation of a model on a split: loss, [`metrics`] and per-image predictions; ensembles
+//! as the mean of their members' probabilities.
+
+pub mod metrics;
 
 use std::collections::BTreeSet;
 
 use candle_core::{Device, Tensor};
-use fer_data::{IMAGE_PIXELS, Normalizer, View};
+use fer_data::{IMAGE_PIXELS, IMAGE_SIDE, Normalizer, View};
 use serde::Serialize;
 
-use crate::Metrics;
-use crate::model::{Classifier, Head, NUM_CLASSES, loss};
+use self::metrics::Metrics;
+use crate::head::{Head, NUM_CLASSES};
+use crate::loss::loss;
+use crate::nets::classifier::Classifier;
 
 /// The prediction for one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,7 +66,7 @@ pub fn evaluate_with_progress(
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let inputs = Tensor::from_vec(
             normalizer.apply_view(&sub),
-            (chunk.len(), 1, 48, 48),
+            (chunk.len(), 1, IMAGE_SIDE, IMAGE_SIDE),
             device,
         )?;
         let labels: Vec<u32> = sub.labels().iter().map(|e| u32::from(e.label())).collect();
@@ -183,7 +188,7 @@ pub fn predict_faces(
         {
             normalizer.apply(face, normalized);
         }
-        let inputs = Tensor::from_vec(inputs, (n, 1, 48, 48), device)?;
+        let inputs = Tensor::from_vec(inputs, (n, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
         let scores = model.forward(&inputs, None)?;
         let probabilities = match model.head() {
             Head::Softmax => scores.exp()?,

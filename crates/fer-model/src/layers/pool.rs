@@ -7,13 +7,14 @@
 //! (floor mode): padded zeros take part in the max and count in the average; the max routes its
 //! gradient to the first maximum of each window, the average spreads it evenly. Fusing the
 //! padding saves the padded copy and its backward. The kernels are CPU ones
-//! (the private `kernels` module); on other devices `Pool2d::forward` round-trips through the CPU.
+//! (the private `cpu::pool`); on other devices `Pool2d::forward` round-trips through the CPU.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
-pub use crate::kernels::PoolKind;
-use crate::kernels::{self, PoolShape};
-use crate::ops::contiguous_f32;
+use super::storage::contiguous_f32;
+use crate::cpu::pool as kernels;
+pub use crate::cpu::shape::PoolKind;
+use crate::cpu::shape::PoolShape;
 
 /// A 2-D pooling window over NCHW tensors, after zero padding by `pad` on every side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

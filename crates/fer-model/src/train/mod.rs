@@ -1,5 +1,12 @@
-//! The training loop: seeded shuffling, augmentation prepared beside the step, evaluation on
-//! PublicTest after every epoch, atomic checkpoints, exact resume, the seed's plateau policy.
+//! Training, apart from the networks: the loop ([`train()`]: seeded shuffling, augmentation
+//! prepared beside the step, evaluation on PublicTest after every epoch, exact resume, the
+//! seed's plateau policy), its [`config`], the [`run_dir`] with its checkpoints and their
+//! retention, the weight average ([`ema`]) and the errors ([`error`]).
+
+pub mod config;
+pub mod ema;
+pub mod error;
+pub mod run_dir;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -7,206 +14,24 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
-use fer_augment::{MixConfig, Pipeline, PipelineConfig};
-use fer_data::{Dataset, IMAGE_PIXELS, Normalizer, NormalizerConfig, Split};
+use fer_augment::Pipeline;
+use fer_data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE, Normalizer, Split};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
-use crate::batch_norm::is_running_statistic;
-use crate::checkpoint::{self, CheckpointError, write_atomically};
-use crate::ema::{EmaConfig, WeightAverage};
+pub use self::config::{PlateauConfig, Sampling, Schedule, TrainConfig};
+pub use self::ema::{EmaConfig, WeightAverage};
+pub use self::error::TrainError;
+use self::run_dir::{CONFIG, NORMALIZER, RunState, STATE, epoch_dir, load_epoch, save_epoch};
+pub use self::run_dir::{EpochRecord, TrainedModel};
+use crate::checkpoint::{CheckpointError, read_json, write_json};
 use crate::eval::evaluate;
-use crate::loss::{Loss, LossConfig};
-use crate::model::ModelConfig;
-use crate::optim::{AnyOptimizer, OptimizerConfig};
-
-/// The seed's plateau policy: after `patience` epochs without a better PublicTest accuracy,
-/// reload the best checkpoint and divide the learning rate by `factor`; stop below `min_lr`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PlateauConfig {
-    pub patience: usize,
-    pub factor: f64,
-    pub min_lr: f64,
-}
-
-impl Default for PlateauConfig {
-    fn default() -> Self {
-        PlateauConfig {
-            patience: 5,
-            factor: 4.0,
-            min_lr: 1e-7,
-        }
-    }
-}
-
-/// A learning-rate schedule followed batch by batch (instead of a constant rate or the
-/// plateau policy).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Schedule {
-    /// Linear warm-up from 0 over `warmup_epochs`, then cosine annealing from the optimizer's
-    /// rate down to `min_lr` at the end of the last epoch (`OneCycle`-like, SGDR without restarts).
-    Cosine {
-        #[serde(default)]
-        warmup_epochs: f64,
-        #[serde(default)]
-        min_lr: f64,
-    },
-}
-
-impl Schedule {
-    /// The rate for the batch that starts after `progress` epochs (fractional) of `epochs`.
-    pub fn learning_rate(&self, base: f64, progress: f64, epochs: usize) -> f64 {
-        match *self {
-            Schedule::Cosine {
-                warmup_epochs,
-                min_lr,
-            } => {
-                if progress < warmup_epochs {
-                    return base * (progress / warmup_epochs).max(1e-3);
-                }
-                let span = (epochs as f64 - warmup_epochs).max(1e-9);
-                let t = ((progress - warmup_epochs) / span).clamp(0.0, 1.0);
-                min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-            }
-        }
-    }
-}
-
-/// How each epoch's Training images are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sampling {
-    /// Every image once, in a seeded random order (the seed).
-    #[default]
-    Shuffle,
-    /// As many images as the split has, drawn with replacement so that each class is equally
-    /// likely (a uniform class, then a uniform image of it).
-    Balanced,
-}
-
-/// Everything that defines a training run; saved as `config.json` in the run directory.
-/// Unknown fields are refused, so a misspelt option fails instead of being ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub model: ModelConfig,
-    pub optimizer: OptimizerConfig,
-    pub augmentation: PipelineConfig,
-    pub normalizer: NormalizerConfig,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub seed: u64,
-    /// `None` trains at a constant learning rate (the seed notebook commented its policy out).
-    pub plateau: Option<PlateauConfig>,
-    /// Epoch checkpoints kept besides the best one.
-    pub keep_last: usize,
-    /// The training loss's options (label smoothing, class weights, focal loss).
-    #[serde(default)]
-    pub loss: LossConfig,
-    /// A per-batch learning-rate schedule; exclusive with `plateau`.
-    #[serde(default)]
-    pub schedule: Option<Schedule>,
-    #[serde(default)]
-    pub sampling: Sampling,
-    /// Training images evaluated after each epoch for the training-accuracy curve; `None`
-    /// takes as many as PublicTest has, 0 skips the curve.
-    #[serde(default)]
-    pub train_accuracy_sample: Option<usize>,
-    /// Mixup / CutMix of the normalised batches; `None` mixes nothing.
-    #[serde(default)]
-    pub mixing: Option<MixConfig>,
-    /// Evaluate, select and save an exponential moving average of the weights instead of
-    /// the weights themselves.
-    #[serde(default)]
-    pub ema: Option<EmaConfig>,
-}
-
-impl Default for TrainConfig {
-    /// The seed notebook's recipe: seed CNN, Adadelta(0.1, 0.95, 1e-8), batch 128, 100 epochs,
-    /// flip + rotation 6, mean-centring.
-    fn default() -> Self {
-        TrainConfig {
-            model: ModelConfig::default(),
-            optimizer: OptimizerConfig::default(),
-            augmentation: PipelineConfig::seed(),
-            normalizer: NormalizerConfig::default(),
-            epochs: 100,
-            batch_size: 128,
-            seed: 0,
-            plateau: None,
-            keep_last: 2,
-            loss: LossConfig::default(),
-            schedule: None,
-            sampling: Sampling::Shuffle,
-            train_accuracy_sample: None,
-            mixing: None,
-            ema: None,
-        }
-    }
-}
-
-/// One line of the seed's per-epoch table, and more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    /// Sum over batches of the batch mean loss (the seed's "Train Loss").
-    pub train_loss: f64,
-    /// Sum over PublicTest batches of 128 of the batch mean loss (the seed's "Validation Loss").
-    pub val_loss: f64,
-    /// PublicTest accuracy in 0..1.
-    pub val_accuracy: f64,
-    /// Accuracy in 0..1 on a fixed sample of Training images (as many as PublicTest has),
-    /// evaluated like PublicTest after the epoch: no augmentation, no dropout. `None` in
-    /// histories written before it was recorded.
-    #[serde(default)]
-    pub train_accuracy: Option<f64>,
-    pub val_macro_f1: f64,
-    /// Best epoch so far on PublicTest accuracy.
-    pub best_epoch: usize,
-    pub lr: f64,
-    pub train_seconds: f64,
-    pub eval_seconds: f64,
-    pub train_images_per_second: f64,
-}
-
-/// What a run directory's `state.json` records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct RunState {
-    /// Finished epochs.
-    epoch: usize,
-    lr: f64,
-    best_epoch: usize,
-    best_accuracy: f64,
-    stale_epochs: usize,
-    stopped: bool,
-    history: Vec<EpochRecord>,
-}
-
-/// Why training stopped early or could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error("model: {0}")]
-    Model(#[from] candle_core::Error),
-    #[error(transparent)]
-    Data(#[from] fer_data::Error),
-    #[error(transparent)]
-    Augment(#[from] fer_augment::Error),
-    #[error(
-        "epoch {epoch}, batch {batch}: the loss is {value}; stopping (the last good checkpoint is kept)"
-    )]
-    NonFiniteLoss {
-        epoch: usize,
-        batch: usize,
-        value: f32,
-    },
-    #[error("{0}")]
-    Setup(String),
-}
+use crate::head::NUM_CLASSES;
+use crate::layers::batch_norm::is_running_statistic;
+use crate::loss::Loss;
+use crate::nets::classifier::Classifier;
+use crate::optim::AnyOptimizer;
 
 /// Receives progress; the CLI draws bars with it, tests ignore it.
 pub trait Observer {
@@ -225,32 +50,6 @@ pub struct TrainOutcome {
     pub run_dir: PathBuf,
     pub history: Vec<EpochRecord>,
     pub best_epoch: usize,
-}
-
-const CONFIG: &str = "config.json";
-const NORMALIZER: &str = "normalizer.json";
-const STATE: &str = "state.json";
-const HISTORY: &str = "history.json";
-/// An epoch checkpoint's weight average (runs with `ema`), beside its `model.safetensors`.
-const AVERAGE: &str = "ema.safetensors";
-
-fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
-    run_dir
-        .join("checkpoints")
-        .join(format!("epoch-{epoch:04}"))
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| CheckpointError::invalid(path, e))
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
-    let text = serde_json::to_vec_pretty(value).map_err(|e| CheckpointError::invalid(path, e))?;
-    write_atomically(path, &text)
 }
 
 /// The run's parameters as vars in name order (optimizer state is saved by this position).
@@ -478,7 +277,7 @@ fn run_epoch(
     config: &TrainConfig,
     pipeline: &Pipeline,
     normalizer: &Normalizer,
-    model: &dyn crate::Classifier,
+    model: &dyn Classifier,
     loss: &Loss,
     optimizer: &mut AnyOptimizer,
     (vars, average): (&VarMap, Option<&WeightAverage>),
@@ -521,7 +320,7 @@ fn run_epoch(
                 let mixed_loss = config.mixing.and_then(|mixing| {
                     let mut mix_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x006D_6978_7570);
                     mix_rng.set_stream(((epoch as u64) << 32) | b as u64);
-                    let mixed = mixing.mix(&mut inputs, 48, &mut mix_rng)?;
+                    let mixed = mixing.mix(&mut inputs, IMAGE_SIDE, &mut mix_rng)?;
                     let partners = mixed.partner.iter().map(|&p| labels[p]).collect();
                     Some(loss.mixed(partners, mixed.weight))
                 });
@@ -532,7 +331,7 @@ fn run_epoch(
         });
         for (b, (inputs, labels, mixed_loss)) in receiver.iter().enumerate() {
             let n = labels.len();
-            let x = Tensor::from_vec(inputs, (n, 1, 48, 48), device)?;
+            let x = Tensor::from_vec(inputs, (n, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
             let y = Tensor::from_vec(labels, n, device)?;
             let mut dropout_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xD50F_0A7E);
             dropout_rng.set_stream(((epoch as u64) << 32) | b as u64);
@@ -570,7 +369,7 @@ fn run_epoch(
 /// uniform image of that class.
 fn balanced_sample(dataset: &Dataset, train_indices: &[usize], rng: &mut ChaCha8Rng) -> Vec<usize> {
     use rand::Rng;
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); crate::model::NUM_CLASSES];
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); NUM_CLASSES];
     for &i in train_indices {
         by_class[dataset.labels()[i].index()].push(i);
     }
@@ -581,131 +380,6 @@ fn balanced_sample(dataset: &Dataset, train_indices: &[usize], rng: &mut ChaCha8
             class[rng.random_range(0..class.len())]
         })
         .collect()
-}
-
-/// Restores an epoch checkpoint: weights, optimizer state and the weight average if any.
-fn load_epoch(
-    dir: &Path,
-    vars: &VarMap,
-    optimizer: &mut AnyOptimizer,
-    average: Option<&WeightAverage>,
-    device: &Device,
-) -> Result<(), TrainError> {
-    checkpoint::load_parameters(&dir.join("model.safetensors"), vars)?;
-    let saved = checkpoint::load_tensors(&dir.join("optimizer.safetensors"), device)?;
-    optimizer
-        .load_state(saved)
-        .map_err(|e| CheckpointError::invalid(&dir.join("optimizer.safetensors"), e))?;
-    if let Some(average) = average {
-        checkpoint::load_parameters(&dir.join(AVERAGE), &average.vars)?;
-    }
-    Ok(())
-}
-
-/// Writes the epoch's checkpoint, then commits it in `state.json`, then refreshes
-/// `last.safetensors`, `best.safetensors` (the weight average in runs that keep one) and
-/// `history.json`, then prunes old epochs.
-fn save_epoch(
-    run_dir: &Path,
-    vars: &VarMap,
-    optimizer: &AnyOptimizer,
-    average: Option<&WeightAverage>,
-    state: &RunState,
-    keep_last: usize,
-) -> Result<(), TrainError> {
-    let dir = epoch_dir(run_dir, state.epoch);
-    checkpoint::save_parameters(&dir.join("model.safetensors"), vars)?;
-    let optimizer_state = optimizer.state()?.into_iter().collect();
-    checkpoint::save_tensors(&dir.join("optimizer.safetensors"), &optimizer_state)?;
-    if let Some(average) = average {
-        checkpoint::save_parameters(&dir.join(AVERAGE), &average.vars)?;
-    }
-    write_json(&dir.join(STATE), state)?;
-    write_json(&run_dir.join(STATE), state)?; // the commit point
-    let served = average.map_or(vars, |a| &a.vars);
-    checkpoint::save_parameters(&run_dir.join("last.safetensors"), served)?;
-    if state.best_epoch == state.epoch {
-        checkpoint::save_parameters(&run_dir.join("best.safetensors"), served)?;
-    }
-    write_json(&run_dir.join(HISTORY), &state.history)?;
-    // Keep the best epoch and the last `keep_last` ones.
-    let keep_from = state.epoch.saturating_sub(keep_last.max(1)) + 1;
-    if let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(number) = name
-                .strip_prefix("epoch-")
-                .and_then(|n| n.parse::<usize>().ok())
-            else {
-                continue;
-            };
-            if number < keep_from && number != state.best_epoch {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A trained model ready for inference: config, normalizer and parameters of a run.
-pub struct TrainedModel {
-    pub config: TrainConfig,
-    pub normalizer: Normalizer,
-    pub vars: VarMap,
-    pub model: Box<dyn crate::Classifier>,
-}
-
-impl TrainedModel {
-    /// Opens a run directory (its `best.safetensors`) or a `.safetensors` file with
-    /// `config.json` and `normalizer.json` beside it.
-    pub fn open(path: &Path, device: &Device) -> Result<Self, TrainError> {
-        let (dir, weights) = if path.is_dir() {
-            (path.to_path_buf(), path.join("best.safetensors"))
-        } else {
-            let dir = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            (dir, path.to_path_buf())
-        };
-        let config: TrainConfig = read_json(&dir.join(CONFIG))?;
-        let normalizer = Normalizer::load(dir.join(NORMALIZER))?;
-        let (vars, model) = config.model.init(device, 0)?;
-        checkpoint::load_parameters(&weights, &vars)?;
-        Ok(TrainedModel {
-            config,
-            normalizer,
-            vars,
-            model,
-        })
-    }
-
-    /// The same weights with other test-time augmentation: flip averaging on or off, and
-    /// the shift of the four shifted views (0: none); `None` keeps the run's setting.
-    pub fn with_test_time_augmentation(
-        mut self,
-        flip: Option<bool>,
-        shift: Option<usize>,
-        device: &Device,
-    ) -> Result<Self, TrainError> {
-        if flip.is_none() && shift.is_none() {
-            return Ok(self);
-        }
-        if let Some(flip) = flip {
-            self.config.model.test_time_flip = flip;
-        }
-        if let Some(shift) = shift {
-            self.config.model.test_time_shift = shift;
-        }
-        let vb = candle_nn::VarBuilder::from_varmap(&self.vars, candle_core::DType::F32, device);
-        self.model = self.config.model.build(vb)?;
-        Ok(self)
-    }
-
-    /// The training history saved with the run, if any.
-    pub fn history(run_dir: &Path) -> Result<Vec<EpochRecord>, CheckpointError> {
-        read_json(&run_dir.join(HISTORY))
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::NUM_CLASSES;
+use crate::head::NUM_CLASSES;
 
 /// Precision, recall and F1 of one class, with its support (true count).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

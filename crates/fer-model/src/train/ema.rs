@@ -6,7 +6,8 @@ use candle_core::{DType, Device, Result};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Classifier, ModelConfig};
+use crate::nets::classifier::Classifier;
+use crate::nets::config::ModelConfig;
 
 /// The average's options.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, bail};
 use candle_nn::{Init, VarBuilder};
-use rayon::prelude::*;
 
-use crate::ops::contiguous_f32;
+use super::storage::contiguous_f32;
+use crate::cpu::batch_norm::{self, Planes};
 
 /// PyTorch's default `eps` and `momentum` of `nn.BatchNorm2d`.
 pub const EPS: f64 = 1e-5;
@@ -128,85 +128,16 @@ struct BatchNormReluTrain {
     stats: Arc<Mutex<Option<Stats>>>,
 }
 
-/// Geometry of an NCHW tensor as batch norm sees it.
-#[derive(Debug, Clone, Copy)]
-struct Planes {
-    batch: usize,
-    channels: usize,
-    plane: usize,
-}
-
-impl Planes {
-    fn of(dims: &[usize]) -> Result<Self> {
-        let &[batch, channels, h, w] = dims else {
-            bail!("batch norm expects (N, C, H, W), got {dims:?}");
-        };
-        Ok(Planes {
-            batch,
-            channels,
-            plane: h * w,
-        })
-    }
-
-    fn count(&self) -> usize {
-        self.batch * self.plane
-    }
-
-    /// The values of channel `c`, plane by plane.
-    fn channel<'a>(&self, data: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
-        (0..self.batch).map(move |n| {
-            let start = (n * self.channels + c) * self.plane;
-            &data[start..start + self.plane]
-        })
-    }
-}
-
-/// Mean and biased variance of every channel (two passes, f64 sums, in a fixed order).
-fn channel_statistics(x: &[f32], p: Planes) -> Stats {
-    (0..p.channels)
-        .into_par_iter()
-        .map(|c| {
-            let count = p.count() as f64;
-            let sum: f64 = p
-                .channel(x, c)
-                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum();
-            let mean = sum / count;
-            let squares: f64 = p
-                .channel(x, c)
-                .map(|plane| {
-                    plane
-                        .iter()
-                        .map(|&v| {
-                            let d = f64::from(v) - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
-                })
-                .sum();
-            (mean as f32, (squares / count) as f32)
-        })
-        .unzip()
-}
-
-/// `out = relu(x * scale[c] + shift[c])`, plane by plane in parallel.
-fn scale_shift_relu(x: &[f32], p: Planes, scale: &[f32], shift: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(p.plane)
-        .zip(x.par_chunks(p.plane))
-        .enumerate()
-        .for_each(|(i, (o, x))| {
-            let c = i % p.channels;
-            let (a, b) = (scale[c], shift[c]);
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = (v * a + b).max(0.0);
-            }
-        });
-}
-
-fn inverse_std(var: &[f32]) -> Vec<f32> {
-    var.iter()
-        .map(|&v| (1.0 / (f64::from(v) + EPS).sqrt()) as f32)
-        .collect()
+/// The batch-norm geometry of an NCHW tensor's dims.
+fn planes(dims: &[usize]) -> Result<Planes> {
+    let &[batch, channels, h, w] = dims else {
+        bail!("batch norm expects (N, C, H, W), got {dims:?}");
+    };
+    Ok(Planes {
+        batch,
+        channels,
+        plane: h * w,
+    })
 }
 
 impl CustomOp3 for BatchNormReluTrain {
@@ -223,18 +154,18 @@ impl CustomOp3 for BatchNormReluTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let p = Planes::of(l1.dims())?;
+        let p = planes(l1.dims())?;
         let x = contiguous_f32(s1, l1, self.name())?;
         let gamma = contiguous_f32(s2, l2, self.name())?;
         let beta = contiguous_f32(s3, l3, self.name())?;
-        let (mean, var) = channel_statistics(x, p);
-        let inv = inverse_std(&var);
+        let (mean, var) = batch_norm::channel_statistics(x, p);
+        let inv = batch_norm::inverse_std(&var, EPS);
         let scale: Vec<f32> = gamma.iter().zip(&inv).map(|(g, i)| g * i).collect();
         let shift: Vec<f32> = (0..p.channels)
             .map(|c| beta[c] - mean[c] * scale[c])
             .collect();
         let mut out = vec![0f32; x.len()];
-        scale_shift_relu(x, p, &scale, &shift, &mut out);
+        batch_norm::scale_shift_relu(x, p, &scale, &shift, &mut out);
         *self.stats.lock().expect("batch norm stats") = Some((mean, var));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -254,7 +185,7 @@ impl CustomOp3 for BatchNormReluTrain {
         let grad_op = BatchNormReluGrad {
             gamma: gamma.to_dtype(DType::F32)?.to_vec1()?,
             mean,
-            inv: inverse_std(&var),
+            inv: batch_norm::inverse_std(&var, EPS),
         };
         let packed = x.apply_op3_no_bwd(res, &grad.contiguous()?, &grad_op)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
@@ -287,7 +218,7 @@ impl CustomOp3 for BatchNormReluGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let p = Planes::of(l1.dims())?;
+        let p = planes(l1.dims())?;
         let x = contiguous_f32(s1, l1, self.name())?;
         let y = contiguous_f32(s2, l2, self.name())?;
         let dy = contiguous_f32(s3, l3, self.name())?;
@@ -300,57 +231,7 @@ impl CustomOp3 for BatchNormReluGrad {
                 l1.dims()
             );
         }
-        let (mean, inv) = (&self.mean, &self.inv);
-        // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where y > 0.
-        let sums: Vec<(f64, f64)> = (0..p.channels)
-            .into_par_iter()
-            .map(|c| {
-                let (m, i) = (mean[c], inv[c]);
-                let mut sum_dz = 0f64;
-                let mut sum_dz_xhat = 0f64;
-                let planes = p.channel(x, c).zip(p.channel(y, c)).zip(p.channel(dy, c));
-                for ((x, y), dy) in planes {
-                    let (mut a, mut b) = (0f32, 0f32);
-                    for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
-                        if y > 0.0 {
-                            a += dy;
-                            b += dy * (x - m) * i;
-                        }
-                    }
-                    sum_dz += f64::from(a);
-                    sum_dz_xhat += f64::from(b);
-                }
-                (sum_dz, sum_dz_xhat)
-            })
-            .collect();
-        let count = p.count() as f32;
-        let mut packed = vec![0f32; x.len() + 2 * p.channels];
-        let (dx, rest) = packed.split_at_mut(x.len());
-        let (d_gamma, d_beta) = rest.split_at_mut(p.channels);
-        for (c, &(a, b)) in sums.iter().enumerate() {
-            d_beta[c] = a as f32;
-            d_gamma[c] = b as f32;
-        }
-        // dx = gamma * inv / M * (M * dz - sum(dz) - xhat * sum(dz * xhat))
-        dx.par_chunks_mut(p.plane)
-            .enumerate()
-            .for_each(|(plane_index, dx)| {
-                let c = plane_index % p.channels;
-                let start = plane_index * p.plane;
-                let (x, y, dy) = (
-                    &x[start..start + p.plane],
-                    &y[start..start + p.plane],
-                    &dy[start..start + p.plane],
-                );
-                let (m, i) = (mean[c], inv[c]);
-                let k = self.gamma[c] * i / count;
-                let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
-                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                    let dz = if y > 0.0 { dy } else { 0.0 };
-                    let xhat = (x - m) * i;
-                    *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
-                }
-            });
+        let packed = batch_norm::relu_backward(x, y, dy, p, &self.gamma, &self.mean, &self.inv);
         let len = packed.len();
         Ok((CpuStorage::F32(packed), Shape::from(len)))
     }

@@ -19,24 +19,30 @@
 //! Scores are the seven SVM margins `w_k . x + b_k`; the "probabilities" shown beside them
 //! are their softmax, a display convenience and not calibrated (no Platt scaling).
 
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod svm;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use fer_data::{Dataset, Emotion, IMAGE_PIXELS, IMAGE_SIDE, Split, View};
-use imageproc::hog::{HogOptions, HogSpec, hog};
-use imageproc::image::GrayImage;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use fer_data::{Dataset, Split, View};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, CheckpointError};
-use crate::eval::{Prediction, argmax};
-use crate::metrics::Metrics;
-use crate::model::NUM_CLASSES;
+pub use self::config::HogSvmConfig;
+pub use self::error::HogSvmError;
+use self::features::descriptor;
+pub use self::features::{FeatureMatrix, HogParams, Standardizer, extract_features, hog_features};
+pub use self::svm::{BinarySvm, DcdOptions, LinearOvr, Scores, train_binary};
+use self::svm::{predict_rows, train_ovr};
+use crate::checkpoint::{self, CheckpointError, read_json, write_json};
+use crate::eval::Prediction;
+use crate::eval::metrics::Metrics;
+use crate::head::NUM_CLASSES;
 
 /// The `model` tag of a HOG-SVM run's `config.json` (a CNN run's `model` is an object).
 pub const MODEL_TAG: &str = "hog-svm";
@@ -46,475 +52,6 @@ pub const CONFIG: &str = "config.json";
 pub const WEIGHTS: &str = "weights.safetensors";
 /// The chosen C and the PublicTest accuracy of every C.
 pub const SELECTION: &str = "selection.json";
-
-/// Errors of HOG-SVM training, prediction and run directories.
-#[derive(Debug, thiserror::Error)]
-pub enum HogSvmError {
-    #[error("invalid HOG-SVM configuration: {0}")]
-    Config(String),
-    #[error("no {0} images to {1}")]
-    EmptySplit(Split, &'static str),
-    #[error("an image must have {IMAGE_PIXELS} pixels (48x48), this one has {0}")]
-    ImageSize(usize),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-}
-
-/// HOG descriptor parameters (imageproc's `HogOptions`, for 48x48 images).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HogParams {
-    /// Orientation bins per cell histogram.
-    pub orientations: usize,
-    /// Signed gradients (bins over 360 degrees) or unsigned (over 180 degrees).
-    pub signed: bool,
-    /// Cell side in pixels; must divide 48.
-    pub cell_side: usize,
-    /// Block side in cells (each block is L2-normalised).
-    pub block_side: usize,
-    /// Block stride in cells.
-    pub block_stride: usize,
-}
-
-impl Default for HogParams {
-    /// 4x4-pixel cells, 2x2-cell blocks with stride 1, 9 signed orientations: 4356 features,
-    /// the best on FER2013's PublicTest of 4x4/8x8 cells, signed/unsigned (see the README).
-    fn default() -> Self {
-        HogParams {
-            orientations: 9,
-            signed: true,
-            cell_side: 4,
-            block_side: 2,
-            block_stride: 1,
-        }
-    }
-}
-
-impl HogParams {
-    fn options(&self) -> HogOptions {
-        HogOptions::new(
-            self.orientations,
-            self.signed,
-            self.cell_side,
-            self.block_side,
-            self.block_stride,
-        )
-    }
-
-    /// Length of the descriptor of a 48x48 image: blocks x block_side² x orientations.
-    pub fn feature_len(&self) -> Result<usize, HogSvmError> {
-        let side = IMAGE_SIDE as u32;
-        if self.orientations == 0
-            || self.cell_side == 0
-            || self.block_side == 0
-            || self.block_stride == 0
-            || self.cell_side * self.block_side > IMAGE_SIDE
-        {
-            return Err(HogSvmError::Config(format!(
-                "HOG parameters {self:?}: every size must be at least 1 and a block must fit \
-                 in {IMAGE_SIDE} pixels"
-            )));
-        }
-        HogSpec::from_options(side, side, self.options())
-            .map(|spec| spec.descriptor_length())
-            .map_err(HogSvmError::Config)
-    }
-}
-
-/// What to train: HOG parameters, the C grid and the solver's stopping rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HogSvmConfig {
-    pub hog: HogParams,
-    /// Candidate regularisation constants; the best on PublicTest is kept (ties: the smaller).
-    pub c_grid: Vec<f64>,
-    /// Stop when the projected gradient's spread is at most this (LIBLINEAR's `-e`, 0.1).
-    pub tolerance: f64,
-    /// At most this many passes over the data per binary problem (LIBLINEAR's 1000).
-    pub max_epochs: usize,
-    /// Seeds the solver's visiting order.
-    pub seed: u64,
-}
-
-impl Default for HogSvmConfig {
-    fn default() -> Self {
-        HogSvmConfig {
-            hog: HogParams::default(),
-            c_grid: vec![0.0001, 0.001, 0.01],
-            tolerance: 0.1,
-            max_epochs: 1000,
-            seed: 0,
-        }
-    }
-}
-
-impl HogSvmConfig {
-    /// Checks the parameters; returns the feature length.
-    pub fn validate(&self) -> Result<usize, HogSvmError> {
-        if self.c_grid.is_empty() || self.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
-            return Err(HogSvmError::Config(format!(
-                "c_grid {:?}: needs at least one C, every C finite and positive",
-                self.c_grid
-            )));
-        }
-        if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
-            return Err(HogSvmError::Config(format!(
-                "tolerance {}: must be finite and positive",
-                self.tolerance
-            )));
-        }
-        if self.max_epochs == 0 {
-            return Err(HogSvmError::Config("max_epochs must be at least 1".into()));
-        }
-        self.hog.feature_len()
-    }
-}
-
-/// Row-major `rows x dim` features.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureMatrix {
-    pub rows: usize,
-    pub dim: usize,
-    pub data: Vec<f32>,
-}
-
-impl FeatureMatrix {
-    /// Wraps `data` (`rows * dim` values).
-    pub fn new(rows: usize, dim: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), rows * dim, "features must be rows x dim");
-        FeatureMatrix { rows, dim, data }
-    }
-
-    /// Row `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
-
-/// The HOG descriptor of one 48x48 image (`params.feature_len()` values).
-pub fn hog_features(pixels: &[u8], params: &HogParams) -> Result<Vec<f32>, HogSvmError> {
-    params.feature_len()?;
-    descriptor(pixels, params)
-}
-
-fn descriptor(pixels: &[u8], params: &HogParams) -> Result<Vec<f32>, HogSvmError> {
-    if pixels.len() != IMAGE_PIXELS {
-        return Err(HogSvmError::ImageSize(pixels.len()));
-    }
-    let side = IMAGE_SIDE as u32;
-    let image = GrayImage::from_raw(side, side, pixels.to_vec())
-        .ok_or(HogSvmError::ImageSize(pixels.len()))?;
-    hog(&image, params.options()).map_err(HogSvmError::Config)
-}
-
-/// HOG descriptors of every image of `view`, in its order, computed in parallel.
-pub fn extract_features(view: &View<'_>, params: &HogParams) -> Result<FeatureMatrix, HogSvmError> {
-    let dim = params.feature_len()?;
-    let mut data = vec![0f32; view.len() * dim];
-    data.par_chunks_mut(dim.max(1))
-        .enumerate()
-        .try_for_each(|(k, out)| {
-            out.copy_from_slice(&descriptor(view.image(k), params)?);
-            Ok::<(), HogSvmError>(())
-        })?;
-    Ok(FeatureMatrix::new(view.len(), dim, data))
-}
-
-/// Per-feature standardisation `(x - mean) / std`, fitted on Training features only.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Standardizer {
-    pub mean: Vec<f32>,
-    /// Population standard deviations; 1 where a feature is constant.
-    pub std: Vec<f32>,
-}
-
-impl Standardizer {
-    /// Mean and standard deviation of every column (accumulated in f64).
-    pub fn fit(features: &FeatureMatrix) -> Self {
-        let dim = features.dim;
-        let n = features.rows.max(1) as f64;
-        let mut sum = vec![0f64; dim];
-        let mut sum_sq = vec![0f64; dim];
-        for i in 0..features.rows {
-            for (j, &v) in features.row(i).iter().enumerate() {
-                sum[j] += f64::from(v);
-                sum_sq[j] += f64::from(v) * f64::from(v);
-            }
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let std = sum_sq
-            .iter()
-            .zip(&mean)
-            .map(|(sq, m)| {
-                let sd = (sq / n - m * m).max(0.0).sqrt();
-                if sd > 1e-6 { sd as f32 } else { 1.0 }
-            })
-            .collect();
-        Standardizer {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            std,
-        }
-    }
-
-    /// Standardises one feature vector in place.
-    pub fn apply(&self, features: &mut [f32]) {
-        for ((v, m), s) in features.iter_mut().zip(&self.mean).zip(&self.std) {
-            *v = (*v - m) / s;
-        }
-    }
-
-    /// Standardises every row in place, in parallel.
-    pub fn apply_all(&self, features: &mut FeatureMatrix) {
-        let dim = features.dim.max(1);
-        features
-            .data
-            .par_chunks_mut(dim)
-            .for_each(|row| self.apply(row));
-    }
-}
-
-/// One binary L2-regularised squared-hinge SVM: `min_w ½‖w‖² + C Σ max(0, 1 − yᵢ(w·xᵢ + b))²`,
-/// with the bias `b` regularised like a weight (a constant feature 1, LIBLINEAR's `-B 1`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BinarySvm {
-    pub weights: Vec<f64>,
-    pub bias: f64,
-    /// The dual variables at the solution (`w = Σ αᵢ yᵢ xᵢ`).
-    pub alpha: Vec<f64>,
-    /// Passes over the data made.
-    pub epochs: usize,
-    /// Whether the stopping rule was met before `max_epochs`.
-    pub converged: bool,
-}
-
-impl BinarySvm {
-    /// `w·x + b`.
-    pub fn margin(&self, x: &[f32]) -> f64 {
-        dot(&self.weights, x) + self.bias
-    }
-
-    /// The primal objective `½(‖w‖² + b²) + C Σ max(0, 1 − yᵢ(w·xᵢ + b))²`.
-    pub fn primal_objective(&self, x: &FeatureMatrix, y: &[f64], c: f64) -> f64 {
-        let norm = self.weights.iter().map(|w| w * w).sum::<f64>() + self.bias * self.bias;
-        let loss: f64 = (0..x.rows)
-            .map(|i| (1.0 - y[i] * self.margin(x.row(i))).max(0.0).powi(2))
-            .sum();
-        0.5 * norm + c * loss
-    }
-
-    /// The dual objective `Σαᵢ − ½‖w‖² − Σαᵢ²/(4C)` (a lower bound of the primal optimum,
-    /// equal to it at the solution).
-    pub fn dual_objective(&self, c: f64) -> f64 {
-        let norm = self.weights.iter().map(|w| w * w).sum::<f64>() + self.bias * self.bias;
-        let sum: f64 = self.alpha.iter().sum();
-        let sq: f64 = self.alpha.iter().map(|a| a * a).sum();
-        sum - 0.5 * norm - sq / (4.0 * c)
-    }
-}
-
-/// Solver settings of [`train_binary`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DcdOptions {
-    pub c: f64,
-    pub tolerance: f64,
-    pub max_epochs: usize,
-    pub seed: u64,
-}
-
-fn dot(w: &[f64], x: &[f32]) -> f64 {
-    w.iter().zip(x).map(|(w, &x)| w * f64::from(x)).sum()
-}
-
-/// `(w, b) += a * (x, 1)`.
-fn axpy(w: &mut [f64], b: &mut f64, a: f64, x: &[f32]) {
-    for (w, &x) in w.iter_mut().zip(x) {
-        *w += a * f64::from(x);
-    }
-    *b += a;
-}
-
-/// Trains one binary squared-hinge SVM (`y` is +1/−1) by dual coordinate descent.
-///
-/// We write the solver rather than use linfa-svm: linfa's SMO works on a kernel matrix and is
-/// far too slow for a 28k x 4k linear problem, while coordinate descent on the dual is a few
-/// dozen lines, touches one row per step and converges in tens of passes. This is Algorithm 1
-/// with shrinking of C.-J. Hsieh, K.-W. Chang, C.-J. Lin, S. S. Keerthi, S. Sundararajan, "A
-/// Dual Coordinate Descent Method for Large-scale Linear SVM", ICML 2008 — LIBLINEAR's
-/// `solve_l2r_l1l2_svc` for the L2 loss (`U = ∞`, `Dᵢᵢ = 1/(2C)`). The visiting order is a
-/// ChaCha8 permutation from `options.seed`, so results are reproducible. `alpha`, if given, is
-/// a warm start (e.g. the solution for a smaller C).
-pub fn train_binary(
-    x: &FeatureMatrix,
-    y: &[f64],
-    options: &DcdOptions,
-    alpha: Option<Vec<f64>>,
-) -> BinarySvm {
-    assert_eq!(x.rows, y.len(), "one label per row");
-    let n = x.rows;
-    let diag = 0.5 / options.c;
-    let mut alpha = alpha
-        .filter(|a| a.len() == n)
-        .unwrap_or_else(|| vec![0.0; n]);
-    let mut w = vec![0f64; x.dim];
-    let mut b = 0f64;
-    for i in 0..n {
-        if alpha[i] != 0.0 {
-            axpy(&mut w, &mut b, alpha[i] * y[i], x.row(i));
-        }
-    }
-    let qd: Vec<f64> = (0..n)
-        .map(|i| diag + 1.0 + x.row(i).iter().map(|&v| f64::from(v).powi(2)).sum::<f64>())
-        .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut index: Vec<usize> = (0..n).collect();
-    let mut active = n;
-    // Shrinking threshold (LIBLINEAR's PGmax_old; its PGmin_old only shrinks variables at the
-    // upper bound, which the squared hinge does not have).
-    let mut pg_max_old = f64::INFINITY;
-    let mut epochs = 0;
-    let mut converged = false;
-    while epochs < options.max_epochs {
-        index[..active].shuffle(&mut rng);
-        let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
-        let mut s = 0;
-        while s < active {
-            let i = index[s];
-            let row = x.row(i);
-            let g = y[i] * (dot(&w, row) + b) - 1.0 + alpha[i] * diag;
-            let pg = if alpha[i] == 0.0 {
-                if g > pg_max_old {
-                    // Shrink: at the bound and likely to stay there.
-                    active -= 1;
-                    index.swap(s, active);
-                    continue;
-                }
-                g.min(0.0)
-            } else {
-                g
-            };
-            pg_max = pg_max.max(pg);
-            pg_min = pg_min.min(pg);
-            if pg.abs() > 1e-12 {
-                let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).max(0.0);
-                axpy(&mut w, &mut b, (alpha[i] - old) * y[i], row);
-            }
-            s += 1;
-        }
-        epochs += 1;
-        if pg_max - pg_min <= options.tolerance {
-            if active == n {
-                converged = true;
-                break;
-            }
-            // Converged on the active set: check every variable once more.
-            active = n;
-            pg_max_old = f64::INFINITY;
-            continue;
-        }
-        pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
-    }
-    BinarySvm {
-        weights: w,
-        bias: b,
-        alpha,
-        epochs,
-        converged,
-    }
-}
-
-/// Seven one-vs-rest linear scorers: `margins(x)[k] = weights[k]·x + bias[k]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinearOvr {
-    pub dim: usize,
-    /// Row-major `7 x dim`.
-    pub weights: Vec<f32>,
-    pub bias: [f32; NUM_CLASSES],
-}
-
-impl LinearOvr {
-    /// The seven margins of a (standardised) feature vector.
-    pub fn margins(&self, x: &[f32]) -> [f32; NUM_CLASSES] {
-        let mut out = self.bias;
-        for (k, m) in out.iter_mut().enumerate() {
-            let w = &self.weights[k * self.dim..(k + 1) * self.dim];
-            *m += w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>();
-        }
-        out
-    }
-}
-
-/// Trains the seven one-vs-rest problems for one C in parallel; `alphas` holds each class's
-/// warm start and receives its solution. Returns the scorer and the most passes any class took
-/// and whether all converged.
-fn train_ovr(
-    x: &FeatureMatrix,
-    labels: &[usize],
-    options: &DcdOptions,
-    alphas: &mut [Option<Vec<f64>>; NUM_CLASSES],
-) -> (LinearOvr, usize, bool) {
-    let solutions: Vec<BinarySvm> = alphas
-        .par_iter_mut()
-        .enumerate()
-        .map(|(k, warm)| {
-            let y: Vec<f64> = labels
-                .iter()
-                .map(|&l| if l == k { 1.0 } else { -1.0 })
-                .collect();
-            let class_options = DcdOptions {
-                seed: options.seed.wrapping_mul(31).wrapping_add(k as u64),
-                ..*options
-            };
-            let svm = train_binary(x, &y, &class_options, warm.take());
-            *warm = Some(svm.alpha.clone());
-            svm
-        })
-        .collect();
-    let mut weights = Vec::with_capacity(NUM_CLASSES * x.dim);
-    let mut bias = [0f32; NUM_CLASSES];
-    for (k, svm) in solutions.iter().enumerate() {
-        weights.extend(svm.weights.iter().map(|&w| w as f32));
-        bias[k] = svm.bias as f32;
-    }
-    let epochs = solutions.iter().map(|s| s.epochs).max().unwrap_or(0);
-    let converged = solutions.iter().all(|s| s.converged);
-    (
-        LinearOvr {
-            dim: x.dim,
-            weights,
-            bias,
-        },
-        epochs,
-        converged,
-    )
-}
-
-/// The margins and their softmax for one image.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scores {
-    /// `w_k·x + b_k` per class (0 Angry .. 6 Neutral).
-    pub margins: [f32; NUM_CLASSES],
-    /// Softmax of the margins: for display only, not calibrated probabilities.
-    pub probabilities: [f32; NUM_CLASSES],
-    /// The class with the largest margin.
-    pub predicted: Emotion,
-}
-
-impl Scores {
-    fn from_margins(margins: [f32; NUM_CLASSES]) -> Self {
-        let max = margins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut probabilities = margins.map(|m| (m - max).exp());
-        let total: f32 = probabilities.iter().sum();
-        for p in &mut probabilities {
-            *p /= total;
-        }
-        let predicted = Emotion::ALL[argmax(&margins)];
-        Scores {
-            margins,
-            probabilities,
-            predicted,
-        }
-    }
-}
 
 /// PublicTest accuracy of one C.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -645,13 +182,6 @@ pub fn train(
         classifier,
     };
     Ok((model, selection))
-}
-
-fn predict_rows(classifier: &LinearOvr, x: &FeatureMatrix) -> Vec<usize> {
-    (0..x.rows)
-        .into_par_iter()
-        .map(|i| argmax(&classifier.margins(x.row(i))))
-        .collect()
 }
 
 impl HogSvm {
@@ -806,26 +336,13 @@ pub fn is_hog_svm_run(path: &Path) -> bool {
         .is_some_and(|json| json.get("model").and_then(|m| m.as_str()) == Some(MODEL_TAG))
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
-    let mut text =
-        serde_json::to_string_pretty(value).map_err(|e| CheckpointError::invalid(path, e))?;
-    text.push('\n');
-    checkpoint::write_atomically(path, text.as_bytes())
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-        path: PathBuf::from(path),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::invalid(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use fer_data::synthetic::{SyntheticConfig, generate};
     use rand::Rng;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn hog_features_have_the_documented_length_and_are_deterministic() {

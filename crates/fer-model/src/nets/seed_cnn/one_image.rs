@@ -20,11 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gemm::Parallelism;
 
-use crate::kernels::{self, ConvShape, PoolShape, matmul};
-use crate::model::NUM_CLASSES;
-use crate::seed_step::{Workspace, geometry};
-use crate::stages::{self, Shared, Stage};
-use crate::winograd;
+use super::params::{FC_HIDDEN, LinearParams, SeedParams, fc_inputs, geometry, pool_after};
+use super::workspace::{WinogradWeights, Workspace};
+use crate::cpu::conv::conv_single_plane;
+use crate::cpu::gemm::matmul;
+use crate::cpu::pool::pool_planes;
+use crate::cpu::shape::{ConvShape, PoolShape};
+use crate::cpu::stages::{self, Shared, Stage};
+use crate::cpu::winograd;
+use crate::head::NUM_CLASSES;
 
 /// Output features per chunk of a fully connected layer.
 const FEATURES_PER_CHUNK: usize = 128;
@@ -35,14 +39,6 @@ const CHANNELS_PER_CHUNK: usize = 16;
 /// Output channels per weight-check chunk: small (about 1 µs), because a thread that takes
 /// one while it waits for a stage starts that stage late by up to one chunk.
 const CHANNELS_PER_CHECK: usize = 4;
-
-/// conv2..conv5's weights in Winograd form ([`winograd`]'s `U`), each beside the raw weights
-/// it was derived from.
-#[derive(Debug, Default)]
-pub(crate) struct WinogradWeights {
-    /// Per layer (conv2..conv5): (raw weights, `U`).
-    layers: [(Vec<f32>, Vec<f32>); 4],
-}
 
 /// Whether two slices hold the same bits (a reduction, so that it vectorises).
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -61,8 +57,8 @@ fn block(c: usize, count: usize, len: usize) -> Range<usize> {
     (c * size).min(len)..((c + 1) * size).min(len)
 }
 
-/// The raw scores (7) of one image `x` (48 x 48), parameters `p` in the seed step's order.
-pub(crate) fn forward(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
+/// The raw scores (7) of one image `x` (48 x 48).
+pub(crate) fn forward(ws: &Workspace, p: &SeedParams<&[f32]>, x: &[f32]) -> Vec<f32> {
     let (convs, pools) = geometry(1);
     let winograd_layers = &convs[1..];
     let largest = |f: &dyn Fn(&ConvShape) -> usize| winograd_layers.iter().map(f).max();
@@ -76,7 +72,11 @@ pub(crate) fn forward(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
         .iter()
         .map(|s| ws.take(s.planes * s.out_h() * s.out_w()))
         .collect();
-    let (mut g1, mut g2, mut scores) = (vec![0f32; 1024], vec![0f32; 1024], vec![0f32; 7]);
+    let (mut g1, mut g2, mut scores) = (
+        vec![0f32; FC_HIDDEN],
+        vec![0f32; FC_HIDDEN],
+        vec![0f32; NUM_CLASSES],
+    );
     // The cache; a concurrent predict on the same model derives weights of its own.
     let mut own = WinogradWeights::default();
     let mut guard = match ws.winograd.try_lock() {
@@ -134,7 +134,7 @@ pub(crate) fn forward(ws: &Workspace, p: &[&[f32]], x: &[f32]) -> Vec<f32> {
                 let (i, range) = checks[c].clone();
                 // SAFETY: no stage writes the raw copy of a layer that is not fresh.
                 let raw = unsafe { buffers.cached[i].0.read() };
-                if !same_bits(&raw[range.clone()], &p[3 * (i + 1)][range]) {
+                if !same_bits(&raw[range.clone()], &p.convs[i + 1].weight[range]) {
                     stale[i].store(true, Ordering::Relaxed);
                 }
             });
@@ -172,7 +172,7 @@ struct Buffers<'a> {
 struct Plan<'a, 'b> {
     convs: [ConvShape; 5],
     pools: [PoolShape; 3],
-    p: &'a [&'a [f32]],
+    p: &'a SeedParams<&'a [f32]>,
     x: &'a [f32],
     /// conv2..conv5: derive the transformed weights in this pass.
     fresh: [bool; 4],
@@ -180,11 +180,6 @@ struct Plan<'a, 'b> {
 }
 
 impl<'a, 'b> Plan<'a, 'b> {
-    /// Which pool (index into `pools`) follows conv layer `layer`, if any.
-    fn pool_after(layer: usize) -> Option<usize> {
-        [Some(0), None, Some(1), None, Some(2)][layer]
-    }
-
     /// Winograd layer `layer` (1..5): the 16 gemms, one per chunk, over all output channels.
     fn products(&self, layer: usize) -> Stage<'b> {
         let s = self.convs[layer];
@@ -212,11 +207,12 @@ impl<'a, 'b> Plan<'a, 'b> {
     fn outputs(&self, layer: usize) -> Stage<'b> {
         let s = self.convs[layer];
         let hw = s.out_h() * s.out_w();
-        let [w, b, alpha] = [0, 1, 2].map(|i| self.p[3 * layer + i]);
+        let layer_params = &self.p.convs[layer];
+        let (w, b, alpha) = (layer_params.weight, layer_params.bias, layer_params.slope);
         let (x, buffers) = (self.x, self.buffers);
         let out = buffers.activations[layer];
         let m = buffers.m;
-        let pool = Self::pool_after(layer).map(|i| (self.pools[i], buffers.pooled[i]));
+        let pool = pool_after(layer).map(|i| (self.pools[i], buffers.pooled[i]));
         let next = (layer + 1 < self.convs.len()).then(|| {
             let (raw, u) = buffers.cached[layer];
             (
@@ -224,7 +220,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                 raw,
                 u,
                 self.fresh[layer],
-                self.p[3 * layer + 3],
+                self.p.convs[layer + 1].weight,
             )
         });
         let chunks = s.cout.div_ceil(CHANNELS_PER_CHUNK);
@@ -234,7 +230,7 @@ impl<'a, 'b> Plan<'a, 'b> {
             // SAFETY: chunk c alone writes these channels of this layer's output.
             let o = unsafe { out.piece(channels.start * hw..channels.end * hw) };
             if layer == 0 {
-                kernels::conv_single_plane(x, w, b, alpha, &s, channels.start, o);
+                conv_single_plane(x, w, b, alpha, &s, channels.start, o);
             } else {
                 // SAFETY: the products' stage is done.
                 let m = unsafe { m.read() };
@@ -254,7 +250,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                 };
                 // SAFETY: chunk c alone writes the pooled planes of its channels.
                 let dst = unsafe { pooled.piece(channels.start * plane..channels.end * plane) };
-                kernels::pool_planes(o, &shape, dst);
+                pool_planes(o, &shape, dst);
                 input = dst;
             }
             let Some((next, raw, u, fresh, weights)) = next else {
@@ -295,19 +291,14 @@ impl<'a, 'b> Plan<'a, 'b> {
     /// Fully connected layer `i` (fc1, fc2, fc3) by blocks of output features, PReLU after
     /// fc1 and fc2 (their shared slope).
     fn fully_connected(&self, i: usize) -> Stage<'b> {
-        let p = self.p;
-        let (input, w, b, alpha, inp, out) = [
-            (
-                self.buffers.pooled[2],
-                p[15],
-                p[16],
-                Some(p[17]),
-                3200,
-                1024,
-            ),
-            (self.buffers.fc[0], p[18], p[19], Some(p[17]), 1024, 1024),
-            (self.buffers.fc[1], p[20], p[21], None, 1024, NUM_CLASSES),
+        let (p, hidden) = (self.p, FC_HIDDEN);
+        let slope = Some(p.fc_slope);
+        let (input, layer, alpha, inp, out): (_, &LinearParams<&[f32]>, _, _, _) = [
+            (self.buffers.pooled[2], &p.fc1, slope, fc_inputs(), hidden),
+            (self.buffers.fc[0], &p.fc2, slope, hidden, hidden),
+            (self.buffers.fc[1], &p.fc3, None, hidden, NUM_CLASSES),
         ][i];
+        let (w, b) = (layer.weight, layer.bias);
         let dst = self.buffers.fc[i];
         let chunks = out.div_ceil(FEATURES_PER_CHUNK);
         Stage::new(chunks, move |c| {

@@ -15,10 +15,12 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use rand_chacha::ChaCha8Rng;
 
-use crate::batch_norm::BatchNormRelu;
-use crate::model::{Classifier, Head, NUM_CLASSES, conv_weight, dropout, linear};
-use crate::ops;
-use crate::pool::Pool2d;
+use crate::head::{Head, NUM_CLASSES};
+use crate::layers::BatchNormRelu;
+use crate::layers::dropout::dropout;
+use crate::layers::init::{conv_weight, linear};
+use crate::layers::{Pool2d, conv2d};
+use crate::nets::classifier::Classifier;
 
 /// Stages of the network; each halves the side (48 -> 3).
 const STAGES: usize = 4;
@@ -33,7 +35,7 @@ struct ConvBnRelu {
 
 impl ConvBnRelu {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = ops::conv2d(x, &self.weight, None, 1)?;
+        let y = conv2d(x, &self.weight, None, 1)?;
         self.norm.forward(&y, train)
     }
 }

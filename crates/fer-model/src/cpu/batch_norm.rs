@@ -1,0 +1,148 @@
+//! Batch normalisation + ReLU on the CPU: per-channel statistics (f64 sums in a fixed
+//! order), the normalise-scale-shift-ReLU pass, and the fused backward.
+
+use rayon::prelude::*;
+
+/// Geometry of an NCHW tensor as batch norm sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Planes {
+    pub batch: usize,
+    pub channels: usize,
+    /// Values per (image, channel) plane: height x width.
+    pub plane: usize,
+}
+
+impl Planes {
+    /// Values per channel over the batch.
+    pub fn count(&self) -> usize {
+        self.batch * self.plane
+    }
+
+    /// The values of channel `c`, plane by plane.
+    fn channel<'a>(&self, data: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
+        (0..self.batch).map(move |n| {
+            let start = (n * self.channels + c) * self.plane;
+            &data[start..start + self.plane]
+        })
+    }
+}
+
+/// Mean and biased variance of every channel (two passes, f64 sums, in a fixed order).
+pub(crate) fn channel_statistics(x: &[f32], p: Planes) -> (Vec<f32>, Vec<f32>) {
+    (0..p.channels)
+        .into_par_iter()
+        .map(|c| {
+            let count = p.count() as f64;
+            let sum: f64 = p
+                .channel(x, c)
+                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum();
+            let mean = sum / count;
+            let squares: f64 = p
+                .channel(x, c)
+                .map(|plane| {
+                    plane
+                        .iter()
+                        .map(|&v| {
+                            let d = f64::from(v) - mean;
+                            d * d
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean as f32, (squares / count) as f32)
+        })
+        .unzip()
+}
+
+/// `out = relu(x * scale[c] + shift[c])`, plane by plane in parallel.
+pub(crate) fn scale_shift_relu(
+    x: &[f32],
+    p: Planes,
+    scale: &[f32],
+    shift: &[f32],
+    out: &mut [f32],
+) {
+    out.par_chunks_mut(p.plane)
+        .zip(x.par_chunks(p.plane))
+        .enumerate()
+        .for_each(|(i, (o, x))| {
+            let c = i % p.channels;
+            let (a, b) = (scale[c], shift[c]);
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = (v * a + b).max(0.0);
+            }
+        });
+}
+
+/// `1 / sqrt(var + eps)` of every channel, in f64.
+pub(crate) fn inverse_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect()
+}
+
+/// The backward of `relu(batch_norm(x))` given its output `y` and output gradient `dy`, the
+/// forward's per-channel `mean` and inverse standard deviation `inv`, and the scale `gamma`:
+/// grad-x, grad-gamma and grad-beta packed in one vector (in that order).
+pub(crate) fn relu_backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    p: Planes,
+    gamma: &[f32],
+    mean: &[f32],
+    inv: &[f32],
+) -> Vec<f32> {
+    // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where y > 0.
+    let sums: Vec<(f64, f64)> = (0..p.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (m, i) = (mean[c], inv[c]);
+            let mut sum_dz = 0f64;
+            let mut sum_dz_xhat = 0f64;
+            let planes = p.channel(x, c).zip(p.channel(y, c)).zip(p.channel(dy, c));
+            for ((x, y), dy) in planes {
+                let (mut a, mut b) = (0f32, 0f32);
+                for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
+                    if y > 0.0 {
+                        a += dy;
+                        b += dy * (x - m) * i;
+                    }
+                }
+                sum_dz += f64::from(a);
+                sum_dz_xhat += f64::from(b);
+            }
+            (sum_dz, sum_dz_xhat)
+        })
+        .collect();
+    let count = p.count() as f32;
+    let mut packed = vec![0f32; x.len() + 2 * p.channels];
+    let (dx, rest) = packed.split_at_mut(x.len());
+    let (d_gamma, d_beta) = rest.split_at_mut(p.channels);
+    for (c, &(a, b)) in sums.iter().enumerate() {
+        d_beta[c] = a as f32;
+        d_gamma[c] = b as f32;
+    }
+    // dx = gamma * inv / M * (M * dz - sum(dz) - xhat * sum(dz * xhat))
+    dx.par_chunks_mut(p.plane)
+        .enumerate()
+        .for_each(|(plane_index, dx)| {
+            let c = plane_index % p.channels;
+            let start = plane_index * p.plane;
+            let (x, y, dy) = (
+                &x[start..start + p.plane],
+                &y[start..start + p.plane],
+                &dy[start..start + p.plane],
+            );
+            let (m, i) = (mean[c], inv[c]);
+            let k = gamma[c] * i / count;
+            let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
+            for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                let dz = if y > 0.0 { dy } else { 0.0 };
+                let xhat = (x - m) * i;
+                *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
+            }
+        });
+    packed
+}

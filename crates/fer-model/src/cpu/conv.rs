@@ -1,0 +1,401 @@
+//! Convolution on the CPU: forward (with bias and PReLU fused for inference) by im2col + gemm,
+//! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
+//! single-plane convolution of a first layer at batch 1.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::gemm::{matmul, with_scratch};
+use super::portable;
+use super::prelu::prelu_planes;
+use super::shape::ConvShape;
+
+/// Images per group whose weight gradients are summed together before the ordered reduction.
+const GRAD_GROUP: usize = 8;
+
+/// Unfolds one image (cin, h, w) into `col` (cin*k*k, oh*ow), zeros where the window reads the
+/// padding.
+fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
+    let hw = s.out_h() * s.out_w();
+    for (r, row) in col.chunks_mut(hw).enumerate() {
+        im2col_row(x, s, r, row);
+    }
+}
+
+/// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
+fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+    let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
+    let plane = &x[ci * h * w..(ci + 1) * h * w];
+    // Output columns whose input column ox + kx - pad lies inside the image.
+    let x0 = pad.saturating_sub(kx).min(ow);
+    let x1 = (w + pad).saturating_sub(kx).min(ow).max(x0);
+    for oy in 0..oh {
+        let dst = &mut row[oy * ow..(oy + 1) * ow];
+        let iy = oy + ky;
+        if iy < pad || iy - pad >= h {
+            dst.fill(0.0);
+            continue;
+        }
+        let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
+        dst[..x0].fill(0.0);
+        dst[x1..].fill(0.0);
+        let ix0 = x0 + kx - pad;
+        dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+    }
+}
+
+/// Convolution forward: `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w), `weight`
+/// (cout, cin, k, k) and an optional `bias` (cout).
+pub(crate) fn conv2d_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    conv2d_activation_forward(x, weight, bias, None, s, out);
+}
+
+/// Convolution, bias and PReLU forward in one pass over each output: `alpha` holds one slope
+/// or one per output channel. Equals [`conv2d_forward`] followed by [`prelu_forward`].
+pub(crate) fn conv2d_prelu_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    alpha: &[f32],
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    assert!(
+        alpha.len() == 1 || alpha.len() == s.cout,
+        "one slope or one per channel"
+    );
+    conv2d_activation_forward(x, weight, Some(bias), Some(alpha), s, out);
+}
+
+/// Output channels per task when one image is split over the pool: a multiple of 16 (an
+/// AVX-512 register of f32), about an even share per thread.
+fn channel_block(cout: usize, threads: usize) -> usize {
+    cout.div_ceil(threads).div_ceil(16) * 16
+}
+
+/// Output channels `[c0, c0 + out.len() / (oh * ow))` of a convolution of ONE input plane
+/// `x` (h, w) without padding, straight from the plane (no im2col): bias, the k x k
+/// multiply-adds in (ky, kx) order, then PReLU (one slope, or one per output channel). Four
+/// channels share each input load; 16 output columns per register. The first layer at batch
+/// 1, where im2col's gemm has an inner dimension of only k * k.
+pub(crate) fn conv_single_plane(
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    alpha: &[f32],
+    s: &ConvShape,
+    c0: usize,
+    out: &mut [f32],
+) {
+    assert!(s.cin == 1 && s.pad == 0 && s.batch == 1 && s.out_w() >= 16);
+    assert!(s.k == 3 || s.k == 5, "3x3 or 5x5 kernels");
+    assert_eq!(x.len(), s.h * s.w);
+    assert_eq!(weight.len(), s.cout * s.k * s.k);
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512_enabled() {
+        // SAFETY: the CPU has AVX-512F (and so FMA): avx512_enabled checked it.
+        return unsafe {
+            super::avx512::conv::conv_single_plane(x, weight, bias, alpha, s, c0, out)
+        };
+    }
+    portable::conv::conv_single_plane_with::<false>(x, weight, bias, alpha, s, c0, out)
+}
+
+fn conv2d_activation_forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    alpha: Option<&[f32]>,
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    let hw = s.out_h() * s.out_w();
+    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(weight.len(), s.cout * patch);
+    assert_eq!(out.len(), s.batch * out_img);
+    // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
+    let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
+        let rows = o.len() / hw;
+        if let Some(bias) = bias {
+            for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
+                row.fill(b);
+            }
+        }
+        matmul(
+            (rows, hw, patch),
+            o,
+            hw,
+            bias.is_some(),
+            &weight[c0 * patch..(c0 + rows) * patch],
+            (patch, 1),
+            src,
+            (hw, 1),
+            par,
+        );
+        if let Some(alpha) = alpha {
+            let slopes = if alpha.len() == 1 {
+                alpha
+            } else {
+                &alpha[c0..c0 + rows]
+            };
+            prelu_planes(o, hw, slopes);
+        }
+    };
+    let threads = rayon::current_num_threads();
+    let col_len = if s.direct() { 0 } else { patch * hw };
+    if s.batch >= threads {
+        out.par_chunks_mut(out_img)
+            .zip(x.par_chunks(in_img))
+            .for_each(|(o, xi)| {
+                with_scratch(col_len, |col| {
+                    let src: &[f32] = if s.direct() {
+                        xi
+                    } else {
+                        im2col(xi, &s, col);
+                        col
+                    };
+                    channels(src, 0, o, Parallelism::None)
+                });
+            });
+        return;
+    }
+    // Few images (batch-1 latency): each image's im2col rows, then its output channels, are
+    // split over the pool. Every output value is still one gemm dot product over the whole
+    // patch, so the split changes no result.
+    let rows_per_task = patch.div_ceil(threads);
+    let block = channel_block(s.cout, threads);
+    with_scratch(col_len, |col| {
+        for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
+            let src: &[f32] = if s.direct() {
+                xi
+            } else {
+                col.par_chunks_mut(rows_per_task * hw)
+                    .enumerate()
+                    .for_each(|(task, rows)| {
+                        for (r, row) in rows.chunks_mut(hw).enumerate() {
+                            im2col_row(xi, &s, task * rows_per_task + r, row);
+                        }
+                    });
+                col
+            };
+            o.par_chunks_mut(block * hw)
+                .enumerate()
+                .for_each(|(task, o)| channels(src, task * block, o, Parallelism::None));
+        }
+    });
+}
+
+/// Convolution grad-input: `dx` (batch, cin, h, w) from `dy` (batch, cout, oh, ow): a
+/// convolution of `dy`, padded by k - 1 - pad, with the flipped and transposed kernel.
+pub(crate) fn conv2d_grad_input(dy: &[f32], weight: &[f32], s: ConvShape, dx: &mut [f32]) {
+    let k = s.k;
+    let mut flipped = vec![0f32; weight.len()];
+    for co in 0..s.cout {
+        for ci in 0..s.cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    flipped[((ci * s.cout + co) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
+                        weight[((co * s.cin + ci) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    let transposed = ConvShape {
+        batch: s.batch,
+        cin: s.cout,
+        h: s.out_h(),
+        w: s.out_w(),
+        cout: s.cin,
+        k,
+        pad: k - 1 - s.pad,
+    };
+    conv2d_forward(dy, &flipped, None, transposed, dx);
+}
+
+/// Convolution grad-weight and grad-bias: `dw` (cout, cin, k, k) and `db` (cout) from the
+/// input `x` and `dy`, summed over the batch in fixed groups, then in group order.
+pub(crate) fn conv2d_grad_weight(
+    x: &[f32],
+    dy: &[f32],
+    s: ConvShape,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let hw = s.out_h() * s.out_w();
+    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(dy.len(), s.batch * out_img);
+    assert_eq!(dw.len(), s.cout * patch);
+    let col_len = if s.direct() { 0 } else { patch * hw };
+    let groups = s.batch.div_ceil(GRAD_GROUP);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            with_scratch(col_len, |col| {
+                let mut pw = vec![0f32; s.cout * patch];
+                let mut pb = vec![0f32; s.cout];
+                for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
+                    let xi = &x[i * in_img..(i + 1) * in_img];
+                    let dyi = &dy[i * out_img..(i + 1) * out_img];
+                    let src: &[f32] = if s.direct() {
+                        xi
+                    } else {
+                        im2col(xi, &s, col);
+                        col
+                    };
+                    // pw (cout x patch) += dy_i (cout x hw) * src^T (hw x patch)
+                    matmul(
+                        (s.cout, patch, hw),
+                        &mut pw,
+                        patch,
+                        true,
+                        dyi,
+                        (hw, 1),
+                        src,
+                        (1, hw),
+                        Parallelism::None,
+                    );
+                    for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
+                        *b += row.iter().sum::<f32>();
+                    }
+                }
+                (pw, pb)
+            })
+        })
+        .collect();
+    ordered_sum(partials.iter().map(|p| p.0.as_slice()), dw);
+    if let Some(db) = db {
+        ordered_sum(partials.iter().map(|p| p.1.as_slice()), db);
+    }
+}
+
+/// `out[j] = sum over parts, in order, of part[j]`, parallel over j.
+fn ordered_sum<'a>(parts: impl Iterator<Item = &'a [f32]> + Clone + Send + Sync, out: &mut [f32]) {
+    const CHUNK: usize = 4096;
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            chunk.fill(0.0);
+            for part in parts.clone() {
+                let part = &part[c * CHUNK..c * CHUNK + chunk.len()];
+                for (o, &p) in chunk.iter_mut().zip(part) {
+                    *o += p;
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::prelu::prelu_forward;
+    use rand::{Rng, SeedableRng};
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// The direct single-plane convolution (the first layer at batch 1) against im2col + gemm +
+    /// PReLU, relative error <= 1e-5 of the largest output, on blocks of channels that are not
+    /// a whole number of its groups of four.
+    #[test]
+    fn single_plane_convolution_matches_im2col() {
+        for (h, w, cout, k) in [(48, 48, 64, 5), (20, 23, 7, 3)] {
+            let s = ConvShape {
+                batch: 1,
+                cin: 1,
+                h,
+                w,
+                cout,
+                k,
+                pad: 0,
+            };
+            let (x, weight, bias) = (values(h * w, 1), values(cout * k * k, 2), values(cout, 3));
+            let alpha = values(cout, 4);
+            let hw = s.out_h() * s.out_w();
+            let mut expected = vec![0f32; cout * hw];
+            conv2d_prelu_forward(&x, &weight, &bias, &alpha, s, &mut expected);
+            let mut out = vec![f32::NAN; cout * hw];
+            let split = 6.min(cout - 1);
+            let (first, second) = out.split_at_mut(split * hw);
+            conv_single_plane(&x, &weight, &bias, &alpha, &s, 0, first);
+            conv_single_plane(&x, &weight, &bias, &alpha, &s, split, second);
+            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{s:?} output {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// The fused convolution + PReLU gives the bits of the convolution followed by PReLU, for
+    /// one image split over 2 or 3 threads as for a batch split over images.
+    #[test]
+    fn fused_conv_prelu_equals_conv_then_prelu_bit_for_bit_on_any_split() {
+        let shapes = [
+            (1, 1, 48, 48, 64, 5, 0), // the seed CNN's first layer
+            (1, 64, 22, 22, 128, 3, 1),
+            (3, 8, 10, 10, 40, 3, 1), // 40 channels: a partial last block of 16
+            (2, 4, 7, 5, 9, 1, 0),    // 1x1: no im2col
+        ];
+        for (case, &(batch, cin, h, w, cout, k, pad)) in shapes.iter().enumerate() {
+            let s = ConvShape {
+                batch,
+                cin,
+                h,
+                w,
+                cout,
+                k,
+                pad,
+            };
+            let seed = 10 * case as u64;
+            let x = values(batch * cin * h * w, seed);
+            let weight = values(cout * s.patch(), seed + 1);
+            let bias = values(cout, seed + 2);
+            let hw = s.out_h() * s.out_w();
+            for alpha in [vec![0.25], values(cout, seed + 3)] {
+                let in_pool = |threads: usize, f: &(dyn Fn(&mut [f32]) + Sync)| {
+                    let mut out = vec![f32::NAN; batch * cout * hw];
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| f(&mut out));
+                    out
+                };
+                let expected = in_pool(1, &|out| {
+                    let mut conv = vec![0f32; out.len()];
+                    conv2d_forward(&x, &weight, Some(&bias), s, &mut conv);
+                    let inner = if alpha.len() == 1 { 1 } else { hw };
+                    for (o, c) in out.chunks_mut(cout * hw).zip(conv.chunks(cout * hw)) {
+                        prelu_forward(c, &alpha, inner, o);
+                    }
+                });
+                assert!(expected.iter().any(|&v| v < 0.0) && expected.iter().any(|&v| v > 0.0));
+                let reference = in_pool(1, &|out| conv2d_forward(&x, &weight, Some(&bias), s, out));
+                for threads in [1, 2, 3] {
+                    let fused = in_pool(threads, &|out| {
+                        conv2d_prelu_forward(&x, &weight, &bias, &alpha, s, out)
+                    });
+                    assert_eq!(fused, expected, "{s:?}, {threads} threads");
+                    let plain = in_pool(threads, &|out| {
+                        conv2d_forward(&x, &weight, Some(&bias), s, out)
+                    });
+                    assert_eq!(plain, reference, "{s:?}, {threads} threads, no PReLU");
+                }
+            }
+        }
+    }
+}

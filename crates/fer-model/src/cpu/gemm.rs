@@ -1,0 +1,83 @@
+//! The matrix product under every convolution and linear layer (the `gemm` crate, its AVX-512
+//! kernels chosen at run time), and the per-thread scratch that im2col fills.
+
+use gemm::Parallelism;
+
+thread_local! {
+    /// im2col scratch of the calling thread, reused across calls (never shared).
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch of at least `len` floats (contents unspecified). The
+/// buffer is taken out of the thread's slot for the call, so a nested call (rayon work stolen
+/// while `f` waits) gets a buffer of its own instead of sharing this one.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buffer = SCRATCH.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    SCRATCH.set(buffer);
+    result
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    parallelism: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(last(m, n, dst_rs, 1) < dst.len(), "gemm dst out of bounds");
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(
+        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
+        "gemm rhs out of bounds"
+    );
+    // SAFETY: the three assertions above keep every index gemm touches inside the slices, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

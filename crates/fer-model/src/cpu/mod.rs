@@ -1,0 +1,72 @@
+//! CPU compute on f32 NCHW slices, apart from candle: the kernels behind the layers' custom
+//! ops and the seed CNN's fused step.
+//!
+//! - [`shape`]: the geometry of a convolution ([`ConvShape`](shape::ConvShape)) and of a pool
+//!   ([`PoolShape`](shape::PoolShape)).
+//! - [`gemm`]: the matrix product every convolution and linear layer runs on (the `gemm`
+//!   crate, AVX-512 picked at run time) and the per-thread im2col scratch.
+//! - [`conv`], [`prelu`], [`pool`], [`batch_norm`]: the operations, whole batches split over
+//!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image; [`stages`]: one image's layers
+//!   spread over every thread.
+//! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
+//!   same operations in AVX-512 registers. The operation modules choose between them at run
+//!   time through [`avx512_enabled`].
+//!
+//! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
+//! split over images (or fixed groups of images) on rayon's pool; a batch smaller than the pool
+//! (batch-1 latency) is split inside each image instead, by im2col rows and output channels,
+//! so each output is still one dot product over the whole patch; reductions across images
+//! (weight, bias and slope gradients) are made per fixed group and summed in group order, and
+//! gemm only splits its output, never its inner dimension. An AVX-512 kernel gives the
+//! portable kernel's values (bit for bit for pooling; within 1e-5 where FMA rounds once).
+//! Shapes are checked by the callers (the layers); the kernels assert slice lengths (an
+//! internal invariant, not user input).
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+pub(crate) mod batch_norm;
+pub(crate) mod conv;
+pub(crate) mod gemm;
+pub(crate) mod pool;
+pub(crate) mod portable;
+pub(crate) mod prelu;
+pub(crate) mod shape;
+pub(crate) mod stages;
+pub(crate) mod winograd;
+
+/// The environment variable that, set to anything but `0`, keeps every kernel of this crate
+/// on its portable path even on an AVX-512 CPU (so that both paths can be tested on any
+/// machine). The `gemm` crate still chooses its own instructions.
+pub const PORTABLE_KERNELS_VAR: &str = "FER_PORTABLE_KERNELS";
+
+/// Whether the AVX-512 kernels run: the CPU has AVX-512F (and so FMA) and
+/// [`PORTABLE_KERNELS_VAR`] does not ask for the portable ones. Read once per process.
+#[inline]
+pub(crate) fn avx512_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ENABLED.get_or_init(|| {
+            let forced_portable = std::env::var_os(PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
+            !forced_portable && std::arch::is_x86_feature_detected!("avx512f")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    /// The AVX-512 kernels run exactly when the CPU has them and FER_PORTABLE_KERNELS does
+    /// not ask for the portable ones (CI runs the tests both ways).
+    #[test]
+    fn the_environment_chooses_the_kernels() {
+        let forced = std::env::var_os(super::PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
+        #[cfg(target_arch = "x86_64")]
+        let expected = !forced && std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let expected = false;
+        assert_eq!(super::avx512_enabled(), expected);
+        eprintln!("kernels: {}", if expected { "AVX-512" } else { "portable" });
+    }
+}

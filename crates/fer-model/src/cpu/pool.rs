@@ -1,0 +1,289 @@
+//! Zero-padded max and average pooling on the CPU: whole batches split over rayon's pool,
+//! with window indices for training and values only for inference, and their backward.
+
+use rayon::prelude::*;
+
+use super::portable;
+use super::portable::pool::{MaxScratch, PlaneScratch, max_plane};
+use super::shape::{PADDED, PoolKind, PoolShape};
+
+/// Pooling forward of `s.planes` planes on the calling thread, values only (no window
+/// indices): the same values as [`pool_forward`].
+pub(crate) fn pool_planes(x: &[f32], s: &PoolShape, out: &mut [f32]) {
+    let (plane_in, plane_out) = (s.h * s.w, s.out_h() * s.out_w());
+    assert_eq!(x.len(), s.planes * plane_in);
+    assert_eq!(out.len(), s.planes * plane_out);
+    let mut scratch = PlaneScratch::default();
+    for (o, plane) in out.chunks_mut(plane_out).zip(x.chunks(plane_in)) {
+        pool_plane_values(plane, s, o, &mut scratch);
+    }
+}
+
+/// Max or average pooling of one plane, values only (no window indices). Separable: a row
+/// pass reduces each zero-padded row at stride 1 (each window read straight from the row,
+/// so it vectorises across windows) and keeps every stride-th window, then a column pass
+/// reduces whole output rows. The average adds a window's values row by row, in scan order,
+/// then divides by k * k.
+fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut PlaneScratch) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512_enabled() {
+        use super::avx512::pool::{
+            average_3x3_stride_2, average_3x3_stride_2_fits, max_stride_2, max_stride_2_fits,
+            pool_plane_values as pool_plane_values_avx512,
+        };
+        if average_3x3_stride_2_fits(s) {
+            // SAFETY: the CPU has AVX-512F (avx512_enabled); the shape fits (checked).
+            return unsafe { average_3x3_stride_2(plane, s, out) };
+        }
+        // SAFETY: the CPU has AVX-512F (avx512_enabled); the shape fits (checked).
+        if max_stride_2_fits(s) && unsafe { max_stride_2(plane, s, out) } {
+            return;
+        }
+        // SAFETY: the CPU has AVX-512F (avx512_enabled).
+        return unsafe { pool_plane_values_avx512(plane, s, out, scratch) };
+    }
+    portable::pool::pool_plane_values_for_k(plane, s, out, scratch)
+}
+
+/// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
+/// (same length as `out`) receives each window's input index for [`max_pool_backward`].
+pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Option<&mut [u32]>) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(x.len(), s.planes * s.h * s.w);
+    assert_eq!(out.len(), s.planes * oh * ow);
+    // Whole planes per task, an even share per thread: one scratch per task.
+    let share = s.planes.div_ceil(rayon::current_num_threads()).max(1);
+    if let (PoolKind::Max, Some(argmax)) = (s.kind, argmax) {
+        assert_eq!(argmax.len(), out.len());
+        out.par_chunks_mut(oh * ow)
+            .zip(argmax.par_chunks_mut(oh * ow))
+            .zip(x.par_chunks(s.h * s.w))
+            .with_min_len(share)
+            .for_each_init(MaxScratch::default, |scratch, ((o, i), plane)| {
+                max_plane(plane, &s, o, i, scratch)
+            });
+        return;
+    }
+    // Values only: inference, and the average (whose backward needs no indices).
+    out.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(s.h * s.w))
+        .with_min_len(share)
+        .for_each_init(PlaneScratch::default, |scratch, (o, plane)| {
+            pool_plane_values(plane, &s, o, scratch)
+        });
+}
+
+/// Max pooling backward from the forward's window indices: `dx` (planes, h, w).
+pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(argmax.len(), dy.len());
+    assert_eq!(dy.len(), s.planes * oh * ow);
+    assert_eq!(dx.len(), s.planes * s.h * s.w);
+    dx.par_chunks_mut(s.h * s.w)
+        .zip(argmax.par_chunks(oh * ow).zip(dy.par_chunks(oh * ow)))
+        .for_each(|(g, (index, go))| {
+            g.fill(0.0);
+            for (&i, &d) in index.iter().zip(go) {
+                if i != PADDED {
+                    g[i as usize] += d;
+                }
+            }
+        });
+}
+
+/// Pooling backward: `dx` (planes, h, w) from the input `x` and `dy` (planes, oh, ow). The max
+/// routes each gradient to its window's first maximum; the average spreads it evenly (padded
+/// cells absorb their share).
+pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(x.len(), s.planes * s.h * s.w);
+    assert_eq!(dx.len(), x.len());
+    assert_eq!(dy.len(), s.planes * oh * ow);
+    if s.kind == PoolKind::Max {
+        let mut argmax = vec![0u32; dy.len()];
+        let mut out = vec![0f32; dy.len()];
+        pool_forward(x, s, &mut out, Some(&mut argmax));
+        max_pool_backward(&argmax, dy, s, dx);
+        return;
+    }
+    let area = (s.k * s.k) as f32;
+    dx.par_chunks_mut(s.h * s.w)
+        .zip(x.par_chunks(s.h * s.w).zip(dy.par_chunks(oh * ow)))
+        .for_each(|(g, (_plane, go))| {
+            g.fill(0.0);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let upstream = go[oy * ow + ox];
+                    let share = upstream / area;
+                    let (x0, x1) = s.columns(ox);
+                    for ky in 0..s.k {
+                        let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                        if y < s.h {
+                            for v in &mut g[y * s.w + x0..y * s.w + x1] {
+                                *v += share;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The definition: each window scanned in row-major order keeps its first maximum, a NaN
+    /// beats any number, a padded cell is a zero at index [`PADDED`].
+    fn reference(plane: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
+        let (mut out, mut index) = (Vec::new(), Vec::new());
+        for oy in 0..s.out_h() {
+            for ox in 0..s.out_w() {
+                let mut best: Option<(f32, u32)> = None;
+                for ky in 0..s.k {
+                    for kx in 0..s.k {
+                        let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                        let x = (ox * s.stride + kx).wrapping_sub(s.pad);
+                        let cell = if y < s.h && x < s.w {
+                            (plane[y * s.w + x], (y * s.w + x) as u32)
+                        } else {
+                            (0.0, PADDED)
+                        };
+                        best = match best {
+                            Some(b) if !(cell.0 > b.0 || (cell.0.is_nan() && !b.0.is_nan())) => {
+                                Some(b)
+                            }
+                            _ => Some(cell),
+                        };
+                    }
+                }
+                let (v, i) = best.unwrap();
+                out.push(v);
+                index.push(i);
+            }
+        }
+        (out, index)
+    }
+
+    /// The definition of the average: each window row's in-image values summed left to right,
+    /// the row sums added top to bottom (padded zeros add nothing), divided by k * k.
+    fn average_reference(plane: &[f32], s: &PoolShape) -> Vec<f32> {
+        let mut out = Vec::new();
+        for oy in 0..s.out_h() {
+            for ox in 0..s.out_w() {
+                let mut sum = 0f32;
+                let (x0, x1) = s.columns(ox);
+                for ky in 0..s.k {
+                    let y = (oy * s.stride + ky).wrapping_sub(s.pad);
+                    if y < s.h {
+                        let mut row = 0f32;
+                        for &v in &plane[y * s.w + x0..y * s.w + x1] {
+                            row += v;
+                        }
+                        sum += row;
+                    }
+                }
+                out.push(sum / (s.k * s.k) as f32);
+            }
+        }
+        out
+    }
+
+    /// Inference pooling (values only, the separable vectorised pass) gives the definition's
+    /// values: the max with NaNs winning and padded zeros taking part, and the average in the
+    /// same order of additions, bit for bit; on several planes split over 1 to 3 threads.
+    #[test]
+    fn pooled_values_equal_the_definition_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let shapes = [
+            (44, 44, 5, 2, 2), // the seed CNN's pools
+            (22, 22, 3, 2, 0),
+            (10, 10, 3, 2, 1),
+            (11, 9, 3, 2, 1),
+            (6, 40, 2, 1, 0), // more windows than a vector, stride 1
+            (7, 7, 7, 3, 3),
+            (20, 17, 3, 2, 1), // a row of more than one vector, not a whole number of them
+        ];
+        for (h, w, k, stride, pad) in shapes {
+            for kind in [PoolKind::Max, PoolKind::Avg] {
+                let planes = 5;
+                let s = PoolShape {
+                    kind,
+                    planes,
+                    h,
+                    w,
+                    k,
+                    stride,
+                    pad,
+                };
+                let x: Vec<f32> = (0..planes * h * w)
+                    .map(|i| match rng.random_range(0..60) {
+                        // NaNs in even planes only: odd ones take the NaN-free max.
+                        0 if kind == PoolKind::Max && (i / (h * w)) % 2 == 0 => f32::NAN,
+                        r if i % (h * w) < h * w / 2 => -1.0 - r as f32 / 7.0, // below the padding
+                        r => r as f32 / 7.0 - 4.0,
+                    })
+                    .collect();
+                let hw = s.out_h() * s.out_w();
+                let mut expected = Vec::new();
+                for plane in x.chunks(h * w) {
+                    let one = PoolShape { planes: 1, ..s };
+                    expected.extend(match kind {
+                        PoolKind::Max => reference(plane, &one).0,
+                        PoolKind::Avg => average_reference(plane, &one),
+                    });
+                }
+                for threads in [1, 2, 3] {
+                    let mut out = vec![f32::INFINITY; planes * hw];
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| pool_forward(&x, s, &mut out, None));
+                    for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                        assert!(
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || a == b,
+                            "{s:?}, {threads} threads, output {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ties, NaNs, negative planes (where a padded zero wins) and windows wider than a chunk.
+    #[test]
+    fn max_pooling_keeps_the_first_maximum_of_each_window_in_scan_order() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (h, w, k, stride, pad) in [(48, 48, 5, 2, 2), (11, 9, 3, 2, 1), (6, 150, 2, 1, 0)] {
+            let s = PoolShape {
+                kind: PoolKind::Max,
+                planes: 1,
+                h,
+                w,
+                k,
+                stride,
+                pad,
+            };
+            for trial in 0..20 {
+                let plane: Vec<f32> = (0..h * w)
+                    .map(|_| match rng.random_range(0..40) {
+                        0 => f32::NAN,
+                        r if trial % 2 == 0 => (r % 3) as f32, // many ties
+                        r => -1.0 - (r % 3) as f32,            // all below the padding
+                    })
+                    .collect();
+                let (oh, ow) = (s.out_h(), s.out_w());
+                let (mut out, mut index) = (vec![0f32; oh * ow], vec![0u32; oh * ow]);
+                max_plane(&plane, &s, &mut out, &mut index, &mut MaxScratch::default());
+                let (expected, expected_index) = reference(&plane, &s);
+                assert_eq!(index, expected_index, "shape {h}x{w} k{k} s{stride} p{pad}");
+                for (a, b) in out.iter().zip(&expected) {
+                    assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Borrowing a candle tensor's CPU data as an f32 slice, for the layers' custom ops.
+
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
+
+/// The contiguous f32 data of a CPU storage, or an error naming `op`.
+pub(crate) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{op} supports f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op} needs a contiguous input");
+    };
+    Ok(&data[start..end])
+}
+
+/// Whether every tensor is an f32 tensor on the CPU (the custom ops' fast path).
+pub(crate) fn is_cpu_f32(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}

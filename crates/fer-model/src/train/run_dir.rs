@@ -1,0 +1,231 @@
+//! A run directory: its files (`config.json`, `normalizer.json`, `state.json`,
+//! `history.json`, `best`/`last.safetensors`, `checkpoints/epoch-NNNN/`), the epoch
+//! checkpoints written and restored atomically, the retention policy that prunes them, and
+//! [`TrainedModel`], a finished run opened for inference.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use fer_data::Normalizer;
+use serde::{Deserialize, Serialize};
+
+use super::config::TrainConfig;
+use super::ema::WeightAverage;
+use super::error::TrainError;
+use crate::checkpoint::{self, CheckpointError, read_json, write_json};
+use crate::nets::classifier::Classifier;
+use crate::optim::AnyOptimizer;
+
+pub(super) const CONFIG: &str = "config.json";
+pub(super) const NORMALIZER: &str = "normalizer.json";
+pub(super) const STATE: &str = "state.json";
+pub(super) const HISTORY: &str = "history.json";
+/// An epoch checkpoint's weight average (runs with `ema`), beside its `model.safetensors`.
+pub(super) const AVERAGE: &str = "ema.safetensors";
+
+pub(super) fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir
+        .join("checkpoints")
+        .join(format!("epoch-{epoch:04}"))
+}
+
+/// One line of the seed's per-epoch table, and more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    /// Sum over batches of the batch mean loss (the seed's "Train Loss").
+    pub train_loss: f64,
+    /// Sum over PublicTest batches of 128 of the batch mean loss (the seed's "Validation Loss").
+    pub val_loss: f64,
+    /// PublicTest accuracy in 0..1.
+    pub val_accuracy: f64,
+    /// Accuracy in 0..1 on a fixed sample of Training images (as many as PublicTest has),
+    /// evaluated like PublicTest after the epoch: no augmentation, no dropout. `None` in
+    /// histories written before it was recorded.
+    #[serde(default)]
+    pub train_accuracy: Option<f64>,
+    pub val_macro_f1: f64,
+    /// Best epoch so far on PublicTest accuracy.
+    pub best_epoch: usize,
+    pub lr: f64,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+    pub train_images_per_second: f64,
+}
+
+/// What a run directory's `state.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RunState {
+    /// Finished epochs.
+    pub epoch: usize,
+    pub lr: f64,
+    pub best_epoch: usize,
+    pub best_accuracy: f64,
+    pub stale_epochs: usize,
+    pub stopped: bool,
+    pub history: Vec<EpochRecord>,
+}
+
+/// Restores an epoch checkpoint: weights, optimizer state and the weight average if any.
+pub(super) fn load_epoch(
+    dir: &Path,
+    vars: &VarMap,
+    optimizer: &mut AnyOptimizer,
+    average: Option<&WeightAverage>,
+    device: &Device,
+) -> Result<(), TrainError> {
+    checkpoint::load_parameters(&dir.join("model.safetensors"), vars)?;
+    let saved = checkpoint::load_tensors(&dir.join("optimizer.safetensors"), device)?;
+    optimizer
+        .load_state(saved)
+        .map_err(|e| CheckpointError::invalid(&dir.join("optimizer.safetensors"), e))?;
+    if let Some(average) = average {
+        checkpoint::load_parameters(&dir.join(AVERAGE), &average.vars)?;
+    }
+    Ok(())
+}
+
+/// Writes the epoch's checkpoint, then commits it in `state.json`, then refreshes
+/// `last.safetensors`, `best.safetensors` (the weight average in runs that keep one) and
+/// `history.json`, then prunes old epochs.
+pub(super) fn save_epoch(
+    run_dir: &Path,
+    vars: &VarMap,
+    optimizer: &AnyOptimizer,
+    average: Option<&WeightAverage>,
+    state: &RunState,
+    keep_last: usize,
+) -> Result<(), TrainError> {
+    let dir = epoch_dir(run_dir, state.epoch);
+    checkpoint::save_parameters(&dir.join("model.safetensors"), vars)?;
+    let optimizer_state = optimizer.state()?.into_iter().collect();
+    checkpoint::save_tensors(&dir.join("optimizer.safetensors"), &optimizer_state)?;
+    if let Some(average) = average {
+        checkpoint::save_parameters(&dir.join(AVERAGE), &average.vars)?;
+    }
+    write_json(&dir.join(STATE), state)?;
+    write_json(&run_dir.join(STATE), state)?; // the commit point
+    let served = average.map_or(vars, |a| &a.vars);
+    checkpoint::save_parameters(&run_dir.join("last.safetensors"), served)?;
+    if state.best_epoch == state.epoch {
+        checkpoint::save_parameters(&run_dir.join("best.safetensors"), served)?;
+    }
+    write_json(&run_dir.join(HISTORY), &state.history)?;
+    Retention { keep_last }.prune(run_dir, state.epoch, state.best_epoch);
+    Ok(())
+}
+
+/// Which epoch checkpoints a run keeps: the best epoch and the last `keep_last` (at least
+/// one); the others are deleted after each epoch is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_last: usize,
+}
+
+impl Retention {
+    /// Whether epoch `epoch`'s checkpoint stays once epoch `latest` is saved and `best` is the
+    /// best epoch so far.
+    pub fn keeps(&self, epoch: usize, latest: usize, best: usize) -> bool {
+        epoch == best || epoch + self.keep_last.max(1) > latest
+    }
+
+    /// Deletes the epoch checkpoints of `run_dir` that [`Retention::keeps`] does not keep.
+    /// A checkpoint that cannot be deleted stays (it costs disk, never a result).
+    fn prune(&self, run_dir: &Path, latest: usize, best: usize) {
+        let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(number) = name
+                .strip_prefix("epoch-")
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if !self.keeps(number, latest, best) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// A trained model ready for inference: config, normalizer and parameters of a run.
+pub struct TrainedModel {
+    pub config: TrainConfig,
+    pub normalizer: Normalizer,
+    pub vars: VarMap,
+    pub model: Box<dyn Classifier>,
+}
+
+impl TrainedModel {
+    /// Opens a run directory (its `best.safetensors`) or a `.safetensors` file with
+    /// `config.json` and `normalizer.json` beside it.
+    pub fn open(path: &Path, device: &Device) -> Result<Self, TrainError> {
+        let (dir, weights) = if path.is_dir() {
+            (path.to_path_buf(), path.join("best.safetensors"))
+        } else {
+            let dir = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            (dir, path.to_path_buf())
+        };
+        let config: TrainConfig = read_json(&dir.join(CONFIG))?;
+        let normalizer = Normalizer::load(dir.join(NORMALIZER))?;
+        let (vars, model) = config.model.init(device, 0)?;
+        checkpoint::load_parameters(&weights, &vars)?;
+        Ok(TrainedModel {
+            config,
+            normalizer,
+            vars,
+            model,
+        })
+    }
+
+    /// The same weights with other test-time augmentation: flip averaging on or off, and
+    /// the shift of the four shifted views (0: none); `None` keeps the run's setting.
+    pub fn with_test_time_augmentation(
+        mut self,
+        flip: Option<bool>,
+        shift: Option<usize>,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        if flip.is_none() && shift.is_none() {
+            return Ok(self);
+        }
+        if let Some(flip) = flip {
+            self.config.model.test_time_flip = flip;
+        }
+        if let Some(shift) = shift {
+            self.config.model.test_time_shift = shift;
+        }
+        let vb = candle_nn::VarBuilder::from_varmap(&self.vars, candle_core::DType::F32, device);
+        self.model = self.config.model.build(vb)?;
+        Ok(self)
+    }
+
+    /// The training history saved with the run, if any.
+    pub fn history(run_dir: &Path) -> Result<Vec<EpochRecord>, CheckpointError> {
+        read_json(&run_dir.join(HISTORY))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The best epoch and the last `keep_last` stay; `keep_last` 0 still keeps the latest.
+    #[test]
+    fn retention_keeps_the_best_and_the_last_epochs() {
+        let two = Retention { keep_last: 2 };
+        let kept: Vec<usize> = (1..=10).filter(|&e| two.keeps(e, 10, 3)).collect();
+        assert_eq!(kept, [3, 9, 10]);
+        let none = Retention { keep_last: 0 };
+        let kept: Vec<usize> = (1..=5).filter(|&e| none.keeps(e, 5, 5)).collect();
+        assert_eq!(kept, [5]);
+        let kept: Vec<usize> = (1..=2).filter(|&e| two.keeps(e, 2, 1)).collect();
+        assert_eq!(kept, [1, 2]);
+    }
+}
