@@ -314,7 +314,7 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
         .lock()
         .map_err(|_| anyhow::anyhow!("var map lock poisoned"))?
         .iter()
-        .filter(|(k, _)| !fer_model::batch_norm::is_running_statistic(k))
+        .filter(|(k, _)| !fer_model::layers::batch_norm::is_running_statistic(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));

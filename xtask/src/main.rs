@@ -3,6 +3,7 @@
 
 mod bench;
 mod download;
+mod imports;
 mod pipeline;
 mod regression;
 
@@ -45,6 +46,8 @@ enum Command {
     /// Run the `smoke` pipeline twice on synthetic data: fail if the two runs differ or any
     /// model falls below the committed baseline (the CI regression job).
     Regression(regression::RegressionArgs),
+    /// Check that no two files of a crate import each other in a circle.
+    CheckImports(imports::ImportsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(bench) => bench::run(bench),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Regression(args) => regression::run(args),
+        Command::CheckImports(args) => imports::run(args),
     }
 }
