@@ -5,6 +5,7 @@ mod bench;
 mod download;
 mod pipeline;
 mod regression;
+mod results;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,10 @@ enum Command {
     /// Run the `smoke` pipeline twice on synthetic data: fail if the two runs differ or any
     /// model falls below the committed baseline (the CI regression job).
     Regression(regression::RegressionArgs),
+    /// Keep the small artefacts of the runs the README quotes under results/, and regenerate
+    /// the README's result tables from them (`render --check` fails on a stale table).
+    #[command(subcommand)]
+    Results(results::Results),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,5 +60,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(bench) => bench::run(bench),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Regression(args) => regression::run(args),
+        Command::Results(command) => results::run(command),
     }
 }
