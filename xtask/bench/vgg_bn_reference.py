@@ -2,7 +2,7 @@
 
 The module tree matches fer-model's parameter names exactly (`features.0.weight`,
 `features.1.running_mean`, ..., `classifier.4.bias`), so a run's safetensors loads here with
-`strict=True`. A measuring tool, like ../shared/bench/torch_reference.py, not part of the
+`strict=True`. A measuring tool, like seed_cnn_reference.py beside it, not part of the
 project; `cargo xtask bench train-step --architecture vgg-bn` runs `speed`.
 
   speed   training step and inference images/s (Adadelta, as our bench), batch-1 latency

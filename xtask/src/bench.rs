@@ -2,6 +2,12 @@
 //!
 //! The machine is shared and noisy, so every figure is printed with the peer measured in the
 //! same invocation and the ratio between them; absolute times alone mean little.
+//!
+//! The peers are PyTorch scripts in `xtask/bench/`: `seed_cnn_reference.py` (the seed
+//! notebook's loader, augmentation and CNN) and `vgg_bn_reference.py` (vgg-bn's twin). They run
+//! under the Python given by `--python` or `$FER_BENCH_PYTHON` (one with torch, torchvision,
+//! pandas and safetensors); without either, a bench that needs a peer stops before measuring
+//! and says how to make one. `--no-peer` measures ours alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,15 +37,15 @@ pub enum Bench {
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
-    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/.
+    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/
+    /// beside the checkout.
     #[arg(long, env = "FER2013_CSV")]
     data: Option<PathBuf>,
     /// Loads per file; the fastest is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Python with torch and pandas for the seed's loader (default: /tmp/torchref/bin/python
-    /// when present, else python3).
-    #[arg(long)]
+    /// Python with torch and pandas for the seed's loader (required unless --no-peer).
+    #[arg(long, env = PYTHON_ENV)]
     python: Option<PathBuf>,
     /// Skip the seed loader (it takes about a minute).
     #[arg(long)]
@@ -48,7 +54,8 @@ pub struct IngestArgs {
 
 #[derive(clap::Args)]
 pub struct AugmentArgs {
-    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/.
+    /// FER2013 file (.csv or .csv.gz); default: $FER2013_CSV, data/, or ../shared/data/
+    /// beside the checkout.
     #[arg(long, env = "FER2013_CSV")]
     data: Option<PathBuf>,
     /// Training images to augment (the first n).
@@ -57,8 +64,8 @@ pub struct AugmentArgs {
     /// Worker threads for our pipelines.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Python with torch and torchvision (default: /tmp/torchref/bin/python when present).
-    #[arg(long)]
+    /// Python with torch and torchvision (required unless --no-peer).
+    #[arg(long, env = PYTHON_ENV)]
     python: Option<PathBuf>,
     /// Skip the PyTorch figures.
     #[arg(long)]
@@ -76,13 +83,13 @@ pub struct TrainStepArgs {
     /// Seconds of timed steps per figure (the median step is reported).
     #[arg(long, default_value_t = 6.0)]
     secs: f64,
-    /// Python with torch (default: /tmp/torchref/bin/python when present).
-    #[arg(long)]
+    /// Python with torch (required unless --no-peer).
+    #[arg(long, env = PYTHON_ENV)]
     python: Option<PathBuf>,
     /// Skip the PyTorch figures.
     #[arg(long)]
     no_peer: bool,
-    /// The network to time: seed-cnn (peer: ../shared/bench/torch_reference.py) or vgg-bn
+    /// The network to time: seed-cnn (peer: xtask/bench/seed_cnn_reference.py) or vgg-bn
     /// (the `cpu`/`best` profiles' network; peer: its PyTorch twin, xtask/bench/vgg_bn_reference.py).
     #[arg(long, default_value = "seed-cnn")]
     architecture: String,
@@ -109,9 +116,10 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
     }
 }
 
-/// The default FER2013 location: data/ in the workspace, then ../shared/data beside it.
+/// The default FER2013 location: data/ in the workspace, then ../shared/data beside it (where
+/// the project's development and CI machines keep a copy).
 pub fn default_data() -> Option<PathBuf> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     [
         root.join("data/fer2013.csv.gz"),
         root.join("data/fer2013.csv"),
@@ -122,14 +130,8 @@ pub fn default_data() -> Option<PathBuf> {
     .map(|p| p.canonicalize().unwrap_or(p))
 }
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
-        .to_path_buf()
-}
-
 fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
+    let python = peer_python(args.python.as_deref(), args.no_peer)?;
     let data = resolve_data(args.data.as_deref())?;
     let (csv, gz) = plain_and_gzip(&data)?;
     println!(
@@ -159,13 +161,8 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
         );
     }
     let mut report = json!({"ours": ours});
-    if args.no_peer {
-        println!("  seed loader: skipped (--no-peer)");
-    } else {
-        match torch_reference(
-            args.python.as_deref(),
-            &["ingest", "--data", &csv.to_string_lossy()],
-        ) {
+    if let Some(python) = &python {
+        match torch_reference(python, &["ingest", "--data", &csv.to_string_lossy()]) {
             Ok(peer) => {
                 let seed = peer["seed_way_s"].as_f64().unwrap_or(f64::NAN);
                 let vectorised = peer["vectorised_s"].as_f64().unwrap_or(f64::NAN);
@@ -185,6 +182,8 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
             }
             Err(e) => println!("  seed loader: not measured ({e:#})"),
         }
+    } else {
+        println!("  seed loader: skipped (--no-peer)");
     }
     println!("{report}");
     Ok(())
@@ -192,6 +191,7 @@ fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
 
 fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
     use fer_augment::{Pipeline, PipelineConfig};
+    let python = peer_python(args.python.as_deref(), args.no_peer)?;
     let data = resolve_data(args.data.as_deref())?;
     let dataset = fer_data::load(&data, &fer_data::LoadOptions::default())?.dataset;
     let train = dataset.view(fer_data::Split::Training);
@@ -224,13 +224,11 @@ fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
         ours.insert(name.into(), json!(rate));
     }
     let mut report = json!({"ours_img_s": ours, "threads": args.threads});
-    if args.no_peer {
-        println!("  PyTorch: skipped (--no-peer)");
-    } else {
+    if let Some(python) = &python {
         let (csv, _) = plain_and_gzip(&data)?;
         let n = args.n.to_string();
         match torch_reference(
-            args.python.as_deref(),
+            python,
             &["augment", "--data", &csv.to_string_lossy(), "--n", &n],
         ) {
             Ok(peer) => {
@@ -245,10 +243,7 @@ fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
             }
             Err(e) => println!("  torchvision: not measured ({e:#})"),
         }
-        match torch_reference(
-            args.python.as_deref(),
-            &["speed", "--batches", "128", "--secs", "4"],
-        ) {
+        match torch_reference(python, &["speed", "--batches", "128", "--secs", "4"]) {
             Ok(peer) => {
                 let step = peer["batches"]["128"]["train_img_s"]
                     .as_f64()
@@ -266,6 +261,8 @@ fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
             }
             Err(e) => println!("  PyTorch training step: not measured ({e:#})"),
         }
+    } else {
+        println!("  PyTorch: skipped (--no-peer)");
     }
     println!("{report}");
     Ok(())
@@ -368,6 +365,7 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
 }
 
 fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
+    let python = peer_python(args.python.as_deref(), args.no_peer)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build()?;
@@ -375,8 +373,8 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         "train-step benchmark: {} (width {}), f32, Adadelta, {} threads, median step over {} s",
         args.architecture, args.width, args.threads, args.secs
     );
-    // The seed CNN's peer is ../shared/bench/torch_reference.py; vgg-bn's is its PyTorch twin
-    // in xtask/bench (same module names: our weights load into it strictly).
+    // The seed CNN's peer is xtask/bench/seed_cnn_reference.py; vgg-bn's is its PyTorch twin
+    // beside it (same module names: our weights load into it strictly).
     let (script, extra) = match args.architecture.as_str() {
         "seed-cnn" => (PEER_SEED_CNN, Vec::new()),
         _ => (
@@ -389,7 +387,6 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             ],
         ),
     };
-    let no_peer = args.no_peer;
     // Each batch size is measured for us, then at once for PyTorch, so that both see about
     // the same load on this shared machine.
     let mut ours = Vec::new();
@@ -404,9 +401,9 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             latency = l;
             println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
         }
-        if no_peer {
+        let Some(python) = &python else {
             continue;
-        }
+        };
         let (batch, threads, secs) = (
             n.to_string(),
             args.threads.to_string(),
@@ -422,7 +419,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             &secs,
         ];
         peer_args.extend(extra.iter().map(String::as_str));
-        match run_peer(args.python.as_deref(), script, &peer_args) {
+        match run_peer(python, script, &peer_args) {
             Ok(theirs) => {
                 let t = &theirs["batches"][&batch];
                 let (t_infer, t_train) = (
@@ -449,7 +446,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         report["train_img_s"] = json!(train);
         report["infer_img_s"] = json!(infer);
     }
-    if no_peer {
+    if python.is_none() {
         println!("  PyTorch: skipped (--no-peer)");
     } else {
         println!(
@@ -476,32 +473,48 @@ fn resolve_data(data: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The seed notebook's CNN and recipe in PyTorch (shared beside the checkout).
-const PEER_SEED_CNN: &str = "../shared/bench/torch_reference.py";
+/// The seed notebook's loader, augmentation, CNN and recipe in PyTorch
+/// (see docs/seed-experiment.md).
+const PEER_SEED_CNN: &str = "xtask/bench/seed_cnn_reference.py";
 /// fer-model's vgg-bn in PyTorch, with the same parameter names.
 const PEER_VGG_BN: &str = "xtask/bench/vgg_bn_reference.py";
 
-/// Runs `../shared/bench/torch_reference.py ARGS` and returns the JSON of its last line.
-fn torch_reference(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Value> {
+/// The environment variable naming the peers' Python (the `--python` flag's fallback).
+const PYTHON_ENV: &str = "FER_BENCH_PYTHON";
+
+/// The Python that runs the peers: `None` with `--no-peer`, else the one given by `--python`
+/// or `$FER_BENCH_PYTHON` (clap reads both into `python`). With neither, an error says how to
+/// make one, before anything is measured rather than after minutes of our own figures.
+fn peer_python(python: Option<&Path>, no_peer: bool) -> anyhow::Result<Option<PathBuf>> {
+    if no_peer {
+        return Ok(None);
+    }
+    match python {
+        Some(python) => Ok(Some(python.to_path_buf())),
+        None => bail!(
+            "no Python for the PyTorch peer: pass --python PATH or set {PYTHON_ENV} to a Python \
+             with torch, torchvision, pandas and safetensors, e.g.\n\
+             \n    python3 -m venv ~/.venvs/torchref\n    \
+             ~/.venvs/torchref/bin/pip install torch torchvision pandas safetensors\n    \
+             export {PYTHON_ENV}=~/.venvs/torchref/bin/python\n\n\
+             or pass --no-peer to measure ours alone"
+        ),
+    }
+}
+
+/// Runs `xtask/bench/seed_cnn_reference.py ARGS` and returns the JSON of its last line.
+fn torch_reference(python: &Path, args: &[&str]) -> anyhow::Result<Value> {
     run_peer(python, PEER_SEED_CNN, args)
 }
 
 /// Runs the PyTorch script `script` (relative to the workspace root) with `args` and returns
 /// the JSON of its last line.
-fn run_peer(python: Option<&Path>, script: &str, args: &[&str]) -> anyhow::Result<Value> {
-    let python = python.map(Path::to_path_buf).unwrap_or_else(|| {
-        let venv = PathBuf::from("/tmp/torchref/bin/python");
-        if venv.is_file() {
-            venv
-        } else {
-            PathBuf::from("python3")
-        }
-    });
-    let script = workspace_root().join(script);
+fn run_peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let script = crate::workspace_root().join(script);
     if !script.is_file() {
         bail!("{} not found", script.display());
     }
-    let output = Command::new(&python)
+    let output = Command::new(python)
         .arg(&script)
         .args(args)
         .output()
@@ -526,7 +539,7 @@ fn plain_and_gzip(data: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         &mut magic,
     )
     .with_context(|| format!("cannot read {}", data.display()))?;
-    let scratch = workspace_root().join("target/bench-data");
+    let scratch = crate::workspace_root().join("target/bench-data");
     std::fs::create_dir_all(&scratch)?;
     if magic == [0x1f, 0x8b] {
         let csv = scratch.join("fer2013.csv");
@@ -592,4 +605,36 @@ fn proc_status_mib(field: &str) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_python_comes_from_the_flag_or_environment_or_fails_with_a_recipe() {
+        assert_eq!(peer_python(None, true).unwrap(), None);
+        assert_eq!(peer_python(Some(Path::new("/opt/py")), true).unwrap(), None);
+        assert_eq!(
+            peer_python(Some(Path::new("/opt/py")), false).unwrap(),
+            Some(PathBuf::from("/opt/py"))
+        );
+        let message = peer_python(None, false).unwrap_err().to_string();
+        for needed in [
+            "--python",
+            PYTHON_ENV,
+            "python3 -m venv",
+            "pip install torch",
+            "--no-peer",
+        ] {
+            assert!(message.contains(needed), "{needed} missing from: {message}");
+        }
+    }
+
+    #[test]
+    fn the_peer_scripts_are_in_the_repository() {
+        for script in [PEER_SEED_CNN, PEER_VGG_BN] {
+            assert!(crate::workspace_root().join(script).is_file(), "{script}");
+        }
+    }
 }

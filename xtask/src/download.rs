@@ -365,9 +365,7 @@ impl Request {
 
 /// `data/` in the workspace root.
 fn default_dest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("data"), |root| root.join("data"))
+    crate::workspace_root().join("data")
 }
 
 /// Gets FER2013 into `request.dest`, verified; a no-op when a verified copy is already there.

@@ -22,7 +22,7 @@ pub struct ImportsArgs {
 }
 
 pub fn run(args: ImportsArgs) -> Result<()> {
-    let root = crate::pipeline::workspace_root();
+    let root = crate::workspace_root();
     let crates = if args.crates.is_empty() {
         workspace_crates(&root)?
     } else {
@@ -407,7 +407,7 @@ mod tests {
     /// import each other in a circle.
     #[test]
     fn the_workspace_has_no_import_circles() {
-        let root = crate::pipeline::workspace_root();
+        let root = crate::workspace_root();
         for dir in workspace_crates(&root).unwrap() {
             let found = circles(&dir.join("src")).unwrap();
             assert!(found.is_empty(), "{}: {found:?}", dir.display());

@@ -6,6 +6,7 @@ mod download;
 mod imports;
 mod pipeline;
 mod regression;
+mod results;
 
 use clap::{Parser, Subcommand};
 
@@ -46,8 +47,19 @@ enum Command {
     /// Run the `smoke` pipeline twice on synthetic data: fail if the two runs differ or any
     /// model falls below the committed baseline (the CI regression job).
     Regression(regression::RegressionArgs),
+    /// Keep the small artefacts of the runs the README quotes under results/, and regenerate
+    /// the README's result tables from them (`render --check` fails on a stale table).
+    #[command(subcommand)]
+    Results(results::Results),
     /// Check that no two files of a crate import each other in a circle.
     CheckImports(imports::ImportsArgs),
+}
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(bench) => bench::run(bench),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Regression(args) => regression::run(args),
+        Command::Results(command) => results::run(command),
         Command::CheckImports(args) => imports::run(args),
     }
 }

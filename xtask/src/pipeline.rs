@@ -103,7 +103,7 @@ impl Profile {
         let path = if name_or_path.ends_with(".json") || name_or_path.contains('/') {
             PathBuf::from(name_or_path)
         } else {
-            workspace_root()
+            crate::workspace_root()
                 .join(PROFILES_DIR)
                 .join(format!("{name_or_path}.json"))
         };
@@ -177,7 +177,7 @@ impl Profile {
 }
 
 fn builtin_profiles() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join(PROFILES_DIR))
+    let mut names: Vec<String> = std::fs::read_dir(crate::workspace_root().join(PROFILES_DIR))
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
@@ -191,13 +191,6 @@ fn builtin_profiles() -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-/// The workspace root (the parent of this crate's directory).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// One `fer` invocation of the pipeline.
@@ -463,7 +456,7 @@ impl GitRecord {
 }
 
 pub fn run(args: PipelineArgs) -> Result<()> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let (profile_name, profile) = Profile::load(&args.profile)?;
     let out = args
         .out

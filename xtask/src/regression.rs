@@ -16,7 +16,7 @@ use anyhow::{Context, Result, ensure};
 use fer_data::synthetic::{SyntheticConfig, generate};
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{self, PipelineArgs, workspace_root};
+use crate::pipeline::{self, PipelineArgs};
 
 // No doc comment here: the `Regression` variant in main.rs provides the subcommand's help.
 #[derive(clap::Args, Debug, Clone)]
@@ -60,7 +60,7 @@ pub fn default_data() -> SyntheticConfig {
 }
 
 pub fn run(args: RegressionArgs) -> Result<()> {
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let baseline_path = root.join(&args.baseline);
     let baseline: Option<Baseline> =
         if args.update {
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn the_committed_baseline_parses_and_covers_the_smoke_profile() {
         let text =
-            std::fs::read_to_string(workspace_root().join("xtask/baselines/regression.json"))
+            std::fs::read_to_string(crate::workspace_root().join("xtask/baselines/regression.json"))
                 .unwrap();
         let baseline: Baseline = serde_json::from_str(&text).unwrap();
         let (_, smoke) = pipeline::Profile::load("smoke").unwrap();

@@ -1,5 +1,5 @@
 //! The real FER2013 file: exact class counts, the 12 black images and the duplicate figures
-//! documented in `shared/data/README.md`.
+//! of the workspace README's Data section (every black row is listed below).
 //!
 //! The file is read from `$FER2013_CSV`, else from `../shared/data/fer2013.csv.gz` beside the
 //! workspace. Without it the test fails and says how to supply it; set

@@ -1,6 +1,6 @@
 //! Saves a seeded seed-CNN under PyTorch names and prints its log-probabilities for the first
 //! `n` PrivateTest images (input = pixels minus the Training per-pixel mean), as JSON, for
-//! comparison with `torch_reference.py logits --weights OUT --data DATA`:
+//! comparison with `xtask/bench/seed_cnn_reference.py logits --weights OUT --data DATA`:
 //! `parity DATA OUT.safetensors [N]`.
 
 use candle_core::{Device, Tensor};
