@@ -107,13 +107,31 @@ pub fn circles(src: &Path) -> Result<Vec<Vec<PathBuf>>> {
         .enumerate()
         .map(|(i, f)| (module_path(f), i))
         .collect();
+    // What each facade (crate root, mod.rs) re-exports: (module, name) -> absolute path.
+    let mut reexports: Reexports = BTreeMap::new();
+    for file in files.iter().filter(|f| is_facade(f)) {
+        let text = std::fs::read_to_string(src.join(file))
+            .with_context(|| format!("cannot read {}", src.join(file).display()))?;
+        let here = module_path(file);
+        for (path, public) in referenced_paths(&without_tests(&strip_comments(&text))) {
+            if let (true, Some(absolute)) = (public, absolute(&here, &path, &modules))
+                && let Some(name) = path.last()
+            {
+                reexports.insert((here.clone(), name.clone()), absolute);
+            }
+        }
+    }
     let mut edges: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); files.len()];
     for (i, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(src.join(file))
             .with_context(|| format!("cannot read {}", src.join(file).display()))?;
         let here = module_path(file);
-        for path in referenced_paths(&strip_comments(&text)) {
-            if let Some(target) = resolve(&here, &path, &modules)
+        let facade = is_facade(file);
+        for (path, public) in referenced_paths(&without_tests(&strip_comments(&text))) {
+            if facade && public {
+                continue; // a crate root or mod.rs re-exporting: a facade, not a dependency
+            }
+            if let Some(target) = resolve(&here, &path, &modules, &reexports)
                 && target != i
             {
                 edges[i].insert(target);
@@ -125,6 +143,27 @@ pub fn circles(src: &Path) -> Result<Vec<Vec<PathBuf>>> {
         .filter(|group| group.len() > 1)
         .map(|group| group.into_iter().map(|i| files[i].clone()).collect())
         .collect())
+}
+
+/// Items re-exported by a facade: (its module path, the item's name) -> the item's absolute
+/// path.
+type Reexports = BTreeMap<(Vec<String>, String), Vec<String>>;
+
+/// Whether a file is a facade whose `pub use` items re-export rather than depend: the crate
+/// root or a `mod.rs`.
+fn is_facade(file: &Path) -> bool {
+    let name = file.file_name().unwrap_or_default();
+    name == "mod.rs"
+        || (file.parent() == Some(Path::new("")) && (name == "lib.rs" || name == "main.rs"))
+}
+
+/// The text before its first `#[cfg(test)]` line (test modules come last; their `super::`
+/// is the file's own module and their imports are not the file's).
+fn without_tests(text: &str) -> String {
+    match text.find("\n#[cfg(test)]") {
+        Some(at) => text[..at].to_string(),
+        None => text.to_string(),
+    }
 }
 
 /// The text without `//` comments (doc comments and their links included) and string
@@ -164,15 +203,19 @@ fn strip_comments(text: &str) -> String {
 
 /// Paths that may name a module of this crate: `crate::..`, `super::..`, `self::..` anywhere,
 /// and the paths of `use` items (expanded through braces), as segment lists.
-fn referenced_paths(text: &str) -> Vec<Vec<String>> {
+fn referenced_paths(text: &str) -> Vec<(Vec<String>, bool)> {
     let mut paths = Vec::new();
-    // Every `use ...;` statement, braces expanded.
+    let mut used = BTreeSet::new();
+    // Every `use ...;` statement, braces expanded; `pub use` (any visibility) marked public.
     let mut rest = text;
     while let Some(at) = find_keyword(rest, "use ") {
+        let line_start = rest[..at].rfind('\n').map_or(0, |n| n + 1);
+        let public = rest[line_start..at].trim_start().starts_with("pub");
         let after = &rest[at + 4..];
         let end = after.find(';').unwrap_or(after.len());
+        used.insert(after[..end].trim().to_string());
         for path in expand_use(after[..end].trim()) {
-            paths.push(path);
+            paths.push((path, public));
         }
         rest = &after[end.min(after.len())..];
     }
@@ -190,7 +233,7 @@ fn referenced_paths(text: &str) -> Vec<Vec<String>> {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            paths.push(segments(&path));
+            paths.push((segments(&path), false));
         }
     }
     paths
@@ -252,12 +295,13 @@ fn expand_use(tree: &str) -> Vec<Vec<String>> {
     paths
 }
 
-/// The file a path from module `here` points into: the deepest module it names.
-fn resolve(
+/// The absolute path (from the crate root) of `path` written in module `here`, or `None` for
+/// a path outside the crate.
+fn absolute(
     here: &[String],
     path: &[String],
     modules: &BTreeMap<Vec<String>, usize>,
-) -> Option<usize> {
+) -> Option<Vec<String>> {
     let mut base: Vec<String> = match path.first()?.as_str() {
         "crate" => Vec::new(),
         "self" => here.to_vec(),
@@ -280,15 +324,40 @@ fn resolve(
         base.pop();
         rest = &rest[1..];
     }
-    let mut best = modules.get(&base).copied();
-    for segment in rest {
-        base.push(segment.clone());
-        match modules.get(&base) {
-            Some(&file) => best = Some(file),
-            None => break,
+    base.extend(rest.iter().cloned());
+    Some(base)
+}
+
+/// The file a path from module `here` points into: the deepest module it names, or, for an
+/// item a facade re-exports, the module the item comes from.
+fn resolve(
+    here: &[String],
+    path: &[String],
+    modules: &BTreeMap<Vec<String>, usize>,
+    reexports: &Reexports,
+) -> Option<usize> {
+    let mut path = absolute(here, path, modules)?;
+    for _ in 0..16 {
+        let mut module = Vec::new();
+        let mut best = modules.get(&module).copied();
+        let mut next = None;
+        for segment in &path {
+            let mut deeper = module.clone();
+            deeper.push(segment.clone());
+            if let Some(&file) = modules.get(&deeper) {
+                module = deeper;
+                best = Some(file);
+            } else {
+                next = reexports.get(&(module.clone(), segment.clone())).cloned();
+                break;
+            }
+        }
+        match next {
+            Some(target) if target != path => path = target,
+            _ => return best,
         }
     }
-    best
+    None
 }
 
 /// Tarjan's strongly connected components of the graph `edges`.
@@ -363,20 +432,32 @@ mod tests {
         dir
     }
 
-    /// Circles through `crate::`, `super::`, a parent's re-export and a child's `use` are
-    /// found; doc links, strings and a one-way chain are not circles.
+    /// Circles through `crate::`, `super::`, a root's re-export and a child's `use` are
+    /// found; doc links, strings, test modules, a facade's `pub use` and one-way chains are
+    /// not circles.
     #[test]
     fn finds_circles_and_only_circles() {
         let dir = tree(&[
-            ("lib.rs", "mod a;\nmod b;\nmod nets;\npub use a::A;\n"),
+            (
+                "lib.rs",
+                "mod a;\nmod b;\nmod c;\nmod nets;\npub use a::A;\n",
+            ),
             ("a.rs", "use crate::b::B;\npub struct A;\n"),
-            ("b.rs", "pub struct B(crate::a::A);\n"),
+            // Through the root's re-export: still a file that a.rs imports.
+            ("b.rs", "pub struct B(crate::A);\n"),
+            // One way only, through the re-export and a facade's `pub use`: no circle.
+            ("c.rs", "use crate::A;\npub struct C(A);\n"),
             (
                 "nets/mod.rs",
-                "mod vgg;\nmod tta;\npub use vgg::Vgg;\n/// see [`crate::a`]\n",
+                "mod vgg;\nmod tta;\nuse vgg::Vgg;\npub use tta::Tta;\n\
+                 pub struct Wrapper(Vgg);\n/// see [`crate::a`]\n",
             ),
             ("nets/vgg.rs", "use super::Wrapper;\npub struct Vgg;\n"),
-            ("nets/tta.rs", "const S: &str = \"crate::nets::vgg\";\n"),
+            (
+                "nets/tta.rs",
+                "const S: &str = \"crate::nets::vgg\";\npub struct Tta(crate::nets::Wrapper);\n\
+                 #[cfg(test)]\nmod tests { use super::super::vgg::Vgg; }\n",
+            ),
         ]);
         let mut found = circles(dir.path()).unwrap();
         found.sort();

@@ -263,9 +263,10 @@ mod tests {
 
     #[test]
     fn the_committed_baseline_parses_and_covers_the_smoke_profile() {
-        let text =
-            std::fs::read_to_string(crate::workspace_root().join("xtask/baselines/regression.json"))
-                .unwrap();
+        let text = std::fs::read_to_string(
+            crate::workspace_root().join("xtask/baselines/regression.json"),
+        )
+        .unwrap();
         let baseline: Baseline = serde_json::from_str(&text).unwrap();
         let (_, smoke) = pipeline::Profile::load("smoke").unwrap();
         let mut expected: Vec<String> = smoke.runs.iter().map(|r| r.name.clone()).collect();

@@ -29,7 +29,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-
 /// The largest file `collect` copies.
 const MAX_BYTES: u64 = 2 * 1024 * 1024;
 /// What `collect` copies from the top of a pipeline output folder.
