@@ -56,25 +56,34 @@ const STYLE: &str = r#"
 * { box-sizing: border-box; }
 body { margin: 0; background: #f8f9fa; color: var(--ink);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 60px; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 20px 60px; }
 h1 { font-size: 28px; margin: 8px 0 4px; }
 h2 { font-size: 22px; margin: 0 0 12px; padding-bottom: 6px; border-bottom: 2px solid var(--line); }
 h3 { font-size: 17px; margin: 22px 0 8px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
-  padding: 18px 22px; margin: 22px 0; }
+  padding: 18px 20px; margin: 22px 0; }
 .muted, .path { color: var(--muted); }
 .path { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; word-break: break-all; }
 nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
-table { border-collapse: collapse; margin: 6px 0 10px; font-size: 14px; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 6px 0 10px; }
+.table-wrap::-webkit-scrollbar { height: 10px; }
+.table-wrap::-webkit-scrollbar-track { background: var(--head); border-radius: 5px; }
+.table-wrap::-webkit-scrollbar-thumb { background: #adb5bd; border-radius: 5px; }
+table { border-collapse: collapse; font-size: 14px; }
 th, td { border: 1px solid var(--line); padding: 4px 9px; vertical-align: top; }
 th { background: var(--head); text-align: left; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 th.group { text-align: center; }
 table.compact { font-size: 13px; }
-table.compact th, table.compact td { padding: 4px 6px; }
+table.compact th, table.compact td { padding: 4px 5px; }
+th.long { min-width: 8em; }
 table.compact td:first-child { white-space: nowrap; }
+#comparison-table th { vertical-align: bottom; }
+#comparison-table td:first-child, #comparison-table tr:first-child th:first-child {
+  position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 var(--line); }
+#comparison-table tr:first-child th:first-child { background: var(--head); }
 td.best { font-weight: 700; background: #e7f1fa; }
-.scroll { overflow-x: auto; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 130px; }
 .card .value { font-size: 22px; font-weight: 600; }
@@ -86,6 +95,12 @@ figcaption { color: var(--muted); font-size: 13px; }
 pre { background: var(--head); padding: 10px 12px; border-radius: 6px; overflow-x: auto;
   font-size: 13px; max-height: 420px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; word-break: break-all; }
+@media (max-width: 640px) {
+  main { padding: 12px 8px 40px; }
+  section { padding: 12px 10px; }
+  h1 { font-size: 24px; }
+  table.compact td:first-child { white-space: normal; }
+}
 "#;
 
 /// `0.3839` -> `38.40%`.
@@ -124,7 +139,7 @@ fn figure(plot: &impl Plot, alt: &str, caption: &str) -> Result<String> {
 fn json_html(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let mut out = String::from("<table class=\"kv\">");
+            let mut out = String::from("<div class=\"table-wrap\"><table class=\"kv\">");
             for (key, v) in map {
                 let _ = write!(
                     out,
@@ -133,7 +148,7 @@ fn json_html(value: &Value) -> String {
                     json_html(v)
                 );
             }
-            out + "</table>"
+            out + "</table></div>"
         }
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
             let mut columns: Vec<&String> = Vec::new();
@@ -144,7 +159,7 @@ fn json_html(value: &Value) -> String {
                     }
                 }
             }
-            let mut out = String::from("<div class=\"scroll\"><table><tr>");
+            let mut out = String::from("<div class=\"table-wrap\"><table><tr>");
             for c in &columns {
                 let _ = write!(out, "<th>{}</th>", escape(c));
             }
@@ -281,10 +296,10 @@ impl Report<'_> {
     fn comparison(&self) -> String {
         let mut out = String::from("<section id=\"comparison\"><h2>Comparison</h2>");
         out.push_str(
-            "<div class=\"scroll\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
+            "<div class=\"table-wrap\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
              <th rowspan=\"2\">evaluated on</th><th class=\"num\" rowspan=\"2\">accuracy</th>\
              <th class=\"num\" rowspan=\"2\">macro-F1</th>\
-             <th class=\"num\" rowspan=\"2\" title=\"the split without its images that have an exact copy in Training\">accuracy / macro-F1 without Training copies</th>\
+             <th class=\"num long\" rowspan=\"2\" title=\"the split without its images that have an exact copy in Training\">accuracy / macro-F1 without Training copies</th>\
              <th class=\"num\" rowspan=\"2\">epochs</th>\
              <th class=\"num\" rowspan=\"2\">best epoch</th><th class=\"num\" rowspan=\"2\">wall time</th>\
              <th class=\"group\" colspan=\"7\">recall per class</th></tr>\n<tr>",
@@ -391,7 +406,7 @@ impl Report<'_> {
             out.push_str("<p>The runs' config.json files are identical.</p>");
             return out;
         }
-        out.push_str("<div class=\"scroll\"><table><tr><th>config entry</th>");
+        out.push_str("<div class=\"table-wrap\"><table><tr><th>config entry</th>");
         for run in self.runs {
             let _ = write!(out, "<th>{}</th>", escape(&run.name));
         }
@@ -411,7 +426,7 @@ impl Report<'_> {
 /// The class-count table and distribution figure of a data summary.
 fn data_html(summary: &DataSummary) -> Result<String> {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th>split</th><th class=\"num\">images</th>",
+        "<div class=\"table-wrap\"><table><tr><th>split</th><th class=\"num\">images</th>",
     );
     for emotion in Emotion::ALL {
         let _ = write!(out, "<th class=\"num\">{}</th>", emotion.name());
@@ -575,7 +590,7 @@ fn run_html(k: usize, run: &Run, show_run_data: bool) -> Result<String> {
 
 fn history_table(history: &[EpochRecord]) -> String {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th class=\"num\">epoch</th>\
+        "<div class=\"table-wrap\"><table><tr><th class=\"num\">epoch</th>\
          <th class=\"num\">train loss</th><th class=\"num\">validation loss</th>\
          <th class=\"num\">val accuracy</th><th class=\"num\">val macro-F1</th>\
          <th class=\"num\">lr</th><th class=\"num\">train time</th>\
@@ -603,7 +618,7 @@ fn history_table(history: &[EpochRecord]) -> String {
 
 fn per_class_table(e: &EvalReport) -> String {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th>class</th><th class=\"num\">precision</th>\
+        "<div class=\"table-wrap\"><table><tr><th>class</th><th class=\"num\">precision</th>\
          <th class=\"num\">recall</th><th class=\"num\">F1</th><th class=\"num\">support</th></tr>",
     );
     for c in &e.per_class {

@@ -253,3 +253,73 @@ fn missing_empty_and_broken_run_directories_fail_naming_the_file() {
     assert!(html.contains("No history.json"));
     assert_eq!(html.matches("<svg role=\"img\"").count(), 2);
 }
+/// A HOG-SVM run directory as `fer train` writes it (`{"model": "hog-svm", ...}`), with the
+/// PrivateTest evaluation of `like`, optionally with another `c_grid`.
+fn fake_hog_svm_run(root: &Path, name: &str, like: &Path, c_grid: Option<&[f64]>) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = serde_json::to_value(fer_model::hog_svm::HogSvmConfig::default()).unwrap();
+    config["model"] = fer_model::hog_svm::MODEL_TAG.into();
+    if let Some(c_grid) = c_grid {
+        config["c_grid"] = serde_json::json!(c_grid);
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        like.join("eval-private-test.json"),
+        dir.join("eval-private-test.json"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn every_table_sits_in_a_sideways_scrolling_wrapper() {
+    let root = tempfile::tempdir().unwrap();
+    let cnn = fake_run(root.path(), "cnn", 61, true);
+    let hog = fake_hog_svm_run(root.path(), "hog", &cnn, None);
+    std::fs::write(
+        cnn.join("manifest.json"),
+        serde_json::json!({"steps": [{"name": "train", "wall_seconds": 12.5}]}).to_string(),
+    )
+    .unwrap();
+    let runs = [Run::open(&cnn).unwrap(), Run::open(&hog).unwrap()];
+    let data = generate(&SyntheticConfig::small(3));
+    let section = DataSection {
+        source: "synthetic".into(),
+        samples: None,
+        summary: DataSummary::from_statistics(&fer_data::Statistics::compute(&data)),
+    };
+    let manifest = serde_json::json!({"profile": {"epochs": 3}, "steps": [{"name": "a"}]});
+    let html = Report {
+        manifest: Some(&manifest),
+        title: "wide".into(),
+        runs: &runs,
+        data: Some(&section),
+    }
+    .render()
+    .unwrap();
+    assert!(html.contains("<div class=\"table-wrap\"><table id=\"comparison-table\""));
+    let tables = html.matches("<table").count();
+    assert!(tables >= 8, "{tables}");
+    assert_eq!(
+        html.matches("<div class=\"table-wrap\"><table").count(),
+        tables,
+        "a table without its wrapper: {html}"
+    );
+    // The wrapper scrolls sideways instead of letting the table run out of the page.
+    let style = &html[html.find("<style>").unwrap()..html.find("</style>").unwrap()];
+    let rule = &style[style.find(".table-wrap {").expect("no .table-wrap rule")..];
+    let rule = &rule[..rule.find('}').unwrap()];
+    assert!(rule.contains("overflow-x: auto"), "{rule}");
+    // Headers may wrap, so the comparison fits 1280 px: no header cell is kept on one line.
+    for line in style.lines().filter(|l| l.contains("nowrap")) {
+        let selectors = line.split('{').next().unwrap();
+        for selector in selectors.split(',') {
+            let last = selector.split_whitespace().last().unwrap_or("");
+            assert!(
+                !last.starts_with("th"),
+                "header cells kept on one line: {line}"
+            );
+        }
+    }
+}
