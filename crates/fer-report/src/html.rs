@@ -84,6 +84,7 @@ table.compact td:first-child { white-space: nowrap; }
   position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 var(--line); }
 #comparison-table tr:first-child th:first-child { background: var(--head); }
 td.best { font-weight: 700; background: #e7f1fa; }
+table.config-diff code { white-space: nowrap; word-break: normal; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 130px; }
 .card .value { font-size: 22px; font-weight: 600; }
@@ -380,47 +381,167 @@ impl Report<'_> {
         out
     }
 
-    /// The config entries whose values are not the same in every run.
+    /// The config entries in which runs differ, compared only among runs of the same
+    /// [`ConfigKind`]: one table per kind with two or more runs, a sentence for the rest.
     fn config_differences(&self) -> String {
-        let flat: Vec<BTreeMap<String, String>> = self
-            .runs
-            .iter()
-            .map(|run| {
-                let mut map = BTreeMap::new();
-                if let Some(config) = &run.config {
-                    flatten(config, "", &mut map);
-                }
-                map
-            })
-            .collect();
-        let keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
-        let differing: Vec<&String> = keys
-            .into_iter()
-            .filter(|k| {
-                let first = flat[0].get(*k);
-                flat.iter().any(|m| m.get(*k) != first)
-            })
-            .collect();
         let mut out = String::from("<h3>Configuration differences</h3>");
-        if differing.is_empty() {
-            out.push_str("<p>The runs' config.json files are identical.</p>");
-            return out;
-        }
-        out.push_str("<div class=\"table-wrap\"><table><tr><th>config entry</th>");
+        let mut groups: Vec<(ConfigKind, Vec<(&Run, &Value)>)> = Vec::new();
+        let mut without_config = Vec::new();
         for run in self.runs {
-            let _ = write!(out, "<th>{}</th>", escape(&run.name));
+            let Some(config) = &run.config else {
+                without_config.push(run.name.as_str());
+                continue;
+            };
+            let kind = ConfigKind::of(config);
+            match groups.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, members)) => members.push((run, config)),
+                None => groups.push((kind, vec![(run, config)])),
+            }
+        }
+        if groups.len() > 1 {
+            out.push_str(
+                "<p class=\"muted\">Runs of different kinds have different config.json \
+                 entries, so configurations are compared only among runs of the same kind.</p>",
+            );
+        }
+        let mut alone = Vec::new();
+        for (kind, members) in &groups {
+            if let [(run, _)] = members.as_slice() {
+                alone.push(format!("{} is the only {}", run.name, kind.singular()));
+                continue;
+            }
+            out.push_str(&differences_table(kind, members));
+        }
+        if !alone.is_empty() {
+            let _ = write!(out, "<p>Not compared: {}.</p>", escape(&alone.join("; ")));
+        }
+        if !without_config.is_empty() {
+            let _ = write!(
+                out,
+                "<p class=\"muted\">No config.json: {}.</p>",
+                escape(&listing(&without_config))
+            );
+        }
+        out
+    }
+}
+
+/// The family of a run's `config.json`. Runs of different families have different config
+/// schemas (a CNN's `TrainConfig` shares no entry with a HOG-SVM's), so their configurations
+/// are compared only within a family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConfigKind {
+    /// A CNN's `TrainConfig`: `model.architecture` (any architecture, one schema).
+    Cnn,
+    /// A model tagged by name in `model`, as HOG-SVM runs are (`{"model": "hog-svm"}`).
+    Tagged(String),
+    /// An ensemble's directory (`{"ensemble": {...}}`, written by `fer eval --out`).
+    Ensemble,
+    /// Any other JSON, known by its sorted top-level keys.
+    Other(Vec<String>),
+}
+
+impl ConfigKind {
+    fn of(config: &Value) -> ConfigKind {
+        let model = config.get("model");
+        if let Some(tag) = model.and_then(Value::as_str) {
+            return ConfigKind::Tagged(tag.to_string());
+        }
+        if model.and_then(|m| m.get("architecture")).is_some() {
+            return ConfigKind::Cnn;
+        }
+        if config.get("ensemble").is_some_and(Value::is_object) {
+            return ConfigKind::Ensemble;
+        }
+        let mut keys: Vec<String> = config
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        ConfigKind::Other(keys)
+    }
+
+    /// "CNN run", "hog-svm run", "ensemble", ...
+    fn singular(&self) -> String {
+        self.noun(false)
+    }
+
+    /// "CNN runs", "hog-svm runs", "ensembles", ...
+    fn plural(&self) -> String {
+        self.noun(true)
+    }
+
+    fn noun(&self, plural: bool) -> String {
+        let s = if plural { "s" } else { "" };
+        match self {
+            ConfigKind::Cnn => format!("CNN run{s}"),
+            ConfigKind::Tagged(tag) => format!("{tag} run{s}"),
+            ConfigKind::Ensemble => format!("ensemble{s}"),
+            ConfigKind::Other(keys) if keys.is_empty() => {
+                format!("run{s} whose config.json is not a JSON object or is empty")
+            }
+            ConfigKind::Other(keys) => {
+                format!("run{s} with the config.json keys {}", keys.join(", "))
+            }
+        }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listing(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The sentence naming the runs of one kind that are compared, and the table of the config
+/// entries whose values are not the same in all of them.
+fn differences_table(kind: &ConfigKind, members: &[(&Run, &Value)]) -> String {
+    let names: Vec<&str> = members.iter().map(|(run, _)| run.name.as_str()).collect();
+    let who = escape(&format!(
+        "the {} {} ({})",
+        members.len(),
+        kind.plural(),
+        listing(&names)
+    ));
+    let flat: Vec<BTreeMap<String, String>> = members
+        .iter()
+        .map(|(_, config)| {
+            let mut map = BTreeMap::new();
+            flatten(config, "", &mut map);
+            map
+        })
+        .collect();
+    let keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    let differing: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| {
+            let first = flat[0].get(*k);
+            flat.iter().any(|m| m.get(*k) != first)
+        })
+        .collect();
+    if differing.is_empty() {
+        return format!("<p>The config.json files of {who} are identical.</p>");
+    }
+    let mut out = format!(
+        "<p>Among {who}, these config entries differ:</p>\
+         <div class=\"table-wrap\"><table class=\"config-diff\"><tr><th>config entry</th>"
+    );
+    for name in &names {
+        let _ = write!(out, "<th>{}</th>", escape(name));
+    }
+    out.push_str("</tr>");
+    for key in differing {
+        let _ = write!(out, "<tr><td><code>{}</code></td>", escape(key));
+        for m in &flat {
+            let value = m.get(key).map_or("–", String::as_str);
+            let _ = write!(out, "<td><code>{}</code></td>", escape(value));
         }
         out.push_str("</tr>");
-        for key in differing {
-            let _ = write!(out, "<tr><td><code>{}</code></td>", escape(key));
-            for m in &flat {
-                let value = m.get(key).map_or("–", String::as_str);
-                let _ = write!(out, "<td><code>{}</code></td>", escape(value));
-            }
-            out.push_str("</tr>");
-        }
-        out + "</table></div>"
     }
+    out + "</table></div>"
 }
 
 /// The class-count table and distribution figure of a data summary.
@@ -663,6 +784,30 @@ mod tests {
         assert_eq!(duration(895.0), "14 min 55 s");
         assert_eq!(duration(7500.0), "2 h 05 min");
         assert_eq!(duration(f64::NAN), "–");
+    }
+
+    #[test]
+    fn config_kinds_follow_the_shape_of_config_json() {
+        let cnn = serde_json::to_value(fer_model::TrainConfig::default()).unwrap();
+        assert_eq!(ConfigKind::of(&cnn), ConfigKind::Cnn);
+        let hog = serde_json::json!({"model": "hog-svm", "c_grid": [0.1]});
+        assert_eq!(ConfigKind::of(&hog), ConfigKind::Tagged("hog-svm".into()));
+        assert_eq!(
+            ConfigKind::Tagged("hog-svm".into()).singular(),
+            "hog-svm run"
+        );
+        let ensemble = serde_json::json!({"ensemble": {"members": ["a", "b"]}});
+        assert_eq!(ConfigKind::of(&ensemble), ConfigKind::Ensemble);
+        let other = serde_json::json!({"kind": "x", "c": 1.0});
+        let kind = ConfigKind::of(&other);
+        assert_eq!(kind, ConfigKind::Other(vec!["c".into(), "kind".into()]));
+        assert_eq!(kind.plural(), "runs with the config.json keys c, kind");
+        assert_eq!(
+            ConfigKind::of(&serde_json::json!([1])).singular(),
+            "run whose config.json is not a JSON object or is empty"
+        );
+        assert_eq!(listing(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(listing(&["a"]), "a");
     }
 
     #[test]

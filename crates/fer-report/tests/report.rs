@@ -272,6 +272,123 @@ fn fake_hog_svm_run(root: &Path, name: &str, like: &Path, c_grid: Option<&[f64]>
     dir
 }
 
+fn render(runs: &[Run]) -> String {
+    Report {
+        manifest: None,
+        title: "kinds".into(),
+        runs,
+        data: None,
+    }
+    .render()
+    .unwrap()
+}
+
+/// The configuration-difference tables: per table, its header cells and the first cell
+/// (the config entry) of each further row.
+fn difference_tables(html: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    html.split("<table class=\"config-diff\">")
+        .skip(1)
+        .map(|t| {
+            let t = &t[..t.find("</table>").unwrap()];
+            let mut rows = t.split("<tr>").skip(1);
+            let header = rows
+                .next()
+                .unwrap()
+                .split("<th>")
+                .skip(1)
+                .map(|c| c[..c.find("</th>").unwrap()].to_string())
+                .collect();
+            let entries = rows
+                .map(|r| {
+                    let c = &r[r.find("<code>").unwrap() + 6..];
+                    c[..c.find("</code>").unwrap()].to_string()
+                })
+                .collect();
+            (header, entries)
+        })
+        .collect()
+}
+
+#[test]
+fn configurations_are_compared_only_among_runs_of_the_same_kind() {
+    let root = tempfile::tempdir().unwrap();
+    let cnn = fake_run(root.path(), "cnn-a", 61, true);
+    let hog = fake_hog_svm_run(root.path(), "hog", &cnn, None);
+    // A CNN beside a HOG-SVM: their configs share no schema, so nothing is compared.
+    let runs = [Run::open(&cnn).unwrap(), Run::open(&hog).unwrap()];
+    let html = render(&runs);
+    assert!(difference_tables(&html).is_empty(), "{html}");
+    for entry in [
+        "model",
+        "model.architecture",
+        "c_grid.0",
+        "optimizer.lr",
+        "hog.cell_side",
+    ] {
+        assert!(!html.contains(&format!("<code>{entry}</code>")), "{entry}");
+    }
+    assert!(
+        html.contains(
+            "<p>Not compared: cnn-a is the only CNN run; hog is the only hog-svm run.</p>"
+        )
+    );
+    // The comparison table still has both.
+    assert_eq!(comparison_row(&html, "hog")[2], "61.00%");
+
+    // Two CNN runs that differ in one entry, beside the HOG-SVM: exactly that row.
+    let b = fake_run(root.path(), "cnn-b", 50, true);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+    config["optimizer"]["lr"] = 0.5.into();
+    std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+    let runs = [
+        Run::open(&cnn).unwrap(),
+        Run::open(&hog).unwrap(),
+        Run::open(&b).unwrap(),
+    ];
+    let html = render(&runs);
+    let tables = difference_tables(&html);
+    assert_eq!(tables.len(), 1, "{html}");
+    assert_eq!(tables[0].0, ["config entry", "cnn-a", "cnn-b"]);
+    assert_eq!(tables[0].1, ["optimizer.lr"]);
+    assert!(
+        html.contains(
+            "<p>Among the 2 CNN runs (cnn-a and cnn-b), these config entries differ:</p>"
+        )
+    );
+    assert!(html.contains("<p>Not compared: hog is the only hog-svm run.</p>"));
+
+    // A second HOG-SVM run whose C grid ends in another value: a table of its own.
+    let hog2 = fake_hog_svm_run(root.path(), "hog-2", &cnn, Some(&[0.0001, 0.001, 0.1]));
+    let runs = [
+        Run::open(&hog2).unwrap(),
+        Run::open(&cnn).unwrap(),
+        Run::open(&hog).unwrap(),
+        Run::open(&b).unwrap(),
+    ];
+    let html = render(&runs);
+    let tables = difference_tables(&html);
+    assert_eq!(tables.len(), 2, "{html}");
+    assert_eq!(tables[0].0, ["config entry", "hog-2", "hog"]);
+    assert_eq!(tables[0].1, ["c_grid.2"]);
+    assert_eq!(tables[1].0, ["config entry", "cnn-a", "cnn-b"]);
+    assert_eq!(tables[1].1, ["optimizer.lr"]);
+    assert!(!html.contains("Not compared"));
+}
+
+#[test]
+fn runs_of_one_kind_with_equal_configs_are_called_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let a = fake_run(root.path(), "a", 61, true);
+    let b = fake_run(root.path(), "b", 40, true);
+    let runs = [Run::open(&a).unwrap(), Run::open(&b).unwrap()];
+    let html = render(&runs);
+    assert!(difference_tables(&html).is_empty());
+    assert!(
+        html.contains("<p>The config.json files of the 2 CNN runs (a and b) are identical.</p>")
+    );
+}
+
 #[test]
 fn every_table_sits_in_a_sideways_scrolling_wrapper() {
     let root = tempfile::tempdir().unwrap();
