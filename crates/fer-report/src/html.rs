@@ -56,25 +56,35 @@ const STYLE: &str = r#"
 * { box-sizing: border-box; }
 body { margin: 0; background: #f8f9fa; color: var(--ink);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 60px; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 20px 60px; }
 h1 { font-size: 28px; margin: 8px 0 4px; }
 h2 { font-size: 22px; margin: 0 0 12px; padding-bottom: 6px; border-bottom: 2px solid var(--line); }
 h3 { font-size: 17px; margin: 22px 0 8px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
-  padding: 18px 22px; margin: 22px 0; }
+  padding: 18px 20px; margin: 22px 0; }
 .muted, .path { color: var(--muted); }
 .path { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; word-break: break-all; }
 nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
-table { border-collapse: collapse; margin: 6px 0 10px; font-size: 14px; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 6px 0 10px; }
+.table-wrap::-webkit-scrollbar { height: 10px; }
+.table-wrap::-webkit-scrollbar-track { background: var(--head); border-radius: 5px; }
+.table-wrap::-webkit-scrollbar-thumb { background: #adb5bd; border-radius: 5px; }
+table { border-collapse: collapse; font-size: 14px; }
 th, td { border: 1px solid var(--line); padding: 4px 9px; vertical-align: top; }
 th { background: var(--head); text-align: left; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 th.group { text-align: center; }
 table.compact { font-size: 13px; }
-table.compact th, table.compact td { padding: 4px 6px; }
+table.compact th, table.compact td { padding: 4px 5px; }
+th.long { min-width: 8em; }
 table.compact td:first-child { white-space: nowrap; }
+#comparison-table th { vertical-align: bottom; }
+#comparison-table td:first-child, #comparison-table tr:first-child th:first-child {
+  position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 var(--line); }
+#comparison-table tr:first-child th:first-child { background: var(--head); }
 td.best { font-weight: 700; background: #e7f1fa; }
-.scroll { overflow-x: auto; }
+table.config-diff code { white-space: nowrap; word-break: normal; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 130px; }
 .card .value { font-size: 22px; font-weight: 600; }
@@ -86,6 +96,12 @@ figcaption { color: var(--muted); font-size: 13px; }
 pre { background: var(--head); padding: 10px 12px; border-radius: 6px; overflow-x: auto;
   font-size: 13px; max-height: 420px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; word-break: break-all; }
+@media (max-width: 640px) {
+  main { padding: 12px 8px 40px; }
+  section { padding: 12px 10px; }
+  h1 { font-size: 24px; }
+  table.compact td:first-child { white-space: normal; }
+}
 "#;
 
 /// `0.3839` -> `38.40%`.
@@ -124,7 +140,7 @@ fn figure(plot: &impl Plot, alt: &str, caption: &str) -> Result<String> {
 fn json_html(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let mut out = String::from("<table class=\"kv\">");
+            let mut out = String::from("<div class=\"table-wrap\"><table class=\"kv\">");
             for (key, v) in map {
                 let _ = write!(
                     out,
@@ -133,7 +149,7 @@ fn json_html(value: &Value) -> String {
                     json_html(v)
                 );
             }
-            out + "</table>"
+            out + "</table></div>"
         }
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
             let mut columns: Vec<&String> = Vec::new();
@@ -144,7 +160,7 @@ fn json_html(value: &Value) -> String {
                     }
                 }
             }
-            let mut out = String::from("<div class=\"scroll\"><table><tr>");
+            let mut out = String::from("<div class=\"table-wrap\"><table><tr>");
             for c in &columns {
                 let _ = write!(out, "<th>{}</th>", escape(c));
             }
@@ -281,10 +297,10 @@ impl Report<'_> {
     fn comparison(&self) -> String {
         let mut out = String::from("<section id=\"comparison\"><h2>Comparison</h2>");
         out.push_str(
-            "<div class=\"scroll\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
+            "<div class=\"table-wrap\"><table id=\"comparison-table\" class=\"compact\"><tr><th rowspan=\"2\">run</th>\
              <th rowspan=\"2\">evaluated on</th><th class=\"num\" rowspan=\"2\">accuracy</th>\
              <th class=\"num\" rowspan=\"2\">macro-F1</th>\
-             <th class=\"num\" rowspan=\"2\" title=\"the split without its images that have an exact copy in Training\">accuracy / macro-F1 without Training copies</th>\
+             <th class=\"num long\" rowspan=\"2\" title=\"the split without its images that have an exact copy in Training\">accuracy / macro-F1 without Training copies</th>\
              <th class=\"num\" rowspan=\"2\">epochs</th>\
              <th class=\"num\" rowspan=\"2\">best epoch</th><th class=\"num\" rowspan=\"2\">wall time</th>\
              <th class=\"group\" colspan=\"7\">recall per class</th></tr>\n<tr>",
@@ -365,53 +381,173 @@ impl Report<'_> {
         out
     }
 
-    /// The config entries whose values are not the same in every run.
+    /// The config entries in which runs differ, compared only among runs of the same
+    /// [`ConfigKind`]: one table per kind with two or more runs, a sentence for the rest.
     fn config_differences(&self) -> String {
-        let flat: Vec<BTreeMap<String, String>> = self
-            .runs
-            .iter()
-            .map(|run| {
-                let mut map = BTreeMap::new();
-                if let Some(config) = &run.config {
-                    flatten(config, "", &mut map);
-                }
-                map
-            })
-            .collect();
-        let keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
-        let differing: Vec<&String> = keys
-            .into_iter()
-            .filter(|k| {
-                let first = flat[0].get(*k);
-                flat.iter().any(|m| m.get(*k) != first)
-            })
-            .collect();
         let mut out = String::from("<h3>Configuration differences</h3>");
-        if differing.is_empty() {
-            out.push_str("<p>The runs' config.json files are identical.</p>");
-            return out;
-        }
-        out.push_str("<div class=\"scroll\"><table><tr><th>config entry</th>");
+        let mut groups: Vec<(ConfigKind, Vec<(&Run, &Value)>)> = Vec::new();
+        let mut without_config = Vec::new();
         for run in self.runs {
-            let _ = write!(out, "<th>{}</th>", escape(&run.name));
+            let Some(config) = &run.config else {
+                without_config.push(run.name.as_str());
+                continue;
+            };
+            let kind = ConfigKind::of(config);
+            match groups.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, members)) => members.push((run, config)),
+                None => groups.push((kind, vec![(run, config)])),
+            }
+        }
+        if groups.len() > 1 {
+            out.push_str(
+                "<p class=\"muted\">Runs of different kinds have different config.json \
+                 entries, so configurations are compared only among runs of the same kind.</p>",
+            );
+        }
+        let mut alone = Vec::new();
+        for (kind, members) in &groups {
+            if let [(run, _)] = members.as_slice() {
+                alone.push(format!("{} is the only {}", run.name, kind.singular()));
+                continue;
+            }
+            out.push_str(&differences_table(kind, members));
+        }
+        if !alone.is_empty() {
+            let _ = write!(out, "<p>Not compared: {}.</p>", escape(&alone.join("; ")));
+        }
+        if !without_config.is_empty() {
+            let _ = write!(
+                out,
+                "<p class=\"muted\">No config.json: {}.</p>",
+                escape(&listing(&without_config))
+            );
+        }
+        out
+    }
+}
+
+/// The family of a run's `config.json`. Runs of different families have different config
+/// schemas (a CNN's `TrainConfig` shares no entry with a HOG-SVM's), so their configurations
+/// are compared only within a family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConfigKind {
+    /// A CNN's `TrainConfig`: `model.architecture` (any architecture, one schema).
+    Cnn,
+    /// A model tagged by name in `model`, as HOG-SVM runs are (`{"model": "hog-svm"}`).
+    Tagged(String),
+    /// An ensemble's directory (`{"ensemble": {...}}`, written by `fer eval --out`).
+    Ensemble,
+    /// Any other JSON, known by its sorted top-level keys.
+    Other(Vec<String>),
+}
+
+impl ConfigKind {
+    fn of(config: &Value) -> ConfigKind {
+        let model = config.get("model");
+        if let Some(tag) = model.and_then(Value::as_str) {
+            return ConfigKind::Tagged(tag.to_string());
+        }
+        if model.and_then(|m| m.get("architecture")).is_some() {
+            return ConfigKind::Cnn;
+        }
+        if config.get("ensemble").is_some_and(Value::is_object) {
+            return ConfigKind::Ensemble;
+        }
+        let mut keys: Vec<String> = config
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        ConfigKind::Other(keys)
+    }
+
+    /// "CNN run", "hog-svm run", "ensemble", ...
+    fn singular(&self) -> String {
+        self.noun(false)
+    }
+
+    /// "CNN runs", "hog-svm runs", "ensembles", ...
+    fn plural(&self) -> String {
+        self.noun(true)
+    }
+
+    fn noun(&self, plural: bool) -> String {
+        let s = if plural { "s" } else { "" };
+        match self {
+            ConfigKind::Cnn => format!("CNN run{s}"),
+            ConfigKind::Tagged(tag) => format!("{tag} run{s}"),
+            ConfigKind::Ensemble => format!("ensemble{s}"),
+            ConfigKind::Other(keys) if keys.is_empty() => {
+                format!("run{s} whose config.json is not a JSON object or is empty")
+            }
+            ConfigKind::Other(keys) => {
+                format!("run{s} with the config.json keys {}", keys.join(", "))
+            }
+        }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listing(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The sentence naming the runs of one kind that are compared, and the table of the config
+/// entries whose values are not the same in all of them.
+fn differences_table(kind: &ConfigKind, members: &[(&Run, &Value)]) -> String {
+    let names: Vec<&str> = members.iter().map(|(run, _)| run.name.as_str()).collect();
+    let who = escape(&format!(
+        "the {} {} ({})",
+        members.len(),
+        kind.plural(),
+        listing(&names)
+    ));
+    let flat: Vec<BTreeMap<String, String>> = members
+        .iter()
+        .map(|(_, config)| {
+            let mut map = BTreeMap::new();
+            flatten(config, "", &mut map);
+            map
+        })
+        .collect();
+    let keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    let differing: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| {
+            let first = flat[0].get(*k);
+            flat.iter().any(|m| m.get(*k) != first)
+        })
+        .collect();
+    if differing.is_empty() {
+        return format!("<p>The config.json files of {who} are identical.</p>");
+    }
+    let mut out = format!(
+        "<p>Among {who}, these config entries differ:</p>\
+         <div class=\"table-wrap\"><table class=\"config-diff\"><tr><th>config entry</th>"
+    );
+    for name in &names {
+        let _ = write!(out, "<th>{}</th>", escape(name));
+    }
+    out.push_str("</tr>");
+    for key in differing {
+        let _ = write!(out, "<tr><td><code>{}</code></td>", escape(key));
+        for m in &flat {
+            let value = m.get(key).map_or("–", String::as_str);
+            let _ = write!(out, "<td><code>{}</code></td>", escape(value));
         }
         out.push_str("</tr>");
-        for key in differing {
-            let _ = write!(out, "<tr><td><code>{}</code></td>", escape(key));
-            for m in &flat {
-                let value = m.get(key).map_or("–", String::as_str);
-                let _ = write!(out, "<td><code>{}</code></td>", escape(value));
-            }
-            out.push_str("</tr>");
-        }
-        out + "</table></div>"
     }
+    out + "</table></div>"
 }
 
 /// The class-count table and distribution figure of a data summary.
 fn data_html(summary: &DataSummary) -> Result<String> {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th>split</th><th class=\"num\">images</th>",
+        "<div class=\"table-wrap\"><table><tr><th>split</th><th class=\"num\">images</th>",
     );
     for emotion in Emotion::ALL {
         let _ = write!(out, "<th class=\"num\">{}</th>", emotion.name());
@@ -575,7 +711,7 @@ fn run_html(k: usize, run: &Run, show_run_data: bool) -> Result<String> {
 
 fn history_table(history: &[EpochRecord]) -> String {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th class=\"num\">epoch</th>\
+        "<div class=\"table-wrap\"><table><tr><th class=\"num\">epoch</th>\
          <th class=\"num\">train loss</th><th class=\"num\">validation loss</th>\
          <th class=\"num\">val accuracy</th><th class=\"num\">val macro-F1</th>\
          <th class=\"num\">lr</th><th class=\"num\">train time</th>\
@@ -603,7 +739,7 @@ fn history_table(history: &[EpochRecord]) -> String {
 
 fn per_class_table(e: &EvalReport) -> String {
     let mut out = String::from(
-        "<div class=\"scroll\"><table><tr><th>class</th><th class=\"num\">precision</th>\
+        "<div class=\"table-wrap\"><table><tr><th>class</th><th class=\"num\">precision</th>\
          <th class=\"num\">recall</th><th class=\"num\">F1</th><th class=\"num\">support</th></tr>",
     );
     for c in &e.per_class {
@@ -648,6 +784,30 @@ mod tests {
         assert_eq!(duration(895.0), "14 min 55 s");
         assert_eq!(duration(7500.0), "2 h 05 min");
         assert_eq!(duration(f64::NAN), "–");
+    }
+
+    #[test]
+    fn config_kinds_follow_the_shape_of_config_json() {
+        let cnn = serde_json::to_value(fer_model::TrainConfig::default()).unwrap();
+        assert_eq!(ConfigKind::of(&cnn), ConfigKind::Cnn);
+        let hog = serde_json::json!({"model": "hog-svm", "c_grid": [0.1]});
+        assert_eq!(ConfigKind::of(&hog), ConfigKind::Tagged("hog-svm".into()));
+        assert_eq!(
+            ConfigKind::Tagged("hog-svm".into()).singular(),
+            "hog-svm run"
+        );
+        let ensemble = serde_json::json!({"ensemble": {"members": ["a", "b"]}});
+        assert_eq!(ConfigKind::of(&ensemble), ConfigKind::Ensemble);
+        let other = serde_json::json!({"kind": "x", "c": 1.0});
+        let kind = ConfigKind::of(&other);
+        assert_eq!(kind, ConfigKind::Other(vec!["c".into(), "kind".into()]));
+        assert_eq!(kind.plural(), "runs with the config.json keys c, kind");
+        assert_eq!(
+            ConfigKind::of(&serde_json::json!([1])).singular(),
+            "run whose config.json is not a JSON object or is empty"
+        );
+        assert_eq!(listing(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(listing(&["a"]), "a");
     }
 
     #[test]

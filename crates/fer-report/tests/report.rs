@@ -253,3 +253,190 @@ fn missing_empty_and_broken_run_directories_fail_naming_the_file() {
     assert!(html.contains("No history.json"));
     assert_eq!(html.matches("<svg role=\"img\"").count(), 2);
 }
+/// A HOG-SVM run directory as `fer train` writes it (`{"model": "hog-svm", ...}`), with the
+/// PrivateTest evaluation of `like`, optionally with another `c_grid`.
+fn fake_hog_svm_run(root: &Path, name: &str, like: &Path, c_grid: Option<&[f64]>) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = serde_json::to_value(fer_model::hog_svm::HogSvmConfig::default()).unwrap();
+    config["model"] = fer_model::hog_svm::MODEL_TAG.into();
+    if let Some(c_grid) = c_grid {
+        config["c_grid"] = serde_json::json!(c_grid);
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        like.join("eval-private-test.json"),
+        dir.join("eval-private-test.json"),
+    )
+    .unwrap();
+    dir
+}
+
+fn render(runs: &[Run]) -> String {
+    Report {
+        manifest: None,
+        title: "kinds".into(),
+        runs,
+        data: None,
+    }
+    .render()
+    .unwrap()
+}
+
+/// The configuration-difference tables: per table, its header cells and the first cell
+/// (the config entry) of each further row.
+fn difference_tables(html: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    html.split("<table class=\"config-diff\">")
+        .skip(1)
+        .map(|t| {
+            let t = &t[..t.find("</table>").unwrap()];
+            let mut rows = t.split("<tr>").skip(1);
+            let header = rows
+                .next()
+                .unwrap()
+                .split("<th>")
+                .skip(1)
+                .map(|c| c[..c.find("</th>").unwrap()].to_string())
+                .collect();
+            let entries = rows
+                .map(|r| {
+                    let c = &r[r.find("<code>").unwrap() + 6..];
+                    c[..c.find("</code>").unwrap()].to_string()
+                })
+                .collect();
+            (header, entries)
+        })
+        .collect()
+}
+
+#[test]
+fn configurations_are_compared_only_among_runs_of_the_same_kind() {
+    let root = tempfile::tempdir().unwrap();
+    let cnn = fake_run(root.path(), "cnn-a", 61, true);
+    let hog = fake_hog_svm_run(root.path(), "hog", &cnn, None);
+    // A CNN beside a HOG-SVM: their configs share no schema, so nothing is compared.
+    let runs = [Run::open(&cnn).unwrap(), Run::open(&hog).unwrap()];
+    let html = render(&runs);
+    assert!(difference_tables(&html).is_empty(), "{html}");
+    for entry in [
+        "model",
+        "model.architecture",
+        "c_grid.0",
+        "optimizer.lr",
+        "hog.cell_side",
+    ] {
+        assert!(!html.contains(&format!("<code>{entry}</code>")), "{entry}");
+    }
+    assert!(
+        html.contains(
+            "<p>Not compared: cnn-a is the only CNN run; hog is the only hog-svm run.</p>"
+        )
+    );
+    // The comparison table still has both.
+    assert_eq!(comparison_row(&html, "hog")[2], "61.00%");
+
+    // Two CNN runs that differ in one entry, beside the HOG-SVM: exactly that row.
+    let b = fake_run(root.path(), "cnn-b", 50, true);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+    config["optimizer"]["lr"] = 0.5.into();
+    std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+    let runs = [
+        Run::open(&cnn).unwrap(),
+        Run::open(&hog).unwrap(),
+        Run::open(&b).unwrap(),
+    ];
+    let html = render(&runs);
+    let tables = difference_tables(&html);
+    assert_eq!(tables.len(), 1, "{html}");
+    assert_eq!(tables[0].0, ["config entry", "cnn-a", "cnn-b"]);
+    assert_eq!(tables[0].1, ["optimizer.lr"]);
+    assert!(
+        html.contains(
+            "<p>Among the 2 CNN runs (cnn-a and cnn-b), these config entries differ:</p>"
+        )
+    );
+    assert!(html.contains("<p>Not compared: hog is the only hog-svm run.</p>"));
+
+    // A second HOG-SVM run whose C grid ends in another value: a table of its own.
+    let hog2 = fake_hog_svm_run(root.path(), "hog-2", &cnn, Some(&[0.0001, 0.001, 0.1]));
+    let runs = [
+        Run::open(&hog2).unwrap(),
+        Run::open(&cnn).unwrap(),
+        Run::open(&hog).unwrap(),
+        Run::open(&b).unwrap(),
+    ];
+    let html = render(&runs);
+    let tables = difference_tables(&html);
+    assert_eq!(tables.len(), 2, "{html}");
+    assert_eq!(tables[0].0, ["config entry", "hog-2", "hog"]);
+    assert_eq!(tables[0].1, ["c_grid.2"]);
+    assert_eq!(tables[1].0, ["config entry", "cnn-a", "cnn-b"]);
+    assert_eq!(tables[1].1, ["optimizer.lr"]);
+    assert!(!html.contains("Not compared"));
+}
+
+#[test]
+fn runs_of_one_kind_with_equal_configs_are_called_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let a = fake_run(root.path(), "a", 61, true);
+    let b = fake_run(root.path(), "b", 40, true);
+    let runs = [Run::open(&a).unwrap(), Run::open(&b).unwrap()];
+    let html = render(&runs);
+    assert!(difference_tables(&html).is_empty());
+    assert!(
+        html.contains("<p>The config.json files of the 2 CNN runs (a and b) are identical.</p>")
+    );
+}
+
+#[test]
+fn every_table_sits_in_a_sideways_scrolling_wrapper() {
+    let root = tempfile::tempdir().unwrap();
+    let cnn = fake_run(root.path(), "cnn", 61, true);
+    let hog = fake_hog_svm_run(root.path(), "hog", &cnn, None);
+    std::fs::write(
+        cnn.join("manifest.json"),
+        serde_json::json!({"steps": [{"name": "train", "wall_seconds": 12.5}]}).to_string(),
+    )
+    .unwrap();
+    let runs = [Run::open(&cnn).unwrap(), Run::open(&hog).unwrap()];
+    let data = generate(&SyntheticConfig::small(3));
+    let section = DataSection {
+        source: "synthetic".into(),
+        samples: None,
+        summary: DataSummary::from_statistics(&fer_data::Statistics::compute(&data)),
+    };
+    let manifest = serde_json::json!({"profile": {"epochs": 3}, "steps": [{"name": "a"}]});
+    let html = Report {
+        manifest: Some(&manifest),
+        title: "wide".into(),
+        runs: &runs,
+        data: Some(&section),
+    }
+    .render()
+    .unwrap();
+    assert!(html.contains("<div class=\"table-wrap\"><table id=\"comparison-table\""));
+    let tables = html.matches("<table").count();
+    assert!(tables >= 8, "{tables}");
+    assert_eq!(
+        html.matches("<div class=\"table-wrap\"><table").count(),
+        tables,
+        "a table without its wrapper: {html}"
+    );
+    // The wrapper scrolls sideways instead of letting the table run out of the page.
+    let style = &html[html.find("<style>").unwrap()..html.find("</style>").unwrap()];
+    let rule = &style[style.find(".table-wrap {").expect("no .table-wrap rule")..];
+    let rule = &rule[..rule.find('}').unwrap()];
+    assert!(rule.contains("overflow-x: auto"), "{rule}");
+    // Headers may wrap, so the comparison fits 1280 px: no header cell is kept on one line.
+    for line in style.lines().filter(|l| l.contains("nowrap")) {
+        let selectors = line.split('{').next().unwrap();
+        for selector in selectors.split(',') {
+            let last = selector.split_whitespace().last().unwrap_or("");
+            assert!(
+                !last.starts_with("th"),
+                "header cells kept on one line: {line}"
+            );
+        }
+    }
+}
