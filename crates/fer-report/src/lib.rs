@@ -28,6 +28,7 @@
 //! The crate draws and writes; it never trains or evaluates (no candle code of its own).
 
 mod error;
+mod escape;
 pub mod evaluation;
 pub mod html;
 pub mod plot;

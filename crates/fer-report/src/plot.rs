@@ -22,8 +22,6 @@ use crate::error::{Error, Result};
 use crate::evaluation::{CLASSES, EvalReport};
 use crate::summary::SplitCounts;
 
-/// DejaVu Sans (Bitstream Vera licence, see `assets/DejaVuSans-LICENSE.txt`).
-pub(crate) const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// The family name the figures ask plotters for; SVG files name it as it is, so that a
 /// viewer uses DejaVu Sans where installed and its own sans-serif otherwise.
 const FAMILY: &str = "DejaVu Sans, sans-serif";
@@ -117,8 +115,9 @@ pub trait Plot {
 /// Makes the embedded font known to plotters (once per process).
 fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FAMILY, FontStyle::Normal, crate::text::FONT_FILE).is_ok()
+    });
     if ok {
         Ok(())
     } else {
@@ -417,7 +416,7 @@ impl Plot for SampleGrid {
                  text-anchor=\"middle\" dominant-baseline=\"hanging\" fill=\"#212529\">{}</text>\n",
                 x + FACE_CELL / 2,
                 y + FACE_CELL + 5,
-                crate::html::escape(face.label.name())
+                crate::escape::escape(face.label.name())
             ));
         }
         svg.push_str("</svg>\n");

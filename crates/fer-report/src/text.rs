@@ -10,10 +10,14 @@ use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
 };
 
+/// DejaVu Sans (Bitstream Vera licence, see `assets/DejaVuSans-LICENSE.txt`): the one font
+/// of every figure, PNG and SVG alike.
+pub(crate) const FONT_FILE: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
 /// The embedded font, parsed once.
 fn font() -> Option<&'static FontRef<'static>> {
     static FONT: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
-    FONT.get_or_init(|| FontRef::try_from_slice(crate::plot::FONT).ok())
+    FONT.get_or_init(|| FontRef::try_from_slice(FONT_FILE).ok())
         .as_ref()
 }
 
