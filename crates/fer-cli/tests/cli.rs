@@ -117,6 +117,18 @@ fn missing_file_and_bad_usage_exit_1_and_2() {
     );
 }
 
+/// The error chain prints each cause once: the path, then what the system said.
+#[test]
+fn a_missing_data_file_is_one_line_naming_it_and_the_cause_once() {
+    let out = fer(&["stats", "--data", "/nonexistent.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: /nonexistent.csv: No such file or directory (os error 2)\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn export_images_writes_the_layout_that_stats_reads_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,8 +35,20 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The error of loading `path` as `fer` prints it: the message, then each source after ": ".
 fn load_err(path: &Path) -> String {
-    load(path, &LoadOptions::default()).unwrap_err().to_string()
+    chain_text(&load(path, &LoadOptions::default()).unwrap_err())
+}
+
+fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[test]
@@ -202,6 +214,24 @@ fn skipping_reports_the_bad_lines_and_keeps_the_rest() {
     let expected = data.subset(&[0, 2, 3, 5]).unwrap();
     assert_eq!(loaded.dataset.pixels(), expected.pixels());
     assert_eq!(loaded.dataset.labels(), expected.labels());
+}
+
+/// A missing file's message names it; the system's error is its source, said once.
+#[test]
+fn a_missing_file_names_the_path_and_leaves_the_cause_to_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.csv");
+    let err = load(&missing, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(err.to_string(), missing.display().to_string());
+    let source = std::error::Error::source(&err).expect("the I/O error");
+    assert_eq!(
+        source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+    let text = chain_text(&err);
+    assert_eq!(text, format!("{}: {source}", missing.display()));
+    assert_eq!(text.matches("No such file").count(), 1, "{text}");
 }
 
 #[test]

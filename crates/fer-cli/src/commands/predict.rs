@@ -139,7 +139,10 @@ impl FaceSource {
         if path.is_dir() {
             return Err(format!("{}: cannot read this folder", path.display()));
         }
-        let image = load_image(path).map_err(|e| e.to_string())?.to_luma8();
+        // The message with its causes, as `fer` prints errors.
+        let image = load_image(path)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
+            .to_luma8();
         match self {
             FaceSource::WholeImage => {
                 let (width, height) = image.dimensions();
