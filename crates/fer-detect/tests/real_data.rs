@@ -4,33 +4,19 @@
 //! found. Run with `--nocapture` to see the figures.
 //!
 //! The file is read from `$FER2013_CSV`, else from `../shared/data/fer2013.csv.gz` beside the
-//! workspace. Without it the test fails and says how to supply it; set
-//! `FER_SKIP_REAL_DATA=1` to skip it where the data cannot be had (e.g. a public CI runner).
-
-use std::path::PathBuf;
+//! workspace. `FER_SKIP_REAL_DATA=1`, or a missing file, skips the test with a `SKIPPED` line
+//! on stderr; on CI (`CI` set) a missing file fails it instead (the helper is fer-data's
+//! `tests/support/real_fer2013.rs`).
 
 use fer_data::{LoadOptions, Split, load};
 use fer_detect::{DetectorOptions, FaceBox, FaceDetector};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 
-fn real_data() -> Option<PathBuf> {
-    if std::env::var_os("FER_SKIP_REAL_DATA").is_some_and(|v| v == "1") {
-        eprintln!("FER_SKIP_REAL_DATA=1: skipping the real-data checks");
-        return None;
-    }
-    let path = std::env::var_os("FER2013_CSV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fer2013.csv.gz")
-        });
-    assert!(
-        path.is_file(),
-        "FER2013 not found at {}: set FER2013_CSV to fer2013.csv(.gz), or FER_SKIP_REAL_DATA=1",
-        path.display()
-    );
-    Some(path)
-}
+#[path = "../../fer-data/tests/support/real_fer2013.rs"]
+mod real_fer2013;
+
+use real_fer2013::real_fer2013;
 
 /// Faces tried, spread evenly over PublicTest.
 const FACES: usize = 60;
@@ -50,7 +36,9 @@ fn noise_canvas(seed: u64) -> GrayImage {
 
 #[test]
 fn pasted_fer_faces_are_found_where_they_were_put() {
-    let Some(path) = real_data() else { return };
+    let Some(path) = real_fer2013("pasted_fer_faces_are_found_where_they_were_put") else {
+        return;
+    };
     let data = load(&path, &LoadOptions::default()).unwrap().dataset;
     let public = data.indices_of(Split::PublicTest);
     let step = public.len() / FACES;
