@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use fer_data::pixels::format_pixels;
 use fer_data::synthetic::{SyntheticConfig, generate};
-use fer_data::{Dataset, Emotion, Error, Layout, LoadOptions, Split, load, write_csv};
+use fer_data::{
+    Dataset, Emotion, Error, IMAGE_PIXELS, Layout, LoadOptions, Split, load, write_csv,
+};
 
 fn csv_text(header: &str, rows: &[String]) -> String {
     let mut text = format!("{header}\n");
@@ -132,7 +134,7 @@ fn file_with_bad_line_4(dir: &Path, bad: &str) -> PathBuf {
 
 #[test]
 fn every_kind_of_bad_row_names_file_line_field_and_finding() {
-    let good = format_pixels(&[9u8; 2304]);
+    let good = format_pixels(&[9u8; IMAGE_PIXELS]);
     let short = format_pixels(&[9u8; 2303]);
     let with_bad_value = good.replacen("9", "300", 1);
     let with_word = good.replacen("9", "nine", 1);
@@ -279,7 +281,7 @@ fn files_that_are_not_fer_csv_get_clear_errors() {
 
 #[test]
 fn labels_and_usage_tolerate_surrounding_spaces() {
-    let px = format_pixels(&[1u8; 2304]);
+    let px = format_pixels(&[1u8; IMAGE_PIXELS]);
     let dir = tempfile::tempdir().unwrap();
     let path = write(
         dir.path(),

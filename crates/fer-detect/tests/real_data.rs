@@ -8,7 +8,7 @@
 //! on stderr; on CI (`CI` set) a missing file fails it instead (the helper is fer-data's
 //! `tests/support/real_fer2013.rs`).
 
-use fer_data::{LoadOptions, Split, load};
+use fer_data::{IMAGE_SIDE, LoadOptions, Split, load};
 use fer_detect::{DetectorOptions, FaceBox, FaceDetector};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
@@ -18,6 +18,8 @@ mod real_fer2013;
 
 use real_fer2013::real_fer2013;
 
+/// Side of a FER2013 image.
+const SIDE: u32 = IMAGE_SIDE as u32;
 /// Faces tried, spread evenly over PublicTest.
 const FACES: usize = 60;
 /// Faces per canvas: a 4x3 grid of 160x160 cells on 640x480.
@@ -65,7 +67,7 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
             let slack = 160 - side;
             let x = col * 160 + (k as u32 * 7) % (slack + 1);
             let y = row * 160 + (k as u32 * 13) % (slack + 1);
-            let face = GrayImage::from_raw(48, 48, data.image(index).to_vec()).unwrap();
+            let face = GrayImage::from_raw(SIDE, SIDE, data.image(index).to_vec()).unwrap();
             let big = imageops::resize(&face, side, side, FilterType::CatmullRom);
             imageops::replace(&mut canvas, &big, i64::from(x), i64::from(y));
             placed.push(FaceBox {
@@ -142,7 +144,7 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
     let bare = picked
         .iter()
         .filter(|&&index| {
-            let face = GrayImage::from_raw(48, 48, data.image(index).to_vec()).unwrap();
+            let face = GrayImage::from_raw(SIDE, SIDE, data.image(index).to_vec()).unwrap();
             detector
                 .detect(&face)
                 .iter()
