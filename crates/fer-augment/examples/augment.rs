@@ -2,7 +2,7 @@
 //! `augment PATH OUT.png [PROFILE]` (profiles: seed, modern, everything).
 
 use fer_augment::{Pipeline, PipelineConfig};
-use fer_data::{LoadOptions, Split, load};
+use fer_data::{IMAGE_SIDE, LoadOptions, Split, load};
 use image::GrayImage;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,17 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline = Pipeline::new(config, 0)?;
     let data = load(&path, &LoadOptions::default())?.dataset;
     let first = data.view(Split::Training).sample(0);
-    let mut strip = GrayImage::new(48 * 9, 48);
+    let side = IMAGE_SIDE as u32;
+    let mut strip = GrayImage::new(side * 9, side);
     image::imageops::replace(
         &mut strip,
-        &GrayImage::from_raw(48, 48, first.pixels.to_vec()).ok_or("size")?,
+        &GrayImage::from_raw(side, side, first.pixels.to_vec()).ok_or("size")?,
         0,
         0,
     );
     for epoch in 0..8u32 {
         let pixels = pipeline.apply(first.pixels, u64::from(epoch), first.index as u64)?;
-        let face = GrayImage::from_raw(48, 48, pixels).ok_or("size")?;
-        image::imageops::replace(&mut strip, &face, i64::from(48 * (epoch + 1)), 0);
+        let face = GrayImage::from_raw(side, side, pixels).ok_or("size")?;
+        image::imageops::replace(&mut strip, &face, i64::from(side * (epoch + 1)), 0);
     }
     strip.save(&out)?;
     println!("wrote {out}");

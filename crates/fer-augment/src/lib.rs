@@ -12,18 +12,16 @@
 //! - [`PipelineConfig::modern`]: what the best FER2013 results use: random crop with padding,
 //!   flip, affine (rotation, scale, translation), brightness/contrast jitter, random erasing.
 //!
-//! Test-time augmentation views ([`five_crop`], [`ten_crop`]) live in [`tta`]; batch mixing
-//! for training (mixup, CutMix: [`MixConfig`]) in [`mix`].
+//! Batch mixing for training (mixup, CutMix: [`MixConfig`]) lives in [`mix`]. Test-time
+//! augmentation (flip, shifted views) is not here: `fer-model` does it on tensors.
 
 pub mod mix;
 mod pipeline;
 mod transform;
-pub mod tta;
 
 pub use mix::{MixConfig, MixedBatch};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use transform::{Erase, Fill, Transform, adjust_brightness, adjust_contrast, rotate};
-pub use tta::{five_crop, ten_crop};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

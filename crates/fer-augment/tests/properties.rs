@@ -3,8 +3,8 @@
 use fer_augment::{
     Fill, Pipeline, PipelineConfig, Transform, adjust_brightness, adjust_contrast, rotate,
 };
-use fer_data::IMAGE_PIXELS;
 use fer_data::synthetic::{SyntheticConfig, generate};
+use fer_data::{IMAGE_PIXELS, IMAGE_SIDE};
 use image::GrayImage;
 
 fn face(seed: u64) -> Vec<u8> {
@@ -12,8 +12,12 @@ fn face(seed: u64) -> Vec<u8> {
     data.image(0).to_vec()
 }
 
+/// Side of a FER2013 image, and its last row or column.
+const SIDE: usize = IMAGE_SIDE;
+const LAST: usize = SIDE - 1;
+
 fn gray(pixels: &[u8]) -> GrayImage {
-    GrayImage::from_raw(48, 48, pixels.to_vec()).unwrap()
+    GrayImage::from_raw(SIDE as u32, SIDE as u32, pixels.to_vec()).unwrap()
 }
 
 fn only(transform: Transform) -> Pipeline {
@@ -32,8 +36,8 @@ fn flipping_twice_is_the_identity_and_once_mirrors() {
     let flip = only(Transform::HorizontalFlip { p: 1.0 });
     let once = flip.apply(&image, 0, 0).unwrap();
     assert_ne!(once, image);
-    assert_eq!(once[0], image[47]);
-    assert_eq!(once[48 + 5], image[48 + 42]);
+    assert_eq!(once[0], image[LAST]);
+    assert_eq!(once[SIDE + 5], image[SIDE + LAST - 5]);
     assert_eq!(flip.apply(&once, 0, 0).unwrap(), image);
     assert_eq!(
         only(Transform::HorizontalFlip { p: 0.0 })
@@ -58,11 +62,12 @@ fn rotation_by_zero_is_the_identity() {
 fn rotation_by_90_is_a_transpose_and_mirror() {
     let image = face(3);
     let rotated = rotate(&gray(&image), 90.0, Fill::default());
-    // Counter-clockwise on screen: output (x, y) shows input (47 - y, x).
-    for y in 0..48u32 {
-        for x in 0..48u32 {
-            let expected = image[(x * 48 + (47 - y)) as usize];
-            assert_eq!(rotated.get_pixel(x, y)[0], expected, "at ({x}, {y})");
+    // Counter-clockwise on screen: output (x, y) shows input (LAST - y, x).
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let expected = image[x * SIDE + (LAST - y)];
+            let (px, py) = (x as u32, y as u32);
+            assert_eq!(rotated.get_pixel(px, py)[0], expected, "at ({x}, {y})");
         }
     }
     let back = rotate(&rotated, -90.0, Fill::default());
@@ -165,7 +170,8 @@ fn jitter_with_factor_one_or_range_zero_changes_nothing() {
 #[test]
 fn random_crop_shifts_content_by_at_most_the_padding() {
     let mut image = vec![0u8; IMAGE_PIXELS];
-    image[24 * 48 + 24] = 255; // one bright pixel in the middle
+    let middle = (SIDE / 2) as i32;
+    image[SIDE / 2 * SIDE + SIDE / 2] = 255; // one bright pixel in the middle
     let crop = only(Transform::RandomCrop {
         padding: 3,
         fill: Fill::default(),
@@ -177,9 +183,12 @@ fn random_crop_shifts_content_by_at_most_the_padding() {
             .iter()
             .position(|&p| p == 255)
             .expect("the pixel stays inside");
-        let (x, y) = ((at % 48) as i32, (at / 48) as i32);
-        assert!((x - 24).abs() <= 3 && (y - 24).abs() <= 3, "({x}, {y})");
-        moved += usize::from((x, y) != (24, 24));
+        let (x, y) = ((at % SIDE) as i32, (at / SIDE) as i32);
+        assert!(
+            (x - middle).abs() <= 3 && (y - middle).abs() <= 3,
+            "({x}, {y})"
+        );
+        moved += usize::from((x, y) != (middle, middle));
     }
     assert!(moved > 25, "{moved}");
 }

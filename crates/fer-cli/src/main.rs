@@ -1,6 +1,7 @@
 //! The `fer` command: one entry point for every stage of the toolkit.
 
 mod commands;
+mod shared;
 
 use std::process::ExitCode;
 

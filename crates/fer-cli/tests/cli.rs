@@ -7,7 +7,7 @@ use common::{fer, text};
 use std::path::{Path, PathBuf};
 
 use fer_data::synthetic::{SyntheticConfig, generate};
-use fer_data::{Dataset, Split};
+use fer_data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE, Split};
 
 fn synthetic_csv(dir: &Path) -> (Dataset, PathBuf) {
     let data = generate(&SyntheticConfig::fer_like(11, [120, 30, 30]));
@@ -55,8 +55,8 @@ fn stats_table_lists_splits_and_quirks() {
 #[test]
 fn bad_rows_fail_with_line_and_field_unless_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let good = fer_data::pixels::format_pixels(&[7u8; 2304]);
-    let short = fer_data::pixels::format_pixels(&[7u8; 2303]);
+    let good = fer_data::pixels::format_pixels(&[7u8; IMAGE_PIXELS]);
+    let short = fer_data::pixels::format_pixels(&[7u8; IMAGE_PIXELS - 1]);
     let path = dir.path().join("bad.csv");
     std::fs::write(
         &path,
@@ -115,6 +115,18 @@ fn missing_file_and_bad_usage_exit_1_and_2() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The error chain prints each cause once: the path, then what the system said.
+#[test]
+fn a_missing_data_file_is_one_line_naming_it_and_the_cause_once() {
+    let out = fer(&["stats", "--data", "/nonexistent.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: /nonexistent.csv: No such file or directory (os error 2)\n"
+    );
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -270,7 +282,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
     let mut pixels = data.pixels().to_vec();
     for k in 0..5 {
         let from = data.image(train[k]).to_vec();
-        pixels[private[k] * 2304..(private[k] + 1) * 2304].copy_from_slice(&from);
+        pixels[private[k] * IMAGE_PIXELS..(private[k] + 1) * IMAGE_PIXELS].copy_from_slice(&from);
     }
     let leaky = Dataset::from_parts(
         pixels,
@@ -431,17 +443,18 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
     let faces = dir.path().join("faces");
     std::fs::create_dir_all(faces.join("nested")).unwrap();
     let private = data.view(Split::PrivateTest);
+    let side = IMAGE_SIDE as u32;
     for k in 0..4 {
         let sample = private.sample(k);
-        let image = image::GrayImage::from_raw(48, 48, sample.pixels.to_vec()).unwrap();
+        let image = image::GrayImage::from_raw(side, side, sample.pixels.to_vec()).unwrap();
         image
             .save(faces.join("nested").join(format!("{}.png", sample.row)))
             .unwrap();
     }
     let first = private.sample(0);
-    let wide = image::GrayImage::from_fn(96, 48, |x, y| {
-        if (24..72).contains(&x) {
-            image::Luma([first.pixels[(y * 48 + x - 24) as usize]])
+    let wide = image::GrayImage::from_fn(2 * side, side, |x, y| {
+        if (side / 2..side / 2 + side).contains(&x) {
+            image::Luma([first.pixels[(y * side + x - side / 2) as usize]])
         } else {
             image::Luma([0])
         }
@@ -511,7 +524,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
                 expected[&row]
             );
         }
-        assert_eq!(face["box"]["width"], 48);
+        assert_eq!(face["box"]["width"], IMAGE_SIDE);
         checked += 1;
     }
     assert_eq!(checked, 5);
@@ -519,7 +532,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         .iter()
         .find(|i| i["file"].as_str().unwrap().ends_with("wide.png"))
         .unwrap();
-    assert_eq!(wide_entry["faces"][0]["box"]["x"], 24);
+    assert_eq!(wide_entry["faces"][0]["box"]["x"], IMAGE_SIDE / 2);
 
     // Text output: one line per file, the top 2 emotions.
     let one = faces.join("nested").join(format!("{}.png", first.row));

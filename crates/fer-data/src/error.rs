@@ -24,9 +24,12 @@ impl fmt::Display for BadRow {
 }
 
 /// Everything that can go wrong while reading, checking or writing FER data.
+///
+/// A message never repeats its source: `Io` names the file and leaves what the system said to
+/// [`std::error::Error::source`], so that a printed chain (`anyhow`'s `{:#}`) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

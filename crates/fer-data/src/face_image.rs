@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn a_48x48_grey_image_passes_through_unchanged() {
-        let image = GrayImage::from_fn(48, 48, |x, y| Luma([(x * 5 + y) as u8]));
+        let side = IMAGE_SIDE as u32;
+        let image = GrayImage::from_fn(side, side, |x, y| Luma([(x * 5 + y) as u8]));
         assert_eq!(face_pixels(&image), image.as_raw().clone());
     }
 
@@ -116,7 +117,7 @@ mod tests {
         let face = face_pixels(&image);
         let row: Vec<u8> = face[..IMAGE_SIDE].to_vec();
         assert!(row.windows(2).all(|w| w[0] <= w[1]), "{row:?}");
-        assert!(row[0] < 10 && row[47] > 225, "{row:?}");
+        assert!(row[0] < 10 && row[IMAGE_SIDE - 1] > 225, "{row:?}");
     }
 
     #[test]

@@ -184,7 +184,7 @@ mod tests {
 
         let label_dir = dir.path().join("Training").join("3");
         std::fs::create_dir_all(&label_dir).unwrap();
-        GrayImage::new(40, 48)
+        GrayImage::new(40, IMAGE_SIDE as u32)
             .save(label_dir.join("7.png"))
             .unwrap();
         let err = load_image_folder(dir.path()).unwrap_err().to_string();
@@ -201,7 +201,7 @@ mod tests {
         );
 
         std::fs::remove_file(label_dir.join("7.png")).unwrap();
-        GrayImage::new(48, 48)
+        GrayImage::new(IMAGE_SIDE as u32, IMAGE_SIDE as u32)
             .save(label_dir.join("face.png"))
             .unwrap();
         let err = load_image_folder(dir.path()).unwrap_err().to_string();

@@ -31,6 +31,7 @@ mod emotion;
 mod error;
 pub mod face_image;
 pub mod folder;
+mod fs;
 mod ingest;
 mod normalize;
 pub mod pixels;
@@ -40,8 +41,9 @@ pub mod synthetic;
 pub use dataset::{Dataset, Sample, View};
 pub use emotion::{Emotion, ParseNameError, Split};
 pub use error::{BadRow, Error, Result};
+pub use fs::write_atomically;
 pub use ingest::{Layout, LoadOptions, Loaded, RowPolicy, load, write_csv};
-pub use normalize::{Normalizer, NormalizerConfig, write_atomically};
+pub use normalize::{Normalizer, NormalizerConfig};
 pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics};
 
 /// Side of a FER2013 image in pixels.

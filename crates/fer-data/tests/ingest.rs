@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use fer_data::pixels::format_pixels;
 use fer_data::synthetic::{SyntheticConfig, generate};
-use fer_data::{Dataset, Emotion, Error, Layout, LoadOptions, Split, load, write_csv};
+use fer_data::{
+    Dataset, Emotion, Error, IMAGE_PIXELS, Layout, LoadOptions, Split, load, write_csv,
+};
 
 fn csv_text(header: &str, rows: &[String]) -> String {
     let mut text = format!("{header}\n");
@@ -35,8 +37,20 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The error of loading `path` as `fer` prints it: the message, then each source after ": ".
 fn load_err(path: &Path) -> String {
-    load(path, &LoadOptions::default()).unwrap_err().to_string()
+    chain_text(&load(path, &LoadOptions::default()).unwrap_err())
+}
+
+fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[test]
@@ -120,7 +134,7 @@ fn file_with_bad_line_4(dir: &Path, bad: &str) -> PathBuf {
 
 #[test]
 fn every_kind_of_bad_row_names_file_line_field_and_finding() {
-    let good = format_pixels(&[9u8; 2304]);
+    let good = format_pixels(&[9u8; IMAGE_PIXELS]);
     let short = format_pixels(&[9u8; 2303]);
     let with_bad_value = good.replacen("9", "300", 1);
     let with_word = good.replacen("9", "nine", 1);
@@ -204,6 +218,24 @@ fn skipping_reports_the_bad_lines_and_keeps_the_rest() {
     assert_eq!(loaded.dataset.labels(), expected.labels());
 }
 
+/// A missing file's message names it; the system's error is its source, said once.
+#[test]
+fn a_missing_file_names_the_path_and_leaves_the_cause_to_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.csv");
+    let err = load(&missing, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(err.to_string(), missing.display().to_string());
+    let source = std::error::Error::source(&err).expect("the I/O error");
+    assert_eq!(
+        source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+    let text = chain_text(&err);
+    assert_eq!(text, format!("{}: {source}", missing.display()));
+    assert_eq!(text.matches("No such file").count(), 1, "{text}");
+}
+
 #[test]
 fn files_that_are_not_fer_csv_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,7 +281,7 @@ fn files_that_are_not_fer_csv_get_clear_errors() {
 
 #[test]
 fn labels_and_usage_tolerate_surrounding_spaces() {
-    let px = format_pixels(&[1u8; 2304]);
+    let px = format_pixels(&[1u8; IMAGE_PIXELS]);
     let dir = tempfile::tempdir().unwrap();
     let path = write(
         dir.path(),

@@ -2,34 +2,24 @@
 //! of the workspace README's Data section (every black row is listed below).
 //!
 //! The file is read from `$FER2013_CSV`, else from `../shared/data/fer2013.csv.gz` beside the
-//! workspace. Without it the test fails and says how to supply it; set
-//! `FER_SKIP_REAL_DATA=1` to skip it where the data cannot be had (e.g. a public CI runner).
+//! workspace. `FER_SKIP_REAL_DATA=1`, or a missing file, skips the test with a `SKIPPED` line
+//! on stderr; on CI (`CI` set) a missing file fails it instead (see `support/real_fer2013.rs`).
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::Path;
 
 use fer_data::{LoadOptions, Split, Statistics, load};
 
-fn real_data() -> Option<PathBuf> {
-    if std::env::var_os("FER_SKIP_REAL_DATA").is_some_and(|v| v == "1") {
-        eprintln!("FER_SKIP_REAL_DATA=1: skipping the real-data checks");
-        return None;
-    }
-    let path = std::env::var_os("FER2013_CSV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fer2013.csv.gz")
-        });
-    assert!(
-        path.is_file(),
-        "FER2013 not found at {}: set FER2013_CSV to fer2013.csv(.gz), or FER_SKIP_REAL_DATA=1",
-        path.display()
-    );
-    Some(path)
-}
+#[path = "support/real_fer2013.rs"]
+mod real_fer2013;
+
+use real_fer2013::{RealData, decide, real_fer2013};
 
 #[test]
 fn real_fer2013_matches_its_documented_counts_and_quirks() {
-    let Some(path) = real_data() else { return };
+    let Some(path) = real_fer2013("real_fer2013_matches_its_documented_counts_and_quirks") else {
+        return;
+    };
     let loaded = load(&path, &LoadOptions::default()).unwrap();
     assert!(loaded.skipped.is_empty());
     let data = &loaded.dataset;
@@ -95,6 +85,32 @@ fn real_fer2013_matches_its_documented_counts_and_quirks() {
                 "row {}",
                 data.rows()[i]
             );
+        }
+    }
+}
+
+/// Where the real data cannot be had, tests skip saying why; CI never skips silently.
+#[test]
+fn real_data_tests_skip_with_a_reason_and_fail_on_ci_without_the_file() {
+    let path = Path::new("/nowhere/fer2013.csv.gz");
+    let (one, zero) = (Some(OsStr::new("1")), Some(OsStr::new("0")));
+    let ci = Some(OsStr::new("true"));
+    let skip = RealData::Skip("FER_SKIP_REAL_DATA=1".to_string());
+    assert_eq!(decide(one, None, path, true), skip);
+    assert_eq!(decide(one, ci, path, false), skip);
+    assert_eq!(decide(None, None, path, true), RealData::Run(path.into()));
+    assert_eq!(decide(None, ci, path, true), RealData::Run(path.into()));
+    let missing = format!("no FER2013 file at {}", path.display());
+    for local in [None, Some(OsStr::new("")), Some(OsStr::new("false"))] {
+        match decide(None, local, path, false) {
+            RealData::Skip(reason) => assert!(reason.starts_with(&missing), "{reason}"),
+            other => panic!("{local:?}: {other:?}"),
+        }
+    }
+    for skip_value in [None, zero] {
+        match decide(skip_value, ci, path, false) {
+            RealData::Fail(message) => assert!(message.starts_with(&missing), "{message}"),
+            other => panic!("{skip_value:?}: {other:?}"),
         }
     }
 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::FaceBox;
 
-/// Side of a FER2013 image, the classifier's input.
+/// Side of a FER2013 image, the classifier's input: the same as `fer_data::IMAGE_SIDE`
+/// (this crate knows faces, not the data set, so it does not depend on `fer-data`).
 pub const FER_SIZE: u32 = 48;
 
 /// The margin [`crop_face`] callers should use by default: each side of the square grows by
@@ -124,13 +125,18 @@ mod tests {
     }
 
     #[test]
+    fn crops_have_the_side_of_fer2013_images() {
+        assert_eq!(FER_SIZE as usize, fer_data::IMAGE_SIDE);
+    }
+
+    #[test]
     fn crop_of_a_box_inside_maps_pixels_to_the_right_places() {
         // Left half 0, right half 200, in a 100x100 image; a 40x40 box centred on the seam.
         let image = GrayImage::from_fn(100, 100, |x, _| Luma([if x < 50 { 0 } else { 200 }]));
         let crop = crop_face(&image, &face(30, 30, 40, 40), 0.0);
-        assert_eq!(crop.dimensions(), (48, 48));
-        assert_eq!(crop.get_pixel(2, 24)[0], 0);
-        assert_eq!(crop.get_pixel(45, 24)[0], 200);
+        assert_eq!(crop.dimensions(), (FER_SIZE, FER_SIZE));
+        assert_eq!(crop.get_pixel(2, FER_SIZE / 2)[0], 0);
+        assert_eq!(crop.get_pixel(FER_SIZE - 3, FER_SIZE / 2)[0], 200);
     }
 
     #[test]
@@ -146,7 +152,7 @@ mod tests {
         ] {
             for margin in [0.0, DEFAULT_MARGIN, 1.0, MAX_MARGIN] {
                 let crop = crop_face(&image, &b, margin);
-                assert_eq!(crop.dimensions(), (48, 48), "{b:?} {margin}");
+                assert_eq!(crop.dimensions(), (FER_SIZE, FER_SIZE), "{b:?} {margin}");
             }
         }
         // Top-left corner box with margin 0.5: the square starts 10 px above and left of the
@@ -155,14 +161,14 @@ mod tests {
         assert!(crop.get_pixel(0, 0)[0] <= 2);
         assert_eq!(crop.get_pixel(11, 11)[0], crop.get_pixel(0, 0)[0]);
         assert_eq!(crop.get_pixel(0, 5)[0], crop.get_pixel(5, 5)[0]);
-        assert!(crop.get_pixel(47, 47)[0] > 40);
+        assert!(crop.get_pixel(FER_SIZE - 1, FER_SIZE - 1)[0] > 40);
     }
 
     #[test]
     fn degenerate_inputs_give_well_formed_crops() {
         assert_eq!(
             crop_face(&GrayImage::new(0, 0), &face(0, 0, 10, 10), 0.2).dimensions(),
-            (48, 48)
+            (FER_SIZE, FER_SIZE)
         );
         let image = GrayImage::from_pixel(5, 5, Luma([77]));
         let crop = crop_face(&image, &face(2, 2, 0, 0), 0.2);

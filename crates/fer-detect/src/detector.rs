@@ -323,6 +323,7 @@ fn to_image_box(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FER_SIZE;
 
     fn b(x: u32, y: u32, width: u32, height: u32) -> FaceBox {
         FaceBox {
@@ -435,7 +436,10 @@ mod tests {
     fn upscale_factor_follows_min_face_size_and_small_images() {
         let o = DetectorOptions::default();
         assert_eq!(o.upscale_factor(640, 480), 1.0);
-        assert_eq!(o.upscale_factor(48, 48), 160.0 / 48.0);
+        assert_eq!(
+            o.upscale_factor(FER_SIZE, FER_SIZE),
+            160.0 / FER_SIZE as f32
+        );
         assert_eq!(o.upscale_factor(10, 10), MAX_UPSCALE);
         let small = DetectorOptions {
             min_face_size: 20,

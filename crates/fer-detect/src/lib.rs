@@ -5,7 +5,9 @@
 //! the binary ([`SEETA_MODEL`]), so nothing is downloaded or read at run time.
 //!
 //! ```no_run
-//! use fer_detect::{Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, annotate, crop_face};
+//! use fer_detect::{
+//!     Annotation, DEFAULT_MARGIN, DetectorOptions, FER_SIZE, FaceDetector, annotate, crop_face,
+//! };
 //!
 //! let photo = fer_detect::open_image("photo.jpg")?;
 //! let detector = FaceDetector::new(DetectorOptions::default())?;
@@ -14,7 +16,7 @@
 //! let mut annotations = Vec::new();
 //! for face in &faces {
 //!     let input = crop_face(&grey, face, DEFAULT_MARGIN); // 48x48, for the classifier
-//!     assert_eq!(input.dimensions(), (48, 48));
+//!     assert_eq!(input.dimensions(), (FER_SIZE, FER_SIZE));
 //!     annotations.push(Annotation::new(*face, "face", face.score));
 //! }
 //! annotate(&photo.to_rgb8(), &annotations).save("annotated.png").unwrap();

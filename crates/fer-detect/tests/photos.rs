@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use fer_detect::{
-    Annotation, DEFAULT_MARGIN, DetectorOptions, Error, FaceBox, FaceDetector, PALETTE, annotate,
-    crop_face, open_image,
+    Annotation, DEFAULT_MARGIN, DetectorOptions, Error, FER_SIZE, FaceBox, FaceDetector, PALETTE,
+    annotate, crop_face, open_image,
 };
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -189,7 +189,7 @@ fn crops_and_annotations_of_the_detected_face() {
     // The 48x48 crop shows the face: its middle (nose, cheeks) is much brighter than the
     // dark collar of the suit at the bottom of a larger crop.
     let crop = crop_face(&image, &face, DEFAULT_MARGIN);
-    assert_eq!(crop.dimensions(), (48, 48));
+    assert_eq!(crop.dimensions(), (FER_SIZE, FER_SIZE));
     let middle = mean(&imageops::crop_imm(&crop, 16, 16, 16, 16).to_image());
     assert!(middle > 120.0, "face middle {middle}");
 

@@ -4,34 +4,22 @@
 //! found. Run with `--nocapture` to see the figures.
 //!
 //! The file is read from `$FER2013_CSV`, else from `../shared/data/fer2013.csv.gz` beside the
-//! workspace. Without it the test fails and says how to supply it; set
-//! `FER_SKIP_REAL_DATA=1` to skip it where the data cannot be had (e.g. a public CI runner).
+//! workspace. `FER_SKIP_REAL_DATA=1`, or a missing file, skips the test with a `SKIPPED` line
+//! on stderr; on CI (`CI` set) a missing file fails it instead (the helper is fer-data's
+//! `tests/support/real_fer2013.rs`).
 
-use std::path::PathBuf;
-
-use fer_data::{LoadOptions, Split, load};
+use fer_data::{IMAGE_SIDE, LoadOptions, Split, load};
 use fer_detect::{DetectorOptions, FaceBox, FaceDetector};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 
-fn real_data() -> Option<PathBuf> {
-    if std::env::var_os("FER_SKIP_REAL_DATA").is_some_and(|v| v == "1") {
-        eprintln!("FER_SKIP_REAL_DATA=1: skipping the real-data checks");
-        return None;
-    }
-    let path = std::env::var_os("FER2013_CSV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fer2013.csv.gz")
-        });
-    assert!(
-        path.is_file(),
-        "FER2013 not found at {}: set FER2013_CSV to fer2013.csv(.gz), or FER_SKIP_REAL_DATA=1",
-        path.display()
-    );
-    Some(path)
-}
+#[path = "../../fer-data/tests/support/real_fer2013.rs"]
+mod real_fer2013;
 
+use real_fer2013::real_fer2013;
+
+/// Side of a FER2013 image.
+const SIDE: u32 = IMAGE_SIDE as u32;
 /// Faces tried, spread evenly over PublicTest.
 const FACES: usize = 60;
 /// Faces per canvas: a 4x3 grid of 160x160 cells on 640x480.
@@ -50,7 +38,9 @@ fn noise_canvas(seed: u64) -> GrayImage {
 
 #[test]
 fn pasted_fer_faces_are_found_where_they_were_put() {
-    let Some(path) = real_data() else { return };
+    let Some(path) = real_fer2013("pasted_fer_faces_are_found_where_they_were_put") else {
+        return;
+    };
     let data = load(&path, &LoadOptions::default()).unwrap().dataset;
     let public = data.indices_of(Split::PublicTest);
     let step = public.len() / FACES;
@@ -77,7 +67,7 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
             let slack = 160 - side;
             let x = col * 160 + (k as u32 * 7) % (slack + 1);
             let y = row * 160 + (k as u32 * 13) % (slack + 1);
-            let face = GrayImage::from_raw(48, 48, data.image(index).to_vec()).unwrap();
+            let face = GrayImage::from_raw(SIDE, SIDE, data.image(index).to_vec()).unwrap();
             let big = imageops::resize(&face, side, side, FilterType::CatmullRom);
             imageops::replace(&mut canvas, &big, i64::from(x), i64::from(y));
             placed.push(FaceBox {
@@ -154,7 +144,7 @@ fn pasted_fer_faces_are_found_where_they_were_put() {
     let bare = picked
         .iter()
         .filter(|&&index| {
-            let face = GrayImage::from_raw(48, 48, data.image(index).to_vec()).unwrap();
+            let face = GrayImage::from_raw(SIDE, SIDE, data.image(index).to_vec()).unwrap();
             detector
                 .detect(&face)
                 .iter()

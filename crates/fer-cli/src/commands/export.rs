@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use fer_data::Split;
 
+use crate::shared::data::DataArgs;
+
 /// Export images as 48x48 grey PNGs in the layout the seed evaluates from.
 ///
 /// Example: fer export-images --data data/fer2013.csv.gz --out images --split private-test
 #[derive(clap::Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    pub input: super::DataArgs,
+    pub input: DataArgs,
     /// Folder to write into; created if missing.
     #[arg(long)]
     pub out: PathBuf,

@@ -9,6 +9,8 @@ use fer_report::{
     Plot, Run, SampleGrid,
 };
 
+use crate::shared::data::DataArgs;
+
 /// Draw a figure of the data or of a training run as PNG or SVG (after the --out extension).
 ///
 /// Example: fer plot curves runs/seed --out curves.svg
@@ -26,7 +28,7 @@ pub enum Figure {
     /// Example: fer plot distribution --data data/fer2013.csv.gz --out distribution.png
     Distribution {
         #[command(flatten)]
-        input: super::DataArgs,
+        input: DataArgs,
         /// Figure file: .png or .svg.
         #[arg(long)]
         out: PathBuf,
@@ -36,7 +38,7 @@ pub enum Figure {
     /// Example: fer plot samples --data data/fer2013.csv.gz --count 10 --out samples.png
     Samples {
         #[command(flatten)]
-        input: super::DataArgs,
+        input: DataArgs,
         /// Split to take the faces from: training, public-test, private-test.
         #[arg(long, default_value = "training")]
         split: Split,

@@ -9,10 +9,12 @@ use fer_data::Emotion;
 use fer_data::face_image::{face_pixels, is_image_path, load_image};
 use fer_model::TrainedModel;
 use fer_model::eval::{argmax, predict_faces};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
+
+use crate::shared::device::device;
+use crate::shared::progress::progress_bar;
 
 /// Predict the emotions of the faces in photos (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
 /// size: every face is found (SeetaFace frontal detector, built in), cropped square with a
@@ -139,7 +141,10 @@ impl FaceSource {
         if path.is_dir() {
             return Err(format!("{}: cannot read this folder", path.display()));
         }
-        let image = load_image(path).map_err(|e| e.to_string())?.to_luma8();
+        // The message with its causes, as `fer` prints errors.
+        let image = load_image(path)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
+            .to_luma8();
         match self {
             FaceSource::WholeImage => {
                 let (width, height) = image.dimensions();
@@ -227,7 +232,7 @@ fn annotated_path(target: &Path, file: &Path, single: bool, used: &mut Vec<PathB
 }
 
 pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
-    let device = super::train::device(&args.device)?;
+    let device = device(&args.device)?;
     let trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
     let files = collect_inputs(&args.inputs);
@@ -338,22 +343,6 @@ enum Format {
     Text,
     Json,
     Csv,
-}
-
-/// A progress bar on stderr when it is a terminal (hidden otherwise or with `-q`).
-pub fn progress_bar(total: usize, quiet: bool, what: &str) -> ProgressBar {
-    if quiet || total < 2 || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "[{{bar:30}}] {{pos}}/{{len}} {what} ({{per_sec}}, ETA {{eta}})"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Classes sorted by probability, most likely first (ties keep the class order).

@@ -7,13 +7,15 @@ use fer_augment::{Pipeline, PipelineConfig};
 use fer_data::{IMAGE_SIDE, Split};
 use image::{GrayImage, imageops};
 
+use crate::shared::data::DataArgs;
+
 /// Draw a grid: each row one image, first as it is, then augmented (one per epoch).
 ///
 /// Example: fer augment-preview --data data/fer2013.csv.gz --out grid.png --profile modern
 #[derive(clap::Args)]
 pub struct PreviewArgs {
     #[command(flatten)]
-    pub input: super::DataArgs,
+    pub input: DataArgs,
     /// PNG file to write.
     #[arg(long)]
     pub out: PathBuf,

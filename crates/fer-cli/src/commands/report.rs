@@ -7,6 +7,8 @@ use anyhow::Context;
 use fer_data::{Split, Statistics};
 use fer_report::{DataSection, DataSummary, Report, Run, SampleGrid};
 
+use crate::shared::data::open_dataset;
+
 /// Write one self-contained HTML report of training runs: config, curves, confusion matrix,
 /// per-class scores, a comparison table of several runs, and the data with --data.
 ///
@@ -68,7 +70,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     let data = match &args.data {
         Some(path) => {
-            let dataset = super::open_dataset(path, args.skip_bad_rows)?;
+            let dataset = open_dataset(path, args.skip_bad_rows)?;
             let training = dataset.view(Split::Training);
             let samples = if args.samples == 0 || training.is_empty() {
                 None

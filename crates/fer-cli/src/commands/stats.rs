@@ -4,13 +4,15 @@ use std::fmt::Write;
 
 use fer_data::{Dataset, Emotion, SplitStats, Statistics};
 
+use crate::shared::data::DataArgs;
+
 /// Class counts per split (the seed's three bar charts as numbers) and the data's quirks.
 ///
 /// Example: fer stats --data data/fer2013.csv.gz --json
 #[derive(clap::Args)]
 pub struct StatsArgs {
     #[command(flatten)]
-    pub input: super::DataArgs,
+    pub input: DataArgs,
     /// Print one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,

@@ -1,17 +1,17 @@
-//! `fer train --model hog-svm` and `fer eval` on a HOG-SVM run directory.
+//! `fer train --model hog-svm`: HOG features and a linear SVM, C chosen on PublicTest, with a
+//! PrivateTest report left in the run directory.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use fer_data::Split;
-use fer_model::hog_svm::{self, HogSvm, HogSvmConfig};
+use fer_model::hog_svm::{self, HogSvmConfig};
 
-use super::eval::{EvalArgs, print_report, report_text, split_report, write_predictions};
-use super::train::TrainArgs;
+use super::TrainArgs;
+use crate::shared::evaluation::{report_text, split_report};
 
 /// The PrivateTest report `fer train --model hog-svm` leaves in the run directory.
-pub const PRIVATE_TEST_REPORT: &str = "eval-private-test.json";
+const PRIVATE_TEST_REPORT: &str = "eval-private-test.json";
 
 fn config(args: &TrainArgs) -> anyhow::Result<HogSvmConfig> {
     let cnn_only = [
@@ -64,7 +64,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     );
     let mut dataset = args.input.open()?;
     if let Some(n) = args.train_subset {
-        dataset = super::train::subset_training(&dataset, n, config.seed)?;
+        dataset = super::subset_training(&dataset, n, config.seed)?;
     }
     tracing::info!(
         "HOG-SVM: training on {} images, choosing C on {} PublicTest images, run directory {}",
@@ -121,40 +121,4 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
-}
-
-/// `fer eval` on a HOG-SVM run directory `model` (or a file inside one).
-pub fn eval(args: &EvalArgs, model: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.test_time_flip.is_none() && args.test_time_shift.is_none(),
-        "{}: test-time augmentation is for CNN runs",
-        model.display()
-    );
-    let dir = if model.is_dir() {
-        model
-    } else {
-        model.parent().unwrap_or(Path::new("."))
-    };
-    let (model, _) =
-        HogSvm::open(dir).with_context(|| format!("cannot load model {}", dir.display()))?;
-    let dataset = args.input.open()?;
-    let view = dataset.view(args.split);
-    anyhow::ensure!(
-        !view.is_empty(),
-        "{}: no {} images",
-        args.input.data.display(),
-        args.split
-    );
-    let evaluation = model.evaluate(&view)?;
-    if let Some(path) = &args.predictions {
-        write_predictions(path, &evaluation.predictions)?;
-    }
-    let report = split_report(
-        &dataset,
-        args.split,
-        &evaluation.metrics,
-        &evaluation.predictions,
-        None,
-    );
-    print_report(&report, args.json)
 }

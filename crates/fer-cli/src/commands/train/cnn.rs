@@ -1,0 +1,213 @@
+//! `fer train --model cnn`: the training config from the flags, the per-epoch table on stdout
+//! and progress on stderr.
+
+use anyhow::Context;
+use fer_augment::PipelineConfig;
+use fer_model::optim::{AdamWConfig, SgdConfig};
+use fer_model::{AdadeltaConfig, EpochRecord, Head, Observer, OptimizerConfig, TrainConfig};
+use indicatif::ProgressBar;
+
+use super::TrainArgs;
+use crate::shared::device::device;
+use crate::shared::progress::epoch_bar;
+
+/// The training config: `--config` (or the defaults, the seed's recipe) with the flags on top.
+fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a training config", path.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(epochs) = args.epochs {
+        config.epochs = epochs;
+    }
+    if let Some(batch_size) = args.batch_size {
+        anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
+        config.batch_size = batch_size;
+    }
+    if args.no_augment {
+        config.augmentation = PipelineConfig::none();
+    }
+    if let Some(name) = &args.augment {
+        config.augmentation = PipelineConfig::named(name).with_context(|| {
+            format!("unknown augmentation '{name}' (none, seed, modern, everything)")
+        })?;
+    }
+    if let Some(head) = &args.head {
+        config.model.head = if head == "svm" {
+            Head::Svm
+        } else {
+            Head::Softmax
+        };
+    }
+    if let Some(architecture) = &args.architecture {
+        config.model.architecture = serde_json::from_value(architecture.as_str().into())
+            .with_context(|| format!("unknown architecture {architecture}"))?;
+    }
+    if let Some(width) = args.width {
+        anyhow::ensure!(width > 0, "--width must be at least 1");
+        config.model.width = width;
+    }
+    if args.test_time_flip {
+        config.model.test_time_flip = true;
+    }
+    if let Some(shift) = args.test_time_shift {
+        config.model.test_time_shift = shift;
+    }
+    if args.mixup.is_some() || args.cutmix.is_some() {
+        let mut mixing = config.mixing.unwrap_or_default();
+        if let Some(alpha) = args.mixup {
+            mixing.mixup_alpha = alpha;
+        }
+        if let Some(alpha) = args.cutmix {
+            mixing.cutmix_alpha = alpha;
+        }
+        config.mixing = Some(mixing);
+    }
+    if let Some(decay) = args.ema {
+        config.ema = Some(fer_model::EmaConfig { decay });
+    }
+    if let Some(e) = args.label_smoothing {
+        config.loss.label_smoothing = e;
+    }
+    if let Some(gamma) = args.focal_gamma {
+        config.loss.focal_gamma = gamma;
+    }
+    if let Some(weights) = &args.class_weights {
+        config.loss.class_weighting = serde_json::from_value(weights.replace('-', "_").into())
+            .with_context(|| format!("unknown class weighting {weights}"))?;
+    }
+    if args.balanced_sampling {
+        config.sampling = fer_model::Sampling::Balanced;
+    }
+    if let Some(warmup_epochs) = args.cosine {
+        anyhow::ensure!(warmup_epochs >= 0.0, "--cosine takes warm-up epochs >= 0");
+        config.schedule = Some(fer_model::Schedule::Cosine {
+            warmup_epochs,
+            min_lr: 0.0,
+        });
+        config.plateau = None;
+    }
+    if let Some(optimizer) = &args.optimizer {
+        config.optimizer = match optimizer.as_str() {
+            "sgd" => OptimizerConfig::Sgd(SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+            }),
+            "adamw" => OptimizerConfig::AdamW(AdamWConfig {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+            }),
+            _ => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+        };
+    }
+    if let Some(lr) = args.lr {
+        config.optimizer.set_lr(lr);
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    Ok(config)
+}
+
+/// Progress bars per epoch (log lines every tenth of an epoch when stderr is not a
+/// terminal) and the seed notebook's table on stdout.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epoch_started: Option<std::time::Instant>,
+}
+
+impl Observer for Progress {
+    fn batch(&mut self, epoch: usize, done: usize, total: usize, loss: f32) {
+        if self.quiet {
+            return;
+        }
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let started = *self
+                .epoch_started
+                .get_or_insert_with(std::time::Instant::now);
+            if done == total || done.is_multiple_of((total / 10).max(1)) {
+                tracing::info!(
+                    "epoch {epoch}: batch {done}/{total}, loss {loss:.4}, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| epoch_bar(epoch, total));
+        bar.set_position(done as u64);
+        bar.set_message(format!("{loss:.4}"));
+    }
+
+    fn epoch(&mut self, r: &EpochRecord) {
+        self.epoch_started = None;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!(
+            "{}\t{:.5}\t{:.5}\t{:.3}\t\t{}\t{:.1} img/s\t{:.0} s",
+            r.epoch,
+            r.train_loss,
+            r.val_loss,
+            100.0 * r.val_accuracy,
+            r.best_epoch,
+            r.train_images_per_second,
+            r.train_seconds + r.eval_seconds
+        );
+    }
+
+    fn message(&mut self, text: &str) {
+        tracing::info!("{text}");
+    }
+}
+
+/// Trains the CNN, validating on PublicTest after every epoch.
+pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let config = config(args)?;
+    let device = device(&args.device)?;
+    let mut dataset = args.input.open()?;
+    if let Some(n) = args.train_subset {
+        dataset = super::subset_training(&dataset, n, config.seed)?;
+    }
+    tracing::info!(
+        "training {} images, validating on {} PublicTest images, run directory {}",
+        dataset.view(fer_data::Split::Training).len(),
+        dataset.view(fer_data::Split::PublicTest).len(),
+        args.out.display()
+    );
+    println!("Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime");
+    let mut progress = Progress {
+        bar: None,
+        quiet,
+        epoch_started: None,
+    };
+    let outcome = fer_model::train(
+        &dataset,
+        &config,
+        &args.out,
+        &device,
+        args.resume,
+        &mut progress,
+    )?;
+    let best = &outcome.history[outcome
+        .best_epoch
+        .saturating_sub(1)
+        .min(outcome.history.len().saturating_sub(1))];
+    println!(
+        "best epoch {} (PublicTest accuracy {:.3}%); model in {}",
+        outcome.best_epoch,
+        100.0 * best.val_accuracy,
+        outcome.run_dir.join("best.safetensors").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! `fer train`: train a CNN (with checkpoints every epoch, and resume) or a HOG-SVM baseline.
+
+mod cnn;
+mod hog_svm;
+
+use std::path::PathBuf;
+
+use crate::shared::data::DataArgs;
+
+/// Train a model; the best epoch on PublicTest is kept as RUN_DIR/best.safetensors.
+///
+/// Example: fer train --data data/fer2013.csv.gz --out runs/seed --epochs 100
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub input: DataArgs,
+    /// cnn, or hog-svm: HOG features + linear SVM, C chosen on PublicTest, PrivateTest
+    /// report in RUN_DIR/eval-private-test.json (--config then takes a HOG-SVM config).
+    #[arg(long, default_value = "cnn", value_parser = ["cnn", "hog-svm"])]
+    pub model: String,
+    /// Run directory: config, normalizer, checkpoints, history.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Full training config (JSON, as saved in a run's config.json); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Train without augmentation (the seed's ablation).
+    #[arg(long, conflicts_with = "augment")]
+    pub no_augment: bool,
+    /// Augmentation profile: none, seed, modern, everything.
+    #[arg(long)]
+    pub augment: Option<String>,
+    /// Network: seed-cnn (the notebook's) or vgg-bn (VGG-style with batch norm, the cpu and
+    /// best profiles').
+    #[arg(long, value_parser = ["seed-cnn", "vgg-bn"])]
+    pub architecture: Option<String>,
+    /// Channels of vgg-bn's first stage (doubled at each of its 4 stages).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Average each image's class probabilities with its mirror image's at inference.
+    #[arg(long)]
+    pub test_time_flip: bool,
+    /// Also average four copies shifted by this many pixels toward the corners at inference
+    /// (with --test-time-flip: a full-size ten-crop).
+    #[arg(long, value_name = "PIXELS")]
+    pub test_time_shift: Option<usize>,
+    /// Mixup: blend each batch with a shuffled copy, weight ~ Beta(ALPHA, ALPHA).
+    #[arg(long, value_name = "ALPHA")]
+    pub mixup: Option<f32>,
+    /// CutMix: paste a box of a shuffled copy into each batch, area ~ Beta(ALPHA, ALPHA)
+    /// (with --mixup: half the mixed batches each).
+    #[arg(long, value_name = "ALPHA")]
+    pub cutmix: Option<f32>,
+    /// Evaluate, select and save an exponential moving average of the weights, with this
+    /// decay per step (e.g. 0.999).
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
+    /// Label smoothing of the softmax loss, in [0, 1).
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Class weights of the loss: none, balanced (n / (7 n_c)) or sqrt-balanced.
+    #[arg(long, value_parser = ["none", "balanced", "sqrt-balanced"])]
+    pub class_weights: Option<String>,
+    /// Focal loss exponent gamma (0: cross-entropy).
+    #[arg(long)]
+    pub focal_gamma: Option<f32>,
+    /// Draw each epoch's images class-balanced, with replacement.
+    #[arg(long)]
+    pub balanced_sampling: bool,
+    /// Cosine learning-rate schedule after this many warm-up epochs (replaces any plateau).
+    #[arg(long, value_name = "WARMUP_EPOCHS")]
+    pub cosine: Option<f64>,
+    /// Output head: softmax (NLL, the seed) or svm (squared hinge, Tang 2013).
+    #[arg(long, value_parser = ["softmax", "svm"])]
+    pub head: Option<String>,
+    /// Optimizer: adadelta (the seed), sgd (Nesterov momentum 0.9), adamw.
+    #[arg(long, value_parser = ["adadelta", "sgd", "adamw"])]
+    pub optimizer: Option<String>,
+    /// Learning rate of the chosen optimizer.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Train on a seeded random subset of this many Training images (quick runs).
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Continue the run saved in --out (its config.json wins; --epochs may extend it).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    if args.model == "hog-svm" {
+        hog_svm::train(args)
+    } else {
+        cnn::train(args, quiet)
+    }
+}
+
+/// All PublicTest and PrivateTest images plus `n` Training images chosen with `seed`.
+fn subset_training(
+    dataset: &fer_data::Dataset,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<fer_data::Dataset> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut training = dataset.indices_of(fer_data::Split::Training);
+    training.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    training.truncate(n);
+    training.sort_unstable();
+    let mut keep: Vec<usize> = (0..dataset.len())
+        .filter(|&i| dataset.splits()[i] != fer_data::Split::Training)
+        .chain(training)
+        .collect();
+    keep.sort_unstable();
+    Ok(dataset.subset(&keep)?)
+}
