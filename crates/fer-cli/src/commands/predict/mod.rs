@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use fer_model::TrainedModel;
 
-use crate::shared::device::device;
+use crate::shared::device::DeviceArgs;
 use crate::shared::progress::progress_bar;
 use annotate::Annotator;
 use faces::FaceSource;
@@ -41,10 +41,14 @@ pub struct PredictArgs {
     /// Image files or folders.
     #[arg(required = true, value_name = "IMAGE_OR_DIR")]
     pub inputs: Vec<PathBuf>,
-    /// Print one JSON document: every file with its faces, boxes and probabilities.
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, conflicts_with_all = ["json", "csv"])]
+    pub format: OutputFormat,
+    /// Print one JSON document: every file with its faces, boxes and probabilities (--format
+    /// json).
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// Print CSV: one row per face with the seven probabilities.
+    /// Print CSV: one row per face with the seven probabilities (--format csv).
     #[arg(long)]
     pub csv: bool,
     /// How many emotions to list per face, most likely first (text and JSON output).
@@ -53,9 +57,8 @@ pub struct PredictArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub batch_size: u16,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
     #[arg(long)]
     pub no_detect: bool,
@@ -72,14 +75,14 @@ pub struct PredictArgs {
 }
 
 impl PredictArgs {
-    /// The output format: --json, --csv, else text.
+    /// The output format: --format, or its shorthands --json and --csv.
     fn output_format(&self) -> OutputFormat {
         if self.json {
             OutputFormat::Json
         } else if self.csv {
             OutputFormat::Csv
         } else {
-            OutputFormat::Text
+            self.format
         }
     }
 
@@ -105,7 +108,7 @@ impl PredictArgs {
 }
 
 pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
-    let device = device(&args.device)?;
+    let device = args.device.open()?;
     let trained = TrainedModel::open(&args.model, &device)
         .with_context(|| format!("cannot load model {}", args.model.display()))?;
     let files = inputs::collect_inputs(&args.inputs);

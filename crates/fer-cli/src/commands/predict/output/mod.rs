@@ -10,8 +10,8 @@ use std::path::Path;
 
 use super::prediction::ImagePrediction;
 
-/// The output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The output formats (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// One line per face: its most likely emotions with their probabilities.
     Text,
