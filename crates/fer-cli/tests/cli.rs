@@ -910,3 +910,51 @@ fn enumerated_flags_refuse_unknown_values_listing_the_known_ones() {
         assert!(stderr.contains(listed), "{args:?}: {stderr}");
     }
 }
+
+/// A batch size of 0 is a usage error (exit 2) wherever a command takes one, never a silent 1.
+#[test]
+fn batch_size_0_is_refused_by_every_command_that_takes_one() {
+    for command in [
+        &[
+            "train",
+            "--data",
+            "x.csv",
+            "--out",
+            "run",
+            "--batch-size",
+            "0",
+        ][..],
+        &["predict", "--model", "run", "--batch-size", "0", "face.png"][..],
+    ] {
+        let out = fer(command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("invalid value '0' for '--batch-size") && stderr.contains("at least 1"),
+            "{command:?}: {stderr}"
+        );
+    }
+    // A training config file cannot sneak one in either.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = synthetic_csv(dir.path());
+    let config = dir.path().join("config.json");
+    let mut defaults: serde_json::Value =
+        serde_json::to_value(fer_model::TrainConfig::default()).unwrap();
+    defaults["batch_size"] = 0.into();
+    std::fs::write(&config, defaults.to_string()).unwrap();
+    let out = fer(&[
+        "train",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("config.json: batch_size must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}

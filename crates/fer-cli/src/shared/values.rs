@@ -1,5 +1,5 @@
-//! Enumerated flag values that several commands take, and a value parser whose errors say
-//! which values are expected.
+//! Flag values that several commands take: enumerated ones, with a value parser whose errors
+//! say which values are expected, and batch sizes.
 
 use std::marker::PhantomData;
 
@@ -42,6 +42,15 @@ impl AugmentProfile {
             AugmentProfile::Modern => PipelineConfig::modern(),
             AugmentProfile::Everything => PipelineConfig::everything(),
         }
+    }
+}
+
+/// Parses a `--batch-size`: a whole number of images, at least 1.
+pub fn batch_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(size) => Ok(size),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -97,6 +106,15 @@ fn expected<E: ValueEnum>() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_sizes_start_at_1() {
+        assert_eq!(batch_size("1"), Ok(1));
+        assert_eq!(batch_size("256"), Ok(256));
+        assert_eq!(batch_size("0"), Err("must be at least 1".to_string()));
+        assert!(batch_size("-3").is_err());
+        assert!(batch_size("lots").is_err());
+    }
 
     #[test]
     fn expected_values_read_as_a_phrase() {

@@ -19,6 +19,7 @@ use fer_model::TrainedModel;
 
 use crate::shared::device::DeviceArgs;
 use crate::shared::progress::progress_bar;
+use crate::shared::values::batch_size;
 use annotate::Annotator;
 use faces::FaceSource;
 use output::OutputFormat;
@@ -54,9 +55,9 @@ pub struct PredictArgs {
     /// How many emotions to list per face, most likely first (text and JSON output).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
     pub top: u8,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
-    pub batch_size: u16,
+    /// Images per forward pass (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = batch_size)]
+    pub batch_size: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
@@ -125,9 +126,9 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     printer.begin(&mut out)?;
     let mut failed = 0usize;
-    let batch_size = usize::from(args.batch_size);
-    for chunk in files.chunks(batch_size) {
-        for prediction in batch::predict_files(chunk, &source, &trained, &device, batch_size)? {
+    for chunk in files.chunks(args.batch_size) {
+        for prediction in batch::predict_files(chunk, &source, &trained, &device, args.batch_size)?
+        {
             if let Err(message) = &prediction.result {
                 failed += 1;
                 bar.suspend(|| tracing::error!("{message}"));

@@ -15,8 +15,14 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a training config", path.display()))?
+            let config: TrainConfig = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a training config", path.display()))?;
+            anyhow::ensure!(
+                config.batch_size > 0,
+                "{}: batch_size must be at least 1",
+                path.display()
+            );
+            config
         }
         None => TrainConfig::default(),
     };
@@ -24,7 +30,6 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         config.epochs = epochs;
     }
     if let Some(batch_size) = args.batch_size {
-        anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
         config.batch_size = batch_size;
     }
     if args.no_augment {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::shared::data::DataArgs;
 use crate::shared::device::DeviceArgs;
-use crate::shared::values::AugmentProfile;
+use crate::shared::values::{AugmentProfile, batch_size};
 
 use flags::{ArchitectureChoice, ClassWeightsChoice, HeadChoice, ModelKind, OptimizerChoice};
 
@@ -30,7 +30,8 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    /// Images per training step (at least 1).
+    #[arg(long, value_parser = batch_size)]
     pub batch_size: Option<usize>,
     /// Train without augmentation (the seed's ablation).
     #[arg(long, conflicts_with = "augment")]
