@@ -550,6 +550,20 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
     assert_eq!(stdout.lines().count(), 1);
     assert_eq!(stdout.matches('%').count(), 2, "{stdout}");
 
+    // --format names the same outputs as the --json and --csv shorthands and the default.
+    let predict = |flags: &[&str]| {
+        let mut args = vec!["predict", "--model", run.to_str().unwrap(), "--no-detect"];
+        args.extend_from_slice(flags);
+        args.push(one.to_str().unwrap());
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(predict(&["--format", "json"]), predict(&["--json"]));
+    assert_eq!(predict(&["--format", "csv"]), predict(&["--csv"]));
+    assert_eq!(predict(&["--format", "text"]), predict(&[]));
+    assert!(predict(&["--format", "csv"]).starts_with("file,face,"));
+
     // A bad model file fails with its name, before reading any image; bad usage exits 2.
     let broken = run.join("broken.safetensors");
     std::fs::write(&broken, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
@@ -827,5 +841,120 @@ fn an_ensemble_averages_its_members_probabilities() {
         text(&alone.stderr).contains("ensembles"),
         "{}",
         text(&alone.stderr)
+    );
+}
+
+/// Enumerated flags are parsed by clap: a bad value is a usage error listing the good ones.
+#[test]
+fn enumerated_flags_refuse_unknown_values_listing_the_known_ones() {
+    let train = ["train", "--data", "x.csv", "--out", "run"];
+    let cases: [(&[&str], &str); 9] = [
+        (&["--head", "soft"], "softmax, svm"),
+        (&["--optimizer", "adam"], "adadelta, sgd, adamw"),
+        (&["--architecture", "vgg"], "seed-cnn, vgg-bn"),
+        (
+            &["--class-weights", "sqrt"],
+            "none, balanced, sqrt-balanced",
+        ),
+        (&["--augment", "strong"], "none, seed, modern, everything"),
+        (&["--model", "svm"], "cnn, hog-svm"),
+        (&["--device", "gpu"], "expected cpu, cuda or cuda:N"),
+        (&["--device", "cuda:x"], "expected cpu, cuda or cuda:N"),
+        (&["--epochs", "1", "--head", "SVM"], "softmax, svm"),
+    ];
+    for (flags, listed) in cases {
+        let mut args = train.to_vec();
+        args.extend_from_slice(flags);
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("invalid value '{}'", flags[flags.len() - 1]))
+                && stderr.contains(listed),
+            "{flags:?}: {stderr}"
+        );
+    }
+    for (args, listed) in [
+        (
+            &[
+                "augment-preview",
+                "--data",
+                "x.csv",
+                "--out",
+                "g.png",
+                "--profile",
+                "wild",
+            ][..],
+            "none, seed, modern, everything",
+        ),
+        (
+            &["predict", "--model", "run", "--format", "xml", "face.png"][..],
+            "text, json, csv",
+        ),
+        (
+            &[
+                "predict", "--model", "run", "--format", "csv", "--json", "face.png",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "eval", "--model", "run", "--data", "x.csv", "--device", "tpu",
+            ][..],
+            "expected cpu, cuda or cuda:N",
+        ),
+    ] {
+        let out = fer(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(listed), "{args:?}: {stderr}");
+    }
+}
+
+/// A batch size of 0 is a usage error (exit 2) wherever a command takes one, never a silent 1.
+#[test]
+fn batch_size_0_is_refused_by_every_command_that_takes_one() {
+    for command in [
+        &[
+            "train",
+            "--data",
+            "x.csv",
+            "--out",
+            "run",
+            "--batch-size",
+            "0",
+        ][..],
+        &["predict", "--model", "run", "--batch-size", "0", "face.png"][..],
+    ] {
+        let out = fer(command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("invalid value '0' for '--batch-size") && stderr.contains("at least 1"),
+            "{command:?}: {stderr}"
+        );
+    }
+    // A training config file cannot sneak one in either.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = synthetic_csv(dir.path());
+    let config = dir.path().join("config.json");
+    let mut defaults: serde_json::Value =
+        serde_json::to_value(fer_model::TrainConfig::default()).unwrap();
+    defaults["batch_size"] = 0.into();
+    std::fs::write(&config, defaults.to_string()).unwrap();
+    let out = fer(&[
+        "train",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("config.json: batch_size must be at least 1"),
+        "{}",
+        text(&out.stderr)
     );
 }

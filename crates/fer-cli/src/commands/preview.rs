@@ -8,6 +8,7 @@ use fer_data::{IMAGE_SIDE, Split};
 use image::{GrayImage, imageops};
 
 use crate::shared::data::DataArgs;
+use crate::shared::values::AugmentProfile;
 
 /// Draw a grid: each row one image, first as it is, then augmented (one per epoch).
 ///
@@ -22,9 +23,9 @@ pub struct PreviewArgs {
     /// Augmentation config (JSON, as saved with a run); overrides --profile.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Built-in augmentation: none, seed, modern, everything.
-    #[arg(long, default_value = "seed")]
-    pub profile: String,
+    /// Built-in augmentation profile.
+    #[arg(long, value_enum, default_value_t = AugmentProfile::Seed)]
+    pub profile: AugmentProfile,
     /// Number of images (rows), the first of the split.
     #[arg(long, default_value_t = 10)]
     pub n: usize,
@@ -45,12 +46,7 @@ pub struct PreviewArgs {
 pub fn run(args: &PreviewArgs) -> anyhow::Result<()> {
     let config = match &args.config {
         Some(path) => PipelineConfig::from_json_file(path)?,
-        None => PipelineConfig::named(&args.profile).with_context(|| {
-            format!(
-                "unknown profile '{}' (expected none, seed, modern, everything)",
-                args.profile
-            )
-        })?,
+        None => args.profile.config(),
     };
     let pipeline = Pipeline::new(config, args.seed)?;
     let dataset = args.input.open()?;

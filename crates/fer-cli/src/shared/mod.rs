@@ -1,8 +1,9 @@
-//! What the `fer` subcommands share: the data flags and loading, device choice, progress bars
-//! and evaluation reports. Commands depend on this module and the libraries,
+//! What the `fer` subcommands share: the data flags and loading, flag values, device choice,
+//! progress bars and evaluation reports. Commands depend on this module and the libraries,
 //! never on each other.
 
 pub mod data;
 pub mod device;
 pub mod evaluation;
 pub mod progress;
+pub mod values;

@@ -12,9 +12,10 @@ use fer_model::eval::evaluate_with_progress;
 use fer_report::EvalReport;
 
 use crate::shared::data::DataArgs;
-use crate::shared::device::device;
+use crate::shared::device::DeviceArgs;
 use crate::shared::evaluation::{print_report, split_report, write_predictions};
 use crate::shared::progress::progress_bar;
+use crate::shared::values::{Switch, one_of};
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
 ///
@@ -42,13 +43,12 @@ pub struct EvalArgs {
     /// Also write per-image predictions (row, label, predicted, 7 probabilities) as CSV.
     #[arg(long)]
     pub predictions: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Override the run's test-time flip averaging (on/off), e.g. to measure what it adds.
     /// The figures are then not stored in the run directory.
-    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
-    pub test_time_flip: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = one_of::<Switch>())]
+    pub test_time_flip: Option<Switch>,
     /// Override the run's test-time shift: also average the image shifted by this many pixels
     /// toward each corner (0: no shifted views). With flip averaging: ten views per image.
     /// The figures are then not stored in the run directory.
@@ -58,14 +58,6 @@ pub struct EvalArgs {
     /// (eval-SPLIT.json) there, for `fer report`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-}
-
-fn parse_on_off(value: &str) -> Result<bool, String> {
-    match value {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        other => Err(format!("expected on or off, got {other}")),
-    }
 }
 
 /// Images per forward pass.
@@ -86,8 +78,8 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         args.out.is_none() || ensemble,
         "--out is for ensembles (several --model); a single run stores its figures in its own directory"
     );
-    let test_time_flip = args.test_time_flip;
-    let device = device(&args.device)?;
+    let test_time_flip = args.test_time_flip.map(bool::from);
+    let device = args.device.open()?;
     let dataset = args.input.open()?;
     let view = dataset.view(args.split);
     anyhow::ensure!(

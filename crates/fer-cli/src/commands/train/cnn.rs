@@ -3,12 +3,10 @@
 
 use anyhow::Context;
 use fer_augment::PipelineConfig;
-use fer_model::optim::{AdamWConfig, SgdConfig};
-use fer_model::{AdadeltaConfig, EpochRecord, Head, Observer, OptimizerConfig, TrainConfig};
+use fer_model::{EpochRecord, Observer, TrainConfig};
 use indicatif::ProgressBar;
 
 use super::TrainArgs;
-use crate::shared::device::device;
 use crate::shared::progress::epoch_bar;
 
 /// The training config: `--config` (or the defaults, the seed's recipe) with the flags on top.
@@ -17,8 +15,14 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a training config", path.display()))?
+            let config: TrainConfig = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a training config", path.display()))?;
+            anyhow::ensure!(
+                config.batch_size > 0,
+                "{}: batch_size must be at least 1",
+                path.display()
+            );
+            config
         }
         None => TrainConfig::default(),
     };
@@ -26,27 +30,19 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         config.epochs = epochs;
     }
     if let Some(batch_size) = args.batch_size {
-        anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
         config.batch_size = batch_size;
     }
     if args.no_augment {
         config.augmentation = PipelineConfig::none();
     }
-    if let Some(name) = &args.augment {
-        config.augmentation = PipelineConfig::named(name).with_context(|| {
-            format!("unknown augmentation '{name}' (none, seed, modern, everything)")
-        })?;
+    if let Some(profile) = args.augment {
+        config.augmentation = profile.config();
     }
-    if let Some(head) = &args.head {
-        config.model.head = if head == "svm" {
-            Head::Svm
-        } else {
-            Head::Softmax
-        };
+    if let Some(head) = args.head {
+        config.model.head = head.into();
     }
-    if let Some(architecture) = &args.architecture {
-        config.model.architecture = serde_json::from_value(architecture.as_str().into())
-            .with_context(|| format!("unknown architecture {architecture}"))?;
+    if let Some(architecture) = args.architecture {
+        config.model.architecture = architecture.into();
     }
     if let Some(width) = args.width {
         anyhow::ensure!(width > 0, "--width must be at least 1");
@@ -77,9 +73,8 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(gamma) = args.focal_gamma {
         config.loss.focal_gamma = gamma;
     }
-    if let Some(weights) = &args.class_weights {
-        config.loss.class_weighting = serde_json::from_value(weights.replace('-', "_").into())
-            .with_context(|| format!("unknown class weighting {weights}"))?;
+    if let Some(weights) = args.class_weights {
+        config.loss.class_weighting = weights.into();
     }
     if args.balanced_sampling {
         config.sampling = fer_model::Sampling::Balanced;
@@ -92,23 +87,8 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         });
         config.plateau = None;
     }
-    if let Some(optimizer) = &args.optimizer {
-        config.optimizer = match optimizer.as_str() {
-            "sgd" => OptimizerConfig::Sgd(SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                nesterov: true,
-                weight_decay: 5e-4,
-            }),
-            "adamw" => OptimizerConfig::AdamW(AdamWConfig {
-                lr: 1e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.01,
-            }),
-            _ => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
-        };
+    if let Some(optimizer) = args.optimizer {
+        config.optimizer = optimizer.into();
     }
     if let Some(lr) = args.lr {
         config.optimizer.set_lr(lr);
@@ -174,7 +154,7 @@ impl Observer for Progress {
 /// Trains the CNN, validating on PublicTest after every epoch.
 pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = config(args)?;
-    let device = device(&args.device)?;
+    let device = args.device.open()?;
     let mut dataset = args.input.open()?;
     if let Some(n) = args.train_subset {
         dataset = super::subset_training(&dataset, n, config.seed)?;

@@ -1,11 +1,16 @@
 //! `fer train`: train a CNN (with checkpoints every epoch, and resume) or a HOG-SVM baseline.
 
 mod cnn;
+mod flags;
 mod hog_svm;
 
 use std::path::PathBuf;
 
 use crate::shared::data::DataArgs;
+use crate::shared::device::DeviceArgs;
+use crate::shared::values::{AugmentProfile, batch_size};
+
+use flags::{ArchitectureChoice, ClassWeightsChoice, HeadChoice, ModelKind, OptimizerChoice};
 
 /// Train a model; the best epoch on PublicTest is kept as RUN_DIR/best.safetensors.
 ///
@@ -14,10 +19,9 @@ use crate::shared::data::DataArgs;
 pub struct TrainArgs {
     #[command(flatten)]
     pub input: DataArgs,
-    /// cnn, or hog-svm: HOG features + linear SVM, C chosen on PublicTest, PrivateTest
-    /// report in RUN_DIR/eval-private-test.json (--config then takes a HOG-SVM config).
-    #[arg(long, default_value = "cnn", value_parser = ["cnn", "hog-svm"])]
-    pub model: String,
+    /// Which kind of model to train.
+    #[arg(long, value_enum, default_value_t = ModelKind::Cnn)]
+    pub model: ModelKind,
     /// Run directory: config, normalizer, checkpoints, history.
     #[arg(long)]
     pub out: PathBuf,
@@ -26,18 +30,18 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    /// Images per training step (at least 1).
+    #[arg(long, value_parser = batch_size)]
     pub batch_size: Option<usize>,
     /// Train without augmentation (the seed's ablation).
     #[arg(long, conflicts_with = "augment")]
     pub no_augment: bool,
-    /// Augmentation profile: none, seed, modern, everything.
-    #[arg(long)]
-    pub augment: Option<String>,
-    /// Network: seed-cnn (the notebook's) or vgg-bn (VGG-style with batch norm, the cpu and
-    /// best profiles').
-    #[arg(long, value_parser = ["seed-cnn", "vgg-bn"])]
-    pub architecture: Option<String>,
+    /// Augmentation profile.
+    #[arg(long, value_enum)]
+    pub augment: Option<AugmentProfile>,
+    /// Network.
+    #[arg(long, value_enum)]
+    pub architecture: Option<ArchitectureChoice>,
     /// Channels of vgg-bn's first stage (doubled at each of its 4 stages).
     #[arg(long)]
     pub width: Option<usize>,
@@ -62,9 +66,9 @@ pub struct TrainArgs {
     /// Label smoothing of the softmax loss, in [0, 1).
     #[arg(long)]
     pub label_smoothing: Option<f32>,
-    /// Class weights of the loss: none, balanced (n / (7 n_c)) or sqrt-balanced.
-    #[arg(long, value_parser = ["none", "balanced", "sqrt-balanced"])]
-    pub class_weights: Option<String>,
+    /// Class weights of the loss.
+    #[arg(long, value_enum)]
+    pub class_weights: Option<ClassWeightsChoice>,
     /// Focal loss exponent gamma (0: cross-entropy).
     #[arg(long)]
     pub focal_gamma: Option<f32>,
@@ -74,12 +78,12 @@ pub struct TrainArgs {
     /// Cosine learning-rate schedule after this many warm-up epochs (replaces any plateau).
     #[arg(long, value_name = "WARMUP_EPOCHS")]
     pub cosine: Option<f64>,
-    /// Output head: softmax (NLL, the seed) or svm (squared hinge, Tang 2013).
-    #[arg(long, value_parser = ["softmax", "svm"])]
-    pub head: Option<String>,
-    /// Optimizer: adadelta (the seed), sgd (Nesterov momentum 0.9), adamw.
-    #[arg(long, value_parser = ["adadelta", "sgd", "adamw"])]
-    pub optimizer: Option<String>,
+    /// Output head and its loss.
+    #[arg(long, value_enum)]
+    pub head: Option<HeadChoice>,
+    /// Optimizer, with its default settings (--lr sets the learning rate).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerChoice>,
     /// Learning rate of the chosen optimizer.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -88,19 +92,17 @@ pub struct TrainArgs {
     /// Train on a seeded random subset of this many Training images (quick runs).
     #[arg(long)]
     pub train_subset: Option<usize>,
-    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Continue the run saved in --out (its config.json wins; --epochs may extend it).
     #[arg(long)]
     pub resume: bool,
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    if args.model == "hog-svm" {
-        hog_svm::train(args)
-    } else {
-        cnn::train(args, quiet)
+    match args.model {
+        ModelKind::Cnn => cnn::train(args, quiet),
+        ModelKind::HogSvm => hog_svm::train(args),
     }
 }
 

@@ -1,0 +1,156 @@
+//! `fer predict`: emotions of faces in image files, with per-file errors that never stop a batch.
+//!
+//! The input files ([`inputs`]) are taken a batch at a time ([`batch`]): the faces of each
+//! file ([`faces`]) go through the model together, then each file's result ([`prediction`])
+//! is drawn on its photo ([`annotate`]) and printed in the chosen format ([`output`]).
+
+mod annotate;
+mod batch;
+mod faces;
+mod inputs;
+mod output;
+mod prediction;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use fer_model::TrainedModel;
+
+use crate::shared::device::DeviceArgs;
+use crate::shared::progress::progress_bar;
+use crate::shared::values::batch_size;
+use annotate::Annotator;
+use faces::FaceSource;
+use output::OutputFormat;
+
+/// Predict the emotions of the faces in photos (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
+/// size: every face is found (SeetaFace frontal detector, built in), cropped square with a
+/// margin, resized to 48x48 and normalised with the model's own normaliser. With --no-detect
+/// each image is taken as one pre-cropped face (its centred square), like FER2013's.
+///
+/// Folders are searched recursively for image files. A file that cannot be read is reported
+/// and the others still run; the exit status is then 1. A photo without a face is not an
+/// error: it is listed with no faces.
+///
+/// Example: fer predict --model runs/seed photos/ --annotate annotated/ --top 3
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image files or folders.
+    #[arg(required = true, value_name = "IMAGE_OR_DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, conflicts_with_all = ["json", "csv"])]
+    pub format: OutputFormat,
+    /// Print one JSON document: every file with its faces, boxes and probabilities (--format
+    /// json).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV: one row per face with the seven probabilities (--format csv).
+    #[arg(long)]
+    pub csv: bool,
+    /// How many emotions to list per face, most likely first (text and JSON output).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub top: u8,
+    /// Images per forward pass (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = batch_size)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
+    #[arg(long)]
+    pub no_detect: bool,
+    /// Draw the boxes and top emotions on the photos: a .png/.jpg file for one input image,
+    /// else a folder that receives one annotated PNG per photo.
+    #[arg(long, value_name = "PATH")]
+    pub annotate: Option<PathBuf>,
+    /// Smallest face to find, in pixels (at least 20; below 40 detection is slower).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(20..))]
+    pub min_face: u32,
+    /// Margin added around each detected face box before cropping, as a share of its side.
+    #[arg(long, default_value_t = fer_detect::DEFAULT_MARGIN)]
+    pub margin: f32,
+}
+
+impl PredictArgs {
+    /// The output format: --format, or its shorthands --json and --csv.
+    fn output_format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else if self.csv {
+            OutputFormat::Csv
+        } else {
+            self.format
+        }
+    }
+
+    /// Where faces come from: the detector (options checked), or the whole image.
+    fn face_source(&self) -> anyhow::Result<FaceSource> {
+        if self.no_detect {
+            return Ok(FaceSource::WholeImage);
+        }
+        anyhow::ensure!(
+            (0.0..=fer_detect::MAX_MARGIN).contains(&self.margin),
+            "--margin must be between 0 and {}",
+            fer_detect::MAX_MARGIN
+        );
+        let options = fer_detect::DetectorOptions {
+            min_face_size: self.min_face,
+            ..fer_detect::DetectorOptions::default()
+        };
+        Ok(FaceSource::Detect {
+            detector: fer_detect::FaceDetector::new(options)?,
+            margin: self.margin,
+        })
+    }
+}
+
+pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = args.device.open()?;
+    let trained = TrainedModel::open(&args.model, &device)
+        .with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let files = inputs::collect_inputs(&args.inputs);
+    anyhow::ensure!(!files.is_empty(), "no image files to read");
+    let source = args.face_source()?;
+    let mut annotator = args
+        .annotate
+        .as_deref()
+        .map(|target| Annotator::new(target, files.len() == 1));
+    let mut printer = args.output_format().printer(args.top, &args.model);
+
+    let bar = progress_bar(files.len(), quiet, "images");
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    printer.begin(&mut out)?;
+    let mut failed = 0usize;
+    for chunk in files.chunks(args.batch_size) {
+        for prediction in batch::predict_files(chunk, &source, &trained, &device, args.batch_size)?
+        {
+            if let Err(message) = &prediction.result {
+                failed += 1;
+                bar.suspend(|| tracing::error!("{message}"));
+            }
+            if let Some(annotator) = &mut annotator
+                && let Err(error) = annotator.annotate(&prediction)
+            {
+                failed += 1;
+                bar.suspend(|| tracing::error!("{error:#}"));
+            }
+            printer.image(&mut out, &prediction)?;
+        }
+        out.flush()?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    printer.finish(&mut out)?;
+    out.flush()?;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} file(s) could not be read",
+        files.len()
+    );
+    Ok(())
+}
