@@ -87,19 +87,8 @@ impl From<OptimizerChoice> for OptimizerConfig {
     fn from(choice: OptimizerChoice) -> OptimizerConfig {
         match choice {
             OptimizerChoice::Adadelta => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
-            OptimizerChoice::Sgd => OptimizerConfig::Sgd(SgdConfig {
-                lr: 0.01,
-                momentum: 0.9,
-                nesterov: true,
-                weight_decay: 5e-4,
-            }),
-            OptimizerChoice::AdamW => OptimizerConfig::AdamW(AdamWConfig {
-                lr: 1e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.01,
-            }),
+            OptimizerChoice::Sgd => OptimizerConfig::Sgd(SgdConfig::default()),
+            OptimizerChoice::AdamW => OptimizerConfig::AdamW(AdamWConfig::default()),
         }
     }
 }
