@@ -1,5 +1,5 @@
 //! Layers as candle tensor functions, for any network built from them: [`conv2d`] (padding
-//! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`](batch_norm::BatchNormRelu), dropout
+//! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`], dropout
 //! with a seeded mask, and PyTorch's default initialisation.
 //!
 //! On the CPU with f32 tensors each runs the crate's `cpu` kernels as a candle

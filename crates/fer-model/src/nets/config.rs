@@ -20,7 +20,7 @@ pub enum Architecture {
     /// The notebook's 5-conv PReLU CNN.
     #[default]
     SeedCnn,
-    /// A VGG-style network with batch norm (see [`crate::vgg`]), `width` channels first.
+    /// A VGG-style network with batch norm (see [`crate::nets::vgg`]), `width` channels first.
     VggBn,
 }
 

@@ -1,11 +1,11 @@
 //! The seed notebook's CNN: five PReLU convolutions with max and average pools, then three
 //! fully connected layers (PReLU, dropout), with PyTorch `state_dict` names.
 //!
-//! - [`params`]: the network's geometry and named parameters, read by every path below.
+//! - `params`: the network's geometry and named parameters, read by every path below.
 //! - This module: [`SeedCnn`] and its candle forward (any device, autograd).
-//! - [`step`]: on the CPU, the whole training step and batch inference without candle's
-//!   graph; [`one_image`]: one image's layers as stages on every thread (batch-1 latency);
-//!   [`workspace`]: their reused buffers.
+//! - `step`: on the CPU, the whole training step and batch inference without candle's
+//!   graph; `one_image`: one image's layers as stages on every thread (batch-1 latency);
+//!   `workspace`: their reused buffers.
 
 pub(crate) mod one_image;
 pub(crate) mod params;
@@ -137,7 +137,7 @@ impl Classifier for SeedCnn {
         Ok(self.forward(images, None)?.detach())
     }
 
-    /// On the CPU, the whole step written for this network (see [`step`]): the same values
+    /// On the CPU, the whole step written for this network (see the `step` module): the same values
     /// as the default autograd path, without its graph.
     fn loss_and_grads(
         &self,
