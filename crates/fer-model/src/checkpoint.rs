@@ -22,7 +22,8 @@ use candle_nn::VarMap;
 /// Errors reading or writing a run directory; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{}: {source}", path.display())]
+    /// The I/O error is the source, so a printed chain names it once.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

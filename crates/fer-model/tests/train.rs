@@ -465,3 +465,17 @@ fn ema_and_mixing_runs_serve_the_average_and_resume_exactly() {
     .unwrap();
     assert_ne!(c.history[0].train_loss, a.history[0].train_loss);
 }
+
+/// A batch size of 0 is refused with a clear error, never silently taken as 1.
+#[test]
+fn a_zero_batch_size_is_refused() {
+    let data = small_data(64, 16, 16, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        batch_size: 0,
+        ..quick_config(1)
+    };
+    let err = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("batch_size is 0"), "{err}");
+    assert!(!dir.path().join("config.json").exists(), "nothing written");
+}

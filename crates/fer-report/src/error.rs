@@ -8,13 +8,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What can go wrong while reading runs, drawing plots or writing reports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    /// The I/O error is the source, so a printed chain names it once.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: invalid JSON: {source}", path.display())]
+    #[error("{}: invalid JSON", path.display())]
     Json {
         path: PathBuf,
         #[source]
@@ -33,6 +34,9 @@ pub enum Error {
     Empty(String),
     #[error("drawing failed: {0}")]
     Draw(String),
+    /// A data-layer error (a file written atomically), which names its file.
+    #[error(transparent)]
+    Data(#[from] fer_data::Error),
 }
 
 impl Error {

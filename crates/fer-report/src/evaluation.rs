@@ -112,8 +112,7 @@ impl EvalReport {
     /// Writes the report as pretty JSON (to a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::json(path, e))?;
-        fer_data::write_atomically(path, text.as_bytes())
-            .map_err(|e| Error::invalid(path, e.to_string()))
+        Ok(fer_data::write_atomically(path, text.as_bytes())?)
     }
 
     /// Where a run directory keeps its evaluation on `split`: `eval-private-test.json` etc.

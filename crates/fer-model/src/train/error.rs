@@ -7,7 +7,7 @@ use crate::checkpoint::CheckpointError;
 pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("model: {0}")]
+    #[error("model")]
     Model(#[from] candle_core::Error),
     #[error(transparent)]
     Data(#[from] fer_data::Error),

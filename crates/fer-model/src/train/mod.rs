@@ -77,6 +77,11 @@ pub fn train(
 ) -> Result<TrainOutcome, TrainError> {
     let state_path = run_dir.join(STATE);
     let resuming = resume && state_path.is_file();
+    if config.batch_size == 0 {
+        return Err(TrainError::Setup(
+            "batch_size is 0; it must be at least 1".into(),
+        ));
+    }
     if !resume && state_path.is_file() {
         return Err(TrainError::Setup(format!(
             "{} already holds a run: pass --resume to continue it, or choose another --out",
@@ -85,6 +90,12 @@ pub fn train(
     }
     let (config, normalizer, mut state) = if resuming {
         let saved: TrainConfig = read_json(&run_dir.join(CONFIG))?;
+        if saved.batch_size == 0 {
+            return Err(TrainError::Setup(format!(
+                "{}: batch_size is 0; it must be at least 1",
+                run_dir.join(CONFIG).display()
+            )));
+        }
         if saved != *config {
             observer.message(
                 "resuming with the run's saved config.json (command-line settings ignored)",
