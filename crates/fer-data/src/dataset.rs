@@ -151,6 +151,24 @@ impl Dataset {
         self.view_all().class_counts()
     }
 
+    /// SHA-256 (hex) of the content: every image's label, split and pixels, in order. The
+    /// same data read from a `.csv`, a `.csv.gz` or an exported image folder has the same
+    /// fingerprint; a run records its training data's, so that figures measured on other
+    /// data are never stored as its own.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+
+        let mut hash = Sha256::new();
+        hash.update((self.len() as u64).to_le_bytes());
+        hash.update(self.labels.iter().map(|e| e.label()).collect::<Vec<u8>>());
+        hash.update(self.splits.iter().map(|s| *s as u8).collect::<Vec<u8>>());
+        hash.update(&self.pixels);
+        hash.finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
     /// Which splits occur, in dataset order (Training, PublicTest, PrivateTest).
     pub fn present_splits(&self) -> Vec<Split> {
         Split::ALL
@@ -276,6 +294,44 @@ mod tests {
             Split::Training,
         ];
         Dataset::from_parts(pixels, labels, splits, vec![10, 11, 12, 13, 14]).unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_follows_content_only() {
+        let data = tiny();
+        let same = Dataset::from_parts(
+            data.pixels().to_vec(),
+            data.labels().to_vec(),
+            data.splits().to_vec(),
+            data.rows().iter().map(|r| r + 100).collect(),
+        )
+        .unwrap();
+        assert_eq!(data.fingerprint(), same.fingerprint());
+        assert_eq!(data.fingerprint().len(), 64);
+        let mut pixels = data.pixels().to_vec();
+        pixels[IMAGE_PIXELS + 7] ^= 1;
+        let changed = Dataset::from_parts(
+            pixels,
+            data.labels().to_vec(),
+            data.splits().to_vec(),
+            data.rows().to_vec(),
+        )
+        .unwrap();
+        assert_ne!(data.fingerprint(), changed.fingerprint());
+        let mut splits = data.splits().to_vec();
+        splits[0] = if splits[0] == Split::Training {
+            Split::PublicTest
+        } else {
+            Split::Training
+        };
+        let moved = Dataset::from_parts(
+            data.pixels().to_vec(),
+            data.labels().to_vec(),
+            splits,
+            data.rows().to_vec(),
+        )
+        .unwrap();
+        assert_ne!(data.fingerprint(), moved.fingerprint());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! to luma, cropped to its centred square (the larger side is trimmed equally on both ends) and
 //! resized to 48x48 with a triangle (bilinear, area-aware when shrinking) filter.
 
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 use image::imageops::FilterType;
@@ -24,28 +25,81 @@ pub fn is_image_path(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Decodes an image file (the format is taken from the content, not the extension) and turns
-/// it upright as its Exif orientation says (phone photos are often stored sideways).
+/// How large an image [`load_image`] and [`decode_image`] agree to decode. The header's size
+/// is checked before any pixel is decoded, so a small file that claims (or really holds) a
+/// huge image, a decompression bomb, is refused without allocating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Most pixels (width x height) of an image.
+    pub max_pixels: u64,
+    /// Most bytes the decoder may allocate (the `image` crate's `Limits::max_alloc`).
+    pub max_alloc: u64,
+}
+
+impl Default for ImageLimits {
+    /// 128 megapixels (a 200 MP phone photo needs more), 2 GiB for the decoder.
+    fn default() -> Self {
+        ImageLimits {
+            max_pixels: 128_000_000,
+            max_alloc: 2 << 30,
+        }
+    }
+}
+
+/// Decodes an image file (the format is taken from the content, not the extension) within
+/// the default [`ImageLimits`] and turns it upright as its Exif orientation says (phone
+/// photos are often stored sideways).
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    load_image_within(path, &ImageLimits::default())
+}
+
+/// [`load_image`] within `limits`.
+pub fn load_image_within(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
+    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    decode(reader, path, limits)
+}
+
+/// Decodes an image held in memory (an upload, say) like [`load_image_within`]; errors name
+/// it `name`.
+pub fn decode_image(bytes: &[u8], name: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
+    decode(image::ImageReader::new(Cursor::new(bytes)), name, limits)
+}
+
+fn decode<R: BufRead + Seek>(
+    reader: image::ImageReader<R>,
+    path: &Path,
+    limits: &ImageLimits,
+) -> Result<DynamicImage> {
     use image::ImageDecoder;
 
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    let error = |message: String| Error::Image {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = reader
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: "not an image in a format this build reads (PNG, JPEG, BMP, GIF, WebP, \
-                      TIFF, PNM)"
+        return Err(error(
+            "not an image in a format this build reads (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM)"
                 .into(),
-        });
+        ));
     }
-    let decode_error = |e: image::ImageError| Error::Image {
-        path: path.to_path_buf(),
-        message: format!("cannot decode image: {e}"),
-    };
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(limits.max_alloc);
+    reader.limits(decoder_limits);
+    let decode_error = |e: image::ImageError| error(format!("cannot decode image: {e}"));
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(error(format!(
+            "the image is {width}x{height} ({:.0} megapixels), more than the {:.0} megapixels \
+             this program decodes",
+            pixels as f64 / 1e6,
+            limits.max_pixels as f64 / 1e6
+        )));
+    }
     // Unreadable Exif is no reason to refuse the pixels.
     let orientation = decoder
         .orientation()
@@ -53,10 +107,7 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     image.apply_orientation(orientation);
     if image.width() == 0 || image.height() == 0 {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: "image has no pixels".into(),
-        });
+        return Err(error("image has no pixels".into()));
     }
     Ok(image)
 }
@@ -145,6 +196,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("missing.jpg"), "{missing}");
+    }
+
+    /// Peak resident memory of this process so far, in bytes (Linux).
+    fn peak_resident_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_before_its_pixels_are_allocated() {
+        // 60000x60000 grey: 3.5 MB on disk, every one of its 3.6 GB of rows in the stream.
+        let bomb = crate::synthetic::decompression_bomb_png(60_000);
+        assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.png");
+        std::fs::write(&path, &bomb).unwrap();
+        let before = peak_resident_bytes();
+        let message = load_image(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("bomb.png") && message.contains("60000x60000"),
+            "{message}"
+        );
+        let from_memory = decode_image(&bomb, Path::new("upload"), &ImageLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(from_memory.starts_with("upload:"), "{from_memory}");
+        if let (Some(before), Some(after)) = (before, peak_resident_bytes()) {
+            assert!(
+                after - before < 256 << 20,
+                "decoding grew the peak by {} MB",
+                (after - before) >> 20
+            );
+        }
+        // The same image within limits that allow it decodes (a small one, to stay fast).
+        let small = crate::synthetic::decompression_bomb_png(300);
+        let limits = ImageLimits {
+            max_pixels: 300 * 300,
+            ..ImageLimits::default()
+        };
+        let image = decode_image(&small, Path::new("small"), &limits).unwrap();
+        assert_eq!((image.width(), image.height()), (300, 300));
+        let tighter = ImageLimits {
+            max_pixels: 300 * 300 - 1,
+            ..limits
+        };
+        assert!(decode_image(&small, Path::new("small"), &tighter).is_err());
     }
 
     #[test]

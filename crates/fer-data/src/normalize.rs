@@ -106,13 +106,19 @@ impl Normalizer {
     /// Reads a normalizer saved by [`Normalizer::save`], checking its shape and values.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// Reads a normalizer from the JSON [`Normalizer::save`] writes, checking its shape and
+    /// values; errors name `origin` (the file, or what the bytes stand for).
+    pub fn from_json(bytes: &[u8], origin: &Path) -> Result<Self> {
         let invalid = |message: String| Error::Normalizer {
-            path: path.to_path_buf(),
+            path: origin.to_path_buf(),
             message,
         };
         let normalizer: Normalizer =
-            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         if normalizer.mean.len() != IMAGE_PIXELS {
             return Err(invalid(format!(
                 "mean: expected {IMAGE_PIXELS} values, found {}",

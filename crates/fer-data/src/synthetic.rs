@@ -111,6 +111,41 @@ fn draw_grating(image: &mut [u8], emotion: Emotion, rng: &mut ChaCha8Rng, noise:
     }
 }
 
+/// A grey 8-bit PNG of `side` x `side` black pixels whose compressed stream really holds every
+/// row (`side * (side + 1)` bytes once inflated): a decompression bomb for tests of image
+/// limits. 60000 gives a file of about 3.5 MB that inflates to 3.6 GB.
+pub fn decompression_bomb_png(side: u32) -> Vec<u8> {
+    use std::io::Write as _;
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&side.to_be_bytes());
+    header.extend_from_slice(&side.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8 bits, grey, deflate, no filter, no interlace
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row = vec![0u8; side as usize + 1]; // filter byte 0, then the row
+    for _ in 0..side {
+        encoder.write_all(&row).expect("writing to memory");
+    }
+    let stream = encoder.finish().expect("writing to memory");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &header);
+    for part in stream.chunks(1 << 20) {
+        chunk(&mut png, b"IDAT", part);
+    }
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,23 +71,16 @@ pub fn evaluate_with_progress(
         )?;
         let labels: Vec<u32> = sub.labels().iter().map(|e| u32::from(e.label())).collect();
         let label_tensor = Tensor::new(labels.as_slice(), device)?;
-        let scores = model.predict(&inputs)?;
+        let (scores, probabilities) = infer(model, &inputs)?;
         let batch_loss = f64::from(loss(model.head(), &scores, &label_tensor)?.to_scalar::<f32>()?);
         loss_sum += batch_loss;
         weighted += batch_loss * chunk.len() as f64;
-        let probabilities = match model.head() {
-            Head::Softmax => scores.exp()?,
-            Head::Svm => candle_nn::ops::softmax(&scores, 1)?,
-        };
-        for (k, probs) in probabilities.to_vec2::<f32>()?.into_iter().enumerate() {
-            let predicted = argmax(&probs);
-            let mut fixed = [0f32; NUM_CLASSES];
-            fixed.copy_from_slice(&probs[..NUM_CLASSES]);
+        for (k, probabilities) in probabilities.into_iter().enumerate() {
             predictions.push(Prediction {
                 row: dataset.rows()[chunk[k]],
                 label: labels[k] as usize,
-                predicted,
-                probabilities: fixed,
+                predicted: argmax(&probabilities),
+                probabilities,
             });
         }
         on_batch(chunk.len());
@@ -164,7 +157,9 @@ pub fn average_evaluations(members: &[Evaluation]) -> candle_core::Result<Evalua
 }
 
 /// Class probabilities (softmax of the scores, for either head) of raw 48x48 grey faces,
-/// `faces` holding them back to back (a multiple of 2304 bytes), in batches of `batch_size`.
+/// `faces` holding them back to back (a multiple of 2304 bytes), in batches of `batch_size`:
+/// the path [`evaluate`] takes, so a face gets the same probabilities from both when it is
+/// batched the same way.
 pub fn predict_faces(
     model: &dyn Classifier,
     normalizer: &Normalizer,
@@ -189,18 +184,33 @@ pub fn predict_faces(
             normalizer.apply(face, normalized);
         }
         let inputs = Tensor::from_vec(inputs, (n, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
-        let scores = model.forward(&inputs, None)?;
-        let probabilities = match model.head() {
-            Head::Softmax => scores.exp()?,
-            Head::Svm => candle_nn::ops::softmax(&scores, 1)?,
-        };
-        for probs in probabilities.to_vec2::<f32>()? {
-            let mut fixed = [0f32; NUM_CLASSES];
-            fixed.copy_from_slice(&probs[..NUM_CLASSES]);
-            out.push(fixed);
-        }
+        out.extend(infer(model, &inputs)?.1);
     }
     Ok(out)
+}
+
+/// The one inference path of evaluation and prediction: the scores of a batch of normalised
+/// images from [`Classifier::predict`] (test-time augmentation as configured, the fast CPU
+/// kernels), and each image's class probabilities (softmax of the scores, for either head).
+fn infer(
+    model: &dyn Classifier,
+    inputs: &Tensor,
+) -> candle_core::Result<(Tensor, Vec<[f32; NUM_CLASSES]>)> {
+    let scores = model.predict(inputs)?;
+    let probabilities = match model.head() {
+        Head::Softmax => scores.exp()?,
+        Head::Svm => candle_nn::ops::softmax(&scores, 1)?,
+    };
+    let rows = probabilities
+        .to_vec2::<f32>()?
+        .into_iter()
+        .map(|row| {
+            let mut fixed = [0f32; NUM_CLASSES];
+            fixed.copy_from_slice(&row[..NUM_CLASSES]);
+            fixed
+        })
+        .collect();
+    Ok((scores, rows))
 }
 
 /// Metrics of the predictions whose rows are not in `excluded`, e.g. a test split without
