@@ -104,6 +104,12 @@ pub struct DetectorOptions {
     /// 8x) before detection, so that a face filling a small image, such as a 48x48 FER2013 crop,
     /// is big enough for the detector's window; 0 turns this off. Default 160.
     pub min_image_side: u32,
+    /// Images whose longer side is above this are searched on a copy scaled down to it, and
+    /// the boxes scaled back: on a 12-megapixel photo, detection at 640 px takes about 1/40 of
+    /// the time at full size. The cost is small faces: below about `40 * longer side /
+    /// max_image_side` pixels (250 px in a 4000 px photo) a face is not found, whatever
+    /// `min_face_size` says. `None` (the default) searches every image at full size; at least 80.
+    pub max_image_side: Option<u32>,
 }
 
 impl Default for DetectorOptions {
@@ -115,6 +121,7 @@ impl Default for DetectorOptions {
             pyramid_scale_factor: 0.8,
             slide_window_step: 4,
             min_image_side: 160,
+            max_image_side: None,
         }
     }
 }
@@ -173,7 +180,26 @@ impl DetectorOptions {
                 "0 (off) to 4096 pixels",
             ));
         }
+        if let Some(side) = self.max_image_side
+            && side < 80
+        {
+            return Err(invalid(
+                "max_image_side",
+                side,
+                "at least 80 pixels, or none",
+            ));
+        }
         Ok(())
+    }
+
+    /// The factor the image is scaled by before detection: below 1 for an image larger than
+    /// `max_image_side`, else [`DetectorOptions::upscale_factor`].
+    pub fn scale_factor(&self, width: u32, height: u32) -> f32 {
+        let long = width.max(height);
+        match self.max_image_side {
+            Some(side) if long > side => side as f32 / long as f32,
+            _ => self.upscale_factor(width, height),
+        }
     }
 
     /// The factor the image is upscaled by before detection (1 when it is not).
@@ -239,17 +265,19 @@ impl FaceDetector {
         if width == 0 || height == 0 {
             return Vec::new();
         }
-        let factor = self.options.upscale_factor(width, height);
-        let upscaled;
-        let (work, scale) = if factor > 1.0 {
+        let factor = self.options.scale_factor(width, height);
+        let scaled;
+        let (work, scale) = if factor != 1.0 {
             let w = (width as f32 * factor).round().max(1.0) as u32;
             let h = (height as f32 * factor).round().max(1.0) as u32;
-            upscaled = imageops::resize(image, w, h, FilterType::Triangle);
+            scaled = if factor > 1.0 {
+                imageops::resize(image, w, h, FilterType::Triangle)
+            } else {
+                // Area averaging in integers: several times faster than a filtered resize.
+                imageops::thumbnail(image, w, h)
+            };
             // The exact per-axis factors, so boxes map back without drift.
-            (
-                &upscaled,
-                (w as f32 / width as f32, h as f32 / height as f32),
-            )
+            (&scaled, (w as f32 / width as f32, h as f32 / height as f32))
         } else {
             (image, (1.0, 1.0))
         };
@@ -446,5 +474,24 @@ mod tests {
             ..o
         };
         assert_eq!(small.upscale_factor(640, 480), 2.0);
+    }
+
+    #[test]
+    fn large_images_are_searched_scaled_down_to_max_image_side() {
+        let o = DetectorOptions {
+            max_image_side: Some(640),
+            ..DetectorOptions::default()
+        };
+        assert_eq!(o.scale_factor(4000, 3000), 640.0 / 4000.0);
+        assert_eq!(o.scale_factor(480, 1280), 0.5);
+        assert_eq!(o.scale_factor(640, 480), 1.0);
+        assert_eq!(o.scale_factor(FER_SIZE, FER_SIZE), 160.0 / FER_SIZE as f32);
+        assert_eq!(DetectorOptions::default().scale_factor(4000, 3000), 1.0);
+        let tiny = DetectorOptions {
+            max_image_side: Some(79),
+            ..o
+        };
+        let error = tiny.validate().unwrap_err().to_string();
+        assert!(error.contains("max_image_side"), "{error}");
     }
 }

@@ -103,15 +103,31 @@ pub fn load_tensors(
 }
 
 /// Loads parameters into `vars`: every var must be present with its shape and no extra
-/// tensor may be left over (PyTorch's `strict=True`).
+/// tensor may be left over (PyTorch's `strict=True`). Tensors stored in another float type
+/// (f16, bf16) are converted to the var's.
 pub fn load_parameters(path: &Path, vars: &VarMap) -> Result<(), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_parameters_from_buffer(&bytes, path, vars)
+}
+
+/// [`load_parameters`] from safetensors bytes in memory; errors name `path` (the file they
+/// came from, or what they stand for).
+pub fn load_parameters_from_buffer(
+    bytes: &[u8],
+    path: &Path,
+    vars: &VarMap,
+) -> Result<(), CheckpointError> {
     let data = vars.data().lock().expect("var map lock");
     let device = data
         .values()
         .next()
         .map(|v| v.device().clone())
         .unwrap_or(Device::Cpu);
-    let mut tensors = load_tensors(path, &device)?;
+    let mut tensors = candle_core::safetensors::load_buffer(bytes, &device)
+        .map_err(|e| CheckpointError::invalid(path, e))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {

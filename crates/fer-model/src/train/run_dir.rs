@@ -172,10 +172,50 @@ impl TrainedModel {
                 .unwrap_or_else(|| PathBuf::from("."));
             (dir, path.to_path_buf())
         };
-        let config: TrainConfig = read_json(&dir.join(CONFIG))?;
-        let normalizer = Normalizer::load(dir.join(NORMALIZER))?;
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| CheckpointError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let config_path = dir.join(CONFIG);
+        let normalizer_path = dir.join(NORMALIZER);
+        Self::from_files(
+            (&config_path, &read(&config_path)?),
+            (&normalizer_path, &read(&normalizer_path)?),
+            (&weights, &read(&weights)?),
+            device,
+        )
+    }
+
+    /// A model from the bytes of a run's `config.json`, `normalizer.json` and a
+    /// `.safetensors` file (f32, or f16/bf16 converted to f32), e.g. compiled into a binary.
+    pub fn from_bytes(
+        config_json: &[u8],
+        normalizer_json: &[u8],
+        weights: &[u8],
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        Self::from_files(
+            (Path::new(CONFIG), config_json),
+            (Path::new(NORMALIZER), normalizer_json),
+            (Path::new("model.safetensors"), weights),
+            device,
+        )
+    }
+
+    /// The one place a model is assembled: each part with the path its errors name.
+    fn from_files(
+        (config_path, config_json): (&Path, &[u8]),
+        (normalizer_path, normalizer_json): (&Path, &[u8]),
+        (weights_path, weights): (&Path, &[u8]),
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let config: TrainConfig = serde_json::from_slice(config_json)
+            .map_err(|e| CheckpointError::invalid(config_path, e))?;
+        let normalizer = Normalizer::from_json(normalizer_json, normalizer_path)?;
         let (vars, model) = config.model.init(device, 0)?;
-        checkpoint::load_parameters(&weights, &vars)?;
+        checkpoint::load_parameters_from_buffer(weights, weights_path, &vars)?;
         Ok(TrainedModel {
             config,
             normalizer,
