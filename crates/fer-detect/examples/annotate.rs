@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use fer_detect::{
     Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, PALETTE, annotate, crop_face,
-    open_image,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.min_face_size = min.to_string_lossy().parse()?;
     }
 
-    let photo = open_image(&input)?;
+    let photo = fer_data::face_image::load_image(std::path::Path::new(&input))?;
     let detector = FaceDetector::new(options)?;
     let grey = photo.to_luma8();
     let start = Instant::now();

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use fer_detect::{
     Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, SEETA_MODEL, annotate, crop_face,
-    open_image,
 };
 use image::imageops::FilterType;
 
@@ -29,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let runs: u32 = args.next().map(|r| r.parse()).transpose()?.unwrap_or(5);
     let out_dir = args.next().map(std::path::PathBuf::from);
-    let photo = open_image(&photo)?;
+    let photo = fer_data::face_image::load_image(std::path::Path::new(&photo))?;
 
     let start = Instant::now();
     for _ in 0..runs {

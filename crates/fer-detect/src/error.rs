@@ -1,9 +1,8 @@
 //! The crate's typed errors.
 
-use std::path::PathBuf;
-
-/// Everything that can go wrong in `fer-detect`. A message never repeats its source (the
-/// I/O or decoding error), which [`std::error::Error::source`] returns.
+/// Everything that can go wrong in `fer-detect`. A message never repeats its source, which
+/// [`std::error::Error::source`] returns. (Decoding image files is `fer-data`'s
+/// `face_image::load_image`, with size limits; this crate takes decoded images.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A detector option is out of the range the SeetaFace detector accepts.
@@ -22,15 +21,6 @@ pub enum Error {
     /// The embedded label font could not be parsed (a corrupt build).
     #[error("the embedded label font could not be read: {0}")]
     Font(String),
-    /// An image file could not be opened or decoded.
-    #[error("cannot read image {}", path.display())]
-    Image {
-        /// The file.
-        path: PathBuf,
-        /// What the decoder said.
-        #[source]
-        source: image::ImageError,
-    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -43,13 +33,6 @@ mod tests {
     #[test]
     fn messages_leave_their_cause_to_the_source() {
         let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        let image = Error::Image {
-            path: PathBuf::from("photo.jpg"),
-            source: image::ImageError::IoError(io()),
-        };
-        assert_eq!(image.to_string(), "cannot read image photo.jpg");
-        let cause = std::error::Error::source(&image).expect("the decoder's error");
-        assert_eq!(cause.to_string(), "gone");
         let model = Error::Model(io());
         assert_eq!(
             model.to_string(),

@@ -9,7 +9,7 @@
 //!     Annotation, DEFAULT_MARGIN, DetectorOptions, FER_SIZE, FaceDetector, annotate, crop_face,
 //! };
 //!
-//! let photo = fer_detect::open_image("photo.jpg")?;
+//! let photo = image::open("photo.jpg").expect("a photo");
 //! let detector = FaceDetector::new(DetectorOptions::default())?;
 //! let grey = photo.to_luma8();
 //! let faces = detector.detect(&grey);
@@ -32,33 +32,7 @@ mod crop;
 mod detector;
 mod error;
 
-use std::path::Path;
-
 pub use annotate::{Annotation, DEFAULT_COLOR, LABEL_FONT, PALETTE, annotate, label_font};
 pub use crop::{DEFAULT_MARGIN, FER_SIZE, MAX_MARGIN, SquareRegion, crop_face, crop_square};
 pub use detector::{DetectorOptions, FaceBox, FaceDetector, SEETA_MODEL};
 pub use error::{Error, Result};
-
-/// Opens and decodes an image file (PNG or JPEG) and turns it upright as its Exif orientation
-/// says (phone photos are often stored sideways); errors name the file.
-pub fn open_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
-    use image::ImageDecoder;
-
-    let path = path.as_ref();
-    let error = |source| Error::Image {
-        path: path.to_owned(),
-        source,
-    };
-    let mut decoder = image::ImageReader::open(path)
-        .and_then(|reader| reader.with_guessed_format())
-        .map_err(|e| error(image::ImageError::IoError(e)))?
-        .into_decoder()
-        .map_err(error)?;
-    // Unreadable Exif is no reason to refuse the pixels.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = image::DynamicImage::from_decoder(decoder).map_err(error)?;
-    image.apply_orientation(orientation);
-    Ok(image)
-}
