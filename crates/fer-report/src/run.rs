@@ -59,7 +59,9 @@ impl Run {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("eval-") && name.ends_with(".json") {
+            // `eval-<split>-data-<fingerprint>.json` holds figures on other data than the
+            // run's (`fer eval --data OTHER`): never the run's own.
+            if name.starts_with("eval-") && name.ends_with(".json") && !name.contains("-data-") {
                 eval_files.push((eval_rank(&name), name, entry.path()));
             }
         }
@@ -142,5 +144,30 @@ impl Run {
             .filter_map(|s| s.get("wall_seconds").and_then(Value::as_f64))
             .collect();
         (!seconds.is_empty()).then(|| seconds.iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fer_model::Metrics;
+
+    #[test]
+    fn evaluations_on_other_data_are_not_the_runs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = |right: usize| {
+            let truth = vec![0usize; 4];
+            let predicted: Vec<usize> = (0..4).map(|k| usize::from(k >= right)).collect();
+            Metrics::from_predictions(&truth, &predicted)
+        };
+        EvalReport::new(Split::PrivateTest, &metrics(3), None)
+            .save(&dir.path().join("eval-private-test.json"))
+            .unwrap();
+        EvalReport::new(Split::PrivateTest, &metrics(1), None)
+            .save(&dir.path().join("eval-private-test-data-0123456789ab.json"))
+            .unwrap();
+        let run = Run::open(dir.path()).unwrap();
+        assert_eq!(run.evaluations.len(), 1);
+        assert_eq!(run.evaluations[0].accuracy, 0.75);
     }
 }

@@ -88,6 +88,15 @@ impl ModelConfig {
         })
     }
 
+    /// Builds the model on `device` for a checkpoint to fill: its parameters get candle's
+    /// default initialisation only, without [`ModelConfig::init`]'s seeded pass (a model
+    /// loaded for inference starts faster).
+    pub fn for_checkpoint(&self, device: &Device) -> Result<(VarMap, Box<dyn Classifier>)> {
+        let vars = VarMap::new();
+        let model = self.build(VarBuilder::from_varmap(&vars, DType::F32, device))?;
+        Ok((vars, model))
+    }
+
     /// Builds the model with fresh parameters on `device`, drawn from a ChaCha8 stream
     /// seeded by `seed` (candle's CPU generator cannot be seeded), with PyTorch's default
     /// bounds: same seed, same weights, on every machine.

@@ -163,6 +163,11 @@ impl TrainedModel {
     /// Opens a run directory (its `best.safetensors`) or a `.safetensors` file with
     /// `config.json` and `normalizer.json` beside it.
     pub fn open(path: &Path, device: &Device) -> Result<Self, TrainError> {
+        // A path that is not there is named itself, not the config.json beside it.
+        std::fs::metadata(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (dir, weights) = if path.is_dir() {
             (path.to_path_buf(), path.join("best.safetensors"))
         } else {
@@ -214,7 +219,7 @@ impl TrainedModel {
         let config: TrainConfig = serde_json::from_slice(config_json)
             .map_err(|e| CheckpointError::invalid(config_path, e))?;
         let normalizer = Normalizer::from_json(normalizer_json, normalizer_path)?;
-        let (vars, model) = config.model.init(device, 0)?;
+        let (vars, model) = config.model.for_checkpoint(device)?;
         checkpoint::load_parameters_from_buffer(weights, weights_path, &vars)?;
         Ok(TrainedModel {
             config,

@@ -8,6 +8,7 @@ use indicatif::ProgressBar;
 
 use super::TrainArgs;
 use crate::shared::progress::epoch_bar;
+use crate::shared::run_data::DataRecord;
 
 /// The training config: `--config` (or the defaults, the seed's recipe) with the flags on top.
 fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
@@ -156,6 +157,10 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = config(args)?;
     let device = args.device.open()?;
     let mut dataset = args.input.open()?;
+    // A finished run's directory without --resume is refused by training itself, untouched.
+    if args.resume || !args.out.join("state.json").is_file() {
+        DataRecord::of(&dataset, &args.input.data).check_and_write(&args.out)?;
+    }
     if let Some(n) = args.train_subset {
         dataset = super::subset_training(&dataset, n, config.seed)?;
     }

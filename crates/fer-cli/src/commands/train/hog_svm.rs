@@ -9,6 +9,7 @@ use fer_model::hog_svm::{self, HogSvmConfig};
 
 use super::TrainArgs;
 use crate::shared::evaluation::{report_text, split_report};
+use crate::shared::run_data::DataRecord;
 
 /// The PrivateTest report `fer train --model hog-svm` leaves in the run directory.
 const PRIVATE_TEST_REPORT: &str = "eval-private-test.json";
@@ -63,6 +64,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     let mut dataset = args.input.open()?;
+    DataRecord::of(&dataset, &args.input.data).check_and_write(&args.out)?;
     if let Some(n) = args.train_subset {
         dataset = super::subset_training(&dataset, n, config.seed)?;
     }
