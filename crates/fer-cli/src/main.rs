@@ -47,6 +47,7 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     Report(commands::report::ReportArgs),
     Predict(commands::predict::PredictArgs),
+    Models(commands::models::ModelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(&args, cli.quiet),
         Command::Eval(args) => commands::eval::run(&args, cli.quiet),
         Command::Predict(args) => commands::predict::run(&args, cli.quiet),
+        Command::Models(args) => commands::models::run(&args),
         Command::Plot(args) => commands::plot::run(&args),
         Command::Report(args) => commands::report::run(&args),
     };

@@ -464,6 +464,12 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
     let corrupt = faces.join("corrupt.png");
     std::fs::write(&corrupt, b"not an image").unwrap();
     std::fs::write(faces.join("notes.txt"), b"ignored: not an image extension").unwrap();
+    // 3.5 MB whose stream inflates to 3.6 GB of pixels: refused, and the batch goes on.
+    std::fs::write(
+        faces.join("bomb.png"),
+        fer_data::synthetic::decompression_bomb_png(60_000),
+    )
+    .unwrap();
 
     let out = fer(&[
         "predict",
@@ -485,17 +491,24 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         stderr.contains("corrupt.png") && stderr.contains("missing.png"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("bomb.png: the image is 60000x60000"),
+        "{stderr}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let images = json["images"].as_array().unwrap();
     assert_eq!(
         images.len(),
-        7,
-        "4 faces + corrupt + wide + missing; notes.txt skipped"
+        8,
+        "4 faces + bomb + corrupt + wide + missing; notes.txt skipped"
     );
     let mut checked = 0;
     for image in images {
         let file = image["file"].as_str().unwrap();
-        if file.ends_with("corrupt.png") || file.ends_with("missing.png") {
+        if file.ends_with("corrupt.png")
+            || file.ends_with("missing.png")
+            || file.ends_with("bomb.png")
+        {
             assert!(image["error"].is_string(), "{image}");
             assert_eq!(image["faces"].as_array().unwrap().len(), 0);
             continue;
@@ -954,6 +967,62 @@ fn batch_size_0_is_refused_by_every_command_that_takes_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("config.json: batch_size must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn eval_on_other_data_never_replaces_the_runs_own_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, own, run) = tiny_run(dir.path());
+    assert!(run.join("data.json").is_file());
+    let eval = |data: &Path| {
+        let out = fer(&[
+            "eval",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    eval(&own);
+    let stored = run.join("eval-private-test.json");
+    let before = std::fs::read_to_string(&stored).unwrap();
+
+    let other = dir.path().join("other.csv");
+    let mut config = SyntheticConfig::small(99);
+    config.per_split = [16, 16, 24];
+    fer_data::write_csv(&generate(&config), &other).unwrap();
+    let stderr = eval(&other);
+    assert!(
+        stderr.contains("not the data the run was trained on"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), before);
+    let keyed: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("eval-private-test-data-"))
+        .collect();
+    assert_eq!(keyed.len(), 1, "{keyed:?}");
+
+    // Nor can the run be resumed on the other data.
+    let out = fer(&[
+        "train",
+        "--data",
+        other.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--resume",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("other data"),
         "{}",
         text(&out.stderr)
     );

@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod export;
+pub mod models;
 pub mod plot;
 pub mod predict;
 pub mod preview;

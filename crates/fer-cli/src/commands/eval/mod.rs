@@ -6,8 +6,8 @@ mod hog_svm;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use fer::ModelSource;
 use fer_data::Split;
-use fer_model::TrainedModel;
 use fer_model::eval::evaluate_with_progress;
 use fer_report::EvalReport;
 
@@ -15,23 +15,28 @@ use crate::shared::data::DataArgs;
 use crate::shared::device::DeviceArgs;
 use crate::shared::evaluation::{print_report, split_report, write_predictions};
 use crate::shared::progress::progress_bar;
+use crate::shared::run_data::eval_report_path;
 use crate::shared::values::{Switch, one_of};
 
 /// Evaluate a trained model on one split (PrivateTest by default: report, never select, on it).
 ///
-/// Given a run directory, also stores the figures there as eval-SPLIT.json. Given several
-/// CNN runs (--model repeated), evaluates their ensemble: the mean of their class
+/// Without --model, evaluates the default built-in model. Given a run directory, also stores
+/// the figures there as eval-SPLIT.json when the data is the run's own (the fingerprint in its
+/// data.json); figures on other data go to eval-SPLIT-data-FINGERPRINT.json instead. Given
+/// several models (--model repeated), evaluates their ensemble: the mean of their class
 /// probabilities.
+///
+/// Example: fer eval --data data/fer2013.csv.gz
 ///
 /// Example: fer eval --model runs/seed --data data/fer2013.csv.gz --json
 ///
 /// Example: fer eval --model runs/a --model runs/b --out runs/a+b --data data/fer2013.csv.gz
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Run directory (uses its best.safetensors) or a .safetensors file inside one; repeat it
-    /// for an ensemble of CNN runs.
-    #[arg(long, required = true)]
-    pub model: Vec<PathBuf>,
+    /// The model: builtin (the default), builtin:NAME, a run directory (its
+    /// best.safetensors) or a .safetensors file inside one; repeat it for an ensemble.
+    #[arg(long, default_value = "builtin", value_parser = clap::value_parser!(ModelSource))]
+    pub model: Vec<ModelSource>,
     #[command(flatten)]
     pub input: DataArgs,
     /// Split to evaluate: training, public-test, private-test.
@@ -65,8 +70,11 @@ const BATCH_SIZE: usize = 256;
 
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let ensemble = args.model.len() > 1;
-    let is_hog_svm = |model: &PathBuf| fer_model::hog_svm::is_hog_svm_run(model);
-    if let Some(hog) = args.model.iter().find(|m| is_hog_svm(m)) {
+    let is_hog_svm = |model: &ModelSource| match model {
+        ModelSource::Path(path) => fer_model::hog_svm::is_hog_svm_run(path),
+        ModelSource::Builtin(_) => false,
+    };
+    if let Some(ModelSource::Path(hog)) = args.model.iter().find(|m| is_hog_svm(m)) {
         anyhow::ensure!(
             !ensemble,
             "{}: a HOG-SVM run cannot join an ensemble (its scores are not probabilities)",
@@ -90,9 +98,11 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     );
     let mut members = Vec::with_capacity(args.model.len());
     for model in &args.model {
-        let trained = TrainedModel::open(model, &device)
-            .with_context(|| format!("cannot load model {}", model.display()))?
-            .with_test_time_augmentation(test_time_flip, args.test_time_shift, &device)?;
+        let trained = model.load(&device)?.with_test_time_augmentation(
+            test_time_flip,
+            args.test_time_shift,
+            &device,
+        )?;
         let bar = progress_bar(view.len(), quiet, "images evaluated");
         members.push(evaluate_with_progress(
             trained.model.as_ref(),
@@ -107,8 +117,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let evaluation = if ensemble {
         for (model, member) in args.model.iter().zip(&members) {
             tracing::info!(
-                "member {}: accuracy {:.2}%, macro-F1 {:.3}",
-                model.display(),
+                "member {model}: accuracy {:.2}%, macro-F1 {:.3}",
                 100.0 * member.metrics.accuracy,
                 member.metrics.macro_f1
             );
@@ -133,7 +142,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let config = serde_json::json!({
             "ensemble": {
-                "members": args.model.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
+                "members": args.model.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "combination": "mean of the members' class probabilities",
                 "test_time_flip": test_time_flip,
                 "test_time_shift": args.test_time_shift,
@@ -145,11 +154,22 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         let path = EvalReport::path_in(out, args.split);
         report.save(&path)?;
         tracing::info!("wrote {}", path.display());
-    } else if !ensemble && args.model[0].is_dir() && !overridden {
-        // Stored with the run, for `fer plot confusion` and `fer report`.
-        let path = EvalReport::path_in(&args.model[0], args.split);
+    } else if let Some(run_dir) = args.model[0].run_dir()
+        && !ensemble
+        && !overridden
+    {
+        // Stored with the run, for `fer plot confusion` and `fer report`; figures on other
+        // data never replace the run's own.
+        let (path, not_own) = eval_report_path(run_dir, args.split, &dataset)?;
         report.save(&path)?;
-        tracing::info!("wrote {}", path.display());
+        match not_own {
+            None => tracing::info!("wrote {}", path.display()),
+            Some(reason) => tracing::warn!(
+                "{reason}: stored as {} ({} stays the run's own)",
+                path.display(),
+                EvalReport::path_in(run_dir, args.split).display()
+            ),
+        }
     }
     print_report(&report, args.json)
 }

@@ -1,50 +1,59 @@
-//! One batch of files: their faces read in parallel, then one forward pass over all the faces.
+//! One batch of files: their faces read in parallel, then one pass of the model over all the
+//! faces of the batch.
 
 use std::path::PathBuf;
 
-use candle_core::Device;
-use fer_model::TrainedModel;
-use fer_model::eval::predict_faces;
+use fer::Recognizer;
 use rayon::prelude::*;
 
-use super::faces::FaceSource;
+use super::faces::{FaceSource, Faces};
 use super::prediction::{FacePrediction, ImagePrediction};
 
-/// What each of `files` holds, in order: a file that cannot be read gets its error and the
-/// others still run. Faces go through the model `batch_size` at a time.
-pub fn predict_files(
-    files: &[PathBuf],
-    source: &FaceSource,
-    trained: &TrainedModel,
-    device: &Device,
-    batch_size: usize,
+/// The files of a batch with their faces (or why each cannot be read), before classification.
+pub struct DecodedBatch {
+    files: Vec<PathBuf>,
+    faces: Vec<Result<Faces, String>>,
+}
+
+/// Reads the faces of `files` in parallel: decoding and detection, the part of a batch that
+/// does not need the model.
+pub fn read_faces(files: &[PathBuf], source: FaceSource, recognizer: &Recognizer) -> DecodedBatch {
+    DecodedBatch {
+        files: files.to_vec(),
+        faces: files
+            .par_iter()
+            .map(|path| source.faces_of(path, recognizer))
+            .collect(),
+    }
+}
+
+/// Classifies every face of the batch in one pass and pairs each file with its result; a
+/// file that could not be read keeps its error and the others still run.
+pub fn classify(
+    batch: DecodedBatch,
+    recognizer: &Recognizer,
 ) -> anyhow::Result<Vec<ImagePrediction>> {
-    let decoded: Vec<_> = files.par_iter().map(|path| source.faces_of(path)).collect();
-    let pixels: Vec<u8> = decoded
+    let pixels: Vec<u8> = batch
+        .faces
         .iter()
-        .flat_map(|faces| faces.iter().flatten())
-        .flat_map(|face| face.pixels.iter().copied())
+        .flatten()
+        .flat_map(|faces| faces.pixels.iter().copied())
         .collect();
-    let mut probabilities = predict_faces(
-        trained.model.as_ref(),
-        &trained.normalizer,
-        &pixels,
-        device,
-        batch_size,
-    )?
-    .into_iter();
-    Ok(files
-        .iter()
-        .zip(decoded)
+    let mut emotions = recognizer.classify_pixels(&pixels)?.into_iter();
+    Ok(batch
+        .files
+        .into_iter()
+        .zip(batch.faces)
         .map(|(file, faces)| ImagePrediction {
-            file: file.clone(),
+            file,
             result: faces.map(|faces| {
                 faces
+                    .boxes
                     .into_iter()
-                    .map(|face| FacePrediction {
-                        face_box: face.face_box,
-                        origin: face.origin,
-                        probabilities: probabilities.next().expect("one row per face"),
+                    .map(|face_box| FacePrediction {
+                        face_box,
+                        origin: faces.origin,
+                        probabilities: emotions.next().expect("one row per face").probabilities,
                     })
                     .collect()
             }),

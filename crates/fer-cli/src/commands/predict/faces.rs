@@ -1,15 +1,18 @@
-//! The faces of one image file: every face the detector finds, cropped square with a margin,
-//! or (`--no-detect`) the image's centred square; each as FER-sized pixels with its box.
+//! The faces of one image file: every face the recognizer's detector finds, cropped square
+//! with a margin, or (`--no-detect`) the image's centred square; each as FER-sized pixels with
+//! its box.
 
 use std::path::Path;
 
+use fer::Recognizer;
 use fer_data::face_image::{face_pixels, load_image};
-use fer_detect::{FaceBox, FaceDetector};
+use fer_detect::FaceBox;
 
 /// How faces are taken from an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaceSource {
     /// Every face the detector finds, cropped square with a margin.
-    Detect { detector: FaceDetector, margin: f32 },
+    Detect,
     /// The whole image is one face: its centred square (pre-cropped faces).
     WholeImage,
 }
@@ -23,48 +26,49 @@ pub enum FaceOrigin {
     WholeImage,
 }
 
-/// One face of an image: where it is, how it was found, and its pixels as the model takes them.
-pub struct Face {
-    pub face_box: FaceBox,
+/// The faces of one image: where each is, how it was found, and their pixels as the model
+/// takes them (48x48 each, back to back).
+pub struct Faces {
+    pub boxes: Vec<FaceBox>,
     pub origin: FaceOrigin,
     pub pixels: Vec<u8>,
 }
 
 impl FaceSource {
-    /// The faces of one image file, or why it cannot be read.
-    pub fn faces_of(&self, path: &Path) -> Result<Vec<Face>, String> {
+    /// The faces of one image file, or why it cannot be read. The file is decoded within the
+    /// default image limits (a decompression bomb is refused before it is allocated).
+    pub fn faces_of(self, path: &Path, recognizer: &Recognizer) -> Result<Faces, String> {
         if path.is_dir() {
             return Err(format!("{}: cannot read this folder", path.display()));
         }
         let image = load_image(path)
             .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
             .to_luma8();
-        match self {
+        Ok(match self {
             FaceSource::WholeImage => {
                 let (width, height) = image.dimensions();
                 let side = width.min(height);
-                let face_box = FaceBox {
-                    x: (width - side) / 2,
-                    y: (height - side) / 2,
-                    width: side,
-                    height: side,
-                    score: 0.0,
-                };
-                Ok(vec![Face {
-                    face_box,
+                Faces {
+                    boxes: vec![FaceBox {
+                        x: (width - side) / 2,
+                        y: (height - side) / 2,
+                        width: side,
+                        height: side,
+                        score: 0.0,
+                    }],
                     origin: FaceOrigin::WholeImage,
                     pixels: face_pixels(&image),
-                }])
+                }
             }
-            FaceSource::Detect { detector, margin } => Ok(detector
-                .detect(&image)
-                .into_iter()
-                .map(|face_box| Face {
-                    face_box,
+            FaceSource::Detect => {
+                let boxes = recognizer.detect_faces(&image);
+                let pixels = recognizer.crop_faces(&image, &boxes);
+                Faces {
+                    boxes,
                     origin: FaceOrigin::Detected,
-                    pixels: fer_detect::crop_face(&image, &face_box, *margin).into_raw(),
-                })
-                .collect()),
-        }
+                    pixels,
+                }
+            }
+        })
     }
 }

@@ -13,9 +13,9 @@ mod prediction;
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
-use anyhow::Context;
-use fer_model::TrainedModel;
+use fer::{ModelSource, Recognizer, RecognizerOptions};
 
 use crate::shared::device::DeviceArgs;
 use crate::shared::progress::progress_bar;
@@ -29,16 +29,21 @@ use output::OutputFormat;
 /// margin, resized to 48x48 and normalised with the model's own normaliser. With --no-detect
 /// each image is taken as one pre-cropped face (its centred square), like FER2013's.
 ///
+/// Without --model, the default built-in model classifies (`fer models` lists them).
+///
 /// Folders are searched recursively for image files. A file that cannot be read is reported
 /// and the others still run; the exit status is then 1. A photo without a face is not an
 /// error: it is listed with no faces.
 ///
-/// Example: fer predict --model runs/seed photos/ --annotate annotated/ --top 3
+/// Example: fer predict photos/ --annotate annotated/ --top 3
+///
+/// Example: fer predict --model runs/cpu/cpu-vgg-bn photo.jpg --json
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// Run directory (uses its best.safetensors) or a .safetensors file inside one.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// The model: builtin (the default), builtin:NAME, a run directory (its best.safetensors)
+    /// or a .safetensors file inside one.
+    #[arg(long, default_value = "builtin", value_parser = clap::value_parser!(ModelSource))]
+    pub model: ModelSource,
     /// Image files or folders.
     #[arg(required = true, value_name = "IMAGE_OR_DIR")]
     pub inputs: Vec<PathBuf>,
@@ -73,6 +78,11 @@ pub struct PredictArgs {
     /// Margin added around each detected face box before cropping, as a share of its side.
     #[arg(long, default_value_t = fer_detect::DEFAULT_MARGIN)]
     pub margin: f32,
+    /// Search for faces on a copy of each photo scaled down to this many pixels on its longer
+    /// side (crops still come from the full photo); 0 searches at full size, which finds
+    /// smaller faces in large photos (below about 40 x long side / this) but is much slower.
+    #[arg(long, default_value_t = fer::DEFAULT_DETECTION_SIDE, value_name = "PIXELS")]
+    pub detect_size: u32,
 }
 
 impl PredictArgs {
@@ -87,63 +97,83 @@ impl PredictArgs {
         }
     }
 
-    /// Where faces come from: the detector (options checked), or the whole image.
-    fn face_source(&self) -> anyhow::Result<FaceSource> {
-        if self.no_detect {
-            return Ok(FaceSource::WholeImage);
-        }
-        anyhow::ensure!(
-            (0.0..=fer_detect::MAX_MARGIN).contains(&self.margin),
-            "--margin must be between 0 and {}",
-            fer_detect::MAX_MARGIN
-        );
-        let options = fer_detect::DetectorOptions {
-            min_face_size: self.min_face,
-            ..fer_detect::DetectorOptions::default()
-        };
-        Ok(FaceSource::Detect {
-            detector: fer_detect::FaceDetector::new(options)?,
+    /// How the recognizer detects, crops and batches (options checked when it is opened).
+    fn recognizer_options(&self) -> RecognizerOptions {
+        RecognizerOptions {
+            detector: fer_detect::DetectorOptions {
+                min_face_size: self.min_face,
+                max_image_side: (self.detect_size > 0).then_some(self.detect_size),
+                ..fer_detect::DetectorOptions::default()
+            },
             margin: self.margin,
-        })
+            batch_size: self.batch_size,
+        }
+    }
+
+    /// Where faces come from: the detector, or the whole image.
+    fn face_source(&self) -> FaceSource {
+        if self.no_detect {
+            FaceSource::WholeImage
+        } else {
+            FaceSource::Detect
+        }
     }
 }
 
+/// Files per batch read ahead of the one being classified.
+const BATCHES_AHEAD: usize = 1;
+
 pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let trained = TrainedModel::open(&args.model, &device)
-        .with_context(|| format!("cannot load model {}", args.model.display()))?;
+    let recognizer = Recognizer::open_on(&args.model, args.recognizer_options(), device)?;
     let files = inputs::collect_inputs(&args.inputs);
     anyhow::ensure!(!files.is_empty(), "no image files to read");
-    let source = args.face_source()?;
+    let source = args.face_source();
     let mut annotator = args
         .annotate
         .as_deref()
         .map(|target| Annotator::new(target, files.len() == 1));
-    let mut printer = args.output_format().printer(args.top, &args.model);
+    let mut printer = args
+        .output_format()
+        .printer(args.top, &args.model.to_string());
 
     let bar = progress_bar(files.len(), quiet, "images");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     printer.begin(&mut out)?;
     let mut failed = 0usize;
-    for chunk in files.chunks(args.batch_size) {
-        for prediction in batch::predict_files(chunk, &source, &trained, &device, args.batch_size)?
-        {
-            if let Err(message) = &prediction.result {
-                failed += 1;
-                bar.suspend(|| tracing::error!("{message}"));
+    // Decoding and detection of the next batch overlap the classification of this one.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (sender, batches) = mpsc::sync_channel(BATCHES_AHEAD);
+        let recognizer = &recognizer;
+        let files = &files;
+        scope.spawn(move || {
+            for chunk in files.chunks(args.batch_size) {
+                let decoded = batch::read_faces(chunk, source, recognizer);
+                if sender.send((chunk.len(), decoded)).is_err() {
+                    return; // the printer stopped (an error): read no further
+                }
             }
-            if let Some(annotator) = &mut annotator
-                && let Err(error) = annotator.annotate(&prediction)
-            {
-                failed += 1;
-                bar.suspend(|| tracing::error!("{error:#}"));
+        });
+        for (count, decoded) in batches {
+            for prediction in batch::classify(decoded, recognizer)? {
+                if let Err(message) = &prediction.result {
+                    failed += 1;
+                    bar.suspend(|| tracing::error!("{message}"));
+                }
+                if let Some(annotator) = &mut annotator
+                    && let Err(error) = annotator.annotate(&prediction)
+                {
+                    failed += 1;
+                    bar.suspend(|| tracing::error!("{error:#}"));
+                }
+                printer.image(&mut out, &prediction)?;
             }
-            printer.image(&mut out, &prediction)?;
+            out.flush()?;
+            bar.inc(count as u64);
         }
-        out.flush()?;
-        bar.inc(chunk.len() as u64);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     printer.finish(&mut out)?;
     out.flush()?;

@@ -2,7 +2,6 @@
 //! faces (box, detector score, top emotions, all seven probabilities) or its error.
 
 use std::io::Write;
-use std::path::Path;
 
 use fer_data::Emotion;
 use serde_json::{Value, json};
@@ -19,10 +18,10 @@ pub struct JsonPrinter {
 
 impl JsonPrinter {
     /// Lists the `top` most likely emotions per face; `model` is named in the document.
-    pub fn new(top: u8, model: &Path) -> Self {
+    pub fn new(top: u8, model: &str) -> Self {
         JsonPrinter {
             top,
-            model: model.display().to_string(),
+            model: model.to_string(),
             images: Vec::new(),
         }
     }

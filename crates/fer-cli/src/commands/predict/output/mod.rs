@@ -6,7 +6,6 @@ mod json;
 mod text;
 
 use std::io::Write;
-use std::path::Path;
 
 use super::prediction::ImagePrediction;
 
@@ -23,8 +22,8 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// The printer of this format, listing `top` emotions per face where the format does; JSON
-    /// names the model file it was given.
-    pub fn printer(self, top: u8, model: &Path) -> Box<dyn Printer> {
+    /// names the model (`builtin:NAME` or the path it was given).
+    pub fn printer(self, top: u8, model: &str) -> Box<dyn Printer> {
         match self {
             OutputFormat::Text => Box::new(text::TextPrinter::new(top)),
             OutputFormat::Json => Box::new(json::JsonPrinter::new(top, model)),

@@ -1,0 +1,265 @@
+//! [`Recognizer`]: a model and a face detector together, from a photo to each face's
+//! emotions in one call.
+
+use candle_core::Device;
+use fer_data::Emotion;
+use fer_data::face_image::face_pixels;
+use fer_detect::{DetectorOptions, FaceBox, FaceDetector};
+use fer_model::TrainedModel;
+use fer_model::eval::predict_faces;
+use image::{DynamicImage, GrayImage};
+
+use crate::error::{Error, Result};
+use crate::source::ModelSource;
+
+/// The longer side of the copy of a photo that faces are searched on by default (crops come
+/// from the full photo): see [`DetectorOptions::max_image_side`] for the trade.
+pub const DEFAULT_DETECTION_SIDE: u32 = 1024;
+
+/// How a [`Recognizer`] finds and crops faces and batches them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecognizerOptions {
+    /// How faces are searched for. Its `max_image_side` ([`DEFAULT_DETECTION_SIDE`] by
+    /// default) is what makes large photos fast: detection runs on a copy scaled down to it.
+    pub detector: DetectorOptions,
+    /// The margin added around a detected box before cropping, as a share of its side
+    /// (FER2013's framing, measured: [`fer_detect::DEFAULT_MARGIN`]).
+    pub margin: f32,
+    /// Faces per forward pass (at least 1).
+    pub batch_size: usize,
+}
+
+impl Default for RecognizerOptions {
+    fn default() -> Self {
+        RecognizerOptions {
+            detector: DetectorOptions {
+                max_image_side: Some(DEFAULT_DETECTION_SIDE),
+                ..DetectorOptions::default()
+            },
+            margin: fer_detect::DEFAULT_MARGIN,
+            batch_size: 64,
+        }
+    }
+}
+
+/// The seven emotion probabilities of one face (they sum to 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Emotions {
+    /// In [`Emotion`] order: Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral.
+    pub probabilities: [f32; 7],
+}
+
+impl Emotions {
+    /// The probability of `emotion`.
+    pub fn get(&self, emotion: Emotion) -> f32 {
+        self.probabilities[usize::from(emotion.label())]
+    }
+
+    /// The most likely emotion and its probability (the first on ties).
+    pub fn top(&self) -> (Emotion, f32) {
+        self.ranked()[0]
+    }
+
+    /// Every emotion with its probability, most likely first (ties keep the class order).
+    pub fn ranked(&self) -> [(Emotion, f32); 7] {
+        let mut ranked = Emotion::ALL.map(|e| (e, self.get(e)));
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+    }
+}
+
+/// One face found in a photo and its emotions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceEmotions {
+    /// Where the face is, in the photo's pixels; `score` is the detector's.
+    pub face_box: FaceBox,
+    pub emotions: Emotions,
+}
+
+/// A model and a face detector: emotions of the faces in photos, or of faces already cropped.
+///
+/// `Send + Sync`: share one (in an `Arc`) between threads; every call takes `&self`.
+/// Faces are classified in batches of [`RecognizerOptions::batch_size`] through the inference
+/// path `fer eval` measures (the model's test-time augmentation, the fast CPU kernels).
+pub struct Recognizer {
+    model: TrainedModel,
+    detector: FaceDetector,
+    options: RecognizerOptions,
+    source: ModelSource,
+    device: Device,
+}
+
+impl std::fmt::Debug for Recognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recognizer")
+            .field("source", &self.source)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recognizer {
+    /// The default built-in model with the default options, on the CPU.
+    pub fn builtin() -> Result<Self> {
+        Self::open(&ModelSource::default(), RecognizerOptions::default())
+    }
+
+    /// The model `source` with `options`, on the CPU.
+    pub fn open(source: &ModelSource, options: RecognizerOptions) -> Result<Self> {
+        Self::open_on(source, options, Device::Cpu)
+    }
+
+    /// The model `source` with `options`, on `device` (e.g. a CUDA device in `cuda` builds).
+    pub fn open_on(
+        source: &ModelSource,
+        options: RecognizerOptions,
+        device: Device,
+    ) -> Result<Self> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidInput("batch_size must be at least 1".into()));
+        }
+        if !(0.0..=fer_detect::MAX_MARGIN).contains(&options.margin) {
+            return Err(Error::InvalidInput(format!(
+                "margin must be between 0 and {}, not {}",
+                fer_detect::MAX_MARGIN,
+                options.margin
+            )));
+        }
+        let detector = FaceDetector::new(options.detector.clone())?;
+        let model = source.load(&device)?;
+        Ok(Recognizer {
+            model,
+            detector,
+            options,
+            source: source.clone(),
+            device,
+        })
+    }
+
+    /// Where the model came from.
+    pub fn source(&self) -> &ModelSource {
+        &self.source
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &RecognizerOptions {
+        &self.options
+    }
+
+    /// The model (configuration, normalizer, network).
+    pub fn model(&self) -> &TrainedModel {
+        &self.model
+    }
+
+    /// The faces in a grey photo, left to right (see [`FaceDetector::detect`]).
+    pub fn detect_faces(&self, image: &GrayImage) -> Vec<FaceBox> {
+        self.detector.detect(image)
+    }
+
+    /// Each box of `boxes` cut from `image` with the margin and resized to 48x48, back to back
+    /// (the input of [`Recognizer::classify_pixels`]).
+    pub fn crop_faces(&self, image: &GrayImage, boxes: &[FaceBox]) -> Vec<u8> {
+        boxes
+            .iter()
+            .flat_map(|face| fer_detect::crop_face(image, face, self.options.margin).into_raw())
+            .collect()
+    }
+
+    /// Every face in `image` with its emotions, left to right; none when no face is found.
+    pub fn detect_emotions(&self, image: &DynamicImage) -> Result<Vec<FaceEmotions>> {
+        let grey = image.to_luma8();
+        let boxes = self.detect_faces(&grey);
+        let emotions = self.classify_pixels(&self.crop_faces(&grey, &boxes))?;
+        Ok(boxes
+            .into_iter()
+            .zip(emotions)
+            .map(|(face_box, emotions)| FaceEmotions { face_box, emotions })
+            .collect())
+    }
+
+    /// The emotions of faces that are already cropped, like FER2013's: each image's centred
+    /// square, resized to 48x48, is one face.
+    pub fn classify_faces(&self, faces: &[GrayImage]) -> Result<Vec<Emotions>> {
+        let pixels: Vec<u8> = faces.iter().flat_map(face_pixels).collect();
+        self.classify_pixels(&pixels)
+    }
+
+    /// The emotions of 48x48 grey faces stored back to back (row-major, 2,304 bytes each, as
+    /// in FER2013's `pixels` column).
+    pub fn classify_pixels(&self, faces: &[u8]) -> Result<Vec<Emotions>> {
+        if !faces.len().is_multiple_of(fer_data::IMAGE_PIXELS) {
+            return Err(Error::InvalidInput(format!(
+                "{} bytes is not a whole number of 48x48 faces ({} bytes each)",
+                faces.len(),
+                fer_data::IMAGE_PIXELS
+            )));
+        }
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let probabilities = predict_faces(
+            self.model.model.as_ref(),
+            &self.model.normalizer,
+            faces,
+            &self.device,
+            self.options.batch_size,
+        )
+        .map_err(Error::Inference)?;
+        Ok(probabilities
+            .into_iter()
+            .map(|probabilities| Emotions { probabilities })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn a_recognizer_can_be_shared_between_threads() {
+        assert_send_sync::<Recognizer>();
+    }
+
+    #[test]
+    fn emotions_rank_and_pick_the_most_likely() {
+        let emotions = Emotions {
+            probabilities: [0.05, 0.0, 0.05, 0.6, 0.1, 0.05, 0.15],
+        };
+        assert_eq!(emotions.top(), (Emotion::Happy, 0.6));
+        assert_eq!(emotions.get(Emotion::Neutral), 0.15);
+        let ranked = emotions.ranked();
+        assert_eq!(ranked[1].0, Emotion::Neutral);
+        assert_eq!(ranked[2].0, Emotion::Sad);
+        assert_eq!(ranked[6].0, Emotion::Disgust);
+    }
+
+    #[test]
+    fn bad_options_and_inputs_are_errors() {
+        let options = RecognizerOptions {
+            batch_size: 0,
+            ..RecognizerOptions::default()
+        };
+        let error = Recognizer::open(&ModelSource::default(), options).unwrap_err();
+        assert!(error.to_string().contains("batch_size"), "{error}");
+        let recognizer = Recognizer::builtin().unwrap();
+        let error = recognizer.classify_pixels(&[0u8; 100]).unwrap_err();
+        assert!(error.to_string().contains("100 bytes"), "{error}");
+        assert!(recognizer.classify_pixels(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_blank_photo_has_no_faces_and_a_face_has_probabilities() {
+        let recognizer = Recognizer::builtin().unwrap();
+        let blank = DynamicImage::new_luma8(320, 240);
+        assert!(recognizer.detect_emotions(&blank).unwrap().is_empty());
+        let face = GrayImage::from_fn(48, 48, |x, y| image::Luma([((x * 5 + y * 3) % 256) as u8]));
+        let emotions = recognizer.classify_faces(&[face.clone(), face]).unwrap();
+        assert_eq!(emotions.len(), 2);
+        assert_eq!(emotions[0], emotions[1]);
+        let sum: f32 = emotions[0].probabilities.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    }
+}
