@@ -27,6 +27,13 @@ pub enum Bench {
     /// Training step and inference images/s at batch 32/128/256 and batch-1 latency of the
     /// seed CNN or vgg-bn, beside PyTorch's on the same number of threads.
     TrainStep(TrainStepArgs),
+    /// Photos end to end: `fer predict` on one 640x480 photo (process start to output) and on
+    /// a folder of generated photos with FER2013 faces, beside the `fer` Python package.
+    Photos(crate::photos::PhotosArgs),
+    /// What detection and cropping do to accuracy: PrivateTest faces pasted into larger
+    /// images (upright and tilted), detected, cropped with several margins and classified,
+    /// against the same faces as FER2013 gives them.
+    Crops(crate::photos::CropsArgs),
     /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
     #[command(hide = true)]
     IngestProbe {
@@ -103,6 +110,8 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Ingest(args) => ingest(&args),
         Bench::Augment(args) => augment(&args),
         Bench::TrainStep(args) => train_step(&args),
+        Bench::Photos(args) => crate::photos::photos(&args),
+        Bench::Crops(args) => crate::photos::crops(&args),
         Bench::IngestProbe { data } => {
             let start = Instant::now();
             let loaded = fer_data::load(&data, &fer_data::LoadOptions::default())?;
@@ -114,20 +123,6 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The default FER2013 location: data/ in the workspace, then ../shared/data beside it (where
-/// the project's development and CI machines keep a copy).
-pub fn default_data() -> Option<PathBuf> {
-    let root = crate::workspace_root();
-    [
-        root.join("data/fer2013.csv.gz"),
-        root.join("data/fer2013.csv"),
-        root.join("../shared/data/fer2013.csv.gz"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .map(|p| p.canonicalize().unwrap_or(p))
 }
 
 fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
@@ -467,7 +462,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
 fn resolve_data(data: Option<&Path>) -> anyhow::Result<PathBuf> {
     match data {
         Some(path) => Ok(path.to_path_buf()),
-        None => default_data().context(
+        None => crate::default_data().context(
             "no FER2013 file found: pass --data, set FER2013_CSV, or run `cargo xtask download`",
         ),
     }
@@ -527,7 +522,7 @@ fn run_peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value>
             stderr.lines().last().unwrap_or("")
         );
     }
-    last_json_line(&output.stdout)
+    crate::last_json_line(&output.stdout)
 }
 
 /// Both forms of the file: the given one and the other, made once under target/bench-data.
@@ -575,13 +570,7 @@ fn run_probe(path: &Path) -> anyhow::Result<Value> {
     if !output.status.success() {
         bail!("probe failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    last_json_line(&output.stdout)
-}
-
-fn last_json_line(stdout: &[u8]) -> anyhow::Result<Value> {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text.lines().last().context("no output")?;
-    serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))
+    crate::last_json_line(&output.stdout)
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.

@@ -2,12 +2,15 @@
 //! measuring the code.
 
 mod bench;
+mod builtin_model;
 mod download;
 mod imports;
+mod photos;
 mod pipeline;
 mod regression;
 mod results;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// glibc maps and unmaps the large tensors of every step; mimalloc keeps them.
@@ -53,6 +56,9 @@ enum Command {
     Results(results::Results),
     /// Check that no two files of a crate import each other in a circle.
     CheckImports(imports::ImportsArgs),
+    /// Ship a trained run as a model built into the `fer` crate (crates/fer/models/NAME/):
+    /// weights as f16, evaluated on PublicTest and PrivateTest against the run's f32 figures.
+    BuiltinModel(builtin_model::BuiltinModelArgs),
 }
 
 /// The workspace root: the parent of this crate's directory.
@@ -65,6 +71,27 @@ pub fn workspace_root() -> std::path::PathBuf {
         )
 }
 
+/// The default FER2013 location: data/ in the workspace, then ../shared/data beside it (where
+/// the project's development and CI machines keep a copy).
+pub fn default_data() -> Option<std::path::PathBuf> {
+    let root = crate::workspace_root();
+    [
+        root.join("data/fer2013.csv.gz"),
+        root.join("data/fer2013.csv"),
+        root.join("../shared/data/fer2013.csv.gz"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .map(|p| p.canonicalize().unwrap_or(p))
+}
+
+/// The JSON object on the last line of a command's output (how every peer reports).
+pub fn last_json_line(stdout: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text.lines().last().context("no output")?;
+    serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))
+}
+
 fn main() -> anyhow::Result<()> {
     keep_freed_memory();
     let cli = Cli::parse();
@@ -75,5 +102,6 @@ fn main() -> anyhow::Result<()> {
         Command::Regression(args) => regression::run(args),
         Command::Results(command) => results::run(command),
         Command::CheckImports(args) => imports::run(args),
+        Command::BuiltinModel(args) => builtin_model::run(args),
     }
 }

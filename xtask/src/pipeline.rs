@@ -628,7 +628,7 @@ fn resolve_data(given: Option<&Path>, root: &Path) -> Result<PathBuf> {
 }
 
 /// Builds the `fer` binary (with CUDA for a cuda device) and returns its path.
-fn build_fer(root: &Path, device: &str) -> Result<PathBuf> {
+pub(crate) fn build_fer(root: &Path, device: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command

@@ -1,0 +1,451 @@
+//! `bench photos` and `bench crops`: FER2013 faces pasted into larger photos, for what the
+//! photo path costs (`fer predict` beside the `fer` Python package, per photo and per folder)
+//! and for what detection and cropping do to accuracy (margins, tilt).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use fer::{ModelSource, Recognizer, RecognizerOptions};
+use fer_data::{Dataset, Split};
+use fer_detect::FaceBox;
+use image::imageops::{self, FilterType};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+/// Photo sizes of the generated folder and how often each occurs (most photos people run are
+/// phone-camera or web sizes; a few are full 12-megapixel frames).
+const PHOTO_SIZES: [((u32, u32), f64); 5] = [
+    ((320, 240), 0.2),
+    ((640, 480), 0.35),
+    ((1280, 960), 0.2),
+    ((1920, 1080), 0.2),
+    ((4000, 3000), 0.05),
+];
+
+#[derive(clap::Args)]
+pub struct PhotosArgs {
+    /// FER2013 file; default: $FER2013_CSV, data/, or ../shared/data/ beside the checkout.
+    #[arg(long, env = "FER2013_CSV")]
+    data: Option<PathBuf>,
+    /// Photos in the generated folder (made once under target/bench-photos/).
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// Runs of `fer predict` on one 640x480 photo (process start to output; the median is
+    /// reported).
+    #[arg(long, default_value_t = 10)]
+    single_runs: usize,
+    /// Python with the `fer` package (pip install fer) for the peer; required unless
+    /// --no-peer.
+    #[arg(long, env = "FER_PEER_PYTHON")]
+    python: Option<PathBuf>,
+    /// Measure ours alone.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CropsArgs {
+    /// FER2013 file; default: $FER2013_CSV, data/, or ../shared/data/ beside the checkout.
+    #[arg(long, env = "FER2013_CSV")]
+    data: Option<PathBuf>,
+    /// The model: builtin, builtin:NAME or a run directory.
+    #[arg(long, default_value = "builtin")]
+    model: String,
+    /// PrivateTest images to paste (the first n).
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Margins to crop with, as a share of the box side.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.15,0.2")]
+    margins: Vec<f32>,
+    /// Vertical shifts of the crop's centre to try, as a share of the box's height (positive:
+    /// down), each with the default margin.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        default_value = "-0.1,-0.05,0.05,0.1"
+    )]
+    offsets: Vec<f32>,
+    /// Tilts to paste faces at, in degrees (in-plane rotation).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        default_value = "0,10"
+    )]
+    tilts: Vec<f32>,
+}
+
+/// The `fer` binary beside this xtask, built first.
+fn fer_binary() -> anyhow::Result<PathBuf> {
+    crate::pipeline::build_fer(&crate::workspace_root(), "cpu")
+}
+
+fn load_private_test(data: Option<&Path>) -> anyhow::Result<(Dataset, Vec<usize>)> {
+    let data = match data {
+        Some(path) => path.to_path_buf(),
+        None => crate::default_data().context(
+            "no FER2013 file found: pass --data, set FER2013_CSV, or run `cargo xtask download`",
+        )?,
+    };
+    let dataset = fer_data::load(&data, &fer_data::LoadOptions::default())?.dataset;
+    let private = dataset.indices_of(Split::PrivateTest);
+    ensure!(
+        !private.is_empty(),
+        "{}: no PrivateTest images",
+        data.display()
+    );
+    Ok((dataset, private))
+}
+
+/// A FER2013 face as a grey image.
+fn face(dataset: &Dataset, index: usize) -> GrayImage {
+    GrayImage::from_raw(48, 48, dataset.image(index).to_vec()).expect("48x48")
+}
+
+/// A smooth background with noise, different per seed.
+fn background(width: u32, height: u32, rng: &mut ChaCha8Rng) -> RgbImage {
+    let (a, b): (f32, f32) = (rng.random_range(40.0..200.0), rng.random_range(40.0..200.0));
+    let tint = [
+        rng.random_range(0.8..1.2f32),
+        rng.random_range(0.8..1.2f32),
+        rng.random_range(0.8..1.2f32),
+    ];
+    let mut noise = ChaCha8Rng::seed_from_u64(rng.random());
+    RgbImage::from_fn(width, height, |x, y| {
+        let t = (x as f32 / width as f32 + y as f32 / height as f32) / 2.0;
+        let base = a + (b - a) * t + noise.random_range(-12.0..12.0f32);
+        Rgb(tint.map(|k| (base * k).clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// Makes (once) a folder of `count` JPEG photos, each with one or two FER2013 faces.
+fn photo_folder(dataset: &Dataset, faces: &[usize], count: usize) -> anyhow::Result<PathBuf> {
+    let dir = crate::workspace_root().join(format!("target/bench-photos/{count}"));
+    let done = dir.join(".complete");
+    if done.is_file() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("making {count} photos in {}", dir.display());
+    let mut rng = ChaCha8Rng::seed_from_u64(2013);
+    let total: f64 = PHOTO_SIZES.iter().map(|(_, w)| w).sum();
+    for k in 0..count {
+        let mut pick = rng.random_range(0.0..total);
+        let (width, height) = PHOTO_SIZES
+            .iter()
+            .find(|(_, w)| {
+                pick -= w;
+                pick < 0.0
+            })
+            .map_or(PHOTO_SIZES[0].0, |(size, _)| *size);
+        let mut photo = background(width, height, &mut rng);
+        let people = rng.random_range(1..=2u32);
+        for p in 0..people {
+            let short = width.min(height);
+            let side = rng.random_range(short / 5..=short * 2 / 5).max(48);
+            let cell = width / people;
+            let x = p * cell + rng.random_range(0..=cell.saturating_sub(side).max(1) - 1);
+            let y = rng.random_range(0..=(height - side));
+            let index = faces[rng.random_range(0..faces.len())];
+            let big = imageops::resize(&face(dataset, index), side, side, FilterType::CatmullRom);
+            let colour = image::DynamicImage::ImageLuma8(big).to_rgb8();
+            imageops::replace(&mut photo, &colour, i64::from(x), i64::from(y));
+        }
+        photo
+            .save(dir.join(format!("photo-{k:04}.jpg")))
+            .with_context(|| format!("cannot write photo {k}"))?;
+    }
+    std::fs::write(&done, b"")?;
+    Ok(dir)
+}
+
+/// Wall seconds of `command`, which must succeed.
+fn timed(command: &mut Command) -> anyhow::Result<(f64, Vec<u8>)> {
+    let start = Instant::now();
+    let output = command.output().context("cannot start the command")?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "{:?} failed: {}",
+            command,
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    Ok((seconds, output.stdout))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+pub fn photos(args: &PhotosArgs) -> anyhow::Result<()> {
+    let peer = if args.no_peer {
+        None
+    } else {
+        Some(args.python.clone().context(
+            "no Python for the peer: pass --python PATH or set FER_PEER_PYTHON to a Python \
+             with the `fer` package (python3 -m venv ~/.venvs/ferpeer && ~/.venvs/ferpeer/bin/pip \
+             install fer), or pass --no-peer",
+        )?)
+    };
+    let fer = fer_binary()?;
+    let (dataset, private) = load_private_test(args.data.as_deref())?;
+    let folder = photo_folder(&dataset, &private, args.count)?;
+    let single_640 = crate::workspace_root().join("target/bench-photos/single-640x480.jpg");
+    if !single_640.is_file() {
+        let mut rng = ChaCha8Rng::seed_from_u64(640);
+        let mut photo = background(640, 480, &mut rng);
+        let big = imageops::resize(
+            &face(&dataset, private[0]),
+            200,
+            200,
+            FilterType::CatmullRom,
+        );
+        imageops::replace(
+            &mut photo,
+            &image::DynamicImage::ImageLuma8(big).to_rgb8(),
+            220,
+            140,
+        );
+        photo.save(&single_640)?;
+    }
+
+    let mut report = json!({"photos": args.count});
+    // One 640x480 photo, process start to output.
+    let ours_single: Vec<f64> = (0..args.single_runs)
+        .map(|_| timed(Command::new(&fer).args(["predict", "-q"]).arg(&single_640)).map(|(s, _)| s))
+        .collect::<anyhow::Result<_>>()?;
+    let ours_single = median(ours_single);
+    println!(
+        "fer predict, one 640x480 photo, process start to output: {:.1} ms (median of {})",
+        1e3 * ours_single,
+        args.single_runs
+    );
+    report["single_640x480_ms"] = json!(1e3 * ours_single);
+
+    // The folder, at the default detection size and at full size.
+    for (label, extra) in [
+        ("default", vec![]),
+        ("full-size detection", vec!["--detect-size", "0"]),
+    ] {
+        let (seconds, stdout) = timed(
+            Command::new(&fer)
+                .args(["predict", "-q", "--format", "csv"])
+                .args(&extra)
+                .arg(&folder),
+        )?;
+        let faces = String::from_utf8_lossy(&stdout)
+            .lines()
+            .count()
+            .saturating_sub(1);
+        println!(
+            "fer predict, {} photos ({label}): {seconds:.2} s, {:.1} photos/s, {faces} faces",
+            args.count,
+            args.count as f64 / seconds
+        );
+        report[label] = json!({"seconds": seconds, "photos_per_second": args.count as f64 / seconds, "faces": faces});
+    }
+
+    if let Some(python) = &peer {
+        let script = crate::workspace_root().join("xtask/bench/fer_package_peer.py");
+        let peer_single: Vec<f64> = (0..args.single_runs.min(5))
+            .map(|_| timed(Command::new(python).arg(&script).arg(&single_640)).map(|(s, _)| s))
+            .collect::<anyhow::Result<_>>()?;
+        let peer_single = median(peer_single);
+        let (peer_seconds, stdout) = timed(Command::new(python).arg(&script).arg(&folder))?;
+        let inner = crate::last_json_line(&stdout)?;
+        let default_seconds = report["default"]["seconds"].as_f64().unwrap_or(f64::NAN);
+        let peer_inner = inner["seconds"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "fer (Python) one 640x480 photo, process start to output: {:.1} ms; ours {:.2}x faster",
+            1e3 * peer_single,
+            peer_single / ours_single
+        );
+        println!(
+            "fer (Python) {} photos: {peer_inner:.2} s on the photos with its model loaded ({:.1} photos/s), {peer_seconds:.2} s as a process, {} faces",
+            args.count,
+            args.count as f64 / peer_inner,
+            inner["faces"],
+        );
+        println!(
+            "ours (a whole process) / peer: {:.2}x faster than its time with the model loaded, {:.2}x process to process",
+            peer_inner / default_seconds,
+            peer_seconds / default_seconds
+        );
+        report["peer"] = json!({
+            "single_640x480_ms": 1e3 * peer_single,
+            "folder_seconds": peer_seconds,
+            "folder_inner": inner,
+        });
+    }
+    println!("{report}");
+    Ok(())
+}
+
+/// A face pasted into a canvas: where it went (the square it covers before tilting).
+struct Pasted {
+    canvas: GrayImage,
+    square: FaceBox,
+}
+
+fn paste(face: &GrayImage, side: u32, tilt_degrees: f32, rng: &mut ChaCha8Rng) -> Pasted {
+    let canvas_side = 480;
+    let mut canvas = GrayImage::from_fn(canvas_side, canvas_side, |_, _| {
+        Luma([rng.random_range(60..190u8)])
+    });
+    let big = imageops::resize(face, side, side, FilterType::CatmullRom);
+    let big = if tilt_degrees == 0.0 {
+        big
+    } else {
+        let theta = tilt_degrees.to_radians();
+        let centre = (side as f32 / 2.0, side as f32 / 2.0);
+        let projection = rotation_about(theta, centre);
+        projection(&big)
+    };
+    let x = rng.random_range(0..=canvas_side - side);
+    let y = rng.random_range(0..=canvas_side - side);
+    imageops::replace(&mut canvas, &big, i64::from(x), i64::from(y));
+    Pasted {
+        canvas,
+        square: FaceBox {
+            x,
+            y,
+            width: side,
+            height: side,
+            score: 0.0,
+        },
+    }
+}
+
+/// In-plane rotation about `centre`, edges repeated (no black corners to find).
+fn rotation_about(theta: f32, centre: (f32, f32)) -> impl Fn(&GrayImage) -> GrayImage {
+    move |image: &GrayImage| {
+        let (w, h) = image.dimensions();
+        let (sin, cos) = theta.sin_cos();
+        GrayImage::from_fn(w, h, |x, y| {
+            let (dx, dy) = (x as f32 + 0.5 - centre.0, y as f32 + 0.5 - centre.1);
+            let sx = (cos * dx + sin * dy + centre.0 - 0.5)
+                .round()
+                .clamp(0.0, w as f32 - 1.0);
+            let sy = (-sin * dx + cos * dy + centre.1 - 0.5)
+                .round()
+                .clamp(0.0, h as f32 - 1.0);
+            *image.get_pixel(sx as u32, sy as u32)
+        })
+    }
+}
+
+pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
+    let source: ModelSource = args.model.parse()?;
+    let recognizer = Recognizer::open(&source, RecognizerOptions::default())?;
+    let (dataset, private) = load_private_test(args.data.as_deref())?;
+    let picked: Vec<usize> = private.into_iter().take(args.n).collect();
+    let labels: Vec<usize> = picked
+        .iter()
+        .map(|&i| usize::from(dataset.labels()[i].label()))
+        .collect();
+    let accuracy = |predicted: &[(usize, usize)]| {
+        predicted.iter().filter(|(k, p)| labels[*k] == *p).count() as f64
+            / predicted.len().max(1) as f64
+    };
+    let top = |e: &fer::Emotions| usize::from(e.top().0.label());
+
+    // The faces as FER2013 gives them.
+    let pixels: Vec<u8> = picked
+        .iter()
+        .flat_map(|&i| dataset.image(i).to_vec())
+        .collect();
+    let direct: Vec<(usize, usize)> = recognizer
+        .classify_pixels(&pixels)?
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (k, top(e)))
+        .collect();
+    println!(
+        "{} PrivateTest faces, model {source}: as FER2013 crops {:.2}%",
+        picked.len(),
+        100.0 * accuracy(&direct)
+    );
+    let mut report = json!({"model": source.to_string(), "faces": picked.len(), "direct_accuracy": accuracy(&direct), "pasted": []});
+
+    for &tilt in &args.tilts {
+        let mut rng = ChaCha8Rng::seed_from_u64(48);
+        // Detect once per pasted face, then crop with every margin.
+        let mut found: Vec<(usize, GrayImage, FaceBox)> = Vec::new();
+        for (k, &index) in picked.iter().enumerate() {
+            let side = [96u32, 144, 240][k % 3];
+            let pasted = paste(&face(&dataset, index), side, tilt, &mut rng);
+            let best = recognizer
+                .detect_faces(&pasted.canvas)
+                .into_iter()
+                .filter(|b| b.iou(&pasted.square) >= 0.3)
+                .max_by(|a, b| a.iou(&pasted.square).total_cmp(&b.iou(&pasted.square)));
+            if let Some(best) = best {
+                found.push((k, pasted.canvas, best));
+            }
+        }
+        let mut rows = Vec::new();
+        for &margin in &args.margins {
+            let crops: Vec<u8> = found
+                .iter()
+                .flat_map(|(_, canvas, b)| fer_detect::crop_face(canvas, b, margin).into_raw())
+                .collect();
+            let predicted: Vec<(usize, usize)> = recognizer
+                .classify_pixels(&crops)?
+                .iter()
+                .zip(&found)
+                .map(|(e, (k, _, _))| (*k, top(e)))
+                .collect();
+            let same_faces_direct: Vec<(usize, usize)> =
+                found.iter().map(|(k, _, _)| direct[*k]).collect();
+            println!(
+                "tilt {tilt:>4}°, margin {margin:.2}: {}/{} found, accuracy {:.2}% (the same faces as FER2013 crops: {:.2}%)",
+                found.len(),
+                picked.len(),
+                100.0 * accuracy(&predicted),
+                100.0 * accuracy(&same_faces_direct)
+            );
+            rows.push(json!({"tilt": tilt, "margin": margin, "found": found.len(), "accuracy": accuracy(&predicted), "direct_accuracy_same_faces": accuracy(&same_faces_direct)}));
+        }
+        for &offset in &args.offsets {
+            let margin = fer_detect::DEFAULT_MARGIN;
+            let crops: Vec<u8> = found
+                .iter()
+                .flat_map(|(_, canvas, b)| {
+                    let dy = (offset * b.height as f32).round() as i64;
+                    let shifted = FaceBox {
+                        y: (i64::from(b.y) + dy).max(0) as u32,
+                        ..*b
+                    };
+                    fer_detect::crop_face(canvas, &shifted, margin).into_raw()
+                })
+                .collect();
+            let predicted: Vec<(usize, usize)> = recognizer
+                .classify_pixels(&crops)?
+                .iter()
+                .zip(&found)
+                .map(|(e, (k, _, _))| (*k, top(e)))
+                .collect();
+            println!(
+                "tilt {tilt:>4}°, margin {margin:.2}, centre moved {offset:+.2} box heights: accuracy {:.2}%",
+                100.0 * accuracy(&predicted)
+            );
+            rows.push(json!({"tilt": tilt, "margin": margin, "offset": offset, "found": found.len(), "accuracy": accuracy(&predicted)}));
+        }
+        report["pasted"]
+            .as_array_mut()
+            .expect("an array")
+            .extend(rows);
+    }
+    println!("{report}");
+    Ok(())
+}
