@@ -100,8 +100,7 @@ pub fn run(args: BuiltinModelArgs) -> Result<()> {
 
 /// Rewrites a safetensors file with every float tensor as f16.
 fn to_f16(from: &Path, to: &Path) -> Result<()> {
-    let tensors = candle_core::safetensors::load(from, &Device::Cpu)
-        .with_context(|| format!("cannot read {}", from.display()))?;
+    let tensors = fer_model::checkpoint::load_tensors(from, &Device::Cpu)?;
     let mut converted = HashMap::with_capacity(tensors.len());
     for (name, tensor) in tensors {
         let tensor = if tensor.dtype().is_float() {
@@ -111,10 +110,7 @@ fn to_f16(from: &Path, to: &Path) -> Result<()> {
         };
         converted.insert(name, tensor);
     }
-    let mut sorted: Vec<_> = converted.iter().collect();
-    sorted.sort_by_key(|(name, _)| *name);
-    let bytes = safetensors::serialize(sorted, None)?;
-    fer_data::write_atomically(to, &bytes)?;
+    fer_model::checkpoint::save_tensors(to, &converted)?;
     Ok(())
 }
 

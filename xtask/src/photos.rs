@@ -393,31 +393,9 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
                 found.push((k, pasted.canvas, best));
             }
         }
-        let mut rows = Vec::new();
-        for &margin in &args.margins {
-            let crops: Vec<u8> = found
-                .iter()
-                .flat_map(|(_, canvas, b)| fer_detect::crop_face(canvas, b, margin).into_raw())
-                .collect();
-            let predicted: Vec<(usize, usize)> = recognizer
-                .classify_pixels(&crops)?
-                .iter()
-                .zip(&found)
-                .map(|(e, (k, _, _))| (*k, top(e)))
-                .collect();
-            let same_faces_direct: Vec<(usize, usize)> =
-                found.iter().map(|(k, _, _)| direct[*k]).collect();
-            println!(
-                "tilt {tilt:>4}°, margin {margin:.2}: {}/{} found, accuracy {:.2}% (the same faces as FER2013 crops: {:.2}%)",
-                found.len(),
-                picked.len(),
-                100.0 * accuracy(&predicted),
-                100.0 * accuracy(&same_faces_direct)
-            );
-            rows.push(json!({"tilt": tilt, "margin": margin, "found": found.len(), "accuracy": accuracy(&predicted), "direct_accuracy_same_faces": accuracy(&same_faces_direct)}));
-        }
-        for &offset in &args.offsets {
-            let margin = fer_detect::DEFAULT_MARGIN;
+        // Accuracy on the found faces, cropped with `margin` around their box moved down by
+        // `offset` box heights.
+        let score = |margin: f32, offset: f32| -> anyhow::Result<f64> {
             let crops: Vec<u8> = found
                 .iter()
                 .flat_map(|(_, canvas, b)| {
@@ -435,11 +413,31 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
                 .zip(&found)
                 .map(|(e, (k, _, _))| (*k, top(e)))
                 .collect();
+            Ok(accuracy(&predicted))
+        };
+        let same_faces_direct: Vec<(usize, usize)> =
+            found.iter().map(|(k, _, _)| direct[*k]).collect();
+        let direct_accuracy = accuracy(&same_faces_direct);
+        let mut rows = Vec::new();
+        for &margin in &args.margins {
+            let cropped = score(margin, 0.0)?;
+            println!(
+                "tilt {tilt:>4}°, margin {margin:.2}: {}/{} found, accuracy {:.2}% (the same faces as FER2013 crops: {:.2}%)",
+                found.len(),
+                picked.len(),
+                100.0 * cropped,
+                100.0 * direct_accuracy
+            );
+            rows.push(json!({"tilt": tilt, "margin": margin, "found": found.len(), "accuracy": cropped, "direct_accuracy_same_faces": direct_accuracy}));
+        }
+        for &offset in &args.offsets {
+            let margin = fer_detect::DEFAULT_MARGIN;
+            let cropped = score(margin, offset)?;
             println!(
                 "tilt {tilt:>4}°, margin {margin:.2}, centre moved {offset:+.2} box heights: accuracy {:.2}%",
-                100.0 * accuracy(&predicted)
+                100.0 * cropped
             );
-            rows.push(json!({"tilt": tilt, "margin": margin, "offset": offset, "found": found.len(), "accuracy": accuracy(&predicted)}));
+            rows.push(json!({"tilt": tilt, "margin": margin, "offset": offset, "found": found.len(), "accuracy": cropped}));
         }
         report["pasted"]
             .as_array_mut()

@@ -34,13 +34,11 @@ pub struct ImagePrediction {
 
 /// Classes sorted by probability, most likely first (ties keep the class order).
 pub fn ranked(probabilities: &[f32; 7]) -> Vec<(Emotion, f32)> {
-    let mut ranked: Vec<(Emotion, f32)> = Emotion::ALL
-        .iter()
-        .copied()
-        .zip(probabilities.iter().copied())
-        .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ranked
+    fer::Emotions {
+        probabilities: *probabilities,
+    }
+    .ranked()
+    .to_vec()
 }
 
 #[cfg(test)]
