@@ -1,5 +1,14 @@
 //! The `fer` command: one entry point for every stage of the toolkit.
 
+/// `println!` that returns the write error instead of panicking, so that a closed pipe
+/// (`fer models | head`) ends the command quietly (see `is_broken_pipe`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod commands;
 mod shared;
 
@@ -48,6 +57,7 @@ enum Command {
     Report(commands::report::ReportArgs),
     Predict(commands::predict::PredictArgs),
     Models(commands::models::ModelsArgs),
+    Serve(Box<commands::serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +72,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args, cli.quiet),
         Command::Predict(args) => commands::predict::run(&args, cli.quiet),
         Command::Models(args) => commands::models::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Plot(args) => commands::plot::run(&args),
         Command::Report(args) => commands::report::run(&args),
     };

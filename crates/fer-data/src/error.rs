@@ -49,6 +49,9 @@ pub enum Error {
     Empty { path: PathBuf },
     #[error("{}: {message}", path.display())]
     Image { path: PathBuf, message: String },
+    /// An image larger than the decoder's limits (checked from its header, before decoding).
+    #[error("{}: {message}", path.display())]
+    ImageTooLarge { path: PathBuf, message: String },
     #[error("{}: invalid normalizer: {message}", path.display())]
     Normalizer { path: PathBuf, message: String },
     #[error("inconsistent dataset: {0}")]

@@ -88,17 +88,26 @@ fn decode<R: BufRead + Seek>(
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(decoder_limits);
-    let decode_error = |e: image::ImageError| error(format!("cannot decode image: {e}"));
+    let decode_error = |e: image::ImageError| match e {
+        image::ImageError::Limits(_) => Error::ImageTooLarge {
+            path: path.to_path_buf(),
+            message: format!("cannot decode image: {e}"),
+        },
+        e => error(format!("cannot decode image: {e}")),
+    };
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
-        return Err(error(format!(
-            "the image is {width}x{height} ({:.0} megapixels), more than the {:.0} megapixels \
+        return Err(Error::ImageTooLarge {
+            path: path.to_path_buf(),
+            message: format!(
+                "the image is {width}x{height} ({:.0} megapixels), more than the {:.0} megapixels \
              this program decodes",
-            pixels as f64 / 1e6,
-            limits.max_pixels as f64 / 1e6
-        )));
+                pixels as f64 / 1e6,
+                limits.max_pixels as f64 / 1e6
+            ),
+        });
     }
     // Unreadable Exif is no reason to refuse the pixels.
     let orientation = decoder

@@ -34,17 +34,19 @@
 
 mod builtin;
 mod error;
+pub mod json;
 mod recognizer;
 mod source;
 
 pub use builtin::{BUILTIN_MODELS, BuiltinModel, DEFAULT_BUILTIN};
 pub use error::{Error, Result};
 pub use fer_data::Emotion;
-pub use fer_detect::FaceBox;
+pub use fer_detect::{DetectorOptions, FaceBox, FaceDetector};
 /// The `image` crate this one decodes with (`fer::image::open`), re-exported so that versions match.
 pub use image;
 pub use recognizer::{
-    DEFAULT_DETECTION_SIDE, Emotions, FaceEmotions, Recognizer, RecognizerOptions,
+    DEFAULT_DETECTION_SIDE, Emotions, FaceEmotions, FaceSource, Faces, Recognizer,
+    RecognizerOptions,
 };
 pub use source::ModelSource;
 

@@ -68,12 +68,39 @@ impl Emotions {
     }
 }
 
+/// How the faces of an image are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceSource {
+    /// Every face the detector finds, cropped square with the margin.
+    Detect,
+    /// The image is one face already cropped: its centred square (FER2013's framing).
+    WholeImage,
+}
+
+/// The faces of one image before classification: where each is and its pixels as the model
+/// takes them (48x48 each, back to back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faces {
+    pub boxes: Vec<FaceBox>,
+    pub source: FaceSource,
+    pub pixels: Vec<u8>,
+}
+
 /// One face found in a photo and its emotions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaceEmotions {
-    /// Where the face is, in the photo's pixels; `score` is the detector's.
+    /// Where the face is, in the photo's pixels; `score` is the detector's when `source` is
+    /// [`FaceSource::Detect`], else 0.
     pub face_box: FaceBox,
+    pub source: FaceSource,
     pub emotions: Emotions,
+}
+
+impl FaceEmotions {
+    /// The detector's score (SeetaFace's, not a probability); `None` for a whole image.
+    pub fn detection_score(&self) -> Option<f32> {
+        (self.source == FaceSource::Detect).then_some(self.face_box.score)
+    }
 }
 
 /// A model and a face detector: emotions of the faces in photos, or of faces already cropped.
@@ -151,9 +178,84 @@ impl Recognizer {
         &self.model
     }
 
+    /// The face detector, with the options this recognizer was opened with; derive one with
+    /// other options (no re-parsing) by [`FaceDetector::with_options`].
+    pub fn detector(&self) -> &FaceDetector {
+        &self.detector
+    }
+
     /// The faces in a grey photo, left to right (see [`FaceDetector::detect`]).
     pub fn detect_faces(&self, image: &GrayImage) -> Vec<FaceBox> {
         self.detector.detect(image)
+    }
+
+    /// The faces of `image` taken as `source` says, ready for [`Recognizer::classify_found`].
+    pub fn find_faces(&self, image: &GrayImage, source: FaceSource) -> Faces {
+        match source {
+            FaceSource::Detect => self.find_faces_with(image, &self.detector),
+            FaceSource::WholeImage => {
+                let (width, height) = image.dimensions();
+                let side = width.min(height);
+                Faces {
+                    boxes: vec![FaceBox {
+                        x: (width - side) / 2,
+                        y: (height - side) / 2,
+                        width: side,
+                        height: side,
+                        score: 0.0,
+                    }],
+                    source,
+                    pixels: face_pixels(image),
+                }
+            }
+        }
+    }
+
+    /// The faces `detector` finds in `image` (a detector with other options than this
+    /// recognizer's, e.g. another minimum face size), cropped with this recognizer's margin.
+    pub fn find_faces_with(&self, image: &GrayImage, detector: &FaceDetector) -> Faces {
+        let boxes = detector.detect(image);
+        let pixels = self.crop_faces(image, &boxes);
+        Faces {
+            boxes,
+            source: FaceSource::Detect,
+            pixels,
+        }
+    }
+
+    /// Classifies the faces of several images together (in batches across images) and
+    /// returns each image's faces with their emotions, in the same order.
+    pub fn classify_found(&self, images: &[&Faces]) -> Result<Vec<Vec<FaceEmotions>>> {
+        if let Some(faces) = images
+            .iter()
+            .find(|faces| faces.pixels.len() != faces.boxes.len() * fer_data::IMAGE_PIXELS)
+        {
+            return Err(Error::InvalidInput(format!(
+                "{} face boxes but {} bytes of pixels ({} per face)",
+                faces.boxes.len(),
+                faces.pixels.len(),
+                fer_data::IMAGE_PIXELS
+            )));
+        }
+        let pixels: Vec<u8> = images
+            .iter()
+            .flat_map(|faces| faces.pixels.iter().copied())
+            .collect();
+        let mut emotions = self.classify_pixels(&pixels)?.into_iter();
+        Ok(images
+            .iter()
+            .map(|faces| {
+                faces
+                    .boxes
+                    .iter()
+                    .map(|&face_box| FaceEmotions {
+                        face_box,
+                        source: faces.source,
+                        emotions: emotions.next().expect("one row per face"),
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     /// Each box of `boxes` cut from `image` with the margin and resized to 48x48, back to back
@@ -167,14 +269,8 @@ impl Recognizer {
 
     /// Every face in `image` with its emotions, left to right; none when no face is found.
     pub fn detect_emotions(&self, image: &DynamicImage) -> Result<Vec<FaceEmotions>> {
-        let grey = image.to_luma8();
-        let boxes = self.detect_faces(&grey);
-        let emotions = self.classify_pixels(&self.crop_faces(&grey, &boxes))?;
-        Ok(boxes
-            .into_iter()
-            .zip(emotions)
-            .map(|(face_box, emotions)| FaceEmotions { face_box, emotions })
-            .collect())
+        let faces = self.find_faces(&image.to_luma8(), FaceSource::Detect);
+        Ok(self.classify_found(&[&faces])?.remove(0))
     }
 
     /// The emotions of faces that are already cropped, like FER2013's: each image's centred

@@ -24,6 +24,6 @@ pub struct ExportArgs {
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let dataset = args.input.open()?;
     let written = fer_data::folder::export_images(&dataset, &args.out, &args.splits)?;
-    println!("wrote {written} images under {}", args.out.display());
+    outln!("wrote {written} images under {}", args.out.display())?;
     Ok(())
 }

@@ -8,5 +8,6 @@ pub mod plot;
 pub mod predict;
 pub mod preview;
 pub mod report;
+pub mod serve;
 pub mod stats;
 pub mod train;

@@ -37,27 +37,18 @@ fn figures(model: &BuiltinModel) -> anyhow::Result<Figures> {
 
 pub fn run(args: &ModelsArgs) -> anyhow::Result<()> {
     if args.json {
-        let models = BUILTIN_MODELS
-            .iter()
-            .map(|model| {
-                let figures = figures(model)?;
-                Ok(serde_json::json!({
-                    "name": model.name,
-                    "default": model.name == DEFAULT_BUILTIN,
-                    "summary": model.summary,
-                    "weights_bytes": model.weights.len(),
-                    "public_test": figures.public,
-                    "private_test": figures.private,
-                }))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        println!("{}", serde_json::to_string_pretty(&models)?);
+        let models = fer::json::builtin_models()?;
+        outln!("{}", serde_json::to_string_pretty(&models)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<22} {:>9} {:>17} {:>17} {:>26}",
-        "model", "weights", "PublicTest", "PrivateTest", "PrivateTest w/o copies"
-    );
+        "model",
+        "weights",
+        "PublicTest",
+        "PrivateTest",
+        "PrivateTest w/o copies"
+    )?;
     for model in BUILTIN_MODELS {
         let figures = figures(model)?;
         let pair = |accuracy: f64, f1: f64| format!("{:.2}% F1 {:.3}", 100.0 * accuracy, f1);
@@ -71,21 +62,21 @@ pub fn run(args: &ModelsArgs) -> anyhow::Result<()> {
         } else {
             format!("builtin:{}", model.name)
         };
-        println!(
+        outln!(
             "{name:<22} {:>6.1} MB {:>17} {:>17} {:>26}",
             model.weights.len() as f64 / 1e6,
             pair(figures.public.accuracy, figures.public.macro_f1),
             pair(figures.private.accuracy, figures.private.macro_f1),
             without
-        );
-        println!("  {}", model.summary);
+        )?;
+        outln!("  {}", model.summary)?;
         let recall: Vec<String> = figures
             .private
             .per_class
             .iter()
             .map(|c| format!("{} {:.0}%", c.class, 100.0 * c.recall))
             .collect();
-        println!("  PrivateTest recall: {}", recall.join(", "));
+        outln!("  PrivateTest recall: {}", recall.join(", "))?;
     }
     Ok(())
 }

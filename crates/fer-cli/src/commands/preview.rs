@@ -61,11 +61,11 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<()> {
     let grid = render_grid(&pipeline, &view, rows, args.versions, args.zoom.max(1))?;
     grid.save(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
+    outln!(
         "wrote {} ({rows} images x {} augmented versions)",
         args.out.display(),
         args.versions
-    );
+    )?;
     Ok(())
 }
 

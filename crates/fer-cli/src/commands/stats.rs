@@ -22,7 +22,7 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<()> {
     let dataset = args.input.open()?;
     let stats = Statistics::compute(&dataset);
     if args.json {
-        println!("{}", stats.summary_json(&dataset));
+        outln!("{}", stats.summary_json(&dataset))?;
     } else {
         print!(
             "{}",

@@ -13,7 +13,7 @@ use fer_report::EvalReport;
 /// Prints `report` as one JSON object or as tables.
 pub fn print_report(report: &EvalReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(report)?);
+        outln!("{}", serde_json::to_string(report)?)?;
     } else {
         print!("{}", report_text(report));
     }

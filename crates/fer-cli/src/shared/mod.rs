@@ -6,5 +6,6 @@ pub mod data;
 pub mod device;
 pub mod evaluation;
 pub mod progress;
+pub mod recognizer;
 pub mod run_data;
 pub mod values;

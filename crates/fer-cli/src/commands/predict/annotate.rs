@@ -64,11 +64,11 @@ fn write_annotated(prediction: &ImagePrediction, out: &Path) -> anyhow::Result<(
     let annotations: Vec<Annotation> = faces
         .iter()
         .map(|face| {
-            let best = argmax(&face.probabilities);
+            let best = argmax(&face.emotions.probabilities);
             Annotation::new(
                 face.face_box,
                 Emotion::ALL[best].name().to_lowercase(),
-                face.probabilities[best],
+                face.emotions.probabilities[best],
             )
             .with_color(PALETTE[best % PALETTE.len()])
         })

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use fer::Recognizer;
+use fer::{FaceSource, Faces, Recognizer};
 use rayon::prelude::*;
 
-use super::faces::{FaceSource, Faces};
-use super::prediction::{FacePrediction, ImagePrediction};
+use super::faces::faces_of;
+use super::prediction::ImagePrediction;
 
 /// The files of a batch with their faces (or why each cannot be read), before classification.
 pub struct DecodedBatch {
@@ -22,7 +22,7 @@ pub fn read_faces(files: &[PathBuf], source: FaceSource, recognizer: &Recognizer
         files: files.to_vec(),
         faces: files
             .par_iter()
-            .map(|path| source.faces_of(path, recognizer))
+            .map(|path| faces_of(path, source, recognizer))
             .collect(),
     }
 }
@@ -33,30 +33,15 @@ pub fn classify(
     batch: DecodedBatch,
     recognizer: &Recognizer,
 ) -> anyhow::Result<Vec<ImagePrediction>> {
-    let pixels: Vec<u8> = batch
-        .faces
-        .iter()
-        .flatten()
-        .flat_map(|faces| faces.pixels.iter().copied())
-        .collect();
-    let mut emotions = recognizer.classify_pixels(&pixels)?.into_iter();
+    let found: Vec<&Faces> = batch.faces.iter().flatten().collect();
+    let mut classified = recognizer.classify_found(&found)?.into_iter();
     Ok(batch
         .files
         .into_iter()
         .zip(batch.faces)
         .map(|(file, faces)| ImagePrediction {
             file,
-            result: faces.map(|faces| {
-                faces
-                    .boxes
-                    .into_iter()
-                    .map(|face_box| FacePrediction {
-                        face_box,
-                        origin: faces.origin,
-                        probabilities: emotions.next().expect("one row per face").probabilities,
-                    })
-                    .collect()
-            }),
+            result: faces.map(|_| classified.next().expect("one entry per readable file")),
         })
         .collect())
 }

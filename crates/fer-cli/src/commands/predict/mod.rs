@@ -15,13 +15,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use fer::{ModelSource, Recognizer, RecognizerOptions};
+use fer::FaceSource;
 
-use crate::shared::device::DeviceArgs;
 use crate::shared::progress::progress_bar;
-use crate::shared::values::batch_size;
+use crate::shared::recognizer::RecognizerArgs;
 use annotate::Annotator;
-use faces::FaceSource;
 use output::OutputFormat;
 
 /// Predict the emotions of the faces in photos (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) of any
@@ -40,10 +38,6 @@ use output::OutputFormat;
 /// Example: fer predict --model runs/cpu/cpu-vgg-bn photo.jpg --json
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// The model: builtin (the default), builtin:NAME, a run directory (its best.safetensors)
-    /// or a .safetensors file inside one.
-    #[arg(long, default_value = "builtin", value_parser = clap::value_parser!(ModelSource))]
-    pub model: ModelSource,
     /// Image files or folders.
     #[arg(required = true, value_name = "IMAGE_OR_DIR")]
     pub inputs: Vec<PathBuf>,
@@ -60,11 +54,8 @@ pub struct PredictArgs {
     /// How many emotions to list per face, most likely first (text and JSON output).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
     pub top: u8,
-    /// Images per forward pass (at least 1).
-    #[arg(long, default_value_t = 64, value_parser = batch_size)]
-    pub batch_size: usize,
     #[command(flatten)]
-    pub device: DeviceArgs,
+    pub recognizer: RecognizerArgs,
     /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
     #[arg(long)]
     pub no_detect: bool,
@@ -72,17 +63,6 @@ pub struct PredictArgs {
     /// else a folder that receives one annotated PNG per photo.
     #[arg(long, value_name = "PATH")]
     pub annotate: Option<PathBuf>,
-    /// Smallest face to find, in pixels (at least 20; below 40 detection is slower).
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(20..))]
-    pub min_face: u32,
-    /// Margin added around each detected face box before cropping, as a share of its side.
-    #[arg(long, default_value_t = fer_detect::DEFAULT_MARGIN)]
-    pub margin: f32,
-    /// Search for faces on a copy of each photo scaled down to this many pixels on its longer
-    /// side (crops still come from the full photo); 0 searches at full size, which finds
-    /// smaller faces in large photos (below about 40 x long side / this) but is much slower.
-    #[arg(long, default_value_t = fer::DEFAULT_DETECTION_SIDE, value_name = "PIXELS")]
-    pub detect_size: u32,
 }
 
 impl PredictArgs {
@@ -94,19 +74,6 @@ impl PredictArgs {
             OutputFormat::Csv
         } else {
             self.format
-        }
-    }
-
-    /// How the recognizer detects, crops and batches (options checked when it is opened).
-    fn recognizer_options(&self) -> RecognizerOptions {
-        RecognizerOptions {
-            detector: fer_detect::DetectorOptions {
-                min_face_size: self.min_face,
-                max_image_side: (self.detect_size > 0).then_some(self.detect_size),
-                ..fer_detect::DetectorOptions::default()
-            },
-            margin: self.margin,
-            batch_size: self.batch_size,
         }
     }
 
@@ -124,8 +91,7 @@ impl PredictArgs {
 const BATCHES_AHEAD: usize = 1;
 
 pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
-    let device = args.device.open()?;
-    let recognizer = Recognizer::open_on(&args.model, args.recognizer_options(), device)?;
+    let recognizer = args.recognizer.open()?;
     let files = inputs::collect_inputs(&args.inputs);
     anyhow::ensure!(!files.is_empty(), "no image files to read");
     let source = args.face_source();
@@ -135,7 +101,7 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
         .map(|target| Annotator::new(target, files.len() == 1));
     let mut printer = args
         .output_format()
-        .printer(args.top, &args.model.to_string());
+        .printer(args.top, &args.recognizer.model.to_string());
 
     let bar = progress_bar(files.len(), quiet, "images");
     let stdout = std::io::stdout();
@@ -148,7 +114,7 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
         let recognizer = &recognizer;
         let files = &files;
         scope.spawn(move || {
-            for chunk in files.chunks(args.batch_size) {
+            for chunk in files.chunks(args.recognizer.batch_size) {
                 let decoded = batch::read_faces(chunk, source, recognizer);
                 if sender.send((chunk.len(), decoded)).is_err() {
                     return; // the printer stopped (an error): read no further

@@ -135,7 +135,8 @@ impl Observer for Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!(
+        // A closed stdout must not stop the training.
+        let _ = outln!(
             "{}\t{:.5}\t{:.5}\t{:.3}\t\t{}\t{:.1} img/s\t{:.0} s",
             r.epoch,
             r.train_loss,
@@ -170,7 +171,7 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         dataset.view(fer_data::Split::PublicTest).len(),
         args.out.display()
     );
-    println!("Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime");
+    outln!("Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime")?;
     let mut progress = Progress {
         bar: None,
         quiet,
@@ -188,11 +189,11 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         .best_epoch
         .saturating_sub(1)
         .min(outcome.history.len().saturating_sub(1))];
-    println!(
+    outln!(
         "best epoch {} (PublicTest accuracy {:.3}%); model in {}",
         outcome.best_epoch,
         100.0 * best.val_accuracy,
         outcome.run_dir.join("best.safetensors").display()
-    );
+    )?;
     Ok(())
 }

@@ -74,9 +74,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         dataset.view(Split::PublicTest).len(),
         args.out.display()
     );
-    println!("C\tPublicTest Acc\tPasses\tTime");
+    outln!("C\tPublicTest Acc\tPasses\tTime")?;
     let (model, selection) = hog_svm::train(&dataset, &config, |c| {
-        println!(
+        // A closed stdout must not stop the training.
+        let _ = outln!(
             "{}\t{:.3}\t\t{}{}\t{:.1} s",
             c.c,
             100.0 * c.public_test_accuracy,
@@ -91,13 +92,13 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         .iter()
         .find(|c| c.c == selection.chosen_c)
         .map_or(0.0, |c| c.public_test_accuracy);
-    println!(
+    outln!(
         "chosen C {} (PublicTest accuracy {:.3}%); HOG features {:.1} s; model in {}",
         selection.chosen_c,
         100.0 * best,
         selection.feature_seconds,
         args.out.display()
-    );
+    )?;
     let private = dataset.view(Split::PrivateTest);
     if private.is_empty() {
         tracing::warn!("no PrivateTest images: no {PRIVATE_TEST_REPORT}");
@@ -117,10 +118,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     text.push('\n');
     fer_data::write_atomically(&path, text.as_bytes())?;
     print!("{}", report_text(&report));
-    println!(
+    outln!(
         "evaluated in {:.1} s; report in {}",
         started.elapsed().as_secs_f64(),
         path.display()
-    );
+    )?;
     Ok(())
 }

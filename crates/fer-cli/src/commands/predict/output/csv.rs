@@ -58,7 +58,7 @@ fn csv_rows(prediction: &ImagePrediction) -> String {
         Ok(faces) => {
             for (k, face) in faces.iter().enumerate() {
                 let b = face.face_box;
-                let best = argmax(&face.probabilities);
+                let best = argmax(&face.emotions.probabilities);
                 let _ = write!(
                     rows,
                     "{file},{},{},{},{},{},{},{:.6}",
@@ -68,9 +68,9 @@ fn csv_rows(prediction: &ImagePrediction) -> String {
                     b.width,
                     b.height,
                     Emotion::ALL[best].name().to_lowercase(),
-                    face.probabilities[best]
+                    face.emotions.probabilities[best]
                 );
-                for p in face.probabilities {
+                for p in face.emotions.probabilities {
                     let _ = write!(rows, ",{p:.6}");
                 }
                 rows.push_str(",\n");

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::Printer;
-use crate::commands::predict::prediction::{ImagePrediction, ranked};
+use crate::commands::predict::prediction::ImagePrediction;
 
 /// Prints `file: Happy 81.2%, Neutral 9.1%, ...`; with several faces in a file, one line per
 /// face with its box. Unreadable files print nothing here (they are reported on stderr).
@@ -36,7 +36,9 @@ fn text_lines(prediction: &ImagePrediction, top: u8) -> String {
         let _ = writeln!(text, "{file}: no face found");
     }
     for (k, face) in faces.iter().enumerate() {
-        let listed: Vec<String> = ranked(&face.probabilities)
+        let listed: Vec<String> = face
+            .emotions
+            .ranked()
             .into_iter()
             .take(usize::from(top))
             .map(|(emotion, p)| format!("{} {:.1}%", emotion.name(), 100.0 * p))
