@@ -5,7 +5,7 @@
 //! to luma, cropped to its centred square (the larger side is trimmed equally on both ends) and
 //! resized to 48x48 with a triangle (bilinear, area-aware when shrinking) filter.
 
-use std::io::{BufRead, Cursor, Seek};
+use std::io::Cursor;
 use std::path::Path;
 
 use image::imageops::FilterType;
@@ -55,18 +55,51 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
 
 /// [`load_image`] within `limits`.
 pub fn load_image_within(path: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    decode(reader, path, limits)
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if size > limits.max_alloc {
+        return Err(Error::ImageTooLarge {
+            path: path.to_path_buf(),
+            message: format!(
+                "the file is {size} bytes, more than the {} bytes this program decodes",
+                limits.max_alloc
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes, path, limits)
 }
 
 /// Decodes an image held in memory (an upload, say) like [`load_image_within`]; errors name
 /// it `name`.
 pub fn decode_image(bytes: &[u8], name: &Path, limits: &ImageLimits) -> Result<DynamicImage> {
-    decode(image::ImageReader::new(Cursor::new(bytes)), name, limits)
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(name, e))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(Error::Image {
+            path: name.to_path_buf(),
+            message: "the JPEG is truncated (its last scan has no end-of-image marker)".into(),
+        });
+    }
+    decode(reader, name, limits)
 }
 
-fn decode<R: BufRead + Seek>(
-    reader: image::ImageReader<R>,
+/// Whether a JPEG's last scan is followed by the end-of-image marker. A truncated file (a cut
+/// download, an interrupted upload) has none, and the decoder would fill the missing rows with
+/// grey instead of failing. In entropy-coded data 0xFF is always followed by 0x00 or a restart
+/// marker, so 0xFF 0xD9 after the last start-of-scan (0xFF 0xDA) can only be the end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .rposition(|pair| pair == [0xFF, 0xDA])
+        .is_some_and(|scan| bytes[scan..].windows(2).any(|pair| pair == [0xFF, 0xD9]))
+}
+
+/// Decodes from a reader whose format has been guessed.
+fn decode(
+    mut reader: image::ImageReader<Cursor<&[u8]>>,
     path: &Path,
     limits: &ImageLimits,
 ) -> Result<DynamicImage> {
@@ -76,9 +109,6 @@ fn decode<R: BufRead + Seek>(
         path: path.to_path_buf(),
         message,
     };
-    let mut reader = reader
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {
         return Err(error(
             "not an image in a format this build reads (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM)"
@@ -152,6 +182,24 @@ pub fn load_face(path: &Path) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use image::Luma;
+
+    #[test]
+    fn a_truncated_jpeg_is_an_error_and_a_complete_one_decodes() {
+        let image = GrayImage::from_fn(64, 48, |x, y| Luma([(x * 3 + y * 2) as u8]));
+        let mut jpeg = Cursor::new(Vec::new());
+        image.write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+        let jpeg = jpeg.into_inner();
+        let limits = ImageLimits::default();
+        let decoded = decode_image(&jpeg, Path::new("whole.jpg"), &limits).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (64, 48));
+        let error = decode_image(&jpeg[..jpeg.len() / 2], Path::new("cut.jpg"), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("cut.jpg: the JPEG is truncated"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_48x48_grey_image_passes_through_unchanged() {

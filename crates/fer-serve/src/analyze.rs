@@ -30,6 +30,9 @@ pub struct AnalyzeQuery {
     pub min_face: Option<u32>,
 }
 
+/// The smallest image side analysed: the detector's smallest face.
+pub const MIN_IMAGE_SIDE: u32 = 20;
+
 /// What one request asks for, checked.
 pub struct Settings {
     source: FaceSource,
@@ -132,6 +135,19 @@ fn find_faces(app: &AppState, upload: &Upload, settings: &Settings) -> Result<Fa
                 error => ApiError::new(StatusCode::BAD_REQUEST, "bad_image", error.to_string()),
             }
         })?;
+    if image.width().min(image.height()) < MIN_IMAGE_SIDE {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "image_too_small",
+            format!(
+                "{}: a {}x{} image is too small to hold a face (at least {MIN_IMAGE_SIDE} pixels \
+                 on each side)",
+                upload.name,
+                image.width(),
+                image.height()
+            ),
+        ));
+    }
     let grey = image.to_luma8();
     let faces = match settings.source {
         FaceSource::Detect => app.recognizer.find_faces_with(&grey, &settings.detector),
