@@ -34,6 +34,10 @@ pub enum Bench {
     /// images (upright and tilted), detected, cropped with several margins and classified,
     /// against the same faces as FER2013 gives them.
     Crops(crate::photos::CropsArgs),
+    /// `fer serve` under a bounded loopback load (1, 4, 16 clients; 640x480 and 320x240
+    /// photos): requests/s, p50/p95/p99 latency, errors, 503s, resident memory over a soak,
+    /// beside `fer predict` run once per photo.
+    Serve(crate::serve_bench::ServeArgs),
     /// One load in this process, printed as JSON (used by `ingest` to measure peak memory).
     #[command(hide = true)]
     IngestProbe {
@@ -112,6 +116,7 @@ pub fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::TrainStep(args) => train_step(&args),
         Bench::Photos(args) => crate::photos::photos(&args),
         Bench::Crops(args) => crate::photos::crops(&args),
+        Bench::Serve(args) => crate::serve_bench::serve(&args),
         Bench::IngestProbe { data } => {
             let start = Instant::now();
             let loaded = fer_data::load(&data, &fer_data::LoadOptions::default())?;

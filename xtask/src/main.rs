@@ -9,6 +9,7 @@ mod photos;
 mod pipeline;
 mod regression;
 mod results;
+mod serve_bench;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};

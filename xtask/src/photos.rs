@@ -81,11 +81,11 @@ pub struct CropsArgs {
 }
 
 /// The `fer` binary beside this xtask, built first.
-fn fer_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn fer_binary() -> anyhow::Result<PathBuf> {
     crate::pipeline::build_fer(&crate::workspace_root(), "cpu")
 }
 
-fn load_private_test(data: Option<&Path>) -> anyhow::Result<(Dataset, Vec<usize>)> {
+pub(crate) fn load_private_test(data: Option<&Path>) -> anyhow::Result<(Dataset, Vec<usize>)> {
     let data = match data {
         Some(path) => path.to_path_buf(),
         None => crate::default_data().context(
@@ -123,6 +123,31 @@ fn background(width: u32, height: u32, rng: &mut ChaCha8Rng) -> RgbImage {
     })
 }
 
+/// A `width` x `height` photo with one or two FER2013 faces (drawn from `faces`) on a smooth,
+/// noisy background, each face a fifth to two fifths of the shorter side.
+pub(crate) fn synthetic_photo(
+    dataset: &Dataset,
+    faces: &[usize],
+    width: u32,
+    height: u32,
+    rng: &mut ChaCha8Rng,
+) -> RgbImage {
+    let mut photo = background(width, height, rng);
+    let people = rng.random_range(1..=2u32);
+    for p in 0..people {
+        let short = width.min(height);
+        let side = rng.random_range(short / 5..=short * 2 / 5).max(48);
+        let cell = width / people;
+        let x = p * cell + rng.random_range(0..=cell.saturating_sub(side).max(1) - 1);
+        let y = rng.random_range(0..=(height - side));
+        let index = faces[rng.random_range(0..faces.len())];
+        let big = imageops::resize(&face(dataset, index), side, side, FilterType::CatmullRom);
+        let colour = image::DynamicImage::ImageLuma8(big).to_rgb8();
+        imageops::replace(&mut photo, &colour, i64::from(x), i64::from(y));
+    }
+    photo
+}
+
 /// Makes (once) a folder of `count` JPEG photos, each with one or two FER2013 faces.
 fn photo_folder(dataset: &Dataset, faces: &[usize], count: usize) -> anyhow::Result<PathBuf> {
     let dir = crate::workspace_root().join(format!("target/bench-photos/{count}"));
@@ -143,19 +168,7 @@ fn photo_folder(dataset: &Dataset, faces: &[usize], count: usize) -> anyhow::Res
                 pick < 0.0
             })
             .map_or(PHOTO_SIZES[0].0, |(size, _)| *size);
-        let mut photo = background(width, height, &mut rng);
-        let people = rng.random_range(1..=2u32);
-        for p in 0..people {
-            let short = width.min(height);
-            let side = rng.random_range(short / 5..=short * 2 / 5).max(48);
-            let cell = width / people;
-            let x = p * cell + rng.random_range(0..=cell.saturating_sub(side).max(1) - 1);
-            let y = rng.random_range(0..=(height - side));
-            let index = faces[rng.random_range(0..faces.len())];
-            let big = imageops::resize(&face(dataset, index), side, side, FilterType::CatmullRom);
-            let colour = image::DynamicImage::ImageLuma8(big).to_rgb8();
-            imageops::replace(&mut photo, &colour, i64::from(x), i64::from(y));
-        }
+        let photo = synthetic_photo(dataset, faces, width, height, &mut rng);
         photo
             .save(dir.join(format!("photo-{k:04}.jpg")))
             .with_context(|| format!("cannot write photo {k}"))?;
@@ -165,7 +178,7 @@ fn photo_folder(dataset: &Dataset, faces: &[usize], count: usize) -> anyhow::Res
 }
 
 /// Wall seconds of `command`, which must succeed.
-fn timed(command: &mut Command) -> anyhow::Result<(f64, Vec<u8>)> {
+pub(crate) fn timed(command: &mut Command) -> anyhow::Result<(f64, Vec<u8>)> {
     let start = Instant::now();
     let output = command.output().context("cannot start the command")?;
     let seconds = start.elapsed().as_secs_f64();
@@ -182,7 +195,7 @@ fn timed(command: &mut Command) -> anyhow::Result<(f64, Vec<u8>)> {
     Ok((seconds, output.stdout))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -135,6 +135,15 @@ async fn wait_for(client: &Client, expression: &str, timeout: Duration) -> Value
     }
 }
 
+/// Saves a screenshot as `DIR/name.png` when `FER_SCREENSHOTS=DIR` is set (to look at the page).
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("FER_SCREENSHOTS") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 async fn text(client: &Client, selector: &str) -> String {
     client
         .find(Locator::Css(selector))
@@ -205,6 +214,7 @@ async fn a_photo_uploaded_in_the_page_shows_its_face_and_bars() {
     );
     assert!(result["overlay"].as_u64().unwrap() > 0, "{result}");
     assert_eq!(result["error"], "", "{result}");
+    screenshot(&client, "photo").await;
 
     // The server's error for a file that is not an image is shown, not swallowed.
     let input = client.find(Locator::Css("#file-input")).await.unwrap();
@@ -223,13 +233,13 @@ async fn a_photo_uploaded_in_the_page_shows_its_face_and_bars() {
     client.close().await.unwrap();
 }
 
-/// A Y4M video (4:2:0) of `frames` frames, 640x480 at 10 frames/s: the photo centred on grey,
+/// A Y4M video (4:2:0) of `frames` frames, 320x240 at 30 frames/s: the photo centred on grey,
 /// shifted by a few pixels from frame to frame as a face moves.
 fn face_video(photo: &image::GrayImage, frames: u32) -> Vec<u8> {
-    let (width, height) = (640u32, 480u32);
-    let mut video = format!("YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    let (width, height) = (320u32, 240u32);
+    let mut video = format!("YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
     for frame in 0..frames {
-        let shift = (frame % 5) * 4;
+        let shift = (frame % 5) * 2;
         let mut luma = image::GrayImage::from_pixel(width, height, image::Luma([128]));
         let x = i64::from((width - photo.width()) / 2 + shift);
         let y = i64::from((height - photo.height()) / 2);
@@ -252,7 +262,7 @@ async fn the_camera_view_labels_a_face_in_live_video() {
     let photo = image::load_from_memory(&astronaut_png())
         .unwrap()
         .to_luma8();
-    let photo = image::imageops::resize(&photo, 400, 400, image::imageops::FilterType::Triangle);
+    let photo = image::imageops::resize(&photo, 200, 200, image::imageops::FilterType::Triangle);
     let video_path = dir.path().join("face.y4m");
     std::fs::File::create(&video_path)
         .unwrap()
@@ -301,6 +311,7 @@ async fn the_camera_view_labels_a_face_in_live_video() {
     );
     assert_eq!(overlay["pressed"], "true", "{overlay}");
     assert_eq!(overlay["error"], "", "{overlay}");
+    screenshot(&client, "camera").await;
 
     // The overlay keeps updating while the camera runs, and stops when it is stopped.
     let before = overlay["updates"].as_u64().unwrap();
@@ -313,6 +324,35 @@ async fn the_camera_view_labels_a_face_in_live_video() {
         Duration::from_secs(60),
     )
     .await;
+    // FER_CAMERA_SECONDS=N keeps the camera running N seconds more and prints the page's
+    // frames/s (the end-to-end rate: capture, JPEG encoding, upload, analysis, drawing).
+    if let Some(seconds) = std::env::var("FER_CAMERA_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        let first = client
+            .execute(
+                "return Number(document.getElementById('camera-overlay').dataset.updates);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let last = client
+            .execute(
+                "return [Number(document.getElementById('camera-overlay').dataset.updates), document.getElementById('fps').textContent];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let frames = last[0].as_f64().unwrap() - first.as_f64().unwrap();
+        let _ = writeln!(
+            std::io::stderr(),
+            "camera 320x240: {frames} overlay updates in {seconds} s = {:.1} frames/s (the page shows {})",
+            frames / seconds as f64,
+            last[1]
+        );
+    }
     button.click().await.unwrap();
     wait_for(
         &client,
