@@ -24,7 +24,7 @@ pub fn content_security_policy(html: &str) -> String {
         let Some(close) = body.find("</script>") else {
             break;
         };
-        let digest = Sha256::digest(body[..close].as_bytes());
+        let digest = Sha256::digest(&body.as_bytes()[..close]);
         let encoded = base64::engine::general_purpose::STANDARD.encode(digest);
         hashes.push_str(&format!(" 'sha256-{encoded}'"));
         rest = &body[close..];

@@ -182,7 +182,16 @@ fn bad_input_gets_a_json_error_and_the_server_keeps_answering() {
         pair.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     };
-    let cases: Vec<(&str, &str, &str, Vec<u8>, StatusCode, &str)> = vec![
+    /// What is sent (description, query, content type, body) and the status and code expected.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        StatusCode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         ("an empty body", "", "image/png", vec![], StatusCode::BAD_REQUEST, "bad_request"),
         ("a text file", "", "image/png", b"hello, world\n".to_vec(), StatusCode::BAD_REQUEST, "bad_image"),
         ("a truncated JPEG", "", "image/jpeg", truncated, StatusCode::BAD_REQUEST, "bad_image"),
