@@ -580,16 +580,18 @@ fn run_probe(path: &Path) -> anyhow::Result<Value> {
 
 /// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.
 fn peak_rss_mib() -> f64 {
-    proc_status_mib("VmHWM:")
+    proc_status_mib("self", "VmHWM:")
 }
 
 /// Resident memory of this process now (VmRSS), in MiB; NaN where /proc is unavailable.
 fn rss_mib() -> f64 {
-    proc_status_mib("VmRSS:")
+    proc_status_mib("self", "VmRSS:")
 }
 
-fn proc_status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A memory `field` of process `pid` (a number, or `self`) from /proc, in MiB; NaN where
+/// /proc is unavailable.
+pub(crate) fn proc_status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status

@@ -80,15 +80,7 @@ impl ServerProcess {
 
     /// The server's resident memory now, in MiB.
     fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kb| kb / 1024.0)
+        crate::bench::proc_status_mib(&self.child.id().to_string(), "VmRSS:")
     }
 }
 

@@ -31,7 +31,7 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on /v1/* and /metrics (at least 8 characters).
     #[arg(long, env = "FER_SERVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Let web pages on this origin call the API (CORS), e.g. https://example.org; off by
+    /// Let web pages on this origin call the API (CORS), e.g. <https://example.org>; off by
     /// default.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
