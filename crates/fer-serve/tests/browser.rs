@@ -176,7 +176,10 @@ async fn a_photo_uploaded_in_the_page_shows_its_face_and_bars() {
     )
     .await;
     assert_eq!(model, true);
-    assert_eq!(text(&client, "#model-name").await, "builtin:accurate");
+    assert_eq!(
+        text(&client, "#model-name").await,
+        format!("builtin:{}", fer::DEFAULT_BUILTIN)
+    );
 
     let input = client.find(Locator::Css("#file-input")).await.unwrap();
     input.send_keys(photo.to_str().unwrap()).await.unwrap();

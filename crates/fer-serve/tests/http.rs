@@ -60,7 +60,7 @@ fn a_photo_gets_its_faces_boxes_and_probabilities() {
     let server = TestServer::start(ServeOptions::default());
     let (status, json) = analyze(&server, "", "image/png", astronaut_png());
     assert_eq!(status, StatusCode::OK, "{json}");
-    assert_eq!(json["model"], "builtin:accurate");
+    assert_eq!(json["model"], format!("builtin:{}", fer::DEFAULT_BUILTIN));
     let image = &json["images"][0];
     assert_eq!(image["file"], "upload");
     assert_eq!(image["error"], Value::Null);
@@ -453,7 +453,10 @@ fn models_health_metrics_and_the_page_answer() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(models["serving"], "builtin:accurate");
+    assert_eq!(
+        models["serving"],
+        format!("builtin:{}", fer::DEFAULT_BUILTIN)
+    );
     assert_eq!(models["models"], fer::json::builtin_models().unwrap());
     let health: Value = client()
         .get(server.url("/healthz"))
