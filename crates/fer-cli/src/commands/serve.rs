@@ -35,7 +35,7 @@ pub struct ServeArgs {
     /// default.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
-    /// Largest request body, in megabytes (all images of a request together).
+    /// Largest request body, in MiB (all images of a request together).
     #[arg(long, default_value_t = 20, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=2048))]
     pub max_body_mb: u64,
     /// Largest image, in megapixels (checked before decoding: decompression bombs are refused).
