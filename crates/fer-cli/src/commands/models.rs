@@ -42,7 +42,7 @@ pub fn run(args: &ModelsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!(
-        "{:<22} {:>9} {:>17} {:>17} {:>26}",
+        "{:<28} {:>9} {:>17} {:>17} {:>26}",
         "model",
         "weights",
         "PublicTest",
@@ -63,7 +63,7 @@ pub fn run(args: &ModelsArgs) -> anyhow::Result<()> {
             format!("builtin:{}", model.name)
         };
         outln!(
-            "{name:<22} {:>6.1} MB {:>17} {:>17} {:>26}",
+            "{name:<28} {:>6.1} MB {:>17} {:>17} {:>26}",
             model.weights.len() as f64 / 1e6,
             pair(figures.public.accuracy, figures.public.macro_f1),
             pair(figures.private.accuracy, figures.private.macro_f1),
