@@ -580,27 +580,12 @@ fn run_probe(path: &Path) -> anyhow::Result<Value> {
 
 /// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.
 fn peak_rss_mib() -> f64 {
-    proc_status_mib("self", "VmHWM:")
+    crate::proc_status_mib("self", "VmHWM:")
 }
 
 /// Resident memory of this process now (VmRSS), in MiB; NaN where /proc is unavailable.
 fn rss_mib() -> f64 {
-    proc_status_mib("self", "VmRSS:")
-}
-
-/// A memory `field` of process `pid` (a number, or `self`) from /proc, in MiB; NaN where
-/// /proc is unavailable.
-pub(crate) fn proc_status_mib(pid: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    crate::proc_status_mib("self", "VmRSS:")
 }
 
 #[cfg(test)]

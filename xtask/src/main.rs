@@ -106,3 +106,18 @@ fn main() -> anyhow::Result<()> {
         Command::BuiltinModel(args) => builtin_model::run(args),
     }
 }
+
+/// A memory `field` of process `pid` (a number, or `self`) from /proc, in MiB; NaN where
+/// /proc is unavailable.
+pub(crate) fn proc_status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

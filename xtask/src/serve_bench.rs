@@ -80,7 +80,7 @@ impl ServerProcess {
 
     /// The server's resident memory now, in MiB.
     fn rss_mib(&self) -> f64 {
-        crate::bench::proc_status_mib(&self.child.id().to_string(), "VmRSS:")
+        crate::proc_status_mib(&self.child.id().to_string(), "VmRSS:")
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::pool::PoolError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::uploads::{Upload, read_uploads};
 
 /// The query options of an analyze request.

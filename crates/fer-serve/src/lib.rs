@@ -31,6 +31,7 @@ pub mod options;
 pub mod page;
 pub mod pool;
 pub mod server;
+pub mod state;
 pub mod uploads;
 
 pub use error::{ApiError, ServeError};

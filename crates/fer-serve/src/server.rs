@@ -22,16 +22,7 @@ use crate::metrics::{Metrics, track};
 use crate::options::ServeOptions;
 use crate::page::page;
 use crate::pool::InferencePool;
-
-/// What every handler shares.
-pub struct AppState {
-    pub recognizer: Arc<Recognizer>,
-    pub options: ServeOptions,
-    pub pool: InferencePool,
-    pub metrics: Arc<Metrics>,
-    /// The served model's name in answers (a file's name, never its path).
-    pub model_name: String,
-}
+use crate::state::AppState;
 
 /// The HTTP server: a recognizer behind the routes of this crate.
 pub struct Server {
