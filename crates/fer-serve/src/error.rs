@@ -12,6 +12,9 @@ pub enum ServeError {
     /// An option is out of range.
     #[error("invalid server option {name}: {message}")]
     InvalidOption { name: &'static str, message: String },
+    /// The built-in models' recorded figures could not be read (a corrupt build).
+    #[error(transparent)]
+    Model(#[from] fer::Error),
     /// Listening or serving failed (the address in use, say).
     #[error("server I/O failed")]
     Io(#[from] std::io::Error),

@@ -32,14 +32,11 @@ pub struct Server {
 /// How answers name a model: `builtin:NAME`, or the run directory's or file's own name
 /// (clients do not learn the server's paths).
 pub fn public_model_name(source: &ModelSource) -> String {
-    match source.run_dir() {
-        None => source.to_string(),
-        Some(_) => match source {
-            ModelSource::Path(path) => path
-                .file_name()
-                .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned()),
-            other => other.to_string(),
-        },
+    match source {
+        ModelSource::Path(path) => path
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned()),
+        builtin => builtin.to_string(),
     }
 }
 
@@ -54,6 +51,7 @@ impl Server {
             metrics.queue_depth.clone(),
         );
         let model_name = public_model_name(recognizer.source());
+        let models = json!({"serving": model_name, "models": fer::json::builtin_models()?});
         Ok(Server {
             state: Arc::new(AppState {
                 recognizer,
@@ -61,6 +59,7 @@ impl Server {
                 pool,
                 metrics,
                 model_name,
+                models,
             }),
         })
     }
@@ -142,15 +141,8 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn models(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let models = fer::json::builtin_models().map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
-    Ok(Json(json!({"serving": app.model_name, "models": models})))
+async fn models(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(app.models.clone())
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {

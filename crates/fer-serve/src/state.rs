@@ -16,4 +16,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The served model's name in answers (a file's name, never its path).
     pub model_name: String,
+    /// The answer of `GET /v1/models`, made once at start-up.
+    pub models: serde_json::Value,
 }
