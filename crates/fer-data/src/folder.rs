@@ -88,9 +88,7 @@ fn read_face(path: &Path, out: &mut [u8]) -> Result<()> {
         path: path.to_path_buf(),
         message,
     };
-    let image = image::open(path)
-        .map_err(|e| image_error(format!("cannot decode image: {e}")))?
-        .into_luma8();
+    let image = crate::face_image::load_grey_image(path)?;
     if image.dimensions() != (IMAGE_SIDE as u32, IMAGE_SIDE as u32) {
         let (w, h) = image.dimensions();
         return Err(image_error(format!(
@@ -196,7 +194,7 @@ mod tests {
         std::fs::write(label_dir.join("7.png"), b"not a png").unwrap();
         let err = load_image_folder(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("7.png") && err.contains("cannot decode"),
+            err.contains("7.png") && err.contains("not an image"),
             "{err}"
         );
 

@@ -214,10 +214,10 @@ impl DetectorOptions {
 /// A face detector: the parsed SeetaFace model and the search options.
 ///
 /// Cheap to clone (the model is shared) and `Send + Sync`: [`detect`](Self::detect) takes
-/// `&self`, so one detector serves many threads. Each call builds a rustface detector around a
-/// copy of the model (about a millisecond; see the crate README) because rustface's detector
-/// keeps per-image scratch buffers and is neither `Send` nor `Sync`. A single detection is
-/// single-threaded; parallelise over photos.
+/// `&self`, so one detector serves many threads. rustface's own detector keeps scratch buffers
+/// and is neither `Send` nor `Sync`, so each thread keeps one (built around a copy of the
+/// model on its first call) and reuses it and its buffers for every later photo. A single
+/// detection is single-threaded; parallelise over photos.
 #[derive(Clone)]
 pub struct FaceDetector {
     model: Arc<rustface::Model>,
@@ -287,19 +287,21 @@ impl FaceDetector {
             return Vec::new();
         }
 
-        let mut detector = rustface::create_detector_with_model((*self.model).clone());
-        detector.set_min_face_size(20);
-        if let Some(max) = self.options.max_face_size {
-            let max_work = (max as f32 * scale.0.max(scale.1)).round() as u32;
-            detector.set_max_face_size(max_work.max(BASE_WINDOW));
-        }
-        detector.set_score_thresh(self.options.score_threshold);
-        detector.set_pyramid_scale_factor(self.options.pyramid_scale_factor);
-        detector.set_slide_window_step(
-            self.options.slide_window_step,
-            self.options.slide_window_step,
-        );
-        let faces = detector.detect(&rustface::ImageData::new(work.as_raw(), ww, wh));
+        let faces = with_thread_detector(&self.model, |detector| {
+            detector.set_min_face_size(20);
+            // 0 turns rustface's limit off (a detector is reused across calls).
+            let max_work = self.options.max_face_size.map_or(0, |max| {
+                ((max as f32 * scale.0.max(scale.1)).round() as u32).max(BASE_WINDOW)
+            });
+            detector.set_max_face_size(max_work);
+            detector.set_score_thresh(self.options.score_threshold);
+            detector.set_pyramid_scale_factor(self.options.pyramid_scale_factor);
+            detector.set_slide_window_step(
+                self.options.slide_window_step,
+                self.options.slide_window_step,
+            );
+            detector.detect(&rustface::ImageData::new(work.as_raw(), ww, wh))
+        });
 
         let mut boxes: Vec<FaceBox> = faces
             .iter()
@@ -323,6 +325,36 @@ impl FaceDetector {
         });
         boxes
     }
+}
+
+/// A rustface detector and the model it was built from.
+type BuiltDetector = (Arc<rustface::Model>, Box<dyn rustface::Detector>);
+
+thread_local! {
+    /// This thread's rustface detector and the model it was built from (kept alive here, so
+    /// that the pointer comparison in [`with_thread_detector`] cannot match a new model at a
+    /// freed one's address).
+    static THREAD_DETECTOR: std::cell::RefCell<Option<BuiltDetector>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's rustface detector for `model`, building it on first use (or
+/// when `model` is another one). Options are set by `f` on every call.
+fn with_thread_detector<T>(
+    model: &Arc<rustface::Model>,
+    f: impl FnOnce(&mut dyn rustface::Detector) -> T,
+) -> T {
+    THREAD_DETECTOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let reusable = slot
+            .as_ref()
+            .is_some_and(|(built_from, _)| Arc::ptr_eq(built_from, model));
+        if !reusable {
+            let detector = rustface::create_detector_with_model((**model).clone());
+            *slot = Some((Arc::clone(model), detector));
+        }
+        let (_, detector) = slot.as_mut().expect("filled above");
+        f(detector.as_mut())
+    })
 }
 
 /// Rounds a box to whole pixels and clips it to the image; `None` if nothing is left.

@@ -124,18 +124,17 @@ fn find_faces(app: &AppState, upload: &Upload, settings: &Settings) -> Result<Fa
         // Room for 16-bit RGBA at the pixel limit, and the decoder's own buffers.
         max_alloc: app.options.max_image_pixels * 8 + (64 << 20),
     };
-    let image =
-        fer::decode_image(&upload.bytes, Path::new(&upload.name), &limits).map_err(|error| {
-            match error {
-                fer_data::Error::ImageTooLarge { .. } => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "image_too_large",
-                    error.to_string(),
-                ),
-                error => ApiError::new(StatusCode::BAD_REQUEST, "bad_image", error.to_string()),
-            }
-        })?;
-    if image.width().min(image.height()) < MIN_IMAGE_SIDE {
+    let grey = fer::decode_grey_image(&upload.bytes, Path::new(&upload.name), &limits).map_err(
+        |error| match error {
+            fer_data::Error::ImageTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                error.to_string(),
+            ),
+            error => ApiError::new(StatusCode::BAD_REQUEST, "bad_image", error.to_string()),
+        },
+    )?;
+    if grey.width().min(grey.height()) < MIN_IMAGE_SIDE {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "image_too_small",
@@ -143,12 +142,11 @@ fn find_faces(app: &AppState, upload: &Upload, settings: &Settings) -> Result<Fa
                 "{}: a {}x{} image is too small to hold a face (at least {MIN_IMAGE_SIDE} pixels \
                  on each side)",
                 upload.name,
-                image.width(),
-                image.height()
+                grey.width(),
+                grey.height()
             ),
         ));
     }
-    let grey = image.to_luma8();
     let faces = match settings.source {
         FaceSource::Detect => app.recognizer.find_faces_with(&grey, &settings.detector),
         FaceSource::WholeImage => app.recognizer.find_faces(&grey, FaceSource::WholeImage),

@@ -50,7 +50,9 @@ pub use recognizer::{
 };
 pub use source::ModelSource;
 
-pub use fer_data::face_image::{ImageLimits, decode_image};
+pub use fer_data::face_image::{
+    ImageLimits, decode_grey_image, decode_image, load_grey_image, to_grey,
+};
 
 /// Decodes an image file (any format this build reads, by content) within the default
 /// [`ImageLimits`], and turns it upright as its Exif orientation says; errors name the file.

@@ -14,7 +14,7 @@ use crate::source::ModelSource;
 
 /// The longer side of the copy of a photo that faces are searched on by default (crops come
 /// from the full photo): see [`DetectorOptions::max_image_side`] for the trade.
-pub const DEFAULT_DETECTION_SIDE: u32 = 1024;
+pub const DEFAULT_DETECTION_SIDE: u32 = 640;
 
 /// How a [`Recognizer`] finds and crops faces and batches them.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,7 +269,7 @@ impl Recognizer {
 
     /// Every face in `image` with its emotions, left to right; none when no face is found.
     pub fn detect_emotions(&self, image: &DynamicImage) -> Result<Vec<FaceEmotions>> {
-        let faces = self.find_faces(&image.to_luma8(), FaceSource::Detect);
+        let faces = self.find_faces(&fer_data::face_image::to_grey(image), FaceSource::Detect);
         Ok(self.classify_found(&[&faces])?.remove(0))
     }
 

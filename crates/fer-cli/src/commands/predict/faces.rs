@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use fer::{FaceSource, Faces, Recognizer};
-use fer_data::face_image::load_image;
+use fer_data::face_image::load_grey_image;
 
 /// The faces of one image file, or why it cannot be read. The file is decoded within the
 /// default image limits (a decompression bomb is refused before it is allocated).
@@ -12,8 +12,6 @@ pub fn faces_of(path: &Path, source: FaceSource, recognizer: &Recognizer) -> Res
     if path.is_dir() {
         return Err(format!("{}: cannot read this folder", path.display()));
     }
-    let image = load_image(path)
-        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
-        .to_luma8();
+    let image = load_grey_image(path).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
     Ok(recognizer.find_faces(&image, source))
 }
