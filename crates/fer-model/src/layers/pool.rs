@@ -7,7 +7,9 @@
 //! (floor mode): padded zeros take part in the max and count in the average; the max routes its
 //! gradient to the first maximum of each window, the average spreads it evenly. Fusing the
 //! padding saves the padded copy and its backward. The kernels are CPU ones
-//! (the private `cpu::pool`); on other devices `Pool2d::forward` round-trips through the CPU.
+//! (the private `cpu::pool`); on other devices (CUDA) `Pool2d::forward` composes the window
+//! from candle ops that run there forward and backward ([`Pool2d::forward_composed`]), so
+//! that no activation leaves the device.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
@@ -49,16 +51,56 @@ impl Pool2d {
         Pool2d { pad, ..self }
     }
 
-    /// Applies the pooling to `x` (N, C, H, W), recording it for backpropagation.
-    ///
-    /// On a GPU the window runs on the CPU (the transfer has its own backward), so training
-    /// works on every device while the fast kernels are CPU ones.
+    /// Applies the pooling to `x` (N, C, H, W), recording it for backpropagation: the CPU
+    /// kernels on the CPU, [`Pool2d::forward_composed`] on other devices.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() {
             x.contiguous()?.apply_op1(*self)
         } else {
-            let cpu = x.to_device(&candle_core::Device::Cpu)?.contiguous()?;
-            cpu.apply_op1(*self)?.to_device(x.device())
+            self.forward_composed(x)
+        }
+    }
+
+    /// The same pooling built from candle ops that every device runs forward and backward
+    /// (padding, narrowing, reshapes, `maximum`, sums): each of the `kernel`² window offsets is
+    /// one strided view of the padded input, and the result is their maximum or mean. Where a
+    /// window holds two equal maxima the gradient is split between them (the CPU kernel gives
+    /// it to the first); with real-valued activations that does not occur.
+    pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
+        let s = self.shape(x.dims())?;
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let (n, c) = (x.dims()[0], x.dims()[1]);
+        // Zero padding, plus `stride` extra zero rows and columns at the end so that every
+        // offset's strided view can be taken as a reshape (the extra ones are never selected).
+        let padded = x
+            .pad_with_zeros(2, self.pad, self.pad + self.stride)?
+            .pad_with_zeros(3, self.pad, self.pad + self.stride)?;
+        let width = padded.dims()[3];
+        let mut pooled: Option<Tensor> = None;
+        for dy in 0..self.kernel {
+            // Rows dy, dy + stride, ..., (oh rows): (n, c, oh, width).
+            let rows = padded
+                .narrow(2, dy, oh * self.stride)?
+                .reshape((n, c, oh, self.stride, width))?
+                .narrow(3, 0, 1)?
+                .squeeze(3)?;
+            for dx in 0..self.kernel {
+                let view = rows
+                    .narrow(3, dx, ow * self.stride)?
+                    .reshape((n, c, oh, ow, self.stride))?
+                    .narrow(4, 0, 1)?
+                    .squeeze(4)?;
+                pooled = Some(match (pooled, self.kind) {
+                    (None, _) => view,
+                    (Some(acc), PoolKind::Max) => acc.maximum(&view)?,
+                    (Some(acc), PoolKind::Avg) => (acc + view)?,
+                });
+            }
+        }
+        let pooled = pooled.expect("a window has at least one offset");
+        match self.kind {
+            PoolKind::Max => Ok(pooled),
+            PoolKind::Avg => pooled / (self.kernel * self.kernel) as f64,
         }
     }
 
@@ -241,6 +283,62 @@ mod tests {
     #[test]
     fn avg_pool_gradient_matches_finite_differences() {
         check_gradient(Pool2d::avg(3, 2));
+    }
+
+    /// Largest difference between two tensors of the same shape.
+    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_composed_pool_for_other_devices_matches_the_cpu_kernels() {
+        for pool in [
+            Pool2d::max(5, 2),
+            Pool2d::avg(3, 2),
+            Pool2d::max(2, 2),
+            Pool2d::max(3, 2).with_zero_padding(1),
+            Pool2d::avg(3, 2).with_zero_padding(1),
+        ] {
+            let x = Var::from_tensor(&input((2, 3, 13, 10), 7)).unwrap();
+            let kernel_out = pool.forward(x.as_tensor()).unwrap();
+            let composed_out = pool.forward_composed(x.as_tensor()).unwrap();
+            assert_eq!(kernel_out.dims(), composed_out.dims(), "{pool:?}");
+            let diff = max_difference(&kernel_out, &composed_out);
+            assert!(diff < 1e-5, "{pool:?}: outputs differ by {diff}");
+
+            let weights = input(
+                (
+                    kernel_out.dims()[0],
+                    kernel_out.dims()[1],
+                    kernel_out.dims()[2],
+                    kernel_out.dims()[3],
+                ),
+                11,
+            );
+            let gradient = |out: Tensor| {
+                let loss = (out * &weights).unwrap().sum_all().unwrap();
+                loss.backward().unwrap().get(&x).unwrap().clone()
+            };
+            let from_kernel = gradient(kernel_out);
+            let from_composed = gradient(composed_out);
+            let diff = max_difference(&from_kernel, &from_composed);
+            assert!(diff < 1e-4, "{pool:?}: gradients differ by {diff}");
+            let size = from_kernel
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(size > 1.0, "{pool:?}: no gradient reached the input");
+        }
     }
 
     #[test]
