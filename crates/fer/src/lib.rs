@@ -50,12 +50,16 @@ pub use recognizer::{
 };
 pub use source::ModelSource;
 
-pub use fer_data::face_image::{
-    ImageLimits, decode_grey_image, decode_image, load_grey_image, to_grey,
-};
+pub use fer_data::face_image::{ImageLimits, decode_grey_image, decode_image, to_grey};
 
 /// Decodes an image file (any format this build reads, by content) within the default
 /// [`ImageLimits`], and turns it upright as its Exif orientation says; errors name the file.
 pub fn open_image(path: impl AsRef<std::path::Path>) -> Result<image::DynamicImage> {
     Ok(fer_data::face_image::load_image(path.as_ref())?)
+}
+
+/// [`open_image`] as grey, the form faces are found and classified in (a JPEG's luma is
+/// decoded directly, without its colour; other images are converted by [`to_grey`]).
+pub fn open_grey_image(path: impl AsRef<std::path::Path>) -> Result<image::GrayImage> {
+    Ok(fer_data::face_image::load_grey_image(path.as_ref())?)
 }
