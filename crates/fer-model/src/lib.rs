@@ -17,6 +17,7 @@
 //! - [`train`](mod@train): the loop, its config, run directories with checkpoint retention,
 //!   the weight average; [`checkpoint`]: safetensors and JSON files written atomically.
 //! - [`eval`]: evaluation, metrics, ensembles.
+//! - [`device`]: where a model runs, as people name it (`cpu`, `cuda:N`).
 //! - [`hog_svm`]: the HOG + linear SVM baseline, its own model family.
 //!
 //! The `cuda` cargo feature builds candle's CUDA backend; everything builds and tests without it.
@@ -25,6 +26,7 @@
 
 pub mod checkpoint;
 mod cpu;
+pub mod device;
 pub mod eval;
 pub mod head;
 pub mod hog_svm;
@@ -35,6 +37,7 @@ pub mod optim;
 pub mod train;
 
 pub use cpu::PORTABLE_KERNELS_VAR;
+pub use device::DeviceName;
 pub use eval::metrics::{ClassMetrics, Metrics};
 pub use head::{Head, NUM_CLASSES};
 pub use layers::{BatchNormRelu, Pool2d, PoolKind};
