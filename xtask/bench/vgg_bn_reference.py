@@ -46,6 +46,18 @@ class VggBn(nn.Module):
         return F.log_softmax(self.classifier(x), dim=1)
 
 
+def sync(device):
+    """Waits for the device's queued work, so a timed step includes it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def use_device(device):
+    """On a GPU, lets cuDNN pick its fastest convolution algorithms (the peer at its best)."""
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+
+
 def timed(f, warm, secs):
     for _ in range(warm):
         f()
@@ -59,12 +71,13 @@ def timed(f, warm, secs):
 
 def cmd_speed(a):
     torch.set_num_threads(a.threads)
+    use_device(a.device)
     torch.manual_seed(0)
-    net = VggBn(a.width, a.dropout)
+    net = VggBn(a.width, a.dropout).to(a.device)
     opt = torch.optim.Adadelta(net.parameters(), lr=0.1, rho=0.95, eps=1e-8)
-    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "width": a.width, "batches": {}}
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "width": a.width, "batches": {}}
     for n in [int(b) for b in a.batches.split(",")]:
-        x, y = torch.rand(n, 1, 48, 48), torch.randint(0, 7, (n,))
+        x, y = torch.rand(n, 1, 48, 48, device=a.device), torch.randint(0, 7, (n,), device=a.device)
         net.eval()
 
         def infer():
@@ -75,6 +88,7 @@ def cmd_speed(a):
             opt.zero_grad(set_to_none=True)
             F.nll_loss(net(x), y).backward()
             opt.step()
+            sync(a.device)
 
         ti = statistics.median(timed(infer, 3, a.secs))
         net.train()
@@ -82,7 +96,7 @@ def cmd_speed(a):
         res["batches"][n] = {"infer_img_s": n / ti, "train_img_s": n / tt}
         print(f"batch {n:4}: inference {n / ti:8.1f} img/s | train step {n / tt:7.1f} img/s", flush=True)
     net.eval()
-    x1 = torch.rand(1, 1, 48, 48)
+    x1 = torch.rand(1, 1, 48, 48, device=a.device)
 
     def one():
         with torch.inference_mode():
@@ -127,6 +141,7 @@ def main():
     s.add_argument("--batches", default="32,128,256")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--secs", type=float, default=8.0)
+    s.add_argument("--device", default="cpu", help="cpu or cuda (timings wait for the GPU to finish)")
     s.add_argument("--width", type=int, default=32)
     s.add_argument("--dropout", type=float, default=0.2)
     q = sub.add_parser("logits")

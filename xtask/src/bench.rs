@@ -269,7 +269,7 @@ fn augment(args: &AugmentArgs) -> anyhow::Result<()> {
 }
 
 /// Median seconds of `f` after `warm` calls, timed for at least `secs` and 3 calls.
-fn median_seconds(
+pub(crate) fn median_seconds(
     warm: usize,
     secs: f64,
     mut f: impl FnMut() -> anyhow::Result<()>,
@@ -289,23 +289,38 @@ fn median_seconds(
 }
 
 /// (batch size, inference img/s, training img/s).
-type Figures = (usize, f64, f64);
+pub(crate) type Figures = (usize, f64, f64);
 
-/// Our seed-CNN figures: per batch (inference img/s, training img/s), then batch-1 latency (s).
-fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Vec<Figures>, f64)> {
-    use candle_core::{Device, Tensor};
+/// What [`our_train_step`] times: a network, where, and for how long per figure.
+pub(crate) struct StepSpec<'a> {
+    pub device: &'a candle_core::Device,
+    /// `seed-cnn` or `vgg-bn`.
+    pub architecture: &'a str,
+    /// vgg-bn's first-stage channels.
+    pub width: usize,
+    /// Seconds of timed steps per figure (the median step is reported).
+    pub secs: f64,
+}
+
+/// Our figures for one network: per batch (batch, inference img/s, training img/s), then
+/// batch-1 latency (s). On a GPU every timed call waits for the device to finish.
+pub(crate) fn our_train_step(
+    spec: &StepSpec,
+    batches: &[usize],
+) -> anyhow::Result<(Vec<Figures>, f64)> {
+    use candle_core::Tensor;
     use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
     use rand::{Rng, SeedableRng};
-    let device = Device::Cpu;
+    let device = spec.device;
     let architecture: fer_model::Architecture =
-        serde_json::from_value(serde_json::Value::String(args.architecture.clone()))
-            .map_err(|_| anyhow::anyhow!("unknown architecture {}", args.architecture))?;
+        serde_json::from_value(serde_json::Value::String(spec.architecture.to_string()))
+            .map_err(|_| anyhow::anyhow!("unknown architecture {}", spec.architecture))?;
     let config = ModelConfig {
         architecture,
-        width: args.width,
+        width: spec.width,
         ..ModelConfig::default()
     };
-    let (vars, model) = config.init(&device, 0)?;
+    let (vars, model) = config.init(device, 0)?;
     let mut params: Vec<(String, candle_core::Var)> = vars
         .data()
         .lock()
@@ -324,26 +339,26 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
     for &n in batches {
         let pixels: Vec<f32> = (0..n * 2304).map(|_| rng.random::<f32>()).collect();
         let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..7u32)).collect();
-        let x = Tensor::from_vec(pixels, (n, 1, 48, 48), &device)?;
-        let y = Tensor::from_vec(labels, n, &device)?;
-        let infer = median_seconds(3, args.secs, || {
+        let x = Tensor::from_vec(pixels, (n, 1, 48, 48), device)?;
+        let y = Tensor::from_vec(labels, n, device)?;
+        let infer = median_seconds(3, spec.secs, || {
             let scores = model.predict(&x)?;
             std::hint::black_box(scores.sum_all()?.to_scalar::<f32>()?);
             Ok(())
         })?;
         let mut dropout = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let train = median_seconds(2, args.secs, || {
+        let mut step = || -> anyhow::Result<()> {
             let (_, grads) =
                 model.loss_and_grads(&x, &y, &fer_model::Loss::default(), Some(&mut dropout))?;
             optimizer.step(&grads)?;
+            device.synchronize()?;
             Ok(())
-        })?;
+        };
+        let train = median_seconds(2, spec.secs, &mut step)?;
         // Steady state: the resident set after the timed steps, then after 10 more.
         let settled = rss_mib();
         for _ in 0..10 {
-            let (_, grads) =
-                model.loss_and_grads(&x, &y, &fer_model::Loss::default(), Some(&mut dropout))?;
-            optimizer.step(&grads)?;
+            step()?;
         }
         let grown = rss_mib() - settled;
         let (infer_rate, train_rate) = (n as f64 / infer, n as f64 / train);
@@ -355,9 +370,9 @@ fn our_train_step(args: &TrainStepArgs, batches: &[usize]) -> anyhow::Result<(Ve
     let one = Tensor::from_vec(
         (0..2304).map(|_| rng.random::<f32>()).collect::<Vec<f32>>(),
         (1, 1, 48, 48),
-        &device,
+        device,
     )?;
-    let latency = median_seconds(20, args.secs.min(5.0), || {
+    let latency = median_seconds(20, spec.secs.min(5.0), || {
         std::hint::black_box(model.predict(&one)?.to_vec2::<f32>()?);
         Ok(())
     })?;
@@ -395,7 +410,13 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
     let mut peer_latency = f64::NAN;
     let last = args.batches.len().saturating_sub(1);
     for (i, &n) in args.batches.iter().enumerate() {
-        let (figures, l) = pool.install(|| our_train_step(args, &[n]))?;
+        let spec = StepSpec {
+            device: &candle_core::Device::Cpu,
+            architecture: &args.architecture,
+            width: args.width,
+            secs: args.secs,
+        };
+        let (figures, l) = pool.install(|| our_train_step(&spec, &[n]))?;
         ours.extend(figures);
         if i == last {
             latency = l;
@@ -475,17 +496,17 @@ fn resolve_data(data: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// The seed notebook's loader, augmentation, CNN and recipe in PyTorch
 /// (see docs/seed-experiment.md).
-const PEER_SEED_CNN: &str = "xtask/bench/seed_cnn_reference.py";
+pub(crate) const PEER_SEED_CNN: &str = "xtask/bench/seed_cnn_reference.py";
 /// fer-model's vgg-bn in PyTorch, with the same parameter names.
-const PEER_VGG_BN: &str = "xtask/bench/vgg_bn_reference.py";
+pub(crate) const PEER_VGG_BN: &str = "xtask/bench/vgg_bn_reference.py";
 
 /// The environment variable naming the peers' Python (the `--python` flag's fallback).
-const PYTHON_ENV: &str = "FER_BENCH_PYTHON";
+pub(crate) const PYTHON_ENV: &str = "FER_BENCH_PYTHON";
 
 /// The Python that runs the peers: `None` with `--no-peer`, else the one given by `--python`
 /// or `$FER_BENCH_PYTHON` (clap reads both into `python`). With neither, an error says how to
 /// make one, before anything is measured rather than after minutes of our own figures.
-fn peer_python(python: Option<&Path>, no_peer: bool) -> anyhow::Result<Option<PathBuf>> {
+pub(crate) fn peer_python(python: Option<&Path>, no_peer: bool) -> anyhow::Result<Option<PathBuf>> {
     if no_peer {
         return Ok(None);
     }
@@ -509,7 +530,7 @@ fn torch_reference(python: &Path, args: &[&str]) -> anyhow::Result<Value> {
 
 /// Runs the PyTorch script `script` (relative to the workspace root) with `args` and returns
 /// the JSON of its last line.
-fn run_peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
+pub(crate) fn run_peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
     let script = crate::workspace_root().join(script);
     if !script.is_file() {
         bail!("{} not found", script.display());

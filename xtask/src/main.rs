@@ -3,7 +3,9 @@
 
 mod bench;
 mod builtin_model;
+mod check_cuda;
 mod download;
+mod gpu_check;
 mod imports;
 mod photos;
 mod pipeline;
@@ -57,15 +59,25 @@ enum Command {
     Results(results::Results),
     /// Check that no two files of a crate import each other in a circle.
     CheckImports(imports::ImportsArgs),
+    /// Build and lint the `cuda` feature without a GPU (a CUDA toolkit from PyPI's NVIDIA
+    /// packages, pinned, under target/cuda-venv), and check the binary links and runs.
+    CheckCuda(check_cuda::CheckCudaArgs),
+    /// The prepared GPU check: CPU against CUDA logits and gradients of both networks,
+    /// training and inference images/s beside PyTorch on the same GPU, then the `best`
+    /// profile trained for the remaining minutes; every figure as JSON under --out.
+    GpuCheck(gpu_check::GpuCheckArgs),
     /// Ship a trained run as a model built into the `fer` crate (crates/fer/models/NAME/):
     /// weights as f16, evaluated on PublicTest and PrivateTest against the run's f32 figures.
     BuiltinModel(builtin_model::BuiltinModelArgs),
 }
 
-/// The workspace root: the parent of this crate's directory.
+/// The workspace root: the parent of this crate's directory, or, for a binary carried to
+/// another machine (a GPU machine for `gpu-check`) where that folder does not exist, the
+/// current directory.
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
+        .filter(|root| root.join("xtask").is_dir())
         .map_or_else(
             || std::path::PathBuf::from("."),
             std::path::Path::to_path_buf,
@@ -103,6 +115,8 @@ fn main() -> anyhow::Result<()> {
         Command::Regression(args) => regression::run(args),
         Command::Results(command) => results::run(command),
         Command::CheckImports(args) => imports::run(args),
+        Command::CheckCuda(args) => check_cuda::run(args),
+        Command::GpuCheck(args) => gpu_check::run(&args),
         Command::BuiltinModel(args) => builtin_model::run(args),
     }
 }
