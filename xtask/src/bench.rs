@@ -107,6 +107,13 @@ pub struct TrainStepArgs {
     /// Channels of vgg-bn's first stage.
     #[arg(long, default_value_t = 32)]
     width: usize,
+    /// Instead of the step: where vgg-bn's step time goes, each layer's forward and backward
+    /// at the first --batches size (median of --repeats profiles).
+    #[arg(long)]
+    layers: bool,
+    /// Profiles per layer for --layers.
+    #[arg(long, default_value_t = 7)]
+    repeats: usize,
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {
@@ -380,10 +387,13 @@ pub(crate) fn our_train_step(
 }
 
 fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
-    let python = peer_python(args.python.as_deref(), args.no_peer)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build()?;
+    if args.layers {
+        return pool.install(|| layer_profile(args));
+    }
+    let python = peer_python(args.python.as_deref(), args.no_peer)?;
     println!(
         "train-step benchmark: {} (width {}), f32, Adadelta, {} threads, median step over {} s",
         args.architecture, args.width, args.threads, args.secs
@@ -482,6 +492,84 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         report["torch"] = Value::Object(peer);
     }
     println!("{report}");
+    Ok(())
+}
+
+/// `train-step --layers`: vgg-bn's step, layer by layer (see `VggBn::layer_times`).
+fn layer_profile(args: &TrainStepArgs) -> anyhow::Result<()> {
+    use candle_core::{DType, Device, Tensor};
+    use rand::{Rng, SeedableRng};
+    anyhow::ensure!(
+        args.architecture == "vgg-bn",
+        "--layers profiles vgg-bn only (the seed CNN's step is one fused kernel on the CPU)"
+    );
+    let n = *args.batches.first().context("no batch size")?;
+    let device = Device::Cpu;
+    let vars = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vars, DType::F32, &device);
+    let defaults = fer_model::ModelConfig::default();
+    let model = fer_model::VggBn::new(vb, args.width, defaults.head, defaults.dropout)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let pixels: Vec<f32> = (0..n * 2304).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..7u32)).collect();
+    let x = Tensor::from_vec(pixels, (n, 1, 48, 48), &device)?;
+    let y = Tensor::from_vec(labels, n, &device)?;
+    let loss = fer_model::Loss::default();
+    let mut runs = Vec::new();
+    for _ in 0..=args.repeats.max(1) {
+        runs.push(model.layer_times(&x, &y, &loss, &mut rng)?);
+    }
+    runs.remove(0); // warm-up
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rows: Vec<(String, f64, f64)> = (0..runs[0].len())
+        .map(|i| {
+            (
+                runs[0][i].name.clone(),
+                median(runs.iter().map(|r| r[i].forward_s).collect()),
+                median(runs.iter().map(|r| r[i].backward_s).collect()),
+            )
+        })
+        .collect();
+    let total: f64 = rows.iter().map(|(_, f, b)| f + b).sum();
+    println!(
+        "vgg-bn width {} batch {n}, {} threads: each layer alone, median of {} (ms; share of the sum)",
+        args.width,
+        args.threads,
+        runs.len()
+    );
+    println!(
+        "  {:<40} {:>9} {:>9} {:>7}",
+        "layer", "forward", "backward", "share"
+    );
+    for (name, forward, backward) in &rows {
+        println!(
+            "  {name:<40} {:9.2} {:9.2} {:6.1}%",
+            forward * 1e3,
+            backward * 1e3,
+            (forward + backward) / total * 100.0
+        );
+    }
+    let (forward, backward): (f64, f64) =
+        rows.iter().fold((0.0, 0.0), |(f, b), r| (f + r.1, b + r.2));
+    println!(
+        "  {:<40} {:9.2} {:9.2}   = {:.1} ms, {:.1} img/s without the optimizer",
+        "sum",
+        forward * 1e3,
+        backward * 1e3,
+        total * 1e3,
+        n as f64 / total
+    );
+    let layers: Vec<Value> = rows
+        .iter()
+        .map(|(name, f, b)| json!({"layer": name, "forward_ms": f * 1e3, "backward_ms": b * 1e3}))
+        .collect();
+    println!(
+        "{}",
+        json!({"architecture": "vgg-bn", "width": args.width, "batch": n, "threads": args.threads, "layers": layers, "sum_ms": total * 1e3})
+    );
     Ok(())
 }
 

@@ -11,7 +11,9 @@
 //! and a `classifier` `nn.Sequential` of (Dropout, Linear, ReLU, Dropout, Linear):
 //! `features.0.weight`, `features.1.running_mean`, ..., `classifier.4.bias`.
 
-use candle_core::{Module, Result, Tensor};
+use std::time::Instant;
+
+use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{Linear, VarBuilder};
 use rand_chacha::ChaCha8Rng;
 
@@ -20,6 +22,7 @@ use crate::layers::BatchNormRelu;
 use crate::layers::dropout::dropout;
 use crate::layers::init::{conv_weight, linear};
 use crate::layers::{Pool2d, conv2d};
+use crate::loss::Loss;
 use crate::nets::classifier::Classifier;
 
 /// Stages of the network; each halves the side (48 -> 3).
@@ -81,22 +84,19 @@ impl VggBn {
     }
 }
 
-impl Classifier for VggBn {
-    fn forward(&self, images: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let train = rng.is_some();
-        let mut x = images.clone();
-        for pair in self.units.chunks(2) {
-            for unit in pair {
-                x = unit.forward(&x, train)?;
-            }
-            // candle's own 2x2 pool has a backward (kernel == stride) and runs on every
-            // device; the crate's CPU kernel is the faster one there.
-            x = if x.device().is_cpu() {
-                Pool2d::max(2, 2).forward(&x)?
-            } else {
-                x.max_pool2d(2)?
-            };
+impl VggBn {
+    /// The 2x2 max pool after each stage. candle's own 2x2 pool has a backward (kernel ==
+    /// stride) and runs on every device; the crate's CPU kernel is the faster one there.
+    fn pool(x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            Pool2d::max(2, 2).forward(x)
+        } else {
+            x.max_pool2d(2)
         }
+    }
+
+    /// The classifier on the last stage's output: dropout, linear, ReLU, dropout, linear, head.
+    fn classify(&self, x: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
         let x = dropout(&x, self.dropout, rng.as_deref_mut())?;
         let x = self.fc1.forward(&x)?.relu()?;
@@ -108,7 +108,144 @@ impl Classifier for VggBn {
         }
     }
 
+    /// Where a training step's time goes: each layer's forward and backward, timed alone on
+    /// `images` (the activations it really sees). Each layer runs on a detached copy of its
+    /// input; its backward is timed from a gradient of its output (for the classifier, from
+    /// the loss of `labels`), so the figures add up to about one step without the optimizer.
+    /// On a GPU every figure waits for the device.
+    pub fn layer_times(
+        &self,
+        images: &Tensor,
+        labels: &Tensor,
+        loss: &Loss,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<LayerTime>> {
+        let device = images.device().clone();
+        let timed = |f: &mut dyn FnMut() -> Result<Tensor>| -> Result<(Tensor, f64)> {
+            device.synchronize()?;
+            let start = Instant::now();
+            let out = f()?;
+            device.synchronize()?;
+            Ok((out, start.elapsed().as_secs_f64()))
+        };
+        // Forward, layer by layer, keeping each layer's input (a leaf) and output.
+        // The images get no gradient (as in a real step): the first input is no Var.
+        let mut layers: Vec<(String, Option<Var>, Tensor, f64)> = Vec::new();
+        let mut x = images.clone();
+        for (stage, pair) in self.units.chunks(2).enumerate() {
+            for (k, unit) in pair.iter().enumerate() {
+                let input = if layers.is_empty() {
+                    None
+                } else {
+                    Some(Var::from_tensor(&x.detach())?)
+                };
+                let source = input.as_ref().map_or(images, Var::as_tensor);
+                let (y, seconds) = timed(&mut || unit.forward(source, true))?;
+                let channels = unit.weight.dim(0)?;
+                layers.push((
+                    format!("stage {} conv3x3+bn+relu {k} ({channels} ch)", stage + 1),
+                    input,
+                    y.clone(),
+                    seconds,
+                ));
+                x = y;
+            }
+            let input = Var::from_tensor(&x.detach())?;
+            let (y, seconds) = timed(&mut || Self::pool(input.as_tensor()))?;
+            layers.push((
+                format!("stage {} max pool 2x2", stage + 1),
+                Some(input),
+                y.clone(),
+                seconds,
+            ));
+            x = y;
+        }
+        let input = Var::from_tensor(&x.detach())?;
+        let (scores, seconds) = timed(&mut || {
+            let scores = self.classify(input.as_tensor(), Some(&mut *rng))?;
+            loss.compute(self.head, &scores, labels)
+        })?;
+        layers.push(("classifier + loss".into(), Some(input), scores, seconds));
+        // Backward, from the loss down: each layer from its output's gradient.
+        let mut times = Vec::with_capacity(layers.len());
+        let mut upstream: Option<Tensor> = None;
+        for (name, input, output, forward_s) in layers.into_iter().rev() {
+            let target = match &upstream {
+                Some(grad) => (&output * grad)?.sum_all()?,
+                None => output.clone(),
+            };
+            let (grads, backward_s) = {
+                device.synchronize()?;
+                let start = Instant::now();
+                let grads = target.backward()?;
+                device.synchronize()?;
+                (grads, start.elapsed().as_secs_f64())
+            };
+            upstream = input.and_then(|input| grads.get(input.as_tensor()).cloned());
+            times.push(LayerTime {
+                name,
+                forward_s,
+                backward_s,
+            });
+        }
+        times.reverse();
+        Ok(times)
+    }
+}
+
+/// One layer's share of a training step, from [`VggBn::layer_times`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerTime {
+    pub name: String,
+    pub forward_s: f64,
+    /// Gradients of the layer's input and parameters (plus the product with the upstream
+    /// gradient that stands for the layers above).
+    pub backward_s: f64,
+}
+
+impl Classifier for VggBn {
+    fn forward(&self, images: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        let train = rng.is_some();
+        let mut x = images.clone();
+        for pair in self.units.chunks(2) {
+            for unit in pair {
+                x = unit.forward(&x, train)?;
+            }
+            x = Self::pool(&x)?;
+        }
+        self.classify(&x, rng)
+    }
+
     fn head(&self) -> Head {
         self.head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_layer_profile_times_every_layer_both_ways() {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let model = VggBn::new(vb, 2, Head::Softmax, 0.2).unwrap();
+        let images = Tensor::randn(0f32, 1.0, (3, 1, 48, 48), &Device::Cpu).unwrap();
+        let labels = Tensor::new(&[0u32, 3, 6], &Device::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let times = model
+            .layer_times(&images, &labels, &Loss::default(), &mut rng)
+            .unwrap();
+        // 4 stages of two conv units and a pool, then the classifier.
+        assert_eq!(times.len(), 13);
+        assert_eq!(times[0].name, "stage 1 conv3x3+bn+relu 0 (2 ch)");
+        assert_eq!(times[11].name, "stage 4 max pool 2x2");
+        assert_eq!(times[12].name, "classifier + loss");
+        for layer in &times {
+            assert!(layer.forward_s > 0.0 && layer.backward_s > 0.0, "{layer:?}");
+        }
     }
 }
