@@ -48,6 +48,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_timing import sync, timed, use_device
+
 
 class SeedCNN(nn.Module):
     """The seed notebook's CNN, layer for layer."""
@@ -72,29 +74,6 @@ class SeedCNN(nn.Module):
         x = self.dropout(self.prelu(self.fc1(x)))
         x = self.dropout(self.prelu(self.fc2(x)))
         return F.log_softmax(self.fc3(x), dim=1)
-
-
-def sync(device):
-    """Waits for the device's queued work, so a timed step includes it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def use_device(device):
-    """On a GPU, lets cuDNN pick its fastest convolution algorithms (the peer at its best)."""
-    if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-
-
-def timed(f, warm, secs):
-    for _ in range(warm):
-        f()
-    out, t0 = [], time.perf_counter()
-    while len(out) < 3 or time.perf_counter() - t0 < secs:
-        t = time.perf_counter()
-        f()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def load_csv(path):

@@ -15,11 +15,12 @@ Each prints one JSON object on its last line.
 import argparse
 import json
 import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_timing import sync, timed, use_device
 
 
 class VggBn(nn.Module):
@@ -44,29 +45,6 @@ class VggBn(nn.Module):
     def forward(self, x):
         x = self.features(x).flatten(1)
         return F.log_softmax(self.classifier(x), dim=1)
-
-
-def sync(device):
-    """Waits for the device's queued work, so a timed step includes it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def use_device(device):
-    """On a GPU, lets cuDNN pick its fastest convolution algorithms (the peer at its best)."""
-    if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-
-
-def timed(f, warm, secs):
-    for _ in range(warm):
-        f()
-    out, t0 = [], time.perf_counter()
-    while len(out) < 3 or time.perf_counter() - t0 < secs:
-        t = time.perf_counter()
-        f()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def cmd_speed(a):

@@ -410,8 +410,9 @@ fn compare(
         cpu.gradients.len(),
         other.gradients.len()
     );
-    let mut worst: f64 = relative_difference(&cpu.predicted, &other.predicted);
-    worst = worst.max(relative_difference(&cpu.trained, &other.trained));
+    let inference = relative_difference(&cpu.predicted, &other.predicted);
+    let training = relative_difference(&cpu.trained, &other.trained);
+    let mut worst = inference.max(training);
     let gradients: Vec<Value> = cpu
         .gradients
         .iter()
@@ -430,8 +431,8 @@ fn compare(
         "architecture": architecture,
         "width": config.width,
         "batch": batch,
-        "inference_relative": relative_difference(&cpu.predicted, &other.predicted),
-        "training_relative": relative_difference(&cpu.trained, &other.trained),
+        "inference_relative": inference,
+        "training_relative": training,
         "loss": [cpu.loss, other.loss],
         "gradients": gradients,
         "worst_relative": worst,
