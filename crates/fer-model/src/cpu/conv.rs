@@ -1,4 +1,5 @@
-//! Convolution on the CPU: forward (with bias and PReLU fused for inference) by im2col + gemm,
+//! Convolution on the CPU: forward (with bias and PReLU, or a frozen batch norm and ReLU, fused
+//! for inference) by im2col + gemm,
 //! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
 //! single-plane convolution of a first layer at batch 1.
 
@@ -55,7 +56,7 @@ pub(crate) fn conv2d_forward(
     s: ConvShape,
     out: &mut [f32],
 ) {
-    conv2d_activation_forward(x, weight, bias, None, s, out);
+    conv2d_activation_forward(x, weight, Epilogue::Bias { bias, alpha: None }, s, out);
 }
 
 /// Convolution, bias and PReLU forward in one pass over each output: `alpha` holds one slope
@@ -72,7 +73,84 @@ pub(crate) fn conv2d_prelu_forward(
         alpha.len() == 1 || alpha.len() == s.cout,
         "one slope or one per channel"
     );
-    conv2d_activation_forward(x, weight, Some(bias), Some(alpha), s, out);
+    let epilogue = Epilogue::Bias {
+        bias: Some(bias),
+        alpha: Some(alpha),
+    };
+    conv2d_activation_forward(x, weight, epilogue, s, out);
+}
+
+/// Convolution (no bias), then `* scale + shift` per output channel, then ReLU, in one pass
+/// over each output: a batch norm with frozen statistics folded into the convolution's
+/// output, as in inference. Equals [`conv2d_forward`] followed by the affine map and ReLU.
+pub(crate) fn conv2d_scale_shift_relu_forward(
+    x: &[f32],
+    weight: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    assert!(scale.len() == s.cout && shift.len() == s.cout);
+    conv2d_activation_forward(x, weight, Epilogue::ScaleShiftRelu { scale, shift }, s, out);
+}
+
+/// What is applied to each output channel's plane right after its gemm, while it is in cache.
+#[derive(Debug, Clone, Copy)]
+enum Epilogue<'a> {
+    /// `+ bias` (one per output channel), then PReLU with `alpha` (one slope or one per
+    /// output channel) when given.
+    Bias {
+        bias: Option<&'a [f32]>,
+        alpha: Option<&'a [f32]>,
+    },
+    /// `relu(value * scale + shift)`, one scale and shift per output channel.
+    ScaleShiftRelu { scale: &'a [f32], shift: &'a [f32] },
+}
+
+impl Epilogue<'_> {
+    /// Whether the gemm adds to the output (prefilled with the bias) rather than replacing it.
+    fn accumulates(&self) -> bool {
+        matches!(self, Epilogue::Bias { bias: Some(_), .. })
+    }
+
+    /// Before the gemm: output channels `[c0, c0 + rows)`, planes of `hw`, get their bias.
+    fn prefill(&self, c0: usize, planes: &mut [f32], hw: usize) {
+        if let Epilogue::Bias {
+            bias: Some(bias), ..
+        } = self
+        {
+            for (plane, &b) in planes.chunks_mut(hw).zip(&bias[c0..]) {
+                plane.fill(b);
+            }
+        }
+    }
+
+    /// After the gemm: the activation of output channels from `c0`.
+    fn finish(&self, c0: usize, planes: &mut [f32], hw: usize) {
+        let rows = planes.len() / hw;
+        match *self {
+            Epilogue::Bias { alpha: None, .. } => {}
+            Epilogue::Bias {
+                alpha: Some(alpha), ..
+            } => {
+                let slopes = if alpha.len() == 1 {
+                    alpha
+                } else {
+                    &alpha[c0..c0 + rows]
+                };
+                prelu_planes(planes, hw, slopes);
+            }
+            Epilogue::ScaleShiftRelu { scale, shift } => {
+                for ((plane, &a), &b) in planes.chunks_mut(hw).zip(&scale[c0..]).zip(&shift[c0..]) {
+                    for v in plane {
+                        let y = *v * a + b;
+                        *v = if y > 0.0 { y } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Output channels per task when one image is split over the pool: a multiple of 16 (an
@@ -112,8 +190,7 @@ pub(crate) fn conv_single_plane(
 fn conv2d_activation_forward(
     x: &[f32],
     weight: &[f32],
-    bias: Option<&[f32]>,
-    alpha: Option<&[f32]>,
+    epilogue: Epilogue,
     s: ConvShape,
     out: &mut [f32],
 ) {
@@ -125,30 +202,19 @@ fn conv2d_activation_forward(
     // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
     let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
         let rows = o.len() / hw;
-        if let Some(bias) = bias {
-            for (row, &b) in o.chunks_mut(hw).zip(&bias[c0..c0 + rows]) {
-                row.fill(b);
-            }
-        }
+        epilogue.prefill(c0, o, hw);
         matmul(
             (rows, hw, patch),
             o,
             hw,
-            bias.is_some(),
+            epilogue.accumulates(),
             &weight[c0 * patch..(c0 + rows) * patch],
             (patch, 1),
             src,
             (hw, 1),
             par,
         );
-        if let Some(alpha) = alpha {
-            let slopes = if alpha.len() == 1 {
-                alpha
-            } else {
-                &alpha[c0..c0 + rows]
-            };
-            prelu_planes(o, hw, slopes);
-        }
+        epilogue.finish(c0, o, hw);
     };
     let threads = rayon::current_num_threads();
     let col_len = if s.direct() { 0 } else { patch * hw };

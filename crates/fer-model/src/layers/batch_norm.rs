@@ -102,9 +102,21 @@ impl BatchNormRelu {
         Ok(y)
     }
 
-    fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+    /// Evaluation mode as an affine map per channel: `batch_norm(x) = x * scale + shift` with
+    /// `scale = weight / sqrt(running_var + eps)` and `shift = bias - running_mean * scale`.
+    pub fn frozen_scale_shift(&self) -> Result<(Tensor, Tensor)> {
         let scale = (&self.weight / (&self.running_var + EPS)?.sqrt()?)?;
         let shift = (&self.bias - (&self.running_mean * &scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// Channels normalised.
+    pub fn channels(&self) -> usize {
+        self.weight.elem_count()
+    }
+
+    fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        let (scale, shift) = self.frozen_scale_shift()?;
         let shape = (1, scale.elem_count(), 1, 1);
         x.broadcast_mul(&scale.reshape(shape)?)?
             .broadcast_add(&shift.reshape(shape)?)?

@@ -46,7 +46,7 @@ pub fn conv2d(
         .apply_op3(&weight.contiguous()?, &bias, Conv2dOp { padding })
 }
 
-fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvShape> {
+pub(super) fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvShape> {
     let (&[batch, cin, h, wd], &[cout, wcin, k, k2]) = (x, w) else {
         bail!("conv2d expects x (N, C, H, W) and weight (Cout, Cin, K, K), got {x:?} and {w:?}");
     };

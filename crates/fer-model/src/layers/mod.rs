@@ -1,5 +1,6 @@
 //! Layers as candle tensor functions, for any network built from them: [`conv2d`] (padding
-//! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`], dropout
+//! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`], [`Conv2dBnRelu`] (the three fused for
+//! inference), dropout
 //! with a seeded mask, and PyTorch's default initialisation.
 //!
 //! On the CPU with f32 tensors each runs the crate's `cpu` kernels as a candle
@@ -10,6 +11,7 @@
 
 pub mod batch_norm;
 mod conv;
+mod conv_bn_relu;
 pub(crate) mod dropout;
 pub(crate) mod init;
 mod pool;
@@ -18,5 +20,6 @@ pub(crate) mod storage;
 
 pub use batch_norm::BatchNormRelu;
 pub use conv::conv2d;
+pub use conv_bn_relu::Conv2dBnRelu;
 pub use pool::{Pool2d, PoolKind};
 pub use prelu::prelu;

@@ -18,10 +18,9 @@ use candle_nn::{Linear, VarBuilder};
 use rand_chacha::ChaCha8Rng;
 
 use crate::head::{Head, NUM_CLASSES};
-use crate::layers::BatchNormRelu;
 use crate::layers::dropout::dropout;
-use crate::layers::init::{conv_weight, linear};
-use crate::layers::{Pool2d, conv2d};
+use crate::layers::init::linear;
+use crate::layers::{Conv2dBnRelu, Pool2d};
 use crate::loss::Loss;
 use crate::nets::classifier::Classifier;
 
@@ -30,22 +29,9 @@ const STAGES: usize = 4;
 /// Modules per stage in the PyTorch `features` sequence.
 const MODULES_PER_STAGE: usize = 7;
 
-/// One conv + batch norm + ReLU unit.
-struct ConvBnRelu {
-    weight: Tensor,
-    norm: BatchNormRelu,
-}
-
-impl ConvBnRelu {
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = conv2d(x, &self.weight, None, 1)?;
-        self.norm.forward(&y, train)
-    }
-}
-
 /// The VGG-style batch-norm network; `width` is the channel count of the first stage.
 pub struct VggBn {
-    units: Vec<ConvBnRelu>,
+    units: Vec<Conv2dBnRelu>,
     fc1: Linear,
     fc2: Linear,
     head: Head,
@@ -64,10 +50,14 @@ impl VggBn {
             let outputs = width << stage;
             for unit in 0..2 {
                 let index = stage * MODULES_PER_STAGE + unit * 3;
-                units.push(ConvBnRelu {
-                    weight: conv_weight(inputs, outputs, 3, features.pp(index.to_string()))?,
-                    norm: BatchNormRelu::new(outputs, features.pp((index + 1).to_string()))?,
-                });
+                units.push(Conv2dBnRelu::new(
+                    inputs,
+                    outputs,
+                    3,
+                    1,
+                    features.pp(index.to_string()),
+                    features.pp((index + 1).to_string()),
+                )?);
                 inputs = outputs;
             }
         }
@@ -141,7 +131,7 @@ impl VggBn {
                 };
                 let source = input.as_ref().map_or(images, Var::as_tensor);
                 let (y, seconds) = timed(&mut || unit.forward(source, true))?;
-                let channels = unit.weight.dim(0)?;
+                let channels = unit.channels();
                 layers.push((
                     format!("stage {} conv3x3+bn+relu {k} ({channels} ch)", stage + 1),
                     input,
