@@ -1,7 +1,34 @@
-//! Batch normalisation + ReLU on the CPU: per-channel statistics (f64 sums in a fixed
-//! order), the normalise-scale-shift-ReLU pass, and the fused backward.
+//! Batch normalisation + ReLU on the CPU: per-channel statistics (each plane summed in 16 f32
+//! lanes, the planes in f64, all in a fixed order), the normalise-scale-shift-ReLU pass, and
+//! the fused backward.
 
 use rayon::prelude::*;
+
+use super::portable::batch_norm as portable;
+
+/// The per-plane reductions, on AVX-512 where the CPU has it (the same bits either way).
+macro_rules! dispatch {
+    ($name:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512_enabled() {
+            // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
+            return unsafe { super::avx512::batch_norm::$name($($arg),*) };
+        }
+        portable::$name($($arg),*)
+    }};
+}
+
+fn plane_sum(plane: &[f32]) -> f32 {
+    dispatch!(plane_sum(plane))
+}
+
+fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
+    dispatch!(plane_squared_deviations(plane, mean))
+}
+
+fn plane_relu_grad_sums(x: &[f32], y: &[f32], dy: &[f32], mean: f32, inv: f32) -> (f32, f32) {
+    dispatch!(plane_relu_grad_sums(x, y, dy, mean, inv))
+}
 
 /// Geometry of an NCHW tensor as batch norm sees it.
 #[derive(Debug, Clone, Copy)]
@@ -35,20 +62,12 @@ pub(crate) fn channel_statistics(x: &[f32], p: Planes) -> (Vec<f32>, Vec<f32>) {
             let count = p.count() as f64;
             let sum: f64 = p
                 .channel(x, c)
-                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .map(|plane| f64::from(plane_sum(plane)))
                 .sum();
             let mean = sum / count;
             let squares: f64 = p
                 .channel(x, c)
-                .map(|plane| {
-                    plane
-                        .iter()
-                        .map(|&v| {
-                            let d = f64::from(v) - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
-                })
+                .map(|plane| f64::from(plane_squared_deviations(plane, mean as f32)))
                 .sum();
             (mean as f32, (squares / count) as f32)
         })
@@ -103,13 +122,7 @@ pub(crate) fn relu_backward(
             let mut sum_dz_xhat = 0f64;
             let planes = p.channel(x, c).zip(p.channel(y, c)).zip(p.channel(dy, c));
             for ((x, y), dy) in planes {
-                let (mut a, mut b) = (0f32, 0f32);
-                for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
-                    if y > 0.0 {
-                        a += dy;
-                        b += dy * (x - m) * i;
-                    }
-                }
+                let (a, b) = plane_relu_grad_sums(x, y, dy, m, i);
                 sum_dz += f64::from(a);
                 sum_dz_xhat += f64::from(b);
             }

@@ -47,6 +47,47 @@ fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
     }
 }
 
+/// The transposed im2col matrix of one image for a 3x3 kernel: `colt` (oh*ow, cin*9), row
+/// (oy, ox) holding the patch of that output pixel in (ci, ky, kx) order, zeros where the
+/// window reads the padding. Grad-weight's gemm runs several times faster on this layout
+/// (its inner dimension, the pixels, then walks the patch matrix along rows).
+fn im2col_transposed_3x3(x: &[f32], s: &ConvShape, colt: &mut [f32]) {
+    const K: usize = 3;
+    assert_eq!(s.k, K);
+    let (h, w, pad) = (s.h, s.w, s.pad);
+    let (oh, ow, patch) = (s.out_h(), s.out_w(), s.patch());
+    assert_eq!(colt.len(), oh * ow * patch);
+    for (p, row) in colt.chunks_exact_mut(patch).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        // The window's three columns all inside the image: plain copies.
+        let inside = ox >= pad && ox + K <= w + pad;
+        for (ci, rows) in row.chunks_exact_mut(K * K).enumerate() {
+            let plane = &x[ci * h * w..(ci + 1) * h * w];
+            for (ky, dst) in rows.chunks_exact_mut(K).enumerate() {
+                let iy = oy + ky;
+                if iy < pad || iy - pad >= h {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
+                if inside {
+                    let window: &[f32; K] = src[ox - pad..ox - pad + K].try_into().expect("3");
+                    dst.copy_from_slice(window);
+                } else {
+                    for (kx, d) in dst.iter_mut().enumerate() {
+                        let ix = ox + kx;
+                        *d = if ix >= pad && ix - pad < w {
+                            src[ix - pad]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Convolution forward: `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w), `weight`
 /// (cout, cin, k, k) and an optional `bias` (cout).
 pub(crate) fn conv2d_forward(
@@ -312,13 +353,17 @@ pub(crate) fn conv2d_grad_weight(
                 for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
                     let xi = &x[i * in_img..(i + 1) * in_img];
                     let dyi = &dy[i * out_img..(i + 1) * out_img];
-                    let src: &[f32] = if s.direct() {
-                        xi
+                    // pw (cout x patch) += dy_i (cout x hw) * col^T (hw x patch), with col^T
+                    // built as such for 3x3 kernels, else read transposed from im2col.
+                    let (src, strides): (&[f32], _) = if s.direct() {
+                        (xi, (1, hw))
+                    } else if s.k == 3 {
+                        im2col_transposed_3x3(xi, &s, col);
+                        (col, (patch, 1))
                     } else {
                         im2col(xi, &s, col);
-                        col
+                        (col, (1, hw))
                     };
-                    // pw (cout x patch) += dy_i (cout x hw) * src^T (hw x patch)
                     matmul(
                         (s.cout, patch, hw),
                         &mut pw,
@@ -327,7 +372,7 @@ pub(crate) fn conv2d_grad_weight(
                         dyi,
                         (hw, 1),
                         src,
-                        (1, hw),
+                        strides,
                         Parallelism::None,
                     );
                     for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
@@ -460,6 +505,33 @@ mod tests {
                         conv2d_forward(&x, &weight, Some(&bias), s, out)
                     });
                     assert_eq!(plain, reference, "{s:?}, {threads} threads, no PReLU");
+                }
+            }
+        }
+    }
+
+    /// The transposed 3x3 im2col is im2col's matrix transposed, padding and odd sizes included.
+    #[test]
+    fn transposed_im2col_is_the_transpose_of_im2col() {
+        for (cin, h, w, pad) in [(3, 7, 5, 1), (2, 4, 6, 0), (1, 3, 3, 2)] {
+            let s = ConvShape {
+                batch: 1,
+                cin,
+                h,
+                w,
+                cout: 1,
+                k: 3,
+                pad,
+            };
+            let x = values(cin * h * w, 5);
+            let (hw, patch) = (s.out_h() * s.out_w(), s.patch());
+            let mut col = vec![f32::NAN; patch * hw];
+            im2col(&x, &s, &mut col);
+            let mut colt = vec![f32::NAN; hw * patch];
+            im2col_transposed_3x3(&x, &s, &mut colt);
+            for r in 0..patch {
+                for p in 0..hw {
+                    assert_eq!(colt[p * patch + r], col[r * hw + p], "{s:?} ({r}, {p})");
                 }
             }
         }

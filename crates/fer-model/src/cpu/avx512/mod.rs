@@ -2,6 +2,7 @@
 //! [`avx512_enabled`](super::avx512_enabled) said the CPU has the instructions, and gives
 //! the portable kernel's values.
 
+pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod pool;
 pub(crate) mod winograd;
