@@ -140,19 +140,20 @@ mod tests {
             let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
             let layer = Conv2dBnRelu::new(cin, cout, kernel, padding, vb.pp("conv"), vb.pp("norm"))
                 .unwrap();
-            for (name, var) in vars.data().lock().unwrap().iter() {
-                if !name.starts_with("norm.") {
-                    continue;
-                }
-                let offset = if name.ends_with("running_var") {
-                    1.5
-                } else {
-                    0.0
+            // Seeded values for every parameter and statistic (the initialisation is not).
+            let mut names: Vec<String> = vars.data().lock().unwrap().keys().cloned().collect();
+            names.sort();
+            for (i, name) in names.iter().enumerate() {
+                let (lo, hi) = match name.as_str() {
+                    "norm.running_var" => (0.5, 2.0),
+                    "norm.weight" => (0.5, 1.5),
+                    _ => (-0.5, 0.5),
                 };
-                let values = Tensor::rand(0f32, 1.0, cout, &Device::Cpu).unwrap();
-                var.set(&(values + offset).unwrap()).unwrap();
+                let var = vars.data().lock().unwrap()[name].clone();
+                var.set(&seeded(var.dims(), seed + i as u64, lo, hi))
+                    .unwrap();
             }
-            let x = Tensor::randn(0f32, 1.0, (batch, cin, side, side), &Device::Cpu).unwrap();
+            let x = seeded(&[batch, cin, side, side], seed + 9, -1.0, 1.0);
             let got = layer.forward(&x, false).unwrap();
             let get = |name: &str| {
                 vars.data().lock().unwrap()[&format!("norm.{name}")]
