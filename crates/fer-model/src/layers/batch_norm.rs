@@ -46,7 +46,7 @@ impl BatchNormRelu {
     /// `relu(batch_norm(x))` for `x` (N, C, H, W). With `train`, normalises with the batch's
     /// statistics and moves the running statistics towards them; otherwise uses the running ones.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let channels = self.weight.elem_count();
+        let channels = self.channels();
         if x.rank() != 4 || x.dim(1)? != channels {
             bail!(
                 "batch norm over {channels} channels got an input of shape {:?}",

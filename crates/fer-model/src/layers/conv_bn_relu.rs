@@ -46,13 +46,12 @@ impl Conv2dBnRelu {
     /// running ones) and ReLU. Without: batch norm with the running statistics, fused into
     /// the convolution on the CPU.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let fused = !train && is_cpu_f32(&[x, &self.weight]);
-        if !fused {
-            let y = conv2d(x, &self.weight, None, self.padding)?;
-            return self.norm.forward(&y, train);
-        }
         let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
-        if shape.cout != self.norm.channels() || !shape.supported() {
+        let fused = !train
+            && is_cpu_f32(&[x, &self.weight])
+            && shape.supported()
+            && shape.cout == self.norm.channels();
+        if !fused {
             let y = conv2d(x, &self.weight, None, self.padding)?;
             return self.norm.forward(&y, train);
         }

@@ -5,38 +5,36 @@
 /// Lanes of the partial sums.
 const LANES: usize = 16;
 
-/// The sum of a plane's values.
+/// The sum of `term(v)` over a plane's values `v`: value `i` into lane `i % 16`, then the
+/// lanes in order.
 #[inline(always)]
-pub(crate) fn plane_sum(plane: &[f32]) -> f32 {
+fn lane_sum(plane: &[f32], term: impl Fn(f32) -> f32) -> f32 {
     let (whole, rest) = plane.split_at(plane.len() / LANES * LANES);
     let mut lanes = [0f32; LANES];
     for chunk in whole.chunks_exact(LANES) {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
+            *lane += term(v);
         }
     }
     for (lane, &v) in lanes.iter_mut().zip(rest) {
-        *lane += v;
+        *lane += term(v);
     }
     lanes.iter().sum()
+}
+
+/// The sum of a plane's values.
+#[inline(always)]
+pub(crate) fn plane_sum(plane: &[f32]) -> f32 {
+    lane_sum(plane, |v| v)
 }
 
 /// The sum of a plane's squared deviations from `mean`.
 #[inline(always)]
 pub(crate) fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
-    let (whole, rest) = plane.split_at(plane.len() / LANES * LANES);
-    let mut lanes = [0f32; LANES];
-    for chunk in whole.chunks_exact(LANES) {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            let d = v - mean;
-            *lane += d * d;
-        }
-    }
-    for (lane, &v) in lanes.iter_mut().zip(rest) {
+    lane_sum(plane, |v| {
         let d = v - mean;
-        *lane += d * d;
-    }
-    lanes.iter().sum()
+        d * d
+    })
 }
 
 /// For ReLU after batch norm, over one plane: `sum(dz)` and `sum(dz * xhat)`, where `dz` is
@@ -50,27 +48,25 @@ pub(crate) fn plane_relu_grad_sums(
     inv: f32,
 ) -> (f32, f32) {
     assert!(x.len() == y.len() && y.len() == dy.len());
-    let whole = x.len() / LANES * LANES;
     let mut dz_lanes = [0f32; LANES];
     let mut dz_xhat_lanes = [0f32; LANES];
-    let add = |i: usize, l: usize, a: &mut [f32; LANES], b: &mut [f32; LANES]| {
-        let dz = if y[i] > 0.0 { dy[i] } else { 0.0 };
-        a[l] += dz;
-        b[l] += dz * ((x[i] - mean) * inv);
+    // Value i into lane i % 16: whole chunks of 16, then the rest from lane 0.
+    let mut add = |x: &[f32], y: &[f32], dy: &[f32]| {
+        let lanes = dz_lanes.iter_mut().zip(dz_xhat_lanes.iter_mut());
+        for ((((dz_sum, dz_xhat_sum), &x), &y), &dy) in lanes.zip(x).zip(y).zip(dy) {
+            let dz = if y > 0.0 { dy } else { 0.0 };
+            *dz_sum += dz;
+            *dz_xhat_sum += dz * ((x - mean) * inv);
+        }
     };
+    let whole = x.len() / LANES * LANES;
     for ((x, y), dy) in x[..whole]
         .chunks_exact(LANES)
         .zip(y[..whole].chunks_exact(LANES))
         .zip(dy[..whole].chunks_exact(LANES))
     {
-        for l in 0..LANES {
-            let dz = if y[l] > 0.0 { dy[l] } else { 0.0 };
-            dz_lanes[l] += dz;
-            dz_xhat_lanes[l] += dz * ((x[l] - mean) * inv);
-        }
+        add(x, y, dy);
     }
-    for i in whole..x.len() {
-        add(i, i - whole, &mut dz_lanes, &mut dz_xhat_lanes);
-    }
+    add(&x[whole..], &y[whole..], &dy[whole..]);
     (dz_lanes.iter().sum(), dz_xhat_lanes.iter().sum())
 }
