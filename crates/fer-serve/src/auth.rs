@@ -2,11 +2,14 @@
 //! `Authorization: Bearer TOKEN` (compared in constant time).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -29,15 +32,38 @@ impl RequiredToken {
     }
 }
 
+/// The token middleware's state: the token, and how much of a refused request's upload it
+/// reads and discards before answering.
+#[derive(Clone)]
+pub struct TokenGuard {
+    pub token: RequiredToken,
+    /// A refused upload up to this size is read to its end (and dropped), so that the client
+    /// gets the 401 instead of a connection reset while it is still sending.
+    pub max_body_bytes: usize,
+    /// The longest that reading a refused upload may take.
+    pub drain_time: Duration,
+}
+
 /// Middleware: 401 with a JSON error and `WWW-Authenticate: Bearer` for a request without
 /// the token.
 pub async fn require_token(
-    State(token): State<RequiredToken>,
+    State(guard): State<TokenGuard>,
     request: Request,
     next: Next,
 ) -> Response {
-    if token.accepts(request.headers().get(header::AUTHORIZATION)) {
+    if guard
+        .token
+        .accepts(request.headers().get(header::AUTHORIZATION))
+    {
         return next.run(request).await;
+    }
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_none_or(|length| length <= guard.max_body_bytes as u64) {
+        let drain = discard_body(request.into_body(), guard.max_body_bytes);
+        let _ = tokio::time::timeout(guard.drain_time, drain).await;
     }
     let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -49,6 +75,19 @@ pub async fn require_token(
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// Reads `body` to its end or until more than `limit` bytes came, keeping none of it.
+async fn discard_body(mut body: Body, limit: usize) {
+    let mut read = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            read += data.len();
+            if read > limit {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::analyze::analyze;
-use crate::auth::{RequiredToken, require_token};
+use crate::auth::{RequiredToken, TokenGuard, require_token};
 use crate::error::{ApiError, ServeError, json_errors};
 use crate::metrics::{Metrics, track};
 use crate::options::ServeOptions;
@@ -67,7 +67,11 @@ impl Server {
     /// The routes with their layers, to serve or to mount in another axum application.
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.state);
-        let token = RequiredToken(state.options.token.as_deref().map(Arc::from));
+        let token = TokenGuard {
+            token: RequiredToken(state.options.token.as_deref().map(Arc::from)),
+            max_body_bytes: state.options.max_body_bytes,
+            drain_time: state.options.request_timeout,
+        };
         let api = Router::new()
             .route("/v1/analyze", post(analyze))
             .route("/v1/models", get(models))

@@ -392,6 +392,13 @@ fn a_token_guards_the_api_and_the_metrics_but_not_the_page() {
     }
     let (status, json) = analyze(&server, "", "image/png", astronaut_png());
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    // A large upload without the token still gets its 401, not a reset while it is sending:
+    // the server reads the refused body (up to its body limit) before it answers.
+    for _ in 0..3 {
+        let (status, json) = analyze(&server, "", "image/png", vec![7; 8 << 20]);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+        assert_eq!(error_code(&json), "unauthorized");
+    }
     let response = client()
         .post(server.url("/v1/analyze"))
         .bearer_auth("correct-horse")
