@@ -25,13 +25,30 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
 
 /// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
 fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+    if s.out_w() == s.w {
+        im2col_row_same(x, s, r, row);
+    } else {
+        im2col_row_by_lines(x, s, r, row);
+    }
+}
+
+/// The plane of row `r`'s input channel, and the output columns [x0, x1) whose input column
+/// lies inside the image (the rest read the padding).
+fn im2col_row_source<'a>(x: &'a [f32], s: &ConvShape, r: usize) -> (&'a [f32], usize, usize) {
     let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
-    let (oh, ow) = (s.out_h(), s.out_w());
-    let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
-    let plane = &x[ci * h * w..(ci + 1) * h * w];
-    // Output columns whose input column ox + kx - pad lies inside the image.
+    let (ci, kx) = (r / (k * k), r % k);
+    let ow = s.out_w();
     let x0 = pad.saturating_sub(kx).min(ow);
     let x1 = (w + pad).saturating_sub(kx).min(ow).max(x0);
+    (&x[ci * h * w..(ci + 1) * h * w], x0, x1)
+}
+
+/// [`im2col_row`], one output line at a time: any geometry.
+fn im2col_row_by_lines(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+    let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (ky, kx) = ((r / k) % k, r % k);
+    let (plane, x0, x1) = im2col_row_source(x, s, r);
     for oy in 0..oh {
         let dst = &mut row[oy * ow..(oy + 1) * ow];
         let iy = oy + ky;
@@ -42,8 +59,42 @@ fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
         let src = &plane[(iy - pad) * w..(iy - pad + 1) * w];
         dst[..x0].fill(0.0);
         dst[x1..].fill(0.0);
-        let ix0 = x0 + kx - pad;
-        dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+        if x1 > x0 {
+            let ix0 = x0 + kx - pad;
+            dst[x0..x1].copy_from_slice(&src[ix0..ix0 + (x1 - x0)]);
+        }
+    }
+}
+
+/// [`im2col_row`] for a "same" convolution (output as wide as the input): the output lines
+/// whose input line is inside the image are, end to end, one run of the plane shifted by
+/// ky - pad lines and kx - pad columns. One copy, then the columns that read across the
+/// image's side edges are zeroed; several times faster than line by line on 48-wide planes.
+fn im2col_row_same(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+    let (h, w, k, pad) = (s.h, s.w, s.k, s.pad);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    assert_eq!(ow, w);
+    let (ky, kx) = ((r / k) % k, r % k);
+    let (plane, x0, x1) = im2col_row_source(x, s, r);
+    let inside_lo = pad.saturating_sub(ky).min(oh);
+    let inside_hi = (h + pad).saturating_sub(ky).clamp(inside_lo, oh);
+    row[..inside_lo * ow].fill(0.0);
+    row[inside_hi * ow..].fill(0.0);
+    let dst = &mut row[inside_lo * ow..inside_hi * ow];
+    if dst.is_empty() {
+        return;
+    }
+    // The plane index of dst[0]; dst's run may reach beyond either end of the plane, and the
+    // values there are side-edge columns, zeroed below.
+    let start = ((inside_lo + ky - pad) * w + kx) as isize - pad as isize;
+    let (end, len) = (start + dst.len() as isize, plane.len() as isize);
+    let from = start.clamp(0, len);
+    let to = end.clamp(from, len);
+    let skip = ((from - start) as usize).min(dst.len());
+    dst[skip..skip + (to - from) as usize].copy_from_slice(&plane[from as usize..to as usize]);
+    for line in dst.chunks_exact_mut(ow) {
+        line[..x0].fill(0.0);
+        line[x1..].fill(0.0);
     }
 }
 
@@ -508,6 +559,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The one-copy im2col of a "same" convolution equals the line-by-line one, for every
+    /// row of the matrix, kernels 1 to 5, planes down to one pixel wide or high.
+    #[test]
+    fn same_convolution_im2col_equals_line_by_line() {
+        let mut cases = 0;
+        for (k, pad) in [(3, 1), (5, 2), (1, 0)] {
+            for (h, w) in [(48, 48), (7, 5), (1, 1), (2, 1), (1, 3), (4, 2)] {
+                let s = ConvShape {
+                    batch: 1,
+                    cin: 2,
+                    h,
+                    w,
+                    cout: 1,
+                    k,
+                    pad,
+                };
+                if !s.supported() {
+                    continue;
+                }
+                assert_eq!(s.out_w(), w);
+                let x = values(s.cin * h * w, 6);
+                let hw = s.out_h() * s.out_w();
+                for r in 0..s.patch() {
+                    let mut fast = vec![f32::NAN; hw];
+                    let mut lines = vec![f32::NAN; hw];
+                    im2col_row_same(&x, &s, r, &mut fast);
+                    im2col_row_by_lines(&x, &s, r, &mut lines);
+                    assert_eq!(fast, lines, "{s:?} row {r}");
+                }
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 18);
     }
 
     /// The transposed 3x3 im2col is im2col's matrix transposed, padding and odd sizes included.
