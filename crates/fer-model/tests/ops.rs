@@ -112,9 +112,25 @@ fn conv2d_without_bias_and_a_fixed_input_skips_the_input_gradient() {
     let y = conv2d(&x, w.as_tensor(), None, 1).unwrap();
     let reference = x.conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
     assert_close("conv without bias", &y, &reference);
-    let grads = y.sum_all().unwrap().backward().unwrap();
+    let probe = tensor(&[2, 4, 6, 6], 6);
+    let grads = (&y * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let reference_grads = (&reference * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     assert!(grads.get(&x).is_none());
-    assert!(grads.get(w.as_tensor()).is_some());
+    assert_close(
+        "conv without bias, grad weight",
+        grads.get(w.as_tensor()).expect("weight gradient"),
+        reference_grads.get(w.as_tensor()).unwrap(),
+    );
 }
 
 #[test]

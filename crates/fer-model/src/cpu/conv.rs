@@ -379,8 +379,9 @@ pub(crate) fn conv2d_grad_input(dy: &[f32], weight: &[f32], s: ConvShape, dx: &m
     conv2d_forward(dy, &flipped, None, transposed, dx);
 }
 
-/// Convolution grad-weight and grad-bias: `dw` (cout, cin, k, k) and `db` (cout) from the
-/// input `x` and `dy`, summed over the batch in fixed groups, then in group order.
+/// Convolution grad-weight and, when `db` is given, grad-bias: `dw` (cout, cin, k, k) and `db`
+/// (cout) from the input `x` and `dy`, summed over the batch in fixed groups, then in group
+/// order.
 pub(crate) fn conv2d_grad_weight(
     x: &[f32],
     dy: &[f32],
@@ -394,6 +395,7 @@ pub(crate) fn conv2d_grad_weight(
     assert_eq!(dy.len(), s.batch * out_img);
     assert_eq!(dw.len(), s.cout * patch);
     let col_len = if s.direct() { 0 } else { patch * hw };
+    let with_bias = db.is_some();
     let groups = s.batch.div_ceil(GRAD_GROUP);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..groups)
         .into_par_iter()
@@ -426,8 +428,10 @@ pub(crate) fn conv2d_grad_weight(
                         strides,
                         Parallelism::None,
                     );
-                    for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
-                        *b += row.iter().sum::<f32>();
+                    if with_bias {
+                        for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
+                            *b += row.iter().sum::<f32>();
+                        }
                     }
                 }
                 (pw, pb)

@@ -38,12 +38,16 @@ pub fn conv2d(
             None => Ok(y),
         };
     }
+    let op = Conv2dOp {
+        padding,
+        has_bias: bias.is_some(),
+    };
+    // Without a bias, an untracked placeholder takes its argument slot; the kernels skip it.
     let bias = match bias {
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(shape.cout, DType::F32, x.device())?,
     };
-    x.contiguous()?
-        .apply_op3(&weight.contiguous()?, &bias, Conv2dOp { padding })
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, op)
 }
 
 pub(super) fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvShape> {
@@ -67,10 +71,12 @@ pub(super) fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvSha
     })
 }
 
-/// (x, weight, bias) -> convolution output.
+/// (x, weight, bias) -> convolution output; without `has_bias` the third argument is a
+/// placeholder, neither added nor differentiated.
 #[derive(Debug, Clone, Copy)]
 struct Conv2dOp {
     padding: usize,
+    has_bias: bool,
 }
 
 impl CustomOp3 for Conv2dOp {
@@ -93,7 +99,7 @@ impl CustomOp3 for Conv2dOp {
         let b = contiguous_f32(s3, l3, self.name())?;
         let (oh, ow) = (shape.out_h(), shape.out_w());
         let mut out = vec![0f32; shape.batch * shape.cout * oh * ow];
-        kernels::conv2d_forward(x, w, Some(b), shape, &mut out);
+        kernels::conv2d_forward(x, w, self.has_bias.then_some(b), shape, &mut out);
         Ok((
             CpuStorage::F32(out),
             Shape::from((shape.batch, shape.cout, oh, ow)),
@@ -115,12 +121,18 @@ impl CustomOp3 for Conv2dOp {
         } else {
             None
         };
-        let (grad_w, grad_b) = if weight.track_op() || bias.track_op() {
-            let packed = x.apply_op2_no_bwd(&grad, &ConvGradWeight(shape))?;
+        let with_bias = self.has_bias && bias.track_op();
+        let (grad_w, grad_b) = if weight.track_op() || with_bias {
+            let packed = x.apply_op2_no_bwd(&grad, &ConvGradWeight { shape, with_bias })?;
             let nw = weight.elem_count();
+            let grad_b = if with_bias {
+                Some(packed.narrow(0, nw, shape.cout)?)
+            } else {
+                None
+            };
             (
                 Some(packed.narrow(0, 0, nw)?.reshape(weight.shape())?),
-                Some(packed.narrow(0, nw, shape.cout)?),
+                grad_b,
             )
         } else {
             (None, None)
@@ -156,8 +168,11 @@ impl CustomOp2 for ConvGradInput {
     }
 }
 
-/// (x, grad_out) -> grad_weight and grad_bias, packed in one vector.
-struct ConvGradWeight(ConvShape);
+/// (x, grad_out) -> grad_weight, followed by grad_bias `with_bias`, in one vector.
+struct ConvGradWeight {
+    shape: ConvShape,
+    with_bias: bool,
+}
 
 impl CustomOp2 for ConvGradWeight {
     fn name(&self) -> &'static str {
@@ -171,16 +186,16 @@ impl CustomOp2 for ConvGradWeight {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let s = self.0;
+        let s = self.shape;
         if l2.dims() != [s.batch, s.cout, s.out_h(), s.out_w()] {
             bail!("conv2d gradient has shape {:?}", l2.dims());
         }
         let x = contiguous_f32(s1, l1, self.name())?;
         let dy = contiguous_f32(s2, l2, self.name())?;
         let nw = s.cout * s.patch();
-        let mut packed = vec![0f32; nw + s.cout];
+        let mut packed = vec![0f32; nw + if self.with_bias { s.cout } else { 0 }];
         let (dw, db) = packed.split_at_mut(nw);
-        kernels::conv2d_grad_weight(x, dy, s, dw, Some(db));
+        kernels::conv2d_grad_weight(x, dy, s, dw, self.with_bias.then_some(db));
         let len = packed.len();
         Ok((CpuStorage::F32(packed), Shape::from(len)))
     }
