@@ -1,6 +1,7 @@
 //! The fast ops against candle's reference ops: values and gradients within 1e-4 relative
 //! error, bit-identical results whatever the thread count.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use fer_model::Pool2d;
 use fer_model::layers::{conv2d, prelu};
@@ -53,16 +54,16 @@ fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
     }
 }
 
+/// The gradients of `sum(y * probe)`, for a fixed seeded `probe` of y's shape.
+fn probe_grads(y: &Tensor) -> GradStore {
+    let probe = tensor(y.dims(), 99);
+    (y * &probe).unwrap().sum_all().unwrap().backward().unwrap()
+}
+
 /// Values of `f` and the gradients of `sum(f(vars) * probe)` for each var.
 fn value_and_grads(vars: &[&Var], f: &dyn Fn() -> Tensor) -> (Tensor, Vec<Tensor>) {
     let y = f();
-    let probe = tensor(y.dims(), 99);
-    let grads = (&y * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = probe_grads(&y);
     let g = vars
         .iter()
         .map(|v| grads.get(v.as_tensor()).expect("gradient").clone())
@@ -112,19 +113,7 @@ fn conv2d_without_bias_and_a_fixed_input_skips_the_input_gradient() {
     let y = conv2d(&x, w.as_tensor(), None, 1).unwrap();
     let reference = x.conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
     assert_close("conv without bias", &y, &reference);
-    let probe = tensor(&[2, 4, 6, 6], 6);
-    let grads = (&y * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let reference_grads = (&reference * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let (grads, reference_grads) = (probe_grads(&y), probe_grads(&reference));
     assert!(grads.get(&x).is_none());
     assert_close(
         "conv without bias, grad weight",
