@@ -71,6 +71,20 @@ pub(super) fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvSha
     })
 }
 
+/// The (batch, cout, oh, ow) output of a convolution of geometry `shape`, filled by `kernel`.
+pub(super) fn conv_output(
+    shape: ConvShape,
+    kernel: impl FnOnce(&mut [f32]),
+) -> (CpuStorage, Shape) {
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    let mut out = vec![0f32; shape.batch * shape.cout * oh * ow];
+    kernel(&mut out);
+    (
+        CpuStorage::F32(out),
+        Shape::from((shape.batch, shape.cout, oh, ow)),
+    )
+}
+
 /// (x, weight, bias) -> convolution output; without `has_bias` the third argument is a
 /// placeholder, neither added nor differentiated.
 #[derive(Debug, Clone, Copy)]
@@ -97,13 +111,9 @@ impl CustomOp3 for Conv2dOp {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let b = contiguous_f32(s3, l3, self.name())?;
-        let (oh, ow) = (shape.out_h(), shape.out_w());
-        let mut out = vec![0f32; shape.batch * shape.cout * oh * ow];
-        kernels::conv2d_forward(x, w, self.has_bias.then_some(b), shape, &mut out);
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((shape.batch, shape.cout, oh, ow)),
-        ))
+        Ok(conv_output(shape, |out| {
+            kernels::conv2d_forward(x, w, self.has_bias.then_some(b), shape, out)
+        }))
     }
 
     fn bwd(

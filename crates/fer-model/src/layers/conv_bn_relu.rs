@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use candle_nn::VarBuilder;
 
 use super::batch_norm::BatchNormRelu;
-use super::conv::{conv_shape, conv2d};
+use super::conv::{conv_output, conv_shape, conv2d};
 use super::init::conv_weight;
 use super::storage::{contiguous_f32, is_cpu_f32};
 use crate::cpu::conv as kernels;
@@ -98,13 +98,9 @@ impl CustomOp3 for FrozenConvBnRelu {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let (scale, shift) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
-        let (oh, ow) = (shape.out_h(), shape.out_w());
-        let mut out = vec![0f32; shape.batch * shape.cout * oh * ow];
-        kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, &mut out);
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((shape.batch, shape.cout, oh, ow)),
-        ))
+        Ok(conv_output(shape, |out| {
+            kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, out)
+        }))
     }
 }
 
