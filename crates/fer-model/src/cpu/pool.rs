@@ -136,7 +136,7 @@ pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32])
 /// over each plane, without the forward's window indices: each window's gradient goes to
 /// its first maximum in scan order (a NaN beating any number), every other cell gets zero.
 /// The bits of [`max_pool_backward`] after [`pool_forward`]'s indices, in about half the time
-/// (vgg-bn's four pools at batch 128: 18.6 against 36.9 ms in all).
+/// (vgg-bn's four pools at batch 128: 24.2 against 52.4 ms in all, results/bench/kernels-b7c77f8).
 fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
     let (h, w, oh, ow) = (s.h, s.w, s.out_h(), s.out_w());
     dx.par_chunks_mut(h * w)
