@@ -2,6 +2,7 @@
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
+use imageproc::geometric_transformations::{Border, Interpolation, Projection, warp_into};
 use serde::{Deserialize, Serialize};
 
 use crate::FaceBox;
@@ -64,11 +65,80 @@ pub fn crop_face(image: &GrayImage, face: &FaceBox, margin: f32) -> GrayImage {
 /// repeat the nearest border pixel. Never panics: an empty image or a box outside it gives a
 /// black (or border-coloured) crop, and `size` 0 an empty image.
 pub fn crop_square(image: &GrayImage, face: &FaceBox, margin: f32, size: u32) -> GrayImage {
+    crop_region(image, face.square_region(margin), size)
+}
+
+/// [`crop_square_upright`] to [`FER_SIZE`].
+pub fn crop_face_upright(
+    image: &GrayImage,
+    face: &FaceBox,
+    margin: f32,
+    roll_degrees: f32,
+) -> GrayImage {
+    crop_square_upright(image, face, margin, roll_degrees, FER_SIZE)
+}
+
+/// [`crop_square`] of a face tilted by `roll_degrees` (positive clockwise as the image shows
+/// it, as [`FaceLandmarks::roll_degrees`](crate::FaceLandmarks::roll_degrees) measures),
+/// turned upright: the same square, centred on the box, rotated with the face, so that the
+/// eyes come out level. A zero or non-finite roll gives exactly [`crop_square`].
+///
+/// The square that encloses the rotated one is cut and resized first (antialiased, as
+/// [`crop_square`] does), then rotated bilinearly into the output.
+pub fn crop_square_upright(
+    image: &GrayImage,
+    face: &FaceBox,
+    margin: f32,
+    roll_degrees: f32,
+    size: u32,
+) -> GrayImage {
+    let region = face.square_region(margin);
+    let theta = roll_degrees.to_radians();
+    if !theta.is_finite() || theta == 0.0 || size == 0 {
+        return crop_region(image, region, size);
+    }
+    // The enclosing square, in output pixels: a side with the parity of `size` keeps the two
+    // centres on the same grid.
+    let reach = theta.cos().abs() + theta.sin().abs();
+    let mut outer = (size as f32 * reach).ceil() as u32 + 2;
+    if (outer - size) % 2 == 1 {
+        outer += 1;
+    }
+    let scale = f64::from(region.side) / f64::from(size);
+    let outer_side = (f64::from(outer) * scale).round().max(1.0);
+    let (cx, cy) = (
+        region.x as f64 + f64::from(region.side) / 2.0,
+        region.y as f64 + f64::from(region.side) / 2.0,
+    );
+    let enclosing = SquareRegion {
+        x: (cx - outer_side / 2.0).round() as i64,
+        y: (cy - outer_side / 2.0).round() as i64,
+        side: outer_side as u32,
+    };
+    let source = crop_region(image, enclosing, outer);
+    let from_centre = (outer as f32 - 1.0) / 2.0;
+    let to_centre = (size as f32 - 1.0) / 2.0;
+    // Turning the face upright is a counter-clockwise turn by its roll.
+    let projection = Projection::translate(to_centre, to_centre)
+        * Projection::rotate(-theta)
+        * Projection::translate(-from_centre, -from_centre);
+    let mut upright = GrayImage::new(size, size);
+    warp_into(
+        &source,
+        projection,
+        Interpolation::Bilinear,
+        Border::Replicate,
+        &mut upright,
+    );
+    upright
+}
+
+/// `region` cut from `image` and resized to `size` x `size` (see [`crop_square`]).
+fn crop_region(image: &GrayImage, region: SquareRegion, size: u32) -> GrayImage {
     let (width, height) = image.dimensions();
     if width == 0 || height == 0 || size == 0 {
         return GrayImage::new(size, size);
     }
-    let region = face.square_region(margin);
     let side = f64::from(region.side);
     let k = f64::from(size) / side;
 
@@ -162,6 +232,99 @@ mod tests {
         assert_eq!(crop.get_pixel(11, 11)[0], crop.get_pixel(0, 0)[0]);
         assert_eq!(crop.get_pixel(0, 5)[0], crop.get_pixel(5, 5)[0]);
         assert!(crop.get_pixel(FER_SIZE - 1, FER_SIZE - 1)[0] > 40);
+    }
+
+    /// A face-like test card: a smooth ramp with two dark "eyes" and a bright bar below.
+    fn card(side: u32) -> GrayImage {
+        let s = side as f32;
+        GrayImage::from_fn(side, side, |x, y| {
+            let (x, y) = (x as f32 / s, y as f32 / s);
+            let spot = |cx: f32, cy: f32| ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() < 0.06;
+            let v = if spot(0.38, 0.42) || spot(0.62, 0.42) {
+                10.0
+            } else if (0.4..0.6).contains(&x) && (0.62..0.68).contains(&y) {
+                250.0
+            } else {
+                60.0 + 120.0 * x
+            };
+            Luma([v as u8])
+        })
+    }
+
+    fn mean_abs_difference(a: &GrayImage, b: &GrayImage) -> f32 {
+        let total: u32 = a
+            .pixels()
+            .zip(b.pixels())
+            .map(|(p, q)| u32::from(p[0].abs_diff(q[0])))
+            .sum();
+        total as f32 / a.pixels().len() as f32
+    }
+
+    #[test]
+    fn an_upright_crop_undoes_the_tilt() {
+        let upright = card(400);
+        let boxed = face(120, 120, 160, 160);
+        let reference = crop_face(&upright, &boxed, DEFAULT_MARGIN);
+        for roll in [-25.0f32, -10.0, 15.0, 30.0] {
+            // The card turned clockwise by `roll` about its centre, which is the box's.
+            let tilted = imageproc::geometric_transformations::rotate_about_center(
+                &upright,
+                roll.to_radians(),
+                Interpolation::Bilinear,
+                Border::Constant(Luma([60])),
+            );
+            let plain =
+                mean_abs_difference(&crop_face(&tilted, &boxed, DEFAULT_MARGIN), &reference);
+            let turned = crop_face_upright(&tilted, &boxed, DEFAULT_MARGIN, roll);
+            let back = mean_abs_difference(&turned, &reference);
+            let wrong_way = mean_abs_difference(
+                &crop_face_upright(&tilted, &boxed, DEFAULT_MARGIN, -roll),
+                &reference,
+            );
+            assert!(
+                back < 3.0,
+                "roll {roll}: {back} grey levels from the upright crop"
+            );
+            assert!(
+                plain > 3.0 * back,
+                "roll {roll}: tilted {plain}, turned {back}"
+            );
+            assert!(
+                wrong_way > plain,
+                "roll {roll}: wrong way {wrong_way}, tilted {plain}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_upright_crop_without_roll_is_the_plain_crop() {
+        let image = card(200);
+        let boxed = face(30, 40, 100, 90);
+        for roll in [0.0, f32::NAN, f32::INFINITY] {
+            assert_eq!(
+                crop_face_upright(&image, &boxed, 0.1, roll),
+                crop_face(&image, &boxed, 0.1)
+            );
+        }
+        // Tiny, empty and outside boxes still give well-formed crops.
+        for b in [
+            face(0, 0, 1, 1),
+            face(199, 199, 1, 1),
+            face(500, 500, 10, 10),
+        ] {
+            assert_eq!(
+                crop_face_upright(&image, &b, 0.5, 12.0).dimensions(),
+                (FER_SIZE, FER_SIZE)
+            );
+        }
+        assert_eq!(
+            crop_face_upright(&GrayImage::new(0, 0), &boxed, 0.1, 12.0).dimensions(),
+            (FER_SIZE, FER_SIZE)
+        );
+        assert_eq!(
+            crop_square_upright(&image, &boxed, 0.1, 12.0, 0).dimensions(),
+            (0, 0)
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Error {
     /// The embedded SeetaFace model could not be parsed (a corrupt build).
     #[error("the embedded SeetaFace model could not be read")]
     Model(#[source] std::io::Error),
+    /// The landmark network's weights could not be loaded or run (a corrupt build or file).
+    #[error("the landmark network (O-Net) failed: {0}")]
+    Landmarks(String),
     /// The embedded label font could not be parsed (a corrupt build).
     #[error("the embedded label font could not be read: {0}")]
     Font(String),

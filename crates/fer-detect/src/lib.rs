@@ -2,7 +2,9 @@
 //! 48x48, and draw the results.
 //!
 //! The detector is SeetaFace's frontal cascade (the `rustface` port) with its model embedded in
-//! the binary ([`SEETA_MODEL`]), so nothing is downloaded or read at run time.
+//! the binary ([`SEETA_MODEL`]); MTCNN's O-Net ([`LandmarkNet`], weights in [`ONET_MODEL`])
+//! places eyes, nose and mouth corners in each box, and the eyes' tilt turns the crop upright
+//! ([`crop_face_upright`]). Nothing is downloaded or read at run time.
 //!
 //! ```no_run
 //! use fer_detect::{
@@ -24,15 +26,20 @@
 //! ```
 //!
 //! Invariants: returned boxes lie inside the image and are never empty; detection, cropping and
-//! drawing never panic on any image (empty, tiny, huge boxes, boxes at borders); the crate does
-//! not depend on candle or polars.
+//! drawing never panic on any image (empty, tiny, huge boxes, boxes at borders); the crate
+//! depends on candle only for O-Net and never on polars or another fer crate.
 
 mod annotate;
 mod crop;
 mod detector;
 mod error;
+mod landmarks;
 
 pub use annotate::{Annotation, DEFAULT_COLOR, LABEL_FONT, PALETTE, annotate, label_font};
-pub use crop::{DEFAULT_MARGIN, FER_SIZE, MAX_MARGIN, SquareRegion, crop_face, crop_square};
+pub use crop::{
+    DEFAULT_MARGIN, FER_SIZE, MAX_MARGIN, SquareRegion, crop_face, crop_face_upright, crop_square,
+    crop_square_upright,
+};
 pub use detector::{DetectorOptions, FaceBox, FaceDetector, SEETA_MODEL};
 pub use error::{Error, Result};
+pub use landmarks::{FaceLandmarks, LandmarkNet, ONET_MODEL, Point};
