@@ -81,9 +81,13 @@ pub struct CropsArgs {
         long,
         value_delimiter = ',',
         allow_hyphen_values = true,
-        default_value = "0,10"
+        default_value = "0,10,20"
     )]
     tilts: Vec<f32>,
+    /// Tilts within this many degrees of upright are left alone when faces are turned upright
+    /// by their eyes (larger ones are turned back to its edge); each is measured.
+    #[arg(long, value_delimiter = ',', default_value = "0,5,10")]
+    dead_zones: Vec<f32>,
 }
 
 /// The `fer` binary beside this xtask, built first.
@@ -379,6 +383,16 @@ fn paste(face: &GrayImage, side: u32, tilt_degrees: f32, rng: &mut ChaCha8Rng) -
     }
 }
 
+/// The `q` quantile (0 to 1) of `values`, nearest rank; NaN when empty.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 /// In-plane rotation about `centre`, edges repeated (no black corners to find).
 fn rotation_about(theta: f32, centre: (f32, f32)) -> impl Fn(&GrayImage) -> GrayImage {
     move |image: &GrayImage| {
@@ -436,7 +450,9 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
         let mut found: Vec<(usize, GrayImage, FaceBox)> = Vec::new();
         for (k, &index) in picked.iter().enumerate() {
             let side = [96u32, 144, 240][k % 3];
-            let pasted = paste(&face(&dataset, index), side, tilt, &mut rng);
+            // Every other face tilts the other way.
+            let signed_tilt = if k % 2 == 0 { tilt } else { -tilt };
+            let pasted = paste(&face(&dataset, index), side, signed_tilt, &mut rng);
             let best = recognizer
                 .detect_faces(&pasted.canvas)
                 .into_iter()
@@ -446,18 +462,57 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
                 found.push((k, pasted.canvas, best));
             }
         }
+        // O-Net's landmarks of each found face, and how well their roll gives the tilt back.
+        let mut landmarks = Vec::with_capacity(found.len());
+        for (_, canvas, b) in &found {
+            landmarks.push(recognizer.locate_landmarks(canvas, std::slice::from_ref(b))?[0]);
+        }
+        let errors: Vec<f64> = found
+            .iter()
+            .zip(&landmarks)
+            .map(|((k, _, _), marks)| {
+                let signed_tilt = if k % 2 == 0 { tilt } else { -tilt };
+                f64::from((marks.roll_degrees() - signed_tilt).abs())
+            })
+            .collect();
+        let rolls: Vec<Option<f32>> = landmarks
+            .iter()
+            .map(|marks| {
+                marks.upright_turn(
+                    fer::UPRIGHT_MIN_FACE_PROBABILITY,
+                    fer::UPRIGHT_MAX_ROLL_DEGREES,
+                    0.0,
+                )
+            })
+            .collect();
+        let (median_error, p90_error) = (percentile(&errors, 0.5), percentile(&errors, 0.9));
+        println!(
+            "tilt {tilt:>4}°: O-Net's eye line against the tilt (the faces' own roll included): median {median_error:.1}°, 90th percentile {p90_error:.1}°; {} of {} rolls trusted",
+            rolls.iter().flatten().count(),
+            rolls.len()
+        );
         // Accuracy on the found faces, cropped with `margin` around their box moved down by
-        // `offset` box heights.
-        let score = |margin: f32, offset: f32| -> anyhow::Result<f64> {
+        // `offset` box heights, turned upright by their eyes or not.
+        let score = |margin: f32, offset: f32, dead_zone: Option<f32>| -> anyhow::Result<f64> {
             let crops: Vec<u8> = found
                 .iter()
-                .flat_map(|(_, canvas, b)| {
+                .zip(&landmarks)
+                .flat_map(|((_, canvas, b), marks)| {
                     let dy = (offset * b.height as f32).round() as i64;
                     let shifted = FaceBox {
                         y: (i64::from(b.y) + dy).max(0) as u32,
                         ..*b
                     };
-                    fer_detect::crop_face(canvas, &shifted, margin).into_raw()
+                    let roll = dead_zone.map_or(0.0, |zone| {
+                        marks
+                            .upright_turn(
+                                fer::UPRIGHT_MIN_FACE_PROBABILITY,
+                                fer::UPRIGHT_MAX_ROLL_DEGREES,
+                                zone,
+                            )
+                            .unwrap_or(0.0)
+                    });
+                    fer_detect::crop_face_upright(canvas, &shifted, margin, roll).into_raw()
                 })
                 .collect();
             let predicted: Vec<(usize, usize)> = recognizer
@@ -471,9 +526,29 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
         let same_faces_direct: Vec<(usize, usize)> =
             found.iter().map(|(k, _, _)| direct[*k]).collect();
         let direct_accuracy = accuracy(&same_faces_direct);
-        let mut rows = Vec::new();
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        let plain = score(fer_detect::DEFAULT_MARGIN, 0.0, None)?;
+        println!(
+            "tilt {tilt:>4}°, margin {:.2}: {}/{} found, accuracy {:.2}% as boxed (the same faces as FER2013 crops: {:.2}%)",
+            fer_detect::DEFAULT_MARGIN,
+            found.len(),
+            picked.len(),
+            100.0 * plain,
+            100.0 * direct_accuracy
+        );
+        rows.push(json!({"tilt": tilt, "margin": fer_detect::DEFAULT_MARGIN, "found": found.len(), "accuracy_as_boxed": plain, "roll_error_median_degrees": median_error, "roll_error_p90_degrees": p90_error, "rolls_trusted": rolls.iter().flatten().count(), "direct_accuracy_same_faces": direct_accuracy}));
+        for &zone in &args.dead_zones {
+            let upright = score(fer_detect::DEFAULT_MARGIN, 0.0, Some(zone))?;
+            println!(
+                "tilt {tilt:>4}°, margin {:.2}: turned by the eyes' roll beyond {zone}°: accuracy {:.2}%",
+                fer_detect::DEFAULT_MARGIN,
+                100.0 * upright
+            );
+            rows.push(json!({"tilt": tilt, "margin": fer_detect::DEFAULT_MARGIN, "dead_zone_degrees": zone, "found": found.len(), "accuracy_upright": upright}));
+        }
+        let default_zone = Some(fer::UPRIGHT_DEAD_ZONE_DEGREES);
         for &margin in &args.margins {
-            let cropped = score(margin, 0.0)?;
+            let cropped = score(margin, 0.0, default_zone)?;
             println!(
                 "tilt {tilt:>4}°, margin {margin:.2}: {}/{} found, accuracy {:.2}% (the same faces as FER2013 crops: {:.2}%)",
                 found.len(),
@@ -485,7 +560,7 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
         }
         for &offset in &args.offsets {
             let margin = fer_detect::DEFAULT_MARGIN;
-            let cropped = score(margin, offset)?;
+            let cropped = score(margin, offset, default_zone)?;
             println!(
                 "tilt {tilt:>4}°, margin {margin:.2}, centre moved {offset:+.2} box heights: accuracy {:.2}%",
                 100.0 * cropped

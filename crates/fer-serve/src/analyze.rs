@@ -150,7 +150,14 @@ fn find_faces(app: &AppState, upload: &Upload, settings: &Settings) -> Result<Fa
     let faces = match settings.source {
         FaceSource::Detect => app.recognizer.find_faces_with(&grey, &settings.detector),
         FaceSource::WholeImage => app.recognizer.find_faces(&grey, FaceSource::WholeImage),
-    };
+    }
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{}: {error}", upload.name),
+        )
+    })?;
     if faces.boxes.len() > app.options.max_faces {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

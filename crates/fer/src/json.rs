@@ -4,7 +4,9 @@
 //! A prediction document is `{"model": NAME, "images": [IMAGE, ...]}`; an image is
 //! `{"file": NAME, "error": null or MESSAGE, "faces": [FACE, ...]}`; a face is
 //! `{"box": {"x", "y", "width", "height"[, "detection_score"]}, "emotion", "score", "top":
-//! [{"emotion", "probability"}, ...], "probabilities": {"angry": ..., ..., "neutral": ...}}`.
+//! [{"emotion", "probability"}, ...], "probabilities": {"angry": ..., ..., "neutral": ...}[,
+//! "landmarks": {"left_eye": [x, y], "right_eye", "nose", "mouth_left", "mouth_right",
+//! "roll_degrees"}]}` (landmarks when the face was detected and turned upright by its eyes).
 //! Emotion names are lower case, in [`Emotion::ALL`] order.
 
 use serde_json::{Map, Value, json};
@@ -13,6 +15,7 @@ use crate::builtin::{BUILTIN_MODELS, BuiltinModel, DEFAULT_BUILTIN};
 use crate::error::{Error, Result};
 use crate::recognizer::FaceEmotions;
 use fer_data::Emotion;
+use fer_detect::{FaceLandmarks, Point};
 
 /// The whole document: the model's name and every image's entry, in order.
 pub fn prediction_document(model: &str, images: Vec<Value>) -> Value {
@@ -44,13 +47,34 @@ pub fn face_entry(face: &FaceEmotions, top: usize) -> Value {
         .take(top.clamp(1, 7))
         .map(|(e, p)| json!({"emotion": emotion_name(*e), "probability": p}))
         .collect();
-    json!({
+    let mut entry = json!({
         "box": box_entry(face),
         "emotion": emotion_name(ranked[0].0),
         "score": ranked[0].1,
         "top": listed,
         "probabilities": probabilities,
+    });
+    if let Some(marks) = &face.landmarks {
+        entry["landmarks"] = landmarks_entry(marks);
+    }
+    entry
+}
+
+/// Eyes, nose and mouth corners in the image's pixels (to 0.1 px), and the eyes' roll.
+fn landmarks_entry(marks: &FaceLandmarks) -> Value {
+    let point = |p: Point| json!([round1(p.x), round1(p.y)]);
+    json!({
+        "left_eye": point(marks.left_eye),
+        "right_eye": point(marks.right_eye),
+        "nose": point(marks.nose),
+        "mouth_left": point(marks.mouth_left),
+        "mouth_right": point(marks.mouth_right),
+        "roll_degrees": round1(marks.roll_degrees()),
     })
+}
+
+fn round1(value: f32) -> f64 {
+    (f64::from(value) * 10.0).round() / 10.0
 }
 
 /// The face's box in the image's pixels, with the detector's score when it was detected.
@@ -113,6 +137,7 @@ mod tests {
                 height: 30,
                 score: 12.5,
             },
+            landmarks: None,
             source,
             emotions: Emotions {
                 probabilities: [0.05, 0.0, 0.05, 0.6, 0.1, 0.05, 0.15],
@@ -148,6 +173,32 @@ mod tests {
         let error = image_entry("b.png", Err("cannot decode"), 2);
         assert_eq!(error["error"], "cannot decode");
         assert_eq!(error["faces"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn landmarks_are_listed_when_known() {
+        assert!(
+            face_entry(&face(FaceSource::Detect), 1)
+                .get("landmarks")
+                .is_none()
+        );
+        let p = |x, y| Point { x, y };
+        let marked = FaceEmotions {
+            landmarks: Some(FaceLandmarks {
+                left_eye: p(10.04, 20.0),
+                right_eye: p(30.0, 40.0),
+                nose: p(20.0, 30.0),
+                mouth_left: p(12.0, 45.0),
+                mouth_right: p(28.0, 45.0),
+                face_probability: 0.99,
+            }),
+            ..face(FaceSource::Detect)
+        };
+        let entry = face_entry(&marked, 1);
+        assert_eq!(
+            entry["landmarks"].to_string(),
+            r#"{"left_eye":[10.0,20.0],"right_eye":[30.0,40.0],"nose":[20.0,30.0],"mouth_left":[12.0,45.0],"mouth_right":[28.0,45.0],"roll_degrees":45.1}"#
+        );
     }
 
     #[test]

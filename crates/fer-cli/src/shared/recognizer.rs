@@ -24,6 +24,10 @@ pub struct RecognizerArgs {
     /// Margin added around each detected face box before cropping, as a share of its side.
     #[arg(long, default_value_t = fer_detect::DEFAULT_MARGIN)]
     pub margin: f32,
+    /// Crop each face as the detector boxes it, without turning a tilted face upright by its
+    /// eyes (MTCNN's O-Net landmarks).
+    #[arg(long)]
+    pub no_upright: bool,
     /// Search for faces on a copy of each photo scaled down to this many pixels on its longer
     /// side (crops still come from the full photo); 0 searches at full size, which finds
     /// smaller faces in large photos (below about 40 x long side / this) but is much slower.
@@ -41,6 +45,7 @@ impl RecognizerArgs {
                 ..fer_detect::DetectorOptions::default()
             },
             margin: self.margin,
+            upright: !self.no_upright,
             batch_size: self.batch_size,
         }
     }

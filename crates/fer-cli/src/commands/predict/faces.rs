@@ -13,5 +13,7 @@ pub fn faces_of(path: &Path, source: FaceSource, recognizer: &Recognizer) -> Res
         return Err(format!("{}: cannot read this folder", path.display()));
     }
     let image = load_grey_image(path).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-    Ok(recognizer.find_faces(&image, source))
+    recognizer
+        .find_faces(&image, source)
+        .map_err(|e| format!("{}: {:#}", path.display(), anyhow::Error::from(e)))
 }

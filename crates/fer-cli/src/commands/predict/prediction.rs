@@ -38,6 +38,7 @@ pub mod fixtures {
                 height: 30,
                 score: 12.5,
             },
+            landmarks: None,
             source: FaceSource::Detect,
             emotions: Emotions {
                 probabilities: [0.05, 0.0, 0.05, 0.6, 0.1, 0.05, 0.15],
