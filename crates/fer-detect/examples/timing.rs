@@ -1,4 +1,5 @@
-//! Detection time per photo at 640x480 and 1920x1080, and what a detector costs to build.
+//! Detection, landmark and crop time per photo at 640x480 and 1920x1080, and what a detector
+//! costs to build.
 //!
 //! ```text
 //! cargo run --release --example timing -- [photo] [runs] [out_dir]
@@ -13,7 +14,8 @@
 use std::time::Instant;
 
 use fer_detect::{
-    Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, SEETA_MODEL, annotate, crop_face,
+    Annotation, DEFAULT_MARGIN, DetectorOptions, FaceDetector, LandmarkNet, SEETA_MODEL, annotate,
+    crop_face, crop_face_upright,
 };
 use image::imageops::FilterType;
 
@@ -42,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("clone model (per detect):  {:8.2} ms", ms(start, runs * 10));
 
+    let landmarks = LandmarkNet::new()?;
     for min_face_size in [40, 20] {
         let detector = FaceDetector::new(DetectorOptions {
             min_face_size,
@@ -72,6 +75,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::hint::black_box(crops);
             }
             let crop = ms(start, runs);
+            let start = Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(landmarks.locate(&grey, &faces)?);
+            }
+            let locate = ms(start, runs);
+            let marks = landmarks.locate(&grey, &faces)?;
+            let start = Instant::now();
+            for _ in 0..runs {
+                let crops: Vec<_> = faces
+                    .iter()
+                    .zip(&marks)
+                    .map(|(f, m)| crop_face_upright(&grey, f, DEFAULT_MARGIN, m.roll_degrees()))
+                    .collect();
+                std::hint::black_box(crops);
+            }
+            let upright = ms(start, runs);
             let annotations: Vec<_> = faces
                 .iter()
                 .map(|f| Annotation::new(*f, "face", f.score))
@@ -87,7 +106,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             println!(
                 "{w}x{h} min_face_size {min_face_size}: detect {detect:8.1} ms, crop {crop:.2} ms, \
-                 annotate {draw:.1} ms, {} face(s) {:?}",
+                 landmarks {locate:.2} ms, upright crop {upright:.2} ms, annotate {draw:.1} ms, \
+                 {} face(s) {:?}",
                 faces.len(),
                 faces
                     .iter()
