@@ -41,8 +41,9 @@ pub struct RecognizerOptions {
     /// The margin added around a detected box before cropping, as a share of its side
     /// (FER2013's framing, measured: [`fer_detect::DEFAULT_MARGIN`]).
     pub margin: f32,
-    /// Turn each detected face upright before cropping, by the tilt of its eyes as MTCNN's
-    /// O-Net places them (FER2013's faces are upright). On by default.
+    /// Turn each detected face that leans more than [`UPRIGHT_DEAD_ZONE_DEGREES`] back to
+    /// that lean before cropping, by the tilt of its eyes as MTCNN's O-Net places them
+    /// (FER2013's faces are near upright). On by default.
     pub upright: bool,
     /// Faces per forward pass (at least 1).
     pub batch_size: usize,
