@@ -82,6 +82,28 @@ fn learns_the_synthetic_classes_well_above_chance() {
     ] {
         assert!(dir.path().join(file).is_file(), "{file}");
     }
+    // An epoch checkpoint opens on its own (config and normaliser from its run directory)
+    // and scores as the same epoch's last.safetensors.
+    let on_public = |path: &Path| {
+        let trained = TrainedModel::open(path, &Device::Cpu).unwrap();
+        let view = data.view(Split::PublicTest);
+        evaluate(
+            trained.model.as_ref(),
+            &view,
+            &trained.normalizer,
+            &Device::Cpu,
+            64,
+        )
+        .unwrap()
+    };
+    let epoch_3 = on_public(&dir.path().join("checkpoints/epoch-0003/model.safetensors"));
+    let last = on_public(&dir.path().join("last.safetensors"));
+    assert_eq!(epoch_3.metrics.accuracy, last.metrics.accuracy);
+    assert_eq!(epoch_3.loss_mean, last.loss_mean);
+    assert_eq!(
+        outcome.history[2].val_accuracy, epoch_3.metrics.accuracy,
+        "the history's PublicTest accuracy"
+    );
 }
 
 #[test]

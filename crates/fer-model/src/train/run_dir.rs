@@ -24,6 +24,19 @@ pub(super) const HISTORY: &str = "history.json";
 /// An epoch checkpoint's weight average (runs with `ema`), beside its `model.safetensors`.
 pub(super) const AVERAGE: &str = "ema.safetensors";
 
+/// The run directory of an epoch checkpoint's folder (`RUN/checkpoints/epoch-NNNN`), when
+/// `dir` is one and has no `config.json` of its own.
+fn run_dir_of_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_str()?;
+    let checkpoints = dir.parent()?;
+    let is_epoch = name
+        .strip_prefix("epoch-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (is_epoch && checkpoints.file_name()? == "checkpoints" && !dir.join(CONFIG).is_file())
+        .then(|| checkpoints.parent().map(Path::to_path_buf))
+        .flatten()
+}
+
 pub(super) fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
     run_dir
         .join("checkpoints")
@@ -161,7 +174,8 @@ pub struct TrainedModel {
 
 impl TrainedModel {
     /// Opens a run directory (its `best.safetensors`) or a `.safetensors` file with
-    /// `config.json` and `normalizer.json` beside it.
+    /// `config.json` and `normalizer.json` beside it, or in the run directory above an epoch
+    /// checkpoint (`RUN/checkpoints/epoch-NNNN/model.safetensors`).
     pub fn open(path: &Path, device: &Device) -> Result<Self, TrainError> {
         // A path that is not there is named itself, not the config.json beside it.
         std::fs::metadata(path).map_err(|source| CheckpointError::Io {
@@ -173,9 +187,13 @@ impl TrainedModel {
         } else {
             let dir = path
                 .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."));
-            (dir, path.to_path_buf())
+            (
+                run_dir_of_checkpoint(&dir).unwrap_or(dir),
+                path.to_path_buf(),
+            )
         };
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| CheckpointError::Io {
