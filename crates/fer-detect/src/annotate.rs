@@ -2,11 +2,13 @@
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
+use imageproc::drawing::{
+    draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size,
+};
 use imageproc::rect::Rect;
 
-use crate::FaceBox;
 use crate::error::{Error, Result};
+use crate::{FaceBox, Point};
 
 /// DejaVu Sans Mono Bold (Bitstream Vera licence, see `fonts/LICENSE-DejaVu`).
 pub static LABEL_FONT: &[u8] = include_bytes!("../fonts/DejaVuSansMono-Bold.ttf");
@@ -37,6 +39,8 @@ pub struct Annotation {
     pub score: f32,
     /// Box and label background colour.
     pub color: Rgb<u8>,
+    /// Points marked on the face (e.g. its landmarks), in the image's pixel coordinates.
+    pub points: Vec<Point>,
 }
 
 impl Annotation {
@@ -47,7 +51,14 @@ impl Annotation {
             label: label.into(),
             score,
             color: DEFAULT_COLOR,
+            points: Vec::new(),
         }
+    }
+
+    /// The same annotation with `points` marked as dots in its colour.
+    pub fn with_points(mut self, points: impl IntoIterator<Item = Point>) -> Self {
+        self.points = points.into_iter().collect();
+        self
     }
 
     /// The same annotation in `color`.
@@ -97,6 +108,7 @@ pub fn annotate(image: &RgbImage, annotations: &[Annotation]) -> RgbImage {
     let font = label_font().ok();
     for a in annotations {
         draw_box(&mut out, a);
+        draw_points(&mut out, a);
     }
     if let Some(font) = &font {
         for a in annotations {
@@ -112,6 +124,21 @@ fn draw_box(out: &mut RgbImage, a: &Annotation) {
         let rect = Rect::at(f.x as i32 - i as i32, f.y as i32 - i as i32)
             .of_size(f.width.max(1) + 2 * i, f.height.max(1) + 2 * i);
         draw_hollow_rect_mut(out, rect, a.color);
+    }
+}
+
+/// Each point as a dot of the box's colour with a contrasting rim, its radius the outline's
+/// thickness (at least 2 px); the image clips dots outside it, and non-finite points are
+/// skipped.
+fn draw_points(out: &mut RgbImage, a: &Annotation) {
+    let radius = a.thickness().max(2) as i32;
+    for p in &a.points {
+        if !(p.x.is_finite() && p.y.is_finite()) {
+            continue;
+        }
+        let centre = (p.x.round() as i32, p.y.round() as i32);
+        draw_filled_circle_mut(out, centre, radius + 1, text_color(a.color));
+        draw_filled_circle_mut(out, centre, radius, a.color);
     }
 }
 
@@ -228,6 +255,38 @@ mod tests {
         assert_eq!(
             annotate(&RgbImage::new(0, 0), &annotations).dimensions(),
             (0, 0)
+        );
+    }
+
+    #[test]
+    fn points_are_dots_in_the_box_colour_and_odd_points_do_not_panic() {
+        let grey = Rgb([128, 128, 128]);
+        let image = RgbImage::from_pixel(200, 150, grey);
+        let red = PALETTE[0];
+        let marked = Annotation::new(face(40, 30, 80, 80), "x", 0.5)
+            .with_color(red)
+            .with_points([
+                Point { x: 60.0, y: 60.0 },
+                Point { x: 100.0, y: 61.0 },
+                Point { x: -5.0, y: 1e9 },
+                Point {
+                    x: f32::NAN,
+                    y: 3.0,
+                },
+                Point { x: 199.6, y: 149.7 },
+            ]);
+        let out = annotate(&image, &[marked]);
+        assert_eq!(*out.get_pixel(60, 60), red);
+        assert_eq!(*out.get_pixel(100, 61), red);
+        assert_eq!(
+            *out.get_pixel(80, 90),
+            grey,
+            "between the dots the face is untouched"
+        );
+        assert_eq!(
+            *out.get_pixel(199, 149),
+            red,
+            "a dot at the corner is clipped, not lost"
         );
     }
 

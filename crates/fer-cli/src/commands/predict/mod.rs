@@ -59,8 +59,9 @@ pub struct PredictArgs {
     /// Take each image as one pre-cropped face (its centred square) instead of detecting faces.
     #[arg(long)]
     pub no_detect: bool,
-    /// Draw the boxes and top emotions on the photos: a .png/.jpg file for one input image,
-    /// else a folder that receives one annotated PNG per photo.
+    /// Draw the boxes, top emotions and landmarks (eyes, nose, mouth corners) on the photos: a
+    /// .png/.jpg file for one input image, else a folder that receives one annotated PNG per
+    /// photo.
     #[arg(long, value_name = "PATH")]
     pub annotate: Option<PathBuf>,
 }
