@@ -69,6 +69,11 @@ pub struct Profile {
     /// Ensembles of CNN runs, each evaluated as one more model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ensembles: Vec<EnsembleSpec>,
+    /// Also score every kept epoch checkpoint of each CNN run on PrivateTest (`fer eval
+    /// --every-epoch`), for comparison with protocols that pick the epoch on the test set;
+    /// the runs' `keep_last` decides which epochs are kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eval_every_epoch: bool,
 }
 
 /// An ensemble of a profile's CNN runs: the mean of their class probabilities.
@@ -317,11 +322,26 @@ pub fn plan(
         Step::new(format!("eval-{name}"), &args)
             .stdout_to(Path::new(out).join("eval-private-test.json"))
     };
-    for dir in &model_dirs {
+    for (k, dir) in model_dirs.iter().enumerate() {
         let name = Path::new(dir)
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         steps.push(eval_step(&name, std::slice::from_ref(dir), dir));
+        if profile.eval_every_epoch && k < profile.runs.len() {
+            let args = [
+                "eval",
+                "--model",
+                dir,
+                "--data",
+                &data,
+                "--split",
+                "private-test",
+                "--every-epoch",
+                "--device",
+                device,
+            ];
+            steps.push(Step::new(format!("eval-epochs-{name}"), &args));
+        }
     }
     for ensemble in &profile.ensembles {
         let dir = path(&ensemble.name);
@@ -877,6 +897,33 @@ mod tests {
             report.args.iter().filter(|a| a.starts_with("out/")).count(),
             6
         );
+    }
+
+    #[test]
+    fn the_seed_profile_keeps_and_scores_every_epoch_of_its_cnns() {
+        let (_, profile) = Profile::load("seed").unwrap();
+        assert!(profile.eval_every_epoch);
+        assert_eq!(profile.cnn["keep_last"], 100);
+        assert_eq!(profile.cnn["epochs"], 100);
+        let steps = plan(&profile, Path::new("d.csv"), Path::new("out"), None, "cpu");
+        let every: Vec<&Step> = steps
+            .iter()
+            .filter(|s| s.name.starts_with("eval-epochs-"))
+            .collect();
+        assert_eq!(every.len(), 3, "the three CNN runs, not the HOG-SVM");
+        assert_eq!(
+            every[0].command_line(),
+            "fer eval --model out/cnn-augmented --data d.csv --split private-test \
+             --every-epoch --device cpu"
+        );
+        let position = |name: &str| steps.iter().position(|s| s.name == name).unwrap();
+        assert_eq!(
+            position("eval-epochs-cnn-augmented"),
+            position("eval-cnn-augmented") + 1
+        );
+        // Other profiles do not.
+        let (_, quick) = Profile::load("quick").unwrap();
+        assert!(!quick.eval_every_epoch);
     }
 
     #[test]

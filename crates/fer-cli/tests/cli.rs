@@ -272,6 +272,72 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
     assert_eq!(lines.lines().count(), 33);
     assert!(lines.starts_with("row,label,predicted,p_angry"));
 
+    // Every kept epoch, scored on PrivateTest and stored with the run; each equals that
+    // epoch's checkpoint evaluated on its own.
+    let (run_arg, data_arg) = (run.to_str().unwrap(), path.to_str().unwrap());
+    let out = fer(&[
+        "eval",
+        "--model",
+        run_arg,
+        "--data",
+        data_arg,
+        "--every-epoch",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let every: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("eval-epochs-private-test.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(every, stored);
+    let epochs = every["epochs"].as_array().unwrap();
+    assert_eq!(
+        epochs
+            .iter()
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for epoch in epochs {
+        let weights = run.join(format!(
+            "checkpoints/epoch-{:04}/model.safetensors",
+            epoch["epoch"].as_u64().unwrap()
+        ));
+        let out = fer(&[
+            "eval",
+            "--model",
+            weights.to_str().unwrap(),
+            "--data",
+            data_arg,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let alone: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(alone["accuracy"], epoch["accuracy"]);
+    }
+    let best = epochs
+        .iter()
+        .map(|e| e["accuracy"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(every["best_accuracy"].as_f64().unwrap(), best);
+    let two = fer(&[
+        "eval",
+        "--model",
+        run_arg,
+        "--model",
+        run_arg,
+        "--data",
+        data_arg,
+        "--every-epoch",
+    ]);
+    assert_eq!(two.status.code(), Some(1));
+    assert!(
+        text(&two.stderr).contains("--every-epoch takes one --model"),
+        "{}",
+        text(&two.stderr)
+    );
+
     // PrivateTest images that are exact copies of Training images (FER2013 has 288) are also
     // left out for a second set of figures. Plant 5 copies: PrivateTest images 0-4 get the
     // pixels of Training images 0-4.

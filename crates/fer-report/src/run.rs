@@ -60,8 +60,13 @@ impl Run {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // `eval-<split>-data-<fingerprint>.json` holds figures on other data than the
-            // run's (`fer eval --data OTHER`): never the run's own.
-            if name.starts_with("eval-") && name.ends_with(".json") && !name.contains("-data-") {
+            // run's (`fer eval --data OTHER`): never the run's own. `eval-epochs-<split>.json`
+            // (`fer eval --every-epoch`) scores every kept epoch, not the run's checkpoint.
+            if name.starts_with("eval-")
+                && name.ends_with(".json")
+                && !name.contains("-data-")
+                && !name.starts_with("eval-epochs-")
+            {
                 eval_files.push((eval_rank(&name), name, entry.path()));
             }
         }
@@ -166,6 +171,12 @@ mod tests {
         EvalReport::new(Split::PrivateTest, &metrics(1), None)
             .save(&dir.path().join("eval-private-test-data-0123456789ab.json"))
             .unwrap();
+        // Per-epoch figures are another document, not an evaluation of the run.
+        std::fs::write(
+            dir.path().join("eval-epochs-private-test.json"),
+            r#"{"split": "PrivateTest", "best_epoch": 1, "epochs": []}"#,
+        )
+        .unwrap();
         let run = Run::open(dir.path()).unwrap();
         assert_eq!(run.evaluations.len(), 1);
         assert_eq!(run.evaluations[0].accuracy, 0.75);

@@ -129,6 +129,25 @@ pub(super) fn save_epoch(
     Ok(())
 }
 
+/// The epoch checkpoints `run_dir` holds, as (epoch, its `model.safetensors`), in epoch
+/// order; none when it has no `checkpoints/` folder.
+pub fn epoch_checkpoints(run_dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
+            let weights = entry.path().join("model.safetensors");
+            weights.is_file().then_some((epoch, weights))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// Which epoch checkpoints a run keeps: the best epoch and the last `keep_last` (at least
 /// one); the others are deleted after each epoch is saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `fer eval`: accuracy, macro-F1, confusion matrix and per-class figures of a trained model,
 //! a HOG-SVM run or an ensemble of CNN runs.
 
+mod epochs;
 mod hog_svm;
 
 use std::path::PathBuf;
@@ -63,6 +64,12 @@ pub struct EvalArgs {
     /// (eval-SPLIT.json) there, for `fer report`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Evaluate every epoch checkpoint the run directory kept (checkpoints/epoch-NNNN) and
+    /// store accuracy and macro-F1 per epoch as RUN/eval-epochs-SPLIT.json. For comparison
+    /// with protocols that pick the epoch on the test set (the seed notebook's); the run's
+    /// own checkpoint is chosen on PublicTest.
+    #[arg(long)]
+    pub every_epoch: bool,
 }
 
 /// Images per forward pass.
@@ -81,6 +88,14 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
             hog.display()
         );
         return hog_svm::eval(args, hog);
+    }
+    if args.every_epoch {
+        let run_dir = match args.model.as_slice() {
+            [model] => model.run_dir(),
+            _ => None,
+        };
+        let run_dir = run_dir.context("--every-epoch takes one --model: a run directory")?;
+        return epochs::eval_every_epoch(args, run_dir, quiet);
     }
     anyhow::ensure!(
         args.out.is_none() || ensemble,
