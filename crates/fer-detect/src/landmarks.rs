@@ -136,8 +136,9 @@ impl LandmarkNet {
     }
 
     /// O-Net on a batch of 48x48 grey inputs `(n, 1, 48, 48)`, scaled as MTCNN scales pixels
-    /// (`(p - 127.5) / 128`): `(n, 2)` face / not-face logits' softmax and `(n, 10)` landmarks
-    /// (five x then five y, as fractions of the input's side).
+    /// (`(p - 127.5) / 128`): `(n, 2)` probabilities of (not a face, a face) and `(n, 10)`
+    /// landmarks (five x then five y, as fractions of the input's side, in the order of
+    /// [`FaceLandmarks`]' fields).
     pub fn forward(&self, input: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let x = self.prelu1.forward(&self.conv1.forward(input)?)?;
         // PyTorch's ceil-mode 3x3/2 pool on 46x46 gives 23x23: one repeated edge row and
