@@ -446,13 +446,13 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
 
     for &tilt in &args.tilts {
         let mut rng = ChaCha8Rng::seed_from_u64(48);
+        // Every other face tilts the other way.
+        let signed_tilt = |k: usize| if k.is_multiple_of(2) { tilt } else { -tilt };
         // Detect once per pasted face, then crop with every margin.
         let mut found: Vec<(usize, GrayImage, FaceBox)> = Vec::new();
         for (k, &index) in picked.iter().enumerate() {
             let side = [96u32, 144, 240][k % 3];
-            // Every other face tilts the other way.
-            let signed_tilt = if k % 2 == 0 { tilt } else { -tilt };
-            let pasted = paste(&face(&dataset, index), side, signed_tilt, &mut rng);
+            let pasted = paste(&face(&dataset, index), side, signed_tilt(k), &mut rng);
             let best = recognizer
                 .detect_faces(&pasted.canvas)
                 .into_iter()
@@ -470,26 +470,24 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
         let errors: Vec<f64> = found
             .iter()
             .zip(&landmarks)
-            .map(|((k, _, _), marks)| {
-                let signed_tilt = if k % 2 == 0 { tilt } else { -tilt };
-                f64::from((marks.roll_degrees() - signed_tilt).abs())
-            })
+            .map(|((k, _, _), marks)| f64::from((marks.roll_degrees() - signed_tilt(*k)).abs()))
             .collect();
-        let rolls: Vec<Option<f32>> = landmarks
+        let trusted = landmarks
             .iter()
-            .map(|marks| {
-                marks.upright_turn(
-                    fer::UPRIGHT_MIN_FACE_PROBABILITY,
-                    fer::UPRIGHT_MAX_ROLL_DEGREES,
-                    0.0,
-                )
+            .filter(|marks| {
+                marks
+                    .upright_turn(
+                        fer::UPRIGHT_MIN_FACE_PROBABILITY,
+                        fer::UPRIGHT_MAX_ROLL_DEGREES,
+                        0.0,
+                    )
+                    .is_some()
             })
-            .collect();
+            .count();
         let (median_error, p90_error) = (percentile(&errors, 0.5), percentile(&errors, 0.9));
         println!(
-            "tilt {tilt:>4}°: O-Net's eye line against the tilt (the faces' own roll included): median {median_error:.1}°, 90th percentile {p90_error:.1}°; {} of {} rolls trusted",
-            rolls.iter().flatten().count(),
-            rolls.len()
+            "tilt {tilt:>4}°: O-Net's eye line against the tilt (the faces' own roll included): median {median_error:.1}°, 90th percentile {p90_error:.1}°; {trusted} of {} rolls trusted",
+            landmarks.len()
         );
         // Accuracy on the found faces, cropped with `margin` around their box moved down by
         // `offset` box heights, turned upright by their eyes or not.
@@ -536,7 +534,7 @@ pub fn crops(args: &CropsArgs) -> anyhow::Result<()> {
             100.0 * plain,
             100.0 * direct_accuracy
         );
-        rows.push(json!({"tilt": tilt, "margin": fer_detect::DEFAULT_MARGIN, "found": found.len(), "accuracy_as_boxed": plain, "roll_error_median_degrees": median_error, "roll_error_p90_degrees": p90_error, "rolls_trusted": rolls.iter().flatten().count(), "direct_accuracy_same_faces": direct_accuracy}));
+        rows.push(json!({"tilt": tilt, "margin": fer_detect::DEFAULT_MARGIN, "found": found.len(), "accuracy_as_boxed": plain, "roll_error_median_degrees": median_error, "roll_error_p90_degrees": p90_error, "rolls_trusted": trusted, "direct_accuracy_same_faces": direct_accuracy}));
         for &zone in &args.dead_zones {
             let upright = score(fer_detect::DEFAULT_MARGIN, 0.0, Some(zone))?;
             println!(

@@ -44,6 +44,17 @@ pub struct FaceLandmarks {
 }
 
 impl FaceLandmarks {
+    /// The five points in field order: eyes, nose, mouth corners.
+    pub fn points(&self) -> [Point; 5] {
+        [
+            self.left_eye,
+            self.right_eye,
+            self.nose,
+            self.mouth_left,
+            self.mouth_right,
+        ]
+    }
+
     /// The in-plane tilt of the line from the left eye to the right eye, in degrees: positive
     /// when the right eye is lower (the face turned clockwise as the image shows it), in
     /// `(-180, 180]`.

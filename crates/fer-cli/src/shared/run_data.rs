@@ -80,7 +80,21 @@ pub fn eval_report_path(
     split: Split,
     dataset: &Dataset,
 ) -> anyhow::Result<(PathBuf, Option<&'static str>)> {
-    let own = fer_report::EvalReport::path_in(run_dir, split);
+    run_file_for_data(
+        run_dir,
+        fer_report::EvalReport::path_in(run_dir, split),
+        dataset,
+    )
+}
+
+/// Where a figures file of `run_dir` whose own path is `own` (`RUN/NAME.json`) goes for
+/// `dataset`: `own` when the run records this very data, else `RUN/NAME-data-<12 hex
+/// digits>.json`; the second value says why, when it is not the run's own.
+pub fn run_file_for_data(
+    run_dir: &Path,
+    own: PathBuf,
+    dataset: &Dataset,
+) -> anyhow::Result<(PathBuf, Option<&'static str>)> {
     let fingerprint = dataset.fingerprint();
     let reason = match DataRecord::read(run_dir)? {
         Some(record) if record.fingerprint == fingerprint => return Ok((own, None)),
@@ -96,7 +110,7 @@ pub fn eval_report_path(
                 &fingerprint[..12]
             )
         })
-        .expect("eval-<split>.json");
+        .expect("a file name");
     Ok((run_dir.join(name), Some(reason)))
 }
 

@@ -5,12 +5,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use fer_model::TrainedModel;
-use fer_model::eval::evaluate_with_progress;
+use fer_report::evaluation::split_slug;
 use serde_json::json;
 
-use super::{BATCH_SIZE, EvalArgs};
-use crate::shared::progress::progress_bar;
-use crate::shared::run_data::eval_report_path;
+use super::{EvalArgs, evaluate_trained, open_split};
+use crate::shared::run_data::run_file_for_data;
 
 /// Scores every checkpoint in `run_dir/checkpoints`, prints a line (or, with `--json`, the
 /// document) per epoch, and stores the document in the run unless test-time augmentation was
@@ -24,31 +23,21 @@ pub fn eval_every_epoch(args: &EvalArgs, run_dir: &Path, quiet: bool) -> anyhow:
         run_dir.display()
     );
     let device = args.device.open()?;
-    let dataset = args.input.open()?;
+    let dataset = open_split(args)?;
     let view = dataset.view(args.split);
-    anyhow::ensure!(
-        !view.is_empty(),
-        "{}: no {} images",
-        args.input.data.display(),
-        args.split
-    );
     let test_time_flip = args.test_time_flip.map(bool::from);
     let mut rows = Vec::with_capacity(checkpoints.len());
+    // The first epoch of the highest accuracy, and that accuracy.
+    let mut best: Option<(usize, f64)> = None;
     for (epoch, weights) in &checkpoints {
         let trained = TrainedModel::open(weights, &device)
             .with_context(|| format!("{}: cannot load", weights.display()))?
             .with_test_time_augmentation(test_time_flip, args.test_time_shift, &device)?;
-        let bar = progress_bar(view.len(), quiet, "images evaluated");
-        let evaluation = evaluate_with_progress(
-            trained.model.as_ref(),
-            &view,
-            &trained.normalizer,
-            &device,
-            BATCH_SIZE,
-            &mut |n| bar.inc(n as u64),
-        )?;
-        bar.finish_and_clear();
+        let evaluation = evaluate_trained(&trained, &view, &device, quiet)?;
         let metrics = &evaluation.metrics;
+        if best.is_none_or(|(_, accuracy)| metrics.accuracy > accuracy) {
+            best = Some((*epoch, metrics.accuracy));
+        }
         if !args.json {
             println!(
                 "epoch {epoch:>4}: {} accuracy {:.2}%, macro-F1 {:.3}",
@@ -64,39 +53,25 @@ pub fn eval_every_epoch(args: &EvalArgs, run_dir: &Path, quiet: bool) -> anyhow:
             "loss_mean": evaluation.loss_mean,
         }));
     }
-    let accuracy = |row: &serde_json::Value| row["accuracy"].as_f64().unwrap_or(f64::NAN);
-    // The first epoch of the highest accuracy.
-    let best = rows
-        .iter()
-        .fold(None::<&serde_json::Value>, |best, row| match best {
-            Some(b) if accuracy(b) >= accuracy(row) => Some(b),
-            _ => Some(row),
-        })
-        .expect("at least one checkpoint");
+    let (best_epoch, best_accuracy) = best.expect("at least one checkpoint");
     let document = json!({
         "split": args.split.to_string(),
         "note": "every kept epoch checkpoint scored on this split; picking an epoch by these \
                  figures selects on the split itself (for comparison only)",
-        "best_epoch": best["epoch"],
-        "best_accuracy": best["accuracy"],
+        "best_epoch": best_epoch,
+        "best_accuracy": best_accuracy,
         "epochs": rows,
     });
     if !args.json {
         println!(
-            "best on {}: epoch {} with {:.2}%",
+            "best on {}: epoch {best_epoch} with {:.2}%",
             args.split,
-            document["best_epoch"],
-            100.0 * accuracy(best)
+            100.0 * best_accuracy
         );
     }
     if test_time_flip.is_none() && args.test_time_shift.is_none() {
-        let (path, not_own) = eval_report_path(run_dir, args.split, &dataset)?;
-        let name = path
-            .file_name()
-            .expect("a file name")
-            .to_string_lossy()
-            .replacen("eval-", "eval-epochs-", 1);
-        let path = run_dir.join(name);
+        let own = run_dir.join(format!("eval-epochs-{}.json", split_slug(args.split)));
+        let (path, not_own) = run_file_for_data(run_dir, own, &dataset)?;
         let mut text = serde_json::to_string_pretty(&document)?;
         text.push('\n');
         fer_data::write_atomically(&path, text.as_bytes())?;

@@ -22,14 +22,8 @@ pub fn eval(args: &EvalArgs, model: &Path) -> anyhow::Result<()> {
     };
     let (model, _) =
         HogSvm::open(dir).with_context(|| format!("cannot load model {}", dir.display()))?;
-    let dataset = args.input.open()?;
+    let dataset = super::open_split(args)?;
     let view = dataset.view(args.split);
-    anyhow::ensure!(
-        !view.is_empty(),
-        "{}: no {} images",
-        args.input.data.display(),
-        args.split
-    );
     let evaluation = model.evaluate(&view)?;
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;

@@ -7,9 +7,11 @@ mod hog_svm;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use candle_core::Device;
 use fer::ModelSource;
-use fer_data::Split;
-use fer_model::eval::evaluate_with_progress;
+use fer_data::{Dataset, Split, View};
+use fer_model::TrainedModel;
+use fer_model::eval::{Evaluation, evaluate_with_progress};
 use fer_report::EvalReport;
 
 use crate::shared::data::DataArgs;
@@ -75,6 +77,38 @@ pub struct EvalArgs {
 /// Images per forward pass.
 const BATCH_SIZE: usize = 256;
 
+/// The data of `--data`, checked to hold images of `--split`.
+fn open_split(args: &EvalArgs) -> anyhow::Result<Dataset> {
+    let dataset = args.input.open()?;
+    anyhow::ensure!(
+        !dataset.view(args.split).is_empty(),
+        "{}: no {} images",
+        args.input.data.display(),
+        args.split
+    );
+    Ok(dataset)
+}
+
+/// `trained` on `view` in batches of [`BATCH_SIZE`], with a progress bar unless `quiet`.
+fn evaluate_trained(
+    trained: &TrainedModel,
+    view: &View<'_>,
+    device: &Device,
+    quiet: bool,
+) -> anyhow::Result<Evaluation> {
+    let bar = progress_bar(view.len(), quiet, "images evaluated");
+    let evaluation = evaluate_with_progress(
+        trained.model.as_ref(),
+        view,
+        &trained.normalizer,
+        device,
+        BATCH_SIZE,
+        &mut |n| bar.inc(n as u64),
+    )?;
+    bar.finish_and_clear();
+    Ok(evaluation)
+}
+
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let ensemble = args.model.len() > 1;
     let is_hog_svm = |model: &ModelSource| match model {
@@ -103,14 +137,8 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     );
     let test_time_flip = args.test_time_flip.map(bool::from);
     let device = args.device.open()?;
-    let dataset = args.input.open()?;
+    let dataset = open_split(args)?;
     let view = dataset.view(args.split);
-    anyhow::ensure!(
-        !view.is_empty(),
-        "{}: no {} images",
-        args.input.data.display(),
-        args.split
-    );
     let mut members = Vec::with_capacity(args.model.len());
     for model in &args.model {
         let trained = model.load(&device)?.with_test_time_augmentation(
@@ -118,16 +146,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
             args.test_time_shift,
             &device,
         )?;
-        let bar = progress_bar(view.len(), quiet, "images evaluated");
-        members.push(evaluate_with_progress(
-            trained.model.as_ref(),
-            &view,
-            &trained.normalizer,
-            &device,
-            BATCH_SIZE,
-            &mut |n| bar.inc(n as u64),
-        )?);
-        bar.finish_and_clear();
+        members.push(evaluate_trained(&trained, &view, &device, quiet)?);
     }
     let evaluation = if ensemble {
         for (model, member) in args.model.iter().zip(&members) {

@@ -71,11 +71,7 @@ fn write_annotated(prediction: &ImagePrediction, out: &Path) -> anyhow::Result<(
                 face.emotions.probabilities[best],
             )
             .with_color(PALETTE[best % PALETTE.len()])
-            .with_points(
-                face.landmarks
-                    .iter()
-                    .flat_map(|m| [m.left_eye, m.right_eye, m.nose, m.mouth_left, m.mouth_right]),
-            )
+            .with_points(face.landmarks.iter().flat_map(|m| m.points()))
         })
         .collect();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
