@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::pool::PoolError;
 use crate::state::AppState;
-use crate::uploads::{Upload, read_uploads};
+use crate::uploads::{Upload, discard_upload, read_uploads};
 
 /// The query options of an analyze request.
 #[derive(Debug, Default, Deserialize)]
@@ -76,12 +76,19 @@ pub async fn analyze(
     query: Result<Query<AnalyzeQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let query = query
-        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?
-        .0;
-    let settings = query.settings(&app.recognizer)?;
     let options = &app.options;
     let deadline = tokio::time::Instant::now() + options.request_timeout;
+    let settings = query
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+        .and_then(|Query(query)| query.settings(&app.recognizer));
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            let drain = discard_upload(request, options.max_body_bytes);
+            let _ = tokio::time::timeout_at(deadline, drain).await;
+            return Err(error);
+        }
+    };
     let seconds = options.request_timeout.as_secs_f64();
     let uploads = tokio::time::timeout_at(
         deadline,

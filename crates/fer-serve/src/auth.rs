@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::uploads::discard_upload;
 
 /// The token requests must present; `None` lets every request through.
 #[derive(Clone)]
@@ -57,14 +56,8 @@ pub async fn require_token(
     {
         return next.run(request).await;
     }
-    let declared_length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared_length.is_none_or(|length| length <= guard.max_body_bytes as u64) {
-        let drain = discard_body(request.into_body(), guard.max_body_bytes);
-        let _ = tokio::time::timeout(guard.drain_time, drain).await;
-    }
+    let drain = discard_upload(request, guard.max_body_bytes);
+    let _ = tokio::time::timeout(guard.drain_time, drain).await;
     let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -75,19 +68,6 @@ pub async fn require_token(
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
-}
-
-/// Reads `body` to its end or until more than `limit` bytes came, keeping none of it.
-async fn discard_body(mut body: Body, limit: usize) {
-    let mut read = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Some(data) = frame.data_ref() {
-            read += data.len();
-            if read > limit {
-                return;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

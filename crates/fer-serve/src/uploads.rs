@@ -3,7 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
 
 use crate::error::ApiError;
 
@@ -28,12 +29,7 @@ pub async fn read_uploads(
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("").to_ascii_lowercase());
-    if let Some(length) = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && length > max_body as u64
-    {
+    if declared_length(request.headers()).is_some_and(|length| length > max_body as u64) {
         return Err(too_large(max_body));
     }
     let uploads = match content_type.as_deref() {
@@ -45,6 +41,7 @@ pub async fn read_uploads(
             read_raw(request, max_body).await?
         }
         Some(other) => {
+            discard_upload(request, max_body).await;
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -61,6 +58,33 @@ pub async fn read_uploads(
         ));
     }
     Ok(uploads)
+}
+
+/// Reads the body of a request that is refused before its upload was read, and drops it, so
+/// that a client still sending gets the answer rather than a reset connection (hyper closes a
+/// connection whose request body was left unread). A body declared or found larger than
+/// `max_body` is left where it is: that client is refused at once. Callers bound the time.
+pub async fn discard_upload(request: Request, max_body: usize) {
+    if declared_length(request.headers()).is_some_and(|length| length > max_body as u64) {
+        return;
+    }
+    let mut body = request.into_body();
+    let mut read = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            read += data.len();
+            if read > max_body {
+                return;
+            }
+        }
+    }
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
 fn too_large(max_body: usize) -> ApiError {

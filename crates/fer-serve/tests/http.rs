@@ -250,6 +250,42 @@ fn bad_input_gets_a_json_error_and_the_server_keeps_answering() {
         assert_answers_a_photo(&server);
     }
 
+    // A request refused for its query or content type is answered while its client is still
+    // sending a large upload (the upload is read and dropped first, not left to reset the
+    // connection); three times each, since a reset depends on timing.
+    let large = vec![7u8; 7 << 20];
+    let refused = [
+        (
+            "?min_face=5",
+            "image/png",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "?detcet=false",
+            "image/png",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "",
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for _ in 0..3 {
+        for (query, content_type, status, code) in refused {
+            let (got, json) = analyze(&server, query, content_type, large.clone());
+            assert_eq!(
+                (got, error_code(&json)),
+                (status, code),
+                "{query} {content_type}: {json}"
+            );
+        }
+    }
+    assert_answers_a_photo(&server);
+
     // An oversized upload is refused before it is read: from its Content-Length, or, sent in
     // chunks without one, when the limit is crossed. (Over a raw socket: the server may close
     // the connection while a client is still sending the rest, which HTTP allows.)
