@@ -24,6 +24,9 @@
 //! # Ok::<(), fer_data::Error>(())
 //! ```
 //!
+//! Reading and writing CSV files ([`load`], [`write_csv`]) is the `csv` feature (on by default),
+//! the one that needs polars; without it the rest of the crate still builds.
+//!
 //! Invariant: this crate knows nothing of tensors or models; it never depends on candle.
 
 mod dataset;
@@ -32,6 +35,7 @@ mod error;
 pub mod face_image;
 pub mod folder;
 mod fs;
+#[cfg(feature = "csv")]
 mod ingest;
 mod normalize;
 pub mod pixels;
@@ -42,6 +46,7 @@ pub use dataset::{Dataset, Sample, View};
 pub use emotion::{Emotion, ParseNameError, Split};
 pub use error::{BadRow, Error, Result};
 pub use fs::write_atomically;
+#[cfg(feature = "csv")]
 pub use ingest::{Layout, LoadOptions, Loaded, RowPolicy, load, write_csv};
 pub use normalize::{Normalizer, NormalizerConfig};
 pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics};
