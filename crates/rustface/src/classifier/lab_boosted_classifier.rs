@@ -24,7 +24,14 @@ use crate::Rectangle;
 pub struct LabBoostedClassifier {
     features: Vec<(i32, i32)>,
     base_classifiers: Vec<BaseClassifier>,
+    /// Every base classifier's weights, [`LAB_CODES`] apiece, one after the other: one lookup
+    /// instead of two. Empty when a base classifier has fewer weights than there are codes
+    /// (no SeetaFace model does), and then [`LabBoostedClassifier::classify`] is upstream's.
+    weights_by_code: Vec<f32>,
 }
+
+/// The LAB feature values (one byte).
+const LAB_CODES: usize = 256;
 
 #[derive(Clone)]
 struct BaseClassifier {
@@ -38,6 +45,7 @@ impl LabBoostedClassifier {
         LabBoostedClassifier {
             features: Vec::new(),
             base_classifiers: Vec::new(),
+            weights_by_code: Vec::new(),
         }
     }
 
@@ -48,6 +56,12 @@ impl LabBoostedClassifier {
 
     #[inline]
     pub fn add_base_classifier(&mut self, weights: Vec<f32>, thresh: f32) {
+        let complete = self.weights_by_code.len() == self.base_classifiers.len() * LAB_CODES;
+        if complete && weights.len() >= LAB_CODES {
+            self.weights_by_code.extend_from_slice(&weights[..LAB_CODES]);
+        } else {
+            self.weights_by_code = Vec::new();
+        }
         self.base_classifiers
             .push(BaseClassifier { weights, thresh })
     }
@@ -57,7 +71,36 @@ const K_FEAT_GROUP_SIZE: usize = 10;
 const K_STDDEV_THRESH: f64 = 10.0;
 
 impl LabBoostedClassifier {
+    /// Upstream's cascade: the score summed in the same order with the same early exits,
+    /// reading the weights from [`LabBoostedClassifier::weights_by_code`] and each window's
+    /// codes at one offset from the window's corner.
     pub fn classify(&self, feature_map: &LabBoostedFeatureMap, roi: Rectangle) -> Score {
+        if self.weights_by_code.len() != self.base_classifiers.len() * LAB_CODES {
+            return self.upstream_classify(feature_map, roi);
+        }
+        let (codes, width) = feature_map.codes();
+        let width = width as i32;
+        let corner = roi.y() * width + roi.x();
+        let mut positive = true;
+        let mut score = 0.0;
+
+        let mut i = 0;
+        while positive && i < self.base_classifiers.len() {
+            for _ in 0..K_FEAT_GROUP_SIZE {
+                let (offset_x, offset_y) = self.features[i];
+                let code = codes[(corner + offset_y * width + offset_x) as usize];
+                score += self.weights_by_code[i * LAB_CODES + code as usize];
+                i += 1;
+            }
+            positive = score >= self.base_classifiers[i - 1].thresh;
+        }
+        positive = positive && (feature_map.get_std_dev(roi) > K_STDDEV_THRESH);
+
+        Score { positive, score }
+    }
+
+    /// Upstream 0.1.7's `classify`, verbatim.
+    fn upstream_classify(&self, feature_map: &LabBoostedFeatureMap, roi: Rectangle) -> Score {
         let mut positive = true;
         let mut score = 0.0;
 
@@ -74,5 +117,46 @@ impl LabBoostedClassifier {
         positive = positive && (feature_map.get_std_dev(roi) > K_STDDEV_THRESH);
 
         Score { positive, score }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feat::FeatureMap;
+    use crate::ImageData;
+
+    #[test]
+    fn scores_are_upstreams() {
+        let mut seed = 0xdead_beef_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut classifier = LabBoostedClassifier::new();
+        for _ in 0..40 {
+            classifier.add_feature((next() % 31) as i32, (next() % 31) as i32);
+            let weights = (0..LAB_CODES).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+            classifier.add_base_classifier(weights, -0.5);
+        }
+        assert_eq!(classifier.weights_by_code.len(), 40 * LAB_CODES);
+        let (width, height) = (97, 61);
+        let pixels: Vec<u8> = (0..width * height).map(|_| (next() >> 56) as u8).collect();
+        let mut map = LabBoostedFeatureMap::new();
+        map.compute(&ImageData::new(&pixels, width, height));
+        let mut positives = 0;
+        for y in (0..=height - 40).step_by(3) {
+            for x in (0..=width - 40).step_by(3) {
+                let roi = Rectangle::new(x as i32, y as i32, 40, 40);
+                let ours = classifier.classify(&map, roi);
+                let theirs = classifier.upstream_classify(&map, roi);
+                assert_eq!(ours.score.to_bits(), theirs.score.to_bits(), "window at {x},{y}");
+                assert_eq!(ours.positive, theirs.positive, "window at {x},{y}");
+                positives += usize::from(ours.positive);
+            }
+        }
+        assert!(positives > 0, "no window passed the cascade: the test compares too little");
     }
 }

@@ -51,6 +51,26 @@ impl FeatureMap for SurfMlpFeatureMap {
             );
         }
 
+        #[cfg(target_arch = "x86_64")]
+        {
+            if math::has_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { self.compute_avx2(input, width, height) };
+            }
+        }
+        self.compute_all(input, width, height);
+    }
+}
+
+impl SurfMlpFeatureMap {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn compute_avx2(&mut self, input: &[u8], width: u32, height: u32) {
+        self.compute_all(input, width, height);
+    }
+
+    #[inline(always)]
+    fn compute_all(&mut self, input: &[u8], width: u32, height: u32) {
         self.reshape(width, height);
         self.compute_gradient_images(input);
         self.compute_integral_images();
@@ -106,6 +126,7 @@ impl SurfMlpFeatureMap {
         self.img_buf.resize(self.length, 0);
     }
 
+    #[inline(always)]
     fn compute_gradient_images(&mut self, input: &[u8]) {
         assert_eq!(input.len(), self.length);
 
@@ -114,6 +135,7 @@ impl SurfMlpFeatureMap {
         self.compute_grad_y();
     }
 
+    #[inline(always)]
     fn compute_grad_x(&mut self) {
         let input = self.img_buf.as_ptr();
         let dx = self.grad_x.as_mut_ptr();
@@ -135,6 +157,7 @@ impl SurfMlpFeatureMap {
         }
     }
 
+    #[inline(always)]
     fn compute_grad_y(&mut self) {
         let input = self.img_buf.as_ptr();
         let mut dy = self.grad_y.as_mut_ptr();
@@ -177,7 +200,41 @@ impl SurfMlpFeatureMap {
         }
     }
 
+    /// The eight channels of each pixel, then their integral image. Upstream fills the
+    /// channels one at a time (four strided passes) and then masks them by gradient sign (a
+    /// fifth); here each pixel's eight values are written once, already masked: the same
+    /// integers.
+    #[inline(always)]
     fn compute_integral_images(&mut self) {
+        let channels = FeaturePool::K_NUM_INT_CHANNEL as usize;
+        for ((pixel, &dx), &dy) in self
+            .int_img
+            .chunks_exact_mut(channels)
+            .zip(&self.grad_x)
+            .zip(&self.grad_y)
+        {
+            // Branch-free (the signs are noise to a branch predictor): all ones where kept.
+            let up = i32::from(dy >= 0).wrapping_neg();
+            let right = i32::from(dx >= 0).wrapping_neg();
+            let (abs_dx, abs_dy) = (dx.wrapping_abs(), dy.wrapping_abs());
+            pixel.copy_from_slice(&[
+                dx & up,
+                abs_dx & up,
+                dx & !up,
+                abs_dx & !up,
+                dy & right,
+                abs_dy & right,
+                dy & !right,
+                abs_dy & !right,
+            ]);
+        }
+
+        self.integral();
+    }
+
+    /// Upstream 0.1.7's `compute_integral_images`, verbatim, for the tests.
+    #[cfg(test)]
+    fn upstream_compute_integral_images(&mut self) {
         let grad_x_ptr = self.grad_x.as_ptr();
         let grad_y_ptr = self.grad_y.as_ptr();
         let img_buf_ptr = self.img_buf.as_ptr();
@@ -195,6 +252,7 @@ impl SurfMlpFeatureMap {
         self.integral();
     }
 
+    #[cfg(test)]
     unsafe fn fill_integral_channel(&mut self, mut src: *const i32, ch: u32) {
         let mut dest = self.int_img.as_mut_ptr().offset(ch as isize);
         for _ in 0..self.length {
@@ -205,10 +263,12 @@ impl SurfMlpFeatureMap {
         }
     }
 
+    #[cfg(test)]
     fn mask_integral_channel(&mut self) {
         self.mask_integral_channel_portable();
     }
 
+    #[cfg(test)]
     fn mask_integral_channel_portable(&mut self) {
         let mut grad_x_ptr = self.grad_x.as_ptr();
         let mut grad_y_ptr = self.grad_y.as_ptr();
@@ -245,6 +305,7 @@ impl SurfMlpFeatureMap {
         }
     }
 
+    #[inline(always)]
     fn integral(&mut self) {
         let data = self.int_img.as_ptr();
         let len = (FeaturePool::K_NUM_INT_CHANNEL * self.width) as usize;
@@ -266,11 +327,12 @@ impl SurfMlpFeatureMap {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn vector_cumulative_add(x: *const i32, len: usize, num_channel: u32) {
         SurfMlpFeatureMap::vector_cumulative_add_portable(x, len, num_channel);
     }
 
+    #[inline(always)]
     fn vector_cumulative_add_portable(x: *const i32, len: usize, num_channel: u32) {
         unsafe {
             let num_channel = num_channel as usize;
@@ -645,4 +707,34 @@ struct Feature {
     patch: Rectangle,
     num_cell_per_row: u32,
     num_cell_per_col: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_images_are_upstreams() {
+        let mut seed = 0x853c_49e6_748f_ea9b_u64;
+        for &(width, height) in &[(40u32, 40u32), (17, 23)] {
+            let pixels: Vec<u8> = (0..width * height)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Flat runs give zero gradients, where the sign masks matter.
+                    if (i / 5) % 3 == 0 { 90 } else { (seed >> 56) as u8 }
+                })
+                .collect();
+            let image = ImageData::new(&pixels, width, height);
+            let mut ours = SurfMlpFeatureMap::new();
+            ours.compute(&image);
+            let mut theirs = SurfMlpFeatureMap::new();
+            theirs.reshape(width, height);
+            theirs.compute_gradient_images(&pixels);
+            theirs.upstream_compute_integral_images();
+            assert_eq!(ours.int_img, theirs.int_img, "{width}x{height}");
+            assert!(ours.grad_x.iter().any(|&dx| dx < 0) && ours.grad_y.iter().any(|&dy| dy == 0));
+        }
+    }
 }
