@@ -58,7 +58,8 @@ impl LabBoostedClassifier {
     pub fn add_base_classifier(&mut self, weights: Vec<f32>, thresh: f32) {
         let complete = self.weights_by_code.len() == self.base_classifiers.len() * LAB_CODES;
         if complete && weights.len() >= LAB_CODES {
-            self.weights_by_code.extend_from_slice(&weights[..LAB_CODES]);
+            self.weights_by_code
+                .extend_from_slice(&weights[..LAB_CODES]);
         } else {
             self.weights_by_code = Vec::new();
         }
@@ -138,7 +139,9 @@ mod tests {
         let mut classifier = LabBoostedClassifier::new();
         for _ in 0..40 {
             classifier.add_feature((next() % 31) as i32, (next() % 31) as i32);
-            let weights = (0..LAB_CODES).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+            let weights = (0..LAB_CODES)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
             classifier.add_base_classifier(weights, -0.5);
         }
         assert_eq!(classifier.weights_by_code.len(), 40 * LAB_CODES);
@@ -152,11 +155,18 @@ mod tests {
                 let roi = Rectangle::new(x as i32, y as i32, 40, 40);
                 let ours = classifier.classify(&map, roi);
                 let theirs = classifier.upstream_classify(&map, roi);
-                assert_eq!(ours.score.to_bits(), theirs.score.to_bits(), "window at {x},{y}");
+                assert_eq!(
+                    ours.score.to_bits(),
+                    theirs.score.to_bits(),
+                    "window at {x},{y}"
+                );
                 assert_eq!(ours.positive, theirs.positive, "window at {x},{y}");
                 positives += usize::from(ours.positive);
             }
         }
-        assert!(positives > 0, "no window passed the cascade: the test compares too little");
+        assert!(
+            positives > 0,
+            "no window passed the cascade: the test compares too little"
+        );
     }
 }

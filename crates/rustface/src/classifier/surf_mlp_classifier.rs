@@ -16,9 +16,9 @@
 // You should have received a copy of the BSD 2-Clause License along with the software.
 // If not, see < https://opensource.org/licenses/BSD-2-Clause>.
 
-use crate::math;
 use super::Score;
 use crate::feat::SurfMlpFeatureMap;
+use crate::math;
 use crate::Rectangle;
 use std::mem;
 
@@ -106,8 +106,13 @@ impl SurfMlpClassifier {
         weights: Vec<f32>,
         biases: Vec<f32>,
     ) {
-        self.layers
-            .push(Layer::new(input_dim, output_dim, weights, biases, Self::relu))
+        self.layers.push(Layer::new(
+            input_dim,
+            output_dim,
+            weights,
+            biases,
+            Self::relu,
+        ))
     }
 
     pub fn add_output_layer(
@@ -117,8 +122,13 @@ impl SurfMlpClassifier {
         weights: Vec<f32>,
         biases: Vec<f32>,
     ) {
-        self.layers
-            .push(Layer::new(input_dim, output_dim, weights, biases, Self::sigmoid))
+        self.layers.push(Layer::new(
+            input_dim,
+            output_dim,
+            weights,
+            biases,
+            Self::sigmoid,
+        ))
     }
 
     #[inline]
@@ -182,7 +192,11 @@ impl Layer {
     ) -> Self {
         let blocks = (output_dim + OUTPUT_BLOCK - 1) / OUTPUT_BLOCK;
         let mut weights_by_block = vec![0.0; blocks * input_dim * OUTPUT_BLOCK];
-        for (output, row) in weights.chunks(input_dim.max(1)).take(output_dim).enumerate() {
+        for (output, row) in weights
+            .chunks(input_dim.max(1))
+            .take(output_dim)
+            .enumerate()
+        {
             let (block, lane) = (output / OUTPUT_BLOCK, output % OUTPUT_BLOCK);
             for (input, &weight) in row.iter().enumerate() {
                 weights_by_block[(block * input_dim + input) * OUTPUT_BLOCK + lane] = weight;
@@ -276,7 +290,13 @@ fn block_sums_portable(input: &[f32], block_weights: &[f32]) -> [f32; OUTPUT_BLO
 }
 
 impl SurfMlpClassifier {
-    pub fn classify(&self, output: Option<&mut Vec<f32>>, bufs: &mut SurfMlpBuffers, feature_map: &mut SurfMlpFeatureMap, roi: Rectangle) -> Score {
+    pub fn classify(
+        &self,
+        output: Option<&mut Vec<f32>>,
+        bufs: &mut SurfMlpBuffers,
+        feature_map: &mut SurfMlpFeatureMap,
+        roi: Rectangle,
+    ) -> Score {
         let input_layer = self.layers.get(0).expect("No layers");
         bufs.input.resize(input_layer.input_size(), 0.0);
 
@@ -310,7 +330,6 @@ impl SurfMlpClassifier {
 
         score
     }
-
 }
 
 #[cfg(test)]
@@ -345,7 +364,9 @@ mod tests {
     #[test]
     fn layers_give_upstreams_bits() {
         let mut seed = 0x9e37_79b9_7f4a_7c15;
-        for &(input_dim, output_dim) in &[(1, 1), (7, 16), (100, 37), (1024, 5), (640, 128), (33, 17)] {
+        for &(input_dim, output_dim) in
+            &[(1, 1), (7, 16), (100, 37), (1024, 5), (640, 128), (33, 17)]
+        {
             for act in [SurfMlpClassifier::relu, SurfMlpClassifier::sigmoid] {
                 let weights = values(&mut seed, input_dim * output_dim);
                 let biases = values(&mut seed, output_dim);
@@ -368,7 +389,10 @@ mod tests {
         let input = values(&mut seed, 300);
         let weights = values(&mut seed, 300 * OUTPUT_BLOCK);
         let portable = block_sums_portable(&input, &weights);
-        assert_eq!(block_sums(&input, &weights).map(f32::to_bits), portable.map(f32::to_bits));
+        assert_eq!(
+            block_sums(&input, &weights).map(f32::to_bits),
+            portable.map(f32::to_bits)
+        );
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx") {
             // SAFETY: the CPU has AVX, checked just above.

@@ -162,11 +162,8 @@ impl ImagePyramid {
             self.width_scaled,
             self.height_scaled,
         );
-        let img_scaled = ImageData::new(
-            &self.img_buf_scaled,
-            self.width_scaled,
-            self.height_scaled,
-        );
+        let img_scaled =
+            ImageData::new(&self.img_buf_scaled, self.width_scaled, self.height_scaled);
         self.scale_factor *= self.scale_step;
 
         Some((img_scaled, scale_factor))
@@ -257,7 +254,8 @@ fn resize_image_portable(src: &ImageData, dest: &mut Vec<u8>, width: u32, height
 #[inline(always)]
 fn interpolate_row(row: &[u8], columns: &[(usize, f64)], out: &mut [f64]) {
     for (out, &(n_x_s, lf_weight_x)) in out.iter_mut().zip(columns) {
-        *out = (1.0 - lf_weight_x) * f64::from(row[n_x_s]) + lf_weight_x * f64::from(row[n_x_s + 1]);
+        *out =
+            (1.0 - lf_weight_x) * f64::from(row[n_x_s]) + lf_weight_x * f64::from(row[n_x_s + 1]);
     }
 }
 
@@ -296,12 +294,16 @@ mod tests {
                     let lf_weight_y = lf_y_s - f64::from(n_y_s);
 
                     let d1 = f64::from(*src_data.offset((n_y_s * src.width() + n_x_s) as isize));
-                    let d2 = f64::from(*src_data.offset((n_y_s * src.width() + n_x_s + 1) as isize));
-                    let d3 = f64::from(*src_data.offset(((n_y_s + 1) * src.width() + n_x_s) as isize));
-                    let d4 =
-                        f64::from(*src_data.offset(((n_y_s + 1) * src.width() + n_x_s + 1) as isize));
+                    let d2 =
+                        f64::from(*src_data.offset((n_y_s * src.width() + n_x_s + 1) as isize));
+                    let d3 =
+                        f64::from(*src_data.offset(((n_y_s + 1) * src.width() + n_x_s) as isize));
+                    let d4 = f64::from(
+                        *src_data.offset(((n_y_s + 1) * src.width() + n_x_s + 1) as isize),
+                    );
 
-                    let dest_val = (1.0 - lf_weight_y) * ((1.0 - lf_weight_x) * d1 + lf_weight_x * d2)
+                    let dest_val = (1.0 - lf_weight_y)
+                        * ((1.0 - lf_weight_x) * d1 + lf_weight_x * d2)
                         + lf_weight_y * ((1.0 - lf_weight_x) * d3 + lf_weight_x * d4);
 
                     *dest.offset((y * width + x) as isize) = dest_val as u8;
@@ -323,7 +325,14 @@ mod tests {
             .collect();
         let src = ImageData::new(&pixels, 301, 203);
         // The pyramid's steps (0.8) and the windows' resizes to 40x40, up and down.
-        for &(width, height) in &[(240, 162), (192, 129), (40, 40), (500, 400), (301, 203), (2, 2)] {
+        for &(width, height) in &[
+            (240, 162),
+            (192, 129),
+            (40, 40),
+            (500, 400),
+            (301, 203),
+            (2, 2),
+        ] {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             resize_image(&src, &mut ours, width, height);
             upstream_resize_image(&src, &mut theirs, width, height);

@@ -45,10 +45,7 @@ impl FeatureMap for LabBoostedFeatureMap {
         let height = image.height();
 
         if width == 0 || height == 0 {
-            panic!(
-                "Illegal arguments: width ({}), height ({})",
-                width, height
-            );
+            panic!("Illegal arguments: width ({}), height ({})", width, height);
         }
 
         #[cfg(target_arch = "x86_64")]
@@ -381,7 +378,11 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                if (i / 7) % 5 == 0 { 128 } else { (seed >> 56) as u8 }
+                if (i / 7) % 5 == 0 {
+                    128
+                } else {
+                    (seed >> 56) as u8
+                }
             })
             .collect()
     }

@@ -19,9 +19,9 @@
 mod lab_boosted_featmap;
 mod surf_mlp_featmap;
 
-use crate::ImageData;
 pub use self::lab_boosted_featmap::LabBoostedFeatureMap;
 pub use self::surf_mlp_featmap::SurfMlpFeatureMap;
+use crate::ImageData;
 
 pub trait FeatureMap {
     fn compute(&mut self, image: &ImageData);
