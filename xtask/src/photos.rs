@@ -44,6 +44,10 @@ pub struct PhotosArgs {
     /// reported).
     #[arg(long, default_value_t = 10)]
     single_runs: usize,
+    /// Runs of each folder, ours and the peer taking turns; the medians are compared (a
+    /// single run on a shared machine moved by up to 50%).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    folder_runs: u32,
     /// Python with the `fer` package (pip install fer) for the peer; required unless
     /// --no-peer.
     #[arg(long, env = "FER_PEER_PYTHON")]
@@ -233,6 +237,15 @@ pub(crate) fn timed(command: &mut Command) -> anyhow::Result<(f64, Vec<u8>)> {
     Ok((seconds, output.stdout))
 }
 
+/// Seconds of several runs, for a report line: "2.31 / 2.25 / 2.40".
+fn list_seconds(seconds: &[f64]) -> String {
+    seconds
+        .iter()
+        .map(|s| format!("{s:.2}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -295,39 +308,66 @@ pub fn photos(args: &PhotosArgs) -> anyhow::Result<()> {
             runs.push(("full-size detection", vec!["--detect-size", "0"]));
         }
         let mut entry = json!({"photos": count});
-        for (label, extra) in runs {
-            let (seconds, stdout) = timed(
-                Command::new(&fer)
-                    .args(["predict", "-q", "--format", "csv"])
-                    .args(&extra)
-                    .arg(folder),
-            )?;
-            let faces = String::from_utf8_lossy(&stdout)
-                .lines()
-                .count()
-                .saturating_sub(1);
-            println!(
-                "fer predict, {count} {kind} photos ({label}): {seconds:.2} s, {:.1} photos/s, {faces} faces",
-                count as f64 / seconds
-            );
-            entry[label] = json!({"seconds": seconds, "photos_per_second": count as f64 / seconds, "faces": faces});
+        // label -> (seconds of each run, faces); the peer's runs (whole process, its own JSON).
+        let mut ours: Vec<(&str, Vec<f64>, usize)> =
+            runs.iter().map(|(label, _)| (*label, vec![], 0)).collect();
+        let mut peer_runs: Vec<(f64, serde_json::Value)> = vec![];
+        for _ in 0..args.folder_runs {
+            for ((_, extra), (_, seconds, faces)) in runs.iter().zip(&mut ours) {
+                let (run_seconds, stdout) = timed(
+                    Command::new(&fer)
+                        .args(["predict", "-q", "--format", "csv"])
+                        .args(extra)
+                        .arg(folder),
+                )?;
+                seconds.push(run_seconds);
+                *faces = String::from_utf8_lossy(&stdout)
+                    .lines()
+                    .count()
+                    .saturating_sub(1);
+            }
+            if let Some(python) = &peer {
+                let (peer_seconds, stdout) =
+                    timed(Command::new(python).arg(&script).arg(folder))?;
+                peer_runs.push((peer_seconds, crate::last_json_line(&stdout)?));
+            }
         }
-        if let Some(python) = &peer {
-            let (peer_seconds, stdout) = timed(Command::new(python).arg(&script).arg(folder))?;
-            let inner = crate::last_json_line(&stdout)?;
-            let ours = entry["default"]["seconds"].as_f64().unwrap_or(f64::NAN);
-            let peer_inner = inner["seconds"].as_f64().unwrap_or(f64::NAN);
+        let runs_note = format!("median of {}", args.folder_runs);
+        for (label, seconds, faces) in &ours {
+            let median_seconds = median(seconds.clone());
             println!(
-                "fer (Python) {count} {kind} photos: {peer_inner:.2} s with its model loaded ({:.1} photos/s), {peer_seconds:.2} s as a process, {} faces",
+                "fer predict, {count} {kind} photos ({label}): {median_seconds:.2} s ({runs_note}; runs {}), {:.1} photos/s, {faces} faces",
+                list_seconds(seconds),
+                count as f64 / median_seconds
+            );
+            entry[*label] = json!({"seconds": median_seconds, "photos_per_second": count as f64 / median_seconds, "faces": faces, "runs_seconds": seconds});
+        }
+        if !peer_runs.is_empty() {
+            let inner_seconds: Vec<f64> = peer_runs
+                .iter()
+                .map(|(_, inner)| inner["seconds"].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let process_seconds: Vec<f64> = peer_runs.iter().map(|(s, _)| *s).collect();
+            let (peer_inner, peer_seconds) =
+                (median(inner_seconds.clone()), median(process_seconds.clone()));
+            let median_run = &peer_runs[inner_seconds
+                .iter()
+                .position(|&s| s == peer_inner)
+                .unwrap_or(0)]
+            .1;
+            let ours = entry["default"]["seconds"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "fer (Python) {count} {kind} photos: {peer_inner:.2} s with its model loaded ({runs_note}; runs {}; {:.1} photos/s), {peer_seconds:.2} s as a process, {} faces",
+                list_seconds(&inner_seconds),
                 count as f64 / peer_inner,
-                inner["faces"],
+                median_run["faces"],
             );
             println!(
                 "{kind}: ours (a whole process) {:.2}x faster than the peer with its model loaded, {:.2}x process to process",
                 peer_inner / ours,
                 peer_seconds / ours
             );
-            entry["peer"] = json!({"folder_seconds": peer_seconds, "folder_inner": inner});
+            entry["peer"] = json!({"folder_seconds": peer_seconds, "folder_inner": median_run, "runs_inner_seconds": inner_seconds, "runs_folder_seconds": process_seconds});
         }
         report[kind] = entry;
     }
