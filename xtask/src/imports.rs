@@ -206,6 +206,9 @@ fn strip_comments(text: &str) -> String {
 fn referenced_paths(text: &str) -> Vec<(Vec<String>, bool)> {
     let mut paths = Vec::new();
     let mut used = BTreeSet::new();
+    // The byte ranges of `use` statements, whose paths are taken here and not again below
+    // (where a facade's `pub use crate::..` would count as a dependency).
+    let mut use_statements = Vec::new();
     // Every `use ...;` statement, braces expanded; `pub use` (any visibility) marked public.
     let mut rest = text;
     while let Some(at) = find_keyword(rest, "use ") {
@@ -213,6 +216,8 @@ fn referenced_paths(text: &str) -> Vec<(Vec<String>, bool)> {
         let public = rest[line_start..at].trim_start().starts_with("pub");
         let after = &rest[at + 4..];
         let end = after.find(';').unwrap_or(after.len());
+        let offset = text.len() - rest.len();
+        use_statements.push(offset + at..offset + at + 4 + end);
         used.insert(after[..end].trim().to_string());
         for path in expand_use(after[..end].trim()) {
             paths.push((path, public));
@@ -225,6 +230,9 @@ fn referenced_paths(text: &str) -> Vec<(Vec<String>, bool)> {
         while let Some(at) = text[from..].find(prefix) {
             let start = from + at;
             from = start + prefix.len();
+            if use_statements.iter().any(|range| range.contains(&start)) {
+                continue;
+            }
             let before = text[..start].chars().next_back().unwrap_or(' ');
             if before.is_alphanumeric() || before == '_' || before == ':' {
                 continue; // part of a longer path, handled where it starts
@@ -440,7 +448,14 @@ mod tests {
         let dir = tree(&[
             (
                 "lib.rs",
-                "mod a;\nmod b;\nmod c;\nmod nets;\npub use a::A;\n",
+                "mod a;\nmod b;\nmod c;\nmod d;\nmod nets;\npub use a::A;\n\
+                 pub use crate::d::make;\npub trait T {}\n",
+            ),
+            // Uses the root's own trait while the root re-exports it through `crate::`:
+            // a facade's `pub use crate::..` is not a dependency, so no circle.
+            (
+                "d.rs",
+                "use crate::T;\npub fn make() -> Box<dyn T> { todo!() }\n",
             ),
             ("a.rs", "use crate::b::B;\npub struct A;\n"),
             // Through the root's re-export: still a file that a.rs imports.

@@ -39,19 +39,9 @@ pub use crate::common::ImageData;
 pub use crate::common::Rectangle;
 pub use crate::model::{load_model, read_model, Model};
 
-use crate::detector::FuStDetector;
-use std::io;
-
-/// Create a face detector, based on a file with model description.
-pub fn create_detector(path_to_model: &str) -> Result<Box<dyn Detector>, io::Error> {
-    let model = load_model(path_to_model)?;
-    Ok(create_detector_with_model(model))
-}
-
-/// Create a face detector, based on the provided model.
-pub fn create_detector_with_model(model: Model) -> Box<dyn Detector> {
-    Box::new(FuStDetector::new(model))
-}
+// In fer's copy these two live in `detector`, so that it and the crate root do not import
+// each other.
+pub use crate::detector::{create_detector, create_detector_with_model};
 
 pub trait Detector {
     /// Detect faces on input image.

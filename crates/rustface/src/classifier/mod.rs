@@ -17,9 +17,11 @@
 // If not, see < https://opensource.org/licenses/BSD-2-Clause>.
 
 mod lab_boosted_classifier;
+mod score;
 mod surf_mlp_classifier;
 
 pub use self::lab_boosted_classifier::LabBoostedClassifier;
+pub use self::score::Score;
 pub use self::surf_mlp_classifier::SurfMlpBuffers;
 pub use self::surf_mlp_classifier::SurfMlpClassifier;
 
@@ -37,23 +39,6 @@ impl ClassifierKind {
             1 => Some(ClassifierKind::SurfMlp),
             _ => None,
         }
-    }
-}
-
-pub struct Score {
-    positive: bool,
-    score: f32,
-}
-
-impl Score {
-    #[inline]
-    pub fn is_positive(&self) -> bool {
-        self.positive
-    }
-
-    #[inline]
-    pub fn score(&self) -> f32 {
-        self.score
     }
 }
 

@@ -16,7 +16,7 @@
 // You should have received a copy of the BSD 2-Clause License along with the software.
 // If not, see < https://opensource.org/licenses/BSD-2-Clause>.
 
-use super::Score;
+use super::score::Score;
 use crate::feat::SurfMlpFeatureMap;
 use crate::math;
 use crate::Rectangle;

@@ -29,6 +29,17 @@ use crate::Detector;
 
 const FUST_MIN_WINDOW_SIZE: u32 = 20;
 
+/// Create a face detector, based on a file with model description.
+pub fn create_detector(path_to_model: &str) -> Result<Box<dyn Detector>, std::io::Error> {
+    let model = crate::model::load_model(path_to_model)?;
+    Ok(create_detector_with_model(model))
+}
+
+/// Create a face detector, based on the provided model.
+pub fn create_detector_with_model(model: Model) -> Box<dyn Detector> {
+    Box::new(FuStDetector::new(model))
+}
+
 impl Detector for FuStDetector {
     fn detect(&mut self, image: &ImageData) -> Vec<FaceInfo> {
         if !is_legal_image(image) {

@@ -16,13 +16,10 @@
 // You should have received a copy of the BSD 2-Clause License along with the software.
 // If not, see < https://opensource.org/licenses/BSD-2-Clause>.
 
+mod feature_map;
 mod lab_boosted_featmap;
 mod surf_mlp_featmap;
 
+pub use self::feature_map::FeatureMap;
 pub use self::lab_boosted_featmap::LabBoostedFeatureMap;
 pub use self::surf_mlp_featmap::SurfMlpFeatureMap;
-use crate::ImageData;
-
-pub trait FeatureMap {
-    fn compute(&mut self, image: &ImageData);
-}
