@@ -327,8 +327,7 @@ pub fn photos(args: &PhotosArgs) -> anyhow::Result<()> {
                     .saturating_sub(1);
             }
             if let Some(python) = &peer {
-                let (peer_seconds, stdout) =
-                    timed(Command::new(python).arg(&script).arg(folder))?;
+                let (peer_seconds, stdout) = timed(Command::new(python).arg(&script).arg(folder))?;
                 peer_runs.push((peer_seconds, crate::last_json_line(&stdout)?));
             }
         }
@@ -348,8 +347,10 @@ pub fn photos(args: &PhotosArgs) -> anyhow::Result<()> {
                 .map(|(_, inner)| inner["seconds"].as_f64().unwrap_or(f64::NAN))
                 .collect();
             let process_seconds: Vec<f64> = peer_runs.iter().map(|(s, _)| *s).collect();
-            let (peer_inner, peer_seconds) =
-                (median(inner_seconds.clone()), median(process_seconds.clone()));
+            let (peer_inner, peer_seconds) = (
+                median(inner_seconds.clone()),
+                median(process_seconds.clone()),
+            );
             let median_run = &peer_runs[inner_seconds
                 .iter()
                 .position(|&s| s == peer_inner)
