@@ -7,6 +7,7 @@ mod check_cuda;
 mod download;
 mod gpu_check;
 mod imports;
+mod notebook_eval;
 mod photos;
 mod pipeline;
 mod regression;
@@ -69,6 +70,9 @@ enum Command {
     /// Ship a trained run as a model built into the `fer` crate (crates/fer/models/NAME/):
     /// weights as f16, evaluated on PublicTest and PrivateTest against the run's f32 figures.
     BuiltinModel(builtin_model::BuiltinModelArgs),
+    /// Score a run's epoch checkpoints on PrivateTest as `fer eval` does and as the seed
+    /// notebook did (the Training mean subtracted from Training only).
+    NotebookEval(notebook_eval::NotebookEvalArgs),
 }
 
 /// The workspace root: the parent of this crate's directory, or, for a binary carried to
@@ -118,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         Command::CheckCuda(args) => check_cuda::run(args),
         Command::GpuCheck(args) => gpu_check::run(&args),
         Command::BuiltinModel(args) => builtin_model::run(args),
+        Command::NotebookEval(args) => notebook_eval::run(args),
     }
 }
 
