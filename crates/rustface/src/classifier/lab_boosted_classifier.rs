@@ -26,7 +26,8 @@ pub struct LabBoostedClassifier {
     base_classifiers: Vec<BaseClassifier>,
     /// Every base classifier's weights, [`LAB_CODES`] apiece, one after the other: one lookup
     /// instead of two. Empty when a base classifier has fewer weights than there are codes
-    /// (no SeetaFace model does), and then [`LabBoostedClassifier::classify`] is upstream's.
+    /// (no SeetaFace model does), and then [`LabBoostedClassifier::classify`] reads each base
+    /// classifier's own.
     weights_by_code: Vec<f32>,
 }
 
@@ -73,12 +74,28 @@ const K_STDDEV_THRESH: f64 = 10.0;
 
 impl LabBoostedClassifier {
     /// Upstream's cascade: the score summed in the same order with the same early exits,
-    /// reading the weights from [`LabBoostedClassifier::weights_by_code`] and each window's
-    /// codes at one offset from the window's corner.
+    /// each window's codes read at one offset from its corner, and the weights from
+    /// [`LabBoostedClassifier::weights_by_code`] when every base classifier has one per code.
     pub fn classify(&self, feature_map: &LabBoostedFeatureMap, roi: Rectangle) -> Score {
-        if self.weights_by_code.len() != self.base_classifiers.len() * LAB_CODES {
-            return self.upstream_classify(feature_map, roi);
+        if self.weights_by_code.len() == self.base_classifiers.len() * LAB_CODES {
+            self.cascade(feature_map, roi, |i, code| {
+                self.weights_by_code[i * LAB_CODES + code]
+            })
+        } else {
+            self.cascade(feature_map, roi, |i, code| {
+                self.base_classifiers[i].weights[code]
+            })
         }
+    }
+
+    /// The cascade over `roi` with `weight(base classifier, code)`.
+    #[inline(always)]
+    fn cascade(
+        &self,
+        feature_map: &LabBoostedFeatureMap,
+        roi: Rectangle,
+        weight: impl Fn(usize, usize) -> f32,
+    ) -> Score {
         let (codes, width) = feature_map.codes();
         let width = width as i32;
         let corner = roi.y() * width + roi.x();
@@ -90,7 +107,7 @@ impl LabBoostedClassifier {
             for _ in 0..K_FEAT_GROUP_SIZE {
                 let (offset_x, offset_y) = self.features[i];
                 let code = codes[(corner + offset_y * width + offset_x) as usize];
-                score += self.weights_by_code[i * LAB_CODES + code as usize];
+                score += weight(i, usize::from(code));
                 i += 1;
             }
             positive = score >= self.base_classifiers[i - 1].thresh;
@@ -100,7 +117,8 @@ impl LabBoostedClassifier {
         Score { positive, score }
     }
 
-    /// Upstream 0.1.7's `classify`, verbatim.
+    /// Upstream 0.1.7's `classify`, verbatim, for the tests.
+    #[cfg(test)]
     fn upstream_classify(&self, feature_map: &LabBoostedFeatureMap, roi: Rectangle) -> Score {
         let mut positive = true;
         let mut score = 0.0;

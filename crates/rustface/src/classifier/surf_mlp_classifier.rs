@@ -173,10 +173,9 @@ const OUTPUT_BLOCK: usize = 16;
 struct Layer {
     input_dim: usize,
     output_dim: usize,
-    weights: Vec<f32>,
-    /// `weights` regrouped for [`Layer::compute`]: for each block of [`OUTPUT_BLOCK`] outputs,
-    /// for each input, that input's weight into each output of the block (zero past
-    /// `output_dim`).
+    /// The weights (`output_dim` rows of `input_dim`, as the model file has them) regrouped
+    /// for [`Layer::compute`]: for each block of [`OUTPUT_BLOCK`] outputs, for each input,
+    /// that input's weight into each output of the block (zero past `output_dim`).
     weights_by_block: Vec<f32>,
     biases: Vec<f32>,
     act_func: fn(f32) -> f32,
@@ -205,7 +204,6 @@ impl Layer {
         Layer {
             input_dim,
             output_dim,
-            weights,
             weights_by_block,
             biases,
             act_func,
@@ -220,12 +218,6 @@ impl Layer {
         let inputs = input.len().min(self.input_dim);
         let input = &input[..inputs];
         let outputs = output.len().min(self.output_dim).min(self.biases.len());
-        if self.input_dim == 0 {
-            for (output, bias) in output[..outputs].iter_mut().zip(&self.biases) {
-                *output = (self.act_func)(-0.0 + bias);
-            }
-            return;
-        }
         for ((block_weights, block_output), block_biases) in self
             .weights_by_block
             .chunks_exact(self.input_dim * OUTPUT_BLOCK)
@@ -336,9 +328,10 @@ impl SurfMlpClassifier {
 mod tests {
     use super::*;
 
-    /// Upstream 0.1.7's `Layer::compute` (without rayon), verbatim.
-    fn upstream_compute(layer: &Layer, input: &[f32], output: &mut [f32]) {
-        let it = layer.weights.chunks(layer.input_dim);
+    /// Upstream 0.1.7's `Layer::compute` (without rayon), verbatim but for the layer's
+    /// original `weights`, which fer's `Layer` no longer keeps.
+    fn upstream_compute(layer: &Layer, weights: &[f32], input: &[f32], output: &mut [f32]) {
+        let it = weights.chunks(layer.input_dim);
         it.zip(&layer.biases)
             .zip(output)
             .for_each(|((weights, bias), output)| {
@@ -370,12 +363,12 @@ mod tests {
             for act in [SurfMlpClassifier::relu, SurfMlpClassifier::sigmoid] {
                 let weights = values(&mut seed, input_dim * output_dim);
                 let biases = values(&mut seed, output_dim);
-                let layer = Layer::new(input_dim, output_dim, weights, biases, act);
+                let layer = Layer::new(input_dim, output_dim, weights.clone(), biases, act);
                 let input = values(&mut seed, input_dim);
                 let mut ours = vec![f32::NAN; output_dim];
                 let mut theirs = vec![f32::NAN; output_dim];
                 layer.compute(&input, &mut ours);
-                upstream_compute(&layer, &input, &mut theirs);
+                upstream_compute(&layer, &weights, &input, &mut theirs);
                 let ours: Vec<u32> = ours.iter().map(|x| x.to_bits()).collect();
                 let theirs: Vec<u32> = theirs.iter().map(|x| x.to_bits()).collect();
                 assert_eq!(ours, theirs, "{input_dim} inputs, {output_dim} outputs");

@@ -217,9 +217,7 @@ fn resize_image_portable(src: &ImageData, dest: &mut Vec<u8>, width: u32, height
     // the horizontal interpolations `(1 - wx) * d1 + wx * d2` of two source rows: those depend
     // on the source row only, so each is worked out once and kept while the next destination
     // row still needs it (the same values, so the same bits, as working them out per pixel).
-    let interpolate_row = |source_row: usize, out: &mut [f64]| {
-        interpolate_row(&src_data[source_row * src_width..], &columns, out)
-    };
+    let source_row = |row: usize| &src_data[row * src_width..];
     let (mut top, mut bottom) = (vec![0.0; width as usize], vec![0.0; width as usize]);
     let (mut top_row, mut bottom_row) = (usize::MAX, usize::MAX);
 
@@ -234,12 +232,12 @@ fn resize_image_portable(src: &ImageData, dest: &mut Vec<u8>, width: u32, height
                 std::mem::swap(&mut top, &mut bottom);
                 bottom_row = usize::MAX;
             } else {
-                interpolate_row(n_y_s, &mut top);
+                interpolate_row(source_row(n_y_s), &columns, &mut top);
             }
             top_row = n_y_s;
         }
         if bottom_row != n_y_s + 1 {
-            interpolate_row(n_y_s + 1, &mut bottom);
+            interpolate_row(source_row(n_y_s + 1), &columns, &mut bottom);
             bottom_row = n_y_s + 1;
         }
 
