@@ -7,7 +7,7 @@
 //! zero: `pixel * scale` instead of `(pixel - mean) * scale`. Picking the best epoch by these
 //! figures selects on PrivateTest itself, as the notebook did; the output says so.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, ensure};
 use candle_core::Device;
@@ -112,7 +112,7 @@ pub fn run(args: NotebookEvalArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| args.run.join("eval-epochs-notebook-private-test.json"));
-    write_json(&out, &document)?;
+    fer_model::checkpoint::write_json(&out, &document)?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -121,13 +121,6 @@ pub fn run(args: NotebookEvalArgs) -> anyhow::Result<()> {
 /// the shifted inputs push the network.
 fn predicted_per_class<const N: usize>(confusion: &[[usize; N]; N]) -> [usize; N] {
     std::array::from_fn(|c| confusion.iter().map(|row| row[c]).sum())
-}
-
-fn write_json(path: &Path, document: &serde_json::Value) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(document)?;
-    text.push('\n');
-    fer_data::write_atomically(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
