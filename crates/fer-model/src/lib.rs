@@ -10,7 +10,8 @@
 //!   stride), batch norm + ReLU, dropout and PyTorch's init, as candle ops with fast CPU
 //!   kernels; a network built from them gets their speed.
 //! - `cpu` (private): the kernels, portable code apart from AVX-512 code
-//!   ([`PORTABLE_KERNELS_VAR`] forces the portable path).
+//!   ([`PORTABLE_KERNELS_VAR`] forces the portable path; [`IM2COL_ONLY_VAR`] keeps 3x3
+//!   convolutions off Winograd).
 //! - [`head`] and [`mod@loss`]: the output layer and the losses (label smoothing, class
 //!   weights, focal loss, mixed batches).
 //! - [`optim`]: Adadelta, SGD and AdamW as PyTorch defines them, one file each.
@@ -37,6 +38,7 @@ pub mod optim;
 pub mod train;
 
 pub use cpu::PORTABLE_KERNELS_VAR;
+pub use cpu::winograd_conv::IM2COL_ONLY_VAR;
 pub use device::DeviceName;
 pub use eval::metrics::{ClassMetrics, Metrics};
 pub use head::{Head, NUM_CLASSES};

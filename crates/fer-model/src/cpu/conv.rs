@@ -1,5 +1,5 @@
 //! Convolution on the CPU: forward (with bias and PReLU, or a frozen batch norm and ReLU, fused
-//! for inference) by im2col + gemm,
+//! for inference) by im2col + gemm, or for 3x3 kernels by Winograd ([`winograd_conv`]),
 //! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
 //! single-plane convolution of a first layer at batch 1.
 
@@ -10,6 +10,7 @@ use super::gemm::{matmul, with_scratch};
 use super::portable;
 use super::prelu::prelu_planes;
 use super::shape::ConvShape;
+use super::winograd_conv;
 
 /// Images per group whose weight gradients are summed together before the ordered reduction.
 const GRAD_GROUP: usize = 8;
@@ -291,6 +292,34 @@ fn conv2d_activation_forward(
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(weight.len(), s.cout * patch);
     assert_eq!(out.len(), s.batch * out_img);
+    if winograd_conv::suits(&s) {
+        return match epilogue {
+            Epilogue::Bias { bias, alpha } => {
+                let slope = |co: usize| match alpha {
+                    None => 1.0,
+                    Some([one]) => *one,
+                    Some(slopes) => slopes[co],
+                };
+                let bias = |co: usize| bias.map_or(0.0, |b| b[co]);
+                winograd_conv::forward(x, weight, None, |co| (bias(co), slope(co)), s, out)
+            }
+            Epilogue::ScaleShiftRelu { scale, shift } => {
+                winograd_conv::forward(x, weight, Some(scale), |co| (shift[co], 0.0), s, out)
+            }
+        };
+    }
+    conv2d_activation_forward_im2col(x, weight, epilogue, s, out)
+}
+
+fn conv2d_activation_forward_im2col(
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    let hw = s.out_h() * s.out_w();
+    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
     // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
     let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
         let rows = o.len() / hw;
@@ -394,6 +423,19 @@ pub(crate) fn conv2d_grad_weight(
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(dy.len(), s.batch * out_img);
     assert_eq!(dw.len(), s.cout * patch);
+    if winograd_conv::suits_grad_weight(&s) {
+        winograd_conv::grad_weight(x, dy, s, dw);
+        if let Some(db) = db {
+            // Each channel's sum over the images in order, then over its plane.
+            db.par_iter_mut().enumerate().for_each(|(co, b)| {
+                *b = dy
+                    .chunks(out_img)
+                    .map(|image| image[co * hw..(co + 1) * hw].iter().sum::<f32>())
+                    .sum();
+            });
+        }
+        return;
+    }
     let col_len = if s.direct() { 0 } else { patch * hw };
     let with_bias = db.is_some();
     let groups = s.batch.div_ceil(GRAD_GROUP);

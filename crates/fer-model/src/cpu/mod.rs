@@ -6,8 +6,9 @@
 //! - [`gemm`]: the matrix product every convolution and linear layer runs on (the `gemm`
 //!   crate, AVX-512 picked at run time) and the per-thread im2col scratch.
 //! - [`conv`], [`prelu`], [`pool`], [`batch_norm`]: the operations, whole batches split over
-//!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image; [`stages`]: one image's layers
-//!   spread over every thread.
+//!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image, [`winograd_conv`]: for whole
+//!   batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
+//!   over every thread.
 //! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
 //!   same operations in AVX-512 registers. The operation modules choose between them at run
 //!   time through [`avx512_enabled`].
@@ -33,6 +34,7 @@ pub(crate) mod prelu;
 pub(crate) mod shape;
 pub(crate) mod stages;
 pub(crate) mod winograd;
+pub(crate) mod winograd_conv;
 
 /// The environment variable that, set to anything but `0`, keeps every kernel of this crate
 /// on its portable path even on an AVX-512 CPU (so that both paths can be tested on any

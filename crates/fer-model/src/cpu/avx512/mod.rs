@@ -145,7 +145,14 @@ mod tests {
         if !available("avx512_winograd_input_transform_equals_the_portable_one") {
             return;
         }
-        for (h, w, pad) in [(22, 22, 1), (10, 10, 1), (7, 9, 0)] {
+        for (h, w, pad) in [
+            (22, 22, 1),
+            (10, 10, 1),
+            (7, 9, 0),
+            (48, 48, 1),
+            (24, 33, 1),
+            (9, 62, 1),
+        ] {
             let s = ConvShape {
                 batch: 1,
                 cin: 1,

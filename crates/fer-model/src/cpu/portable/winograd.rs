@@ -217,3 +217,70 @@ pub(crate) fn inverse_transform_with(
         }
     }
 }
+
+/// `A dy Aᵀ` of every tile, channels last (see `cpu::winograd::transform_output_gradient`):
+/// each slot's 16 vectors from its tile's four gradient vectors, over whole channel vectors
+/// (vectorises). Along either axis, A maps the pair (y0, y1) to y0, y0 + y1, y0 - y1, -y1.
+#[inline(always)]
+pub(crate) fn transform_output_gradient_with(
+    dy_t: &[f32],
+    s: &ConvShape,
+    dm: &mut [&mut [f32]; XI],
+) {
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    let (oh, ow, c) = (s.out_h(), s.out_w(), s.cout);
+    assert_eq!(dy_t.len(), oh * ow * c);
+    assert!(dm.iter().all(|rows| rows.len() == len * c));
+    let zeros = vec![0f32; c];
+    // Row a of the tile along its columns: r[a][j] for j = 0..4.
+    let mut r = vec![0f32; 8 * c];
+    for ty in 0..th {
+        for tx in 0..width {
+            let slot = ty * width + tx;
+            // The tile's gradient at (a, b), zeros beyond the output and in the extra slot.
+            let at = |a: usize, b: usize| -> &[f32] {
+                let (y, x) = (2 * ty + a, 2 * tx + b);
+                if tx < tw && y < oh && x < ow {
+                    &dy_t[(y * ow + x) * c..][..c]
+                } else {
+                    &zeros
+                }
+            };
+            for a in 0..2 {
+                let (y0, y1) = (at(a, 0), at(a, 1));
+                let row = &mut r[4 * a * c..4 * (a + 1) * c];
+                let (r0, rest) = row.split_at_mut(c);
+                let (r1, rest) = rest.split_at_mut(c);
+                let (r2, r3) = rest.split_at_mut(c);
+                pair_transform([r0, r1, r2, r3], y0, y1);
+            }
+            // Down the rows: position 4i + j from (r[0][j], r[1][j]).
+            let (first, second) = r.split_at(4 * c);
+            for j in 0..4 {
+                let (y0, y1) = (&first[j * c..][..c], &second[j * c..][..c]);
+                let outs = dm
+                    .get_disjoint_mut([j, 4 + j, 8 + j, 12 + j])
+                    .expect("four different positions")
+                    .map(|rows| &mut rows[slot * c..][..c]);
+                pair_transform(outs, y0, y1);
+            }
+        }
+    }
+}
+
+/// A of F(2, 3) on the pair (y0, y1), over whole slices: out = y0, y0 + y1, y0 - y1, -y1.
+#[inline(always)]
+fn pair_transform([o0, o1, o2, o3]: [&mut [f32]; 4], y0: &[f32], y1: &[f32]) {
+    o0.copy_from_slice(y0);
+    for (((o, &a), &b), (p, q)) in o1
+        .iter_mut()
+        .zip(y0)
+        .zip(y1)
+        .zip(o2.iter_mut().zip(o3.iter_mut()))
+    {
+        *o = a + b;
+        *p = a - b;
+        *q = -b;
+    }
+}

@@ -1,0 +1,569 @@
+//! 3x3 convolutions of whole batches by Winograd F(2x2, 3x3) ([`winograd`]): the forward
+//! (with a per-channel bias and PReLU slope, or a frozen batch norm's scale folded into the
+//! weights) and the weight gradient, each with 2.25x fewer multiplications in its gemms than
+//! im2col's. Grad-input is the forward of the flipped kernel, so it takes this path too.
+//!
+//! Forward, per group of images: `V` (16, cin, group x slots) from the input transform,
+//! `M[xi] = U[xi] V[xi]` (16 gemms), then the inverse transform per output channel and image.
+//! Weight gradient: `dUᵀ[xi] = Σ V[xi] dMᵀ[xi]` over the images (dM = A dy Aᵀ, made channels
+//! last so that both gemm operands are read along their rows), then `dg = Gᵀ dU G`.
+//!
+//! Invariants: results do not depend on the thread count. Images are grouped by a fixed rule
+//! (a function of the shape only); the weight gradient sums fixed groups of
+//! [`GRADIENT_GROUP`] images, then the groups in order. Values differ from im2col's in the
+//! last bits (the transforms reassociate sums).
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::gemm::{matmul, with_scratch};
+use super::shape::ConvShape;
+use super::winograd::{self, InputScratch, XI, slots};
+
+/// Images whose weight gradients are summed together before the ordered reduction.
+const GRADIENT_GROUP: usize = 8;
+
+/// The environment variable that, set to anything but `0`, keeps every convolution on
+/// im2col + gemm (to compare the two paths on one machine, and to test both).
+pub const IM2COL_ONLY_VAR: &str = "FER_IM2COL_ONLY";
+
+/// Whether this path computes the convolution `s`: 3x3 kernels with at least 8 input and 8
+/// output channels (a gemm with fewer has too short an inner or outer dimension), and for
+/// fewer than 8 images, outputs of at least 24 x 24 (on smaller planes, transforming the
+/// weights costs more than the products save), unless [`IM2COL_ONLY_VAR`] asks for im2col.
+/// Read once per process.
+pub(crate) fn suits(s: &ConvShape) -> bool {
+    static IM2COL_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let im2col_only =
+        *IM2COL_ONLY.get_or_init(|| std::env::var_os(IM2COL_ONLY_VAR).is_some_and(|v| v != "0"));
+    let pixels = s.out_h() * s.out_w();
+    !im2col_only
+        && s.k == 3
+        && s.cin >= 8
+        && s.cout >= 8
+        && s.out_h() >= 2
+        && s.out_w() >= 2
+        && (s.batch >= 8 || pixels >= 24 * 24)
+}
+
+/// Whether [`grad_weight`] computes the weight gradient of `s`: as [`suits`], on outputs of
+/// at least 12 x 12 (on 6 x 6 planes a third of the tiles' slots are padding, and im2col is
+/// faster: 35-36 ms against 41-44 ms for vgg-bn's 256-channel layer at batch 128).
+pub(crate) fn suits_grad_weight(s: &ConvShape) -> bool {
+    suits(s) && s.out_h() >= 12 && s.out_w() >= 12
+}
+
+/// Images per gemm: the most, up to 8 (a power of two), whose slots stay within about 1,280,
+/// so that small planes still give the gemm a long dimension and `V` stays in cache.
+fn images_per_gemm(s: &ConvShape) -> usize {
+    let len = slots(s);
+    let mut group = 1;
+    while group < 8 && 2 * group * len <= 1280 {
+        group *= 2;
+    }
+    group
+}
+
+/// `U` (16, cout, cin) of `weight` (cout, cin, 3, 3), output channel co's filters times
+/// `scale[co]` when given.
+fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> Vec<f32> {
+    let (cin, cout) = (s.cin, s.cout);
+    assert_eq!(weight.len(), cout * cin * 9);
+    // Channel by channel (cout, 16, cin), then positions first.
+    let mut by_channel = vec![0f32; cout * XI * cin];
+    by_channel
+        .par_chunks_mut(XI * cin)
+        .zip(weight.par_chunks(cin * 9))
+        .enumerate()
+        .for_each(|(co, (u, filters))| {
+            let factor = scale.map_or(1.0, |scale| scale[co]);
+            for (ci, f) in filters.chunks(9).enumerate() {
+                for (xi, v) in winograd::transform_filter(f).into_iter().enumerate() {
+                    u[xi * cin + ci] = v * factor;
+                }
+            }
+        });
+    let mut u = vec![0f32; XI * cout * cin];
+    u.par_chunks_mut(cout * cin)
+        .enumerate()
+        .for_each(|(xi, position)| {
+            for (row, channel) in position.chunks_mut(cin).zip(by_channel.chunks(XI * cin)) {
+                row.copy_from_slice(&channel[xi * cin..][..cin]);
+            }
+        });
+    u
+}
+
+/// Splits `buffer` (16, channels, group x len) into one array of 16 rows of `len` for each
+/// (channel, image) of the group, at index channel x group + image.
+fn rows_by_channel(
+    buffer: &mut [f32],
+    channels: usize,
+    group: usize,
+    len: usize,
+) -> Vec<[&mut [f32]; XI]> {
+    assert_eq!(buffer.len(), XI * channels * group * len);
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..channels * group)
+        .map(|_| Vec::with_capacity(XI))
+        .collect();
+    for position in buffer.chunks_mut(channels * group * len) {
+        for (index, row) in position.chunks_mut(len).enumerate() {
+            rows[index].push(row);
+        }
+    }
+    rows.into_iter()
+        .map(|r| {
+            r.try_into()
+                .unwrap_or_else(|_| unreachable!("16 positions"))
+        })
+        .collect()
+}
+
+/// Convolution forward, `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w) and `weight`
+/// (cout, cin, 3, 3) (chosen for the shapes that [`suits`]): each output channel's filters times
+/// `scale[co]` when given, then `channel(co)` = (bias, slope) added and applied as PReLU (a
+/// slope of 1 leaves the value as it is, 0 is a ReLU).
+pub(crate) fn forward(
+    x: &[f32],
+    weight: &[f32],
+    scale: Option<&[f32]>,
+    channel: impl Fn(usize) -> (f32, f32) + Sync,
+    s: ConvShape,
+    out: &mut [f32],
+) {
+    assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
+    let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * s.out_h() * s.out_w());
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(out.len(), s.batch * out_img);
+    let u = transformed_weights(weight, &s, scale);
+    let len = slots(&s);
+    let threads = rayon::current_num_threads();
+    if s.batch < threads {
+        // Few images (batch-1 latency): each image's channels, positions and output channels
+        // are split over the pool; every value is computed as in the batched path.
+        let mut v = vec![0f32; XI * s.cin * len];
+        let mut m = vec![0f32; XI * s.cout * len];
+        for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
+            rows_by_channel(&mut v, s.cin, 1, len)
+                .into_par_iter()
+                .zip(xi.par_chunks(s.h * s.w))
+                .for_each_init(InputScratch::default, |scratch, (mut rows, plane)| {
+                    winograd::transform_input(plane, &s, &mut rows, scratch)
+                });
+            m.par_chunks_mut(s.cout * len)
+                .enumerate()
+                .for_each(|(position, m)| products(&u, &v, &s, 1, position, m));
+            o.par_chunks_mut(s.out_h() * s.out_w())
+                .enumerate()
+                .for_each_init(Vec::new, |scratch, (co, plane)| {
+                    output_channel(&m, &s, 1, co, 0, &channel, plane, scratch)
+                });
+        }
+        return;
+    }
+    let group = images_per_gemm(&s);
+    let (v_len, m_len) = (XI * s.cin * group * len, XI * s.cout * group * len);
+    out.par_chunks_mut(group * out_img)
+        .zip(x.par_chunks(group * in_img))
+        .for_each(|(o, x)| {
+            let images = o.len() / out_img;
+            with_scratch(v_len + m_len, |buffer| {
+                let (v, m) = buffer.split_at_mut(v_len);
+                let mut scratch = InputScratch::default();
+                // A last, partial group leaves its missing images' slots as they were: their
+                // products are computed and never read.
+                for (index, mut rows) in rows_by_channel(v, s.cin, group, len)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (ci, image) = (index / group, index % group);
+                    if image < images {
+                        let plane = &x[image * in_img + ci * s.h * s.w..][..s.h * s.w];
+                        winograd::transform_input(plane, &s, &mut rows, &mut scratch);
+                    }
+                }
+                for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
+                    products(&u, v, &s, group, position, m);
+                }
+                let mut scratch = Vec::new();
+                for (image, o) in o.chunks_mut(out_img).enumerate() {
+                    for (co, plane) in o.chunks_mut(s.out_h() * s.out_w()).enumerate() {
+                        output_channel(m, &s, group, co, image, &channel, plane, &mut scratch);
+                    }
+                }
+            })
+        });
+}
+
+/// `m` (cout, group x slots) = `U[position]` (cout, cin) times `V[position]` (cin, group x
+/// slots).
+fn products(u: &[f32], v: &[f32], s: &ConvShape, group: usize, position: usize, m: &mut [f32]) {
+    let n = group * slots(s);
+    matmul(
+        (s.cout, n, s.cin),
+        m,
+        n,
+        false,
+        &u[position * s.cout * s.cin..][..s.cout * s.cin],
+        (s.cin, 1),
+        &v[position * s.cin * n..][..s.cin * n],
+        (n, 1),
+        Parallelism::None,
+    );
+}
+
+/// Output channel `co` of image `image` of a group into `plane` (oh, ow), from the products
+/// `m` (16, cout, group x slots): the inverse transform, then the channel's bias and slope.
+#[allow(clippy::too_many_arguments)]
+fn output_channel(
+    m: &[f32],
+    s: &ConvShape,
+    group: usize,
+    co: usize,
+    image: usize,
+    channel: &impl Fn(usize) -> (f32, f32),
+    plane: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let len = slots(s);
+    let n = group * len;
+    scratch.resize(12 * len, 0.0);
+    let position: [&[f32]; XI] =
+        std::array::from_fn(|xi| &m[(xi * s.cout + co) * n + image * len..][..len]);
+    let (bias, slope) = channel(co);
+    winograd::inverse_transform(&position, s, bias, slope, plane, scratch);
+}
+
+/// `dst` (columns, rows) = the transpose of `src` (rows, columns), in 16 x 16 blocks.
+fn transpose(src: &[f32], rows: usize, columns: usize, dst: &mut [f32]) {
+    const BLOCK: usize = 16;
+    assert!(src.len() == rows * columns && dst.len() == rows * columns);
+    for r0 in (0..rows).step_by(BLOCK) {
+        for c0 in (0..columns).step_by(BLOCK) {
+            for r in r0..(r0 + BLOCK).min(rows) {
+                for c in c0..(c0 + BLOCK).min(columns) {
+                    dst[c * rows + r] = src[r * columns + c];
+                }
+            }
+        }
+    }
+}
+
+/// Convolution weight gradient `dw` (cout, cin, 3, 3) from the input `x` (batch, cin, h, w)
+/// and the output's gradient `dy` (batch, cout, oh, ow) (chosen for the shapes that
+/// [`suits_grad_weight`]): summed
+/// over fixed groups of [`GRADIENT_GROUP`] images, then over the groups in order.
+pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
+    assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
+    let (ohw, in_img) = (s.out_h() * s.out_w(), s.cin * s.h * s.w);
+    let out_img = s.cout * ohw;
+    assert_eq!(x.len(), s.batch * in_img);
+    assert_eq!(dy.len(), s.batch * out_img);
+    assert_eq!(dw.len(), s.cout * s.cin * 9);
+    let len = slots(&s);
+    let group = images_per_gemm(&s).min(GRADIENT_GROUP);
+    let n = group * len;
+    let (v_len, dm_len) = (XI * s.cin * n, XI * n * s.cout);
+    // dUᵀ (16, cin, cout) of each group of GRADIENT_GROUP images.
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(GRADIENT_GROUP * in_img)
+        .zip(dy.par_chunks(GRADIENT_GROUP * out_img))
+        .map(|(x, dy)| {
+            let mut du_t = vec![0f32; XI * s.cin * s.cout];
+            with_scratch(v_len + dm_len + out_img, |buffer| {
+                let (v, rest) = buffer.split_at_mut(v_len);
+                let (dm, dy_t) = rest.split_at_mut(dm_len);
+                let mut scratch = InputScratch::default();
+                let images = x.len() / in_img;
+                for first in (0..images).step_by(group) {
+                    let count = group.min(images - first);
+                    // V (16, cin, group x slots), with zeros for a partial group's missing
+                    // images, whose dm is zero too.
+                    for (index, mut rows) in rows_by_channel(v, s.cin, group, len)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let (ci, image) = (index / group, index % group);
+                        if image < count {
+                            let plane =
+                                &x[(first + image) * in_img + ci * s.h * s.w..][..s.h * s.w];
+                            winograd::transform_input(plane, &s, &mut rows, &mut scratch);
+                        } else {
+                            rows.iter_mut().for_each(|row| row.fill(0.0));
+                        }
+                    }
+                    // dM (16, group x slots, cout): each image's slots, channels last.
+                    let mut positions: Vec<&mut [f32]> = dm.chunks_mut(n * s.cout).collect();
+                    for image in 0..group {
+                        let mut rows: [&mut [f32]; XI] = std::array::from_fn(|_| &mut [][..]);
+                        for (row, position) in rows.iter_mut().zip(positions.iter_mut()) {
+                            let taken = std::mem::take(position);
+                            let (this, rest) = taken.split_at_mut(len * s.cout);
+                            *row = this;
+                            *position = rest;
+                        }
+                        if image < count {
+                            let dyi = &dy[(first + image) * out_img..][..out_img];
+                            transpose(dyi, s.cout, ohw, dy_t);
+                            winograd::transform_output_gradient(dy_t, &s, &mut rows);
+                        } else {
+                            rows.iter_mut().for_each(|row| row.fill(0.0));
+                        }
+                    }
+                    // dUᵀ[xi] (cin, cout) += V[xi] (cin, n) dM[xi] (n, cout).
+                    for (xi, du) in du_t.chunks_mut(s.cin * s.cout).enumerate() {
+                        matmul(
+                            (s.cin, s.cout, n),
+                            du,
+                            s.cout,
+                            true,
+                            &v[xi * s.cin * n..][..s.cin * n],
+                            (n, 1),
+                            &dm[xi * n * s.cout..][..n * s.cout],
+                            (s.cout, 1),
+                            Parallelism::None,
+                        );
+                    }
+                }
+            });
+            du_t
+        })
+        .collect();
+    // Groups summed in order, then dg = Gᵀ dU G per filter.
+    let (cin, cout) = (s.cin, s.cout);
+    let mut du_t = vec![0f32; XI * cin * cout];
+    du_t.par_chunks_mut(4096)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for partial in &partials {
+                for (d, &p) in chunk.iter_mut().zip(&partial[c * 4096..]) {
+                    *d += p;
+                }
+            }
+        });
+    dw.par_chunks_mut(cin * 9)
+        .enumerate()
+        .for_each(|(co, filters)| {
+            for (ci, g) in filters.chunks_mut(9).enumerate() {
+                let du: [f32; XI] = std::array::from_fn(|xi| du_t[(xi * cin + ci) * cout + co]);
+                g.copy_from_slice(&winograd::filter_gradient(&du));
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// The direct definition: out[b][co][y][x] = Σ x[b][ci][y + ky - pad][x + kx - pad] w.
+    fn reference_forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut out = vec![0f32; s.batch * s.cout * oh * ow];
+        for b in 0..s.batch {
+            for co in 0..s.cout {
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut sum = 0f64;
+                        for ci in 0..s.cin {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (iy, ix) = (y + ky, xo + kx);
+                                    if iy < s.pad || ix < s.pad {
+                                        continue;
+                                    }
+                                    let (iy, ix) = (iy - s.pad, ix - s.pad);
+                                    if iy >= s.h || ix >= s.w {
+                                        continue;
+                                    }
+                                    sum += (x[((b * s.cin + ci) * s.h + iy) * s.w + ix]
+                                        * w[((co * s.cin + ci) * 3 + ky) * 3 + kx])
+                                        as f64;
+                                }
+                            }
+                        }
+                        out[((b * s.cout + co) * oh + y) * ow + xo] = sum as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// dw[co][ci][ky][kx] = Σ over images and outputs of dy[b][co][y][x] x[b][ci][..].
+    fn reference_grad_weight(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut dw = vec![0f32; s.cout * s.cin * 9];
+        for co in 0..s.cout {
+            for ci in 0..s.cin {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let mut sum = 0f64;
+                        for b in 0..s.batch {
+                            for y in 0..oh {
+                                for xo in 0..ow {
+                                    let (iy, ix) = (y + ky, xo + kx);
+                                    if iy < s.pad || ix < s.pad {
+                                        continue;
+                                    }
+                                    let (iy, ix) = (iy - s.pad, ix - s.pad);
+                                    if iy >= s.h || ix >= s.w {
+                                        continue;
+                                    }
+                                    sum += (dy[((b * s.cout + co) * oh + y) * ow + xo]
+                                        * x[((b * s.cin + ci) * s.h + iy) * s.w + ix])
+                                        as f64;
+                                }
+                            }
+                        }
+                        dw[((co * s.cin + ci) * 3 + ky) * 3 + kx] = sum as f32;
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    fn close(actual: &[f32], expected: &[f32], what: &str) {
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in actual.iter().zip(expected).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * scale, "{what} {i}: {a} vs {b}");
+        }
+    }
+
+    /// Batches that fill several gemm groups and a partial one, batch 1 (the split path),
+    /// odd sizes (partial tiles), no padding, and the vgg-bn layer shapes.
+    fn shapes() -> Vec<ConvShape> {
+        let shape = |batch, cin, h, w, cout, pad| ConvShape {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            k: 3,
+            pad,
+        };
+        vec![
+            shape(11, 8, 12, 12, 16, 1),
+            shape(1, 16, 24, 24, 8, 1),
+            shape(3, 9, 7, 9, 10, 1),
+            shape(5, 8, 6, 5, 8, 0),
+            shape(2, 32, 48, 48, 32, 1),
+            shape(19, 16, 6, 6, 24, 1),
+        ]
+    }
+
+    /// Forward with bias and PReLU, and with a scale folded in and ReLU, against the direct
+    /// definition: within 1e-5 of the largest output.
+    #[test]
+    fn forward_matches_the_definition() {
+        for (n, s) in shapes().into_iter().enumerate() {
+            let x = values(s.batch * s.cin * s.h * s.w, 10 + n as u64);
+            let w = values(s.cout * s.cin * 9, 20 + n as u64);
+            let (bias, slope) = (values(s.cout, 30), values(s.cout, 31));
+            let scale = values(s.cout, 32);
+            let conv = reference_forward(&x, &w, &s);
+            let hw = s.out_h() * s.out_w();
+            let mut out = vec![f32::NAN; conv.len()];
+            forward(&x, &w, None, |co| (bias[co], slope[co]), s, &mut out);
+            let expected: Vec<f32> = conv
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let co = (i / hw) % s.cout;
+                    let v = v + bias[co];
+                    if v > 0.0 { v } else { v * slope[co] }
+                })
+                .collect();
+            close(&out, &expected, &format!("{s:?} prelu"));
+            forward(&x, &w, Some(&scale), |co| (bias[co], 0.0), s, &mut out);
+            let expected: Vec<f32> = conv
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let co = (i / hw) % s.cout;
+                    (v * scale[co] + bias[co]).max(0.0)
+                })
+                .collect();
+            close(&out, &expected, &format!("{s:?} scale relu"));
+        }
+    }
+
+    /// The weight gradient against the direct definition, within 1e-5 of the largest value.
+    #[test]
+    fn grad_weight_matches_the_definition() {
+        for (n, s) in shapes().into_iter().enumerate() {
+            let x = values(s.batch * s.cin * s.h * s.w, 40 + n as u64);
+            let dy = values(s.batch * s.cout * s.out_h() * s.out_w(), 50 + n as u64);
+            let mut dw = vec![f32::NAN; s.cout * s.cin * 9];
+            grad_weight(&x, &dy, s, &mut dw);
+            close(&dw, &reference_grad_weight(&x, &dy, &s), &format!("{s:?}"));
+        }
+    }
+
+    /// The same bits whatever the number of threads.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let s = ConvShape {
+            batch: 13,
+            cin: 16,
+            h: 12,
+            w: 12,
+            cout: 16,
+            k: 3,
+            pad: 1,
+        };
+        let x = values(s.batch * s.cin * 144, 60);
+        let w = values(s.cout * s.cin * 9, 61);
+        let dy = values(s.batch * s.cout * 144, 62);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut out = vec![0f32; dy.len()];
+                forward(&x, &w, None, |_| (0.0, 1.0), s, &mut out);
+                let mut dw = vec![0f32; w.len()];
+                grad_weight(&x, &dy, s, &mut dw);
+                (out, dw)
+            })
+        };
+        let (one, three) = (run(1), run(3));
+        assert!(
+            one.0
+                .iter()
+                .zip(&three.0)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        assert!(
+            one.1
+                .iter()
+                .zip(&three.1)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        // Two images: grouped in one gemm on one thread, split inside each image on three.
+        let s = ConvShape { batch: 2, ..s };
+        let x = &x[..s.batch * s.cin * 144];
+        let forward_with = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0f32; s.batch * s.cout * 144];
+            pool.install(|| forward(x, &w, None, |_| (0.0, 1.0), s, &mut out));
+            out
+        };
+        let (one, three) = (forward_with(1), forward_with(3));
+        assert!(
+            one.iter()
+                .zip(&three)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+    }
+}
