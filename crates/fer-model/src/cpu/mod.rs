@@ -5,7 +5,7 @@
 //!   ([`PoolShape`](shape::PoolShape)).
 //! - [`gemm`]: the matrix product every convolution and linear layer runs on (the `gemm`
 //!   crate, AVX-512 picked at run time) and the per-thread im2col scratch.
-//! - [`conv`], [`prelu`], [`pool`], [`batch_norm`]: the operations, whole batches split over
+//! - [`conv`], [`prelu`], [`pool`], [`batch_norm`], [`linear`] (few rows): the operations, whole batches split over
 //!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image, [`winograd_conv`]: for whole
 //!   batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
 //!   over every thread.
@@ -28,6 +28,7 @@ pub(crate) mod avx512;
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod gemm;
+pub(crate) mod linear;
 pub(crate) mod pool;
 pub(crate) mod portable;
 pub(crate) mod prelu;

@@ -1,6 +1,6 @@
 //! Layers as candle tensor functions, for any network built from them: [`conv2d`] (padding
 //! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`], [`Conv2dBnRelu`] (the three fused for
-//! inference), dropout
+//! inference), [`Linear`] (split over the threads for batch-1 inference), dropout
 //! with a seeded mask, and PyTorch's default initialisation.
 //!
 //! On the CPU with f32 tensors each runs the crate's `cpu` kernels as a candle
@@ -14,6 +14,7 @@ mod conv;
 mod conv_bn_relu;
 pub(crate) mod dropout;
 pub(crate) mod init;
+mod linear;
 mod pool;
 mod prelu;
 pub(crate) mod storage;
@@ -21,5 +22,6 @@ pub(crate) mod storage;
 pub use batch_norm::BatchNormRelu;
 pub use conv::conv2d;
 pub use conv_bn_relu::Conv2dBnRelu;
+pub use linear::Linear;
 pub use pool::{Pool2d, PoolKind};
 pub use prelu::prelu;

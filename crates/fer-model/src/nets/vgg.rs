@@ -13,14 +13,13 @@
 
 use std::time::Instant;
 
-use candle_core::{Module, Result, Tensor, Var};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{Result, Tensor, Var};
+use candle_nn::VarBuilder;
 use rand_chacha::ChaCha8Rng;
 
 use crate::head::{Head, NUM_CLASSES};
 use crate::layers::dropout::dropout;
-use crate::layers::init::linear;
-use crate::layers::{Conv2dBnRelu, Pool2d};
+use crate::layers::{Conv2dBnRelu, Linear, Pool2d};
 use crate::loss::Loss;
 use crate::nets::classifier::Classifier;
 
@@ -66,8 +65,8 @@ impl VggBn {
         let classifier = vb.pp("classifier");
         Ok(VggBn {
             units,
-            fc1: linear(flat, hidden, classifier.pp("1"))?,
-            fc2: linear(hidden, NUM_CLASSES, classifier.pp("4"))?,
+            fc1: Linear::new(flat, hidden, classifier.pp("1"))?,
+            fc2: Linear::new(hidden, NUM_CLASSES, classifier.pp("4"))?,
             head,
             dropout,
         })
@@ -88,10 +87,11 @@ impl VggBn {
     /// The classifier on the last stage's output: dropout, linear, ReLU, dropout, linear, head.
     fn classify(&self, x: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
+        let train = rng.is_some();
         let x = dropout(&x, self.dropout, rng.as_deref_mut())?;
-        let x = self.fc1.forward(&x)?.relu()?;
+        let x = self.fc1.forward(&x, train)?.relu()?;
         let x = dropout(&x, self.dropout, rng)?;
-        let scores = self.fc2.forward(&x)?;
+        let scores = self.fc2.forward(&x, train)?;
         match self.head {
             Head::Softmax => candle_nn::ops::log_softmax(&scores, 1),
             Head::Svm => Ok(scores),
