@@ -15,8 +15,10 @@
 //!
 //! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
 //! split over images (or fixed groups of images) on rayon's pool; a batch smaller than the pool
-//! (batch-1 latency) is split inside each image instead, by im2col rows and output channels,
-//! so each output is still one dot product over the whole patch; reductions across images
+//! (batch-1 latency) is split inside each image instead, by im2col rows and output channels
+//! (Winograd: by input channels, tile positions and output channels; a linear layer: by fixed
+//! blocks of output features), so each output is still one dot product over the whole patch
+//! (or, for Winograd, over all input channels at one position); reductions across images
 //! (weight, bias and slope gradients) are made per fixed group and summed in group order, and
 //! gemm only splits its output, never its inner dimension. An AVX-512 kernel gives the
 //! portable kernel's values (bit for bit for pooling; within 1e-5 where FMA rounds once).
