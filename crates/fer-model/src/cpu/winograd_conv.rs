@@ -48,7 +48,7 @@ pub(crate) fn suits(s: &ConvShape) -> bool {
 
 /// Whether [`grad_weight`] computes the weight gradient of `s`: as [`suits`], on outputs of
 /// at least 12 x 12 (on 6 x 6 planes a third of the tiles' slots are padding, and im2col is
-/// faster: 35-36 ms against 41-44 ms for vgg-bn's 256-channel layer at batch 128).
+/// faster: 35-36 ms against 41-46 ms for vgg-bn's 256-channel layer at batch 128).
 pub(crate) fn suits_grad_weight(s: &ConvShape) -> bool {
     suits(s) && s.out_h() >= 12 && s.out_w() >= 12
 }
