@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::gemm::{matmul, with_scratch};
 use super::portable;
 use super::prelu::prelu_planes;
+use super::reduce::ordered_sum;
 use super::shape::ConvShape;
 use super::winograd_conv;
 
@@ -484,22 +485,6 @@ pub(crate) fn conv2d_grad_weight(
     if let Some(db) = db {
         ordered_sum(partials.iter().map(|p| p.1.as_slice()), db);
     }
-}
-
-/// `out[j] = sum over parts, in order, of part[j]`, parallel over j.
-fn ordered_sum<'a>(parts: impl Iterator<Item = &'a [f32]> + Clone + Send + Sync, out: &mut [f32]) {
-    const CHUNK: usize = 4096;
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            chunk.fill(0.0);
-            for part in parts.clone() {
-                let part = &part[c * CHUNK..c * CHUNK + chunk.len()];
-                for (o, &p) in chunk.iter_mut().zip(part) {
-                    *o += p;
-                }
-            }
-        });
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - [`conv`], [`prelu`], [`pool`], [`batch_norm`], [`linear`] (few rows): the operations, whole batches split over
 //!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image, [`winograd_conv`]: for whole
 //!   batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
-//!   over every thread.
+//!   over every thread; [`reduce`]: sums across images in a fixed order.
 //! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
 //!   same operations in AVX-512 registers. The operation modules choose between them at run
 //!   time through [`avx512_enabled`].
@@ -34,6 +34,7 @@ pub(crate) mod linear;
 pub(crate) mod pool;
 pub(crate) mod portable;
 pub(crate) mod prelu;
+pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod stages;
 pub(crate) mod winograd;

@@ -17,6 +17,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, with_scratch};
+use super::reduce::ordered_sum;
 use super::shape::ConvShape;
 use super::winograd::{self, InputScratch, XI, slots};
 
@@ -332,15 +333,7 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
     // Groups summed in order, then dg = Gᵀ dU G per filter.
     let (cin, cout) = (s.cin, s.cout);
     let mut du_t = vec![0f32; XI * cin * cout];
-    du_t.par_chunks_mut(4096)
-        .enumerate()
-        .for_each(|(c, chunk)| {
-            for partial in &partials {
-                for (d, &p) in chunk.iter_mut().zip(&partial[c * 4096..]) {
-                    *d += p;
-                }
-            }
-        });
+    ordered_sum(partials.iter().map(Vec::as_slice), &mut du_t);
     dw.par_chunks_mut(cin * 9)
         .enumerate()
         .for_each(|(co, filters)| {
