@@ -309,18 +309,6 @@ fn conv2d_activation_forward(
             }
         };
     }
-    conv2d_activation_forward_im2col(x, weight, epilogue, s, out)
-}
-
-fn conv2d_activation_forward_im2col(
-    x: &[f32],
-    weight: &[f32],
-    epilogue: Epilogue,
-    s: ConvShape,
-    out: &mut [f32],
-) {
-    let hw = s.out_h() * s.out_w();
-    let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
     // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
     let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
         let rows = o.len() / hw;

@@ -29,7 +29,7 @@ fn weight_transform(g0: f32, g1: f32, g2: f32) -> [f32; 4] {
 }
 
 /// `G f Gᵀ` of one 3x3 filter `f` (row-major): its 16 values, position xi = 4 * row + column.
-pub(crate) fn transform_filter(f: &[f32]) -> [f32; XI] {
+fn transform_filter(f: &[f32]) -> [f32; XI] {
     // G f down each of the 3 columns, then (G f) Gᵀ along each of the 4 rows.
     let columns: [[f32; 4]; 3] =
         std::array::from_fn(|c| weight_transform(f[c], f[3 + c], f[6 + c]));
@@ -91,6 +91,28 @@ pub(crate) fn positions_first<'a>(
             row.copy_from_slice(&block[(r * XI + xi) * cin..][..cin]);
         }
     }
+}
+
+/// Splits `buffer` (16, channels, group x len) into one array of 16 rows of `len` for each
+/// (channel, image) of the group, at index channel x group + image: the rows that one input
+/// plane's transform writes (or, with one channel, an image's rows of a (16, images x len)
+/// buffer).
+pub(crate) fn rows_by_channel(
+    buffer: &mut [f32],
+    channels: usize,
+    group: usize,
+    len: usize,
+) -> Vec<[&mut [f32]; XI]> {
+    assert_eq!(buffer.len(), XI * channels * group * len);
+    let mut rows: Vec<[&mut [f32]; XI]> = (0..channels * group)
+        .map(|_| std::array::from_fn(|_| <&mut [f32]>::default()))
+        .collect();
+    for (xi, position) in buffer.chunks_mut(channels * group * len).enumerate() {
+        for (index, row) in position.chunks_mut(len).enumerate() {
+            rows[index][xi] = row;
+        }
+    }
+    rows
 }
 
 /// `V` of one input channel `plane` (h, w): `v[xi]` receives position xi's row of slots, zero
@@ -222,14 +244,7 @@ mod tests {
             positions_first(&channel_major, cin, |_| positions.next().unwrap());
             let mut v = vec![0f32; XI * cin * len];
             let mut scratch = InputScratch::default();
-            let mut rows: Vec<Vec<&mut [f32]>> = (0..cin).map(|_| Vec::new()).collect();
-            for position in v.chunks_mut(cin * len) {
-                for (ci, row) in position.chunks_mut(len).enumerate() {
-                    rows[ci].push(row);
-                }
-            }
-            for (plane, rows) in x.chunks(h * w).zip(rows) {
-                let mut rows: [&mut [f32]; XI] = rows.try_into().expect("16 positions");
+            for (plane, mut rows) in x.chunks(h * w).zip(rows_by_channel(&mut v, cin, 1, len)) {
                 transform_input(plane, &s, &mut rows, &mut scratch);
             }
             let mut m = vec![0f32; XI * cout * len];

@@ -77,11 +77,9 @@ fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> 
         .zip(weight.par_chunks(cin * 9))
         .enumerate()
         .for_each(|(co, (u, filters))| {
-            let factor = scale.map_or(1.0, |scale| scale[co]);
-            for (ci, f) in filters.chunks(9).enumerate() {
-                for (xi, v) in winograd::transform_filter(f).into_iter().enumerate() {
-                    u[xi * cin + ci] = v * factor;
-                }
+            winograd::transform_weights(filters, cin, u);
+            if let Some(scale) = scale {
+                u.iter_mut().for_each(|v| *v *= scale[co]);
             }
         });
     let mut u = vec![0f32; XI * cout * cin];
@@ -93,31 +91,6 @@ fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> 
             }
         });
     u
-}
-
-/// Splits `buffer` (16, channels, group x len) into one array of 16 rows of `len` for each
-/// (channel, image) of the group, at index channel x group + image.
-fn rows_by_channel(
-    buffer: &mut [f32],
-    channels: usize,
-    group: usize,
-    len: usize,
-) -> Vec<[&mut [f32]; XI]> {
-    assert_eq!(buffer.len(), XI * channels * group * len);
-    let mut rows: Vec<Vec<&mut [f32]>> = (0..channels * group)
-        .map(|_| Vec::with_capacity(XI))
-        .collect();
-    for position in buffer.chunks_mut(channels * group * len) {
-        for (index, row) in position.chunks_mut(len).enumerate() {
-            rows[index].push(row);
-        }
-    }
-    rows.into_iter()
-        .map(|r| {
-            r.try_into()
-                .unwrap_or_else(|_| unreachable!("16 positions"))
-        })
-        .collect()
 }
 
 /// Convolution forward, `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w) and `weight`
@@ -145,7 +118,7 @@ pub(crate) fn forward(
         let mut v = vec![0f32; XI * s.cin * len];
         let mut m = vec![0f32; XI * s.cout * len];
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            rows_by_channel(&mut v, s.cin, 1, len)
+            winograd::rows_by_channel(&mut v, s.cin, 1, len)
                 .into_par_iter()
                 .zip(xi.par_chunks(s.h * s.w))
                 .for_each_init(InputScratch::default, |scratch, (mut rows, plane)| {
@@ -173,7 +146,7 @@ pub(crate) fn forward(
                 let mut scratch = InputScratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                for (index, mut rows) in rows_by_channel(v, s.cin, group, len)
+                for (index, mut rows) in winograd::rows_by_channel(v, s.cin, group, len)
                     .into_iter()
                     .enumerate()
                 {
@@ -280,7 +253,7 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                     let count = group.min(images - first);
                     // V (16, cin, group x slots), with zeros for a partial group's missing
                     // images, whose dm is zero too.
-                    for (index, mut rows) in rows_by_channel(v, s.cin, group, len)
+                    for (index, mut rows) in winograd::rows_by_channel(v, s.cin, group, len)
                         .into_iter()
                         .enumerate()
                     {
@@ -294,15 +267,8 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                         }
                     }
                     // dM (16, group x slots, cout): each image's slots, channels last.
-                    let mut positions: Vec<&mut [f32]> = dm.chunks_mut(n * s.cout).collect();
-                    for image in 0..group {
-                        let mut rows: [&mut [f32]; XI] = std::array::from_fn(|_| &mut [][..]);
-                        for (row, position) in rows.iter_mut().zip(positions.iter_mut()) {
-                            let taken = std::mem::take(position);
-                            let (this, rest) = taken.split_at_mut(len * s.cout);
-                            *row = this;
-                            *position = rest;
-                        }
+                    let images = winograd::rows_by_channel(dm, 1, group, len * s.cout);
+                    for (image, mut rows) in images.into_iter().enumerate() {
                         if image < count {
                             let dyi = &dy[(first + image) * out_img..][..out_img];
                             transpose(dyi, s.cout, ohw, dy_t);
@@ -354,6 +320,15 @@ mod tests {
         (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
     }
 
+    /// Input pixel (b, ci) at padded coordinates (py, px): zero in the padding.
+    fn input_at(x: &[f32], s: &ConvShape, b: usize, ci: usize, py: usize, px: usize) -> f32 {
+        let inside = |p: usize, side: usize| p.checked_sub(s.pad).filter(|&i| i < side);
+        match (inside(py, s.h), inside(px, s.w)) {
+            (Some(iy), Some(ix)) => x[((b * s.cin + ci) * s.h + iy) * s.w + ix],
+            _ => 0.0,
+        }
+    }
+
     /// The direct definition: out[b][co][y][x] = Σ x[b][ci][y + ky - pad][x + kx - pad] w.
     fn reference_forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
         let (oh, ow) = (s.out_h(), s.out_w());
@@ -366,15 +341,7 @@ mod tests {
                         for ci in 0..s.cin {
                             for ky in 0..3 {
                                 for kx in 0..3 {
-                                    let (iy, ix) = (y + ky, xo + kx);
-                                    if iy < s.pad || ix < s.pad {
-                                        continue;
-                                    }
-                                    let (iy, ix) = (iy - s.pad, ix - s.pad);
-                                    if iy >= s.h || ix >= s.w {
-                                        continue;
-                                    }
-                                    sum += (x[((b * s.cin + ci) * s.h + iy) * s.w + ix]
+                                    sum += (input_at(x, s, b, ci, y + ky, xo + kx)
                                         * w[((co * s.cin + ci) * 3 + ky) * 3 + kx])
                                         as f64;
                                 }
@@ -400,16 +367,8 @@ mod tests {
                         for b in 0..s.batch {
                             for y in 0..oh {
                                 for xo in 0..ow {
-                                    let (iy, ix) = (y + ky, xo + kx);
-                                    if iy < s.pad || ix < s.pad {
-                                        continue;
-                                    }
-                                    let (iy, ix) = (iy - s.pad, ix - s.pad);
-                                    if iy >= s.h || ix >= s.w {
-                                        continue;
-                                    }
                                     sum += (dy[((b * s.cout + co) * oh + y) * ow + xo]
-                                        * x[((b * s.cin + ci) * s.h + iy) * s.w + ix])
+                                        * input_at(x, s, b, ci, y + ky, xo + kx))
                                         as f64;
                                 }
                             }
