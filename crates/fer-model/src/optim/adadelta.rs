@@ -6,6 +6,8 @@ use candle_core::{Result, Tensor, Var};
 use candle_nn::Optimizer;
 use serde::{Deserialize, Serialize};
 
+use super::in_place::{all_fit, update, with_values};
+
 /// Hyper-parameters of [`Adadelta`] (PyTorch's defaults are lr 1.0, rho 0.9, eps 1e-6; the
 /// seed notebook uses lr 0.1, rho 0.95, eps 1e-8, which `Default` gives).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -126,121 +128,6 @@ impl Optimizer for Adadelta {
     }
 }
 
-/// Whether `t` is a contiguous f32 tensor on the CPU.
-fn cpu_contiguous_f32(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous()
-}
-
-/// Runs `f` on the contiguous f32 CPU data of `t` (checked by [`cpu_contiguous_f32`]).
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) = &*storage else {
-        candle_core::bail!("expected f32 CPU data");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("expected contiguous data");
-    };
-    Ok(f(&data[start..end]))
-}
-
-/// Elements per parallel task of the Adadelta passes.
-const ADADELTA_CHUNK: usize = 1 << 14;
-
-/// One in-place Adadelta pass over a tensor, reading `g` (and, per pass, the other state).
-struct AdadeltaPass<'a> {
-    which: Pass,
-    g: &'a [f32],
-    /// square_avg after this step (for the parameter and acc_delta passes).
-    v: &'a [f32],
-    /// acc_delta before this step (for the parameter pass).
-    u: &'a [f32],
-    lr: f32,
-    rho: f32,
-    keep: f32,
-    eps: f32,
-}
-
-impl<'a> AdadeltaPass<'a> {
-    fn new(which: Pass, g: &'a [f32], v: &'a [f32], u: &'a [f32], config: &AdadeltaConfig) -> Self {
-        AdadeltaPass {
-            which,
-            g,
-            v,
-            u,
-            lr: config.lr as f32,
-            rho: config.rho as f32,
-            keep: (1.0 - config.rho) as f32,
-            eps: config.eps as f32,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Pass {
-    SquareAvg,
-    Param,
-    AccDelta,
-}
-
-impl candle_core::InplaceOp1 for AdadeltaPass<'_> {
-    fn name(&self) -> &'static str {
-        "fer-adadelta"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &mut candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<()> {
-        use rayon::prelude::*;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("adadelta: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("adadelta: contiguous tensors only");
-        };
-        let x = &mut data[start..end];
-        let &AdadeltaPass {
-            which,
-            g,
-            v,
-            u,
-            lr,
-            rho,
-            keep,
-            eps,
-        } = self;
-        let delta = |u: f32, v: f32, g: f32| (u + eps).sqrt() / (v + eps).sqrt() * g;
-        x.par_chunks_mut(ADADELTA_CHUNK)
-            .enumerate()
-            .for_each(|(c, x)| {
-                let at = c * ADADELTA_CHUNK;
-                let g = &g[at..at + x.len()];
-                match which {
-                    Pass::SquareAvg => {
-                        for (v, &g) in x.iter_mut().zip(g) {
-                            *v = *v * rho + g * g * keep;
-                        }
-                    }
-                    Pass::Param => {
-                        let (v, u) = (&v[at..at + x.len()], &u[at..at + x.len()]);
-                        for (((p, &g), &v), &u) in x.iter_mut().zip(g).zip(v).zip(u) {
-                            *p -= delta(u, v, g) * lr;
-                        }
-                    }
-                    Pass::AccDelta => {
-                        let v = &v[at..at + x.len()];
-                        for ((u, &g), &v) in x.iter_mut().zip(g).zip(v) {
-                            let d = delta(*u, v, g);
-                            *u = *u * rho + d * d * keep;
-                        }
-                    }
-                }
-            });
-        Ok(())
-    }
-}
-
 /// The Adadelta update of one parameter in place on the CPU, three parallel passes (square_avg,
 /// parameter, acc_delta) with the same f32 formulas as the tensor path. Returns false (nothing
 /// done) where it does not apply: other devices or dtypes, weight decay.
@@ -251,24 +138,33 @@ fn adadelta_in_place(
     u: &Tensor,
     config: &AdadeltaConfig,
 ) -> Result<bool> {
-    let n = var.elem_count();
-    let fits = |t: &Tensor| cpu_contiguous_f32(t) && t.elem_count() == n;
-    if config.weight_decay != 0.0 || ![var.as_tensor(), grad, v, u].into_iter().all(fits) {
+    if config.weight_decay != 0.0 || !all_fit(var.elem_count(), &[var.as_tensor(), grad, v, u]) {
         return Ok(false);
     }
+    let (lr, rho) = (config.lr as f32, config.rho as f32);
+    let (keep, eps) = ((1.0 - config.rho) as f32, config.eps as f32);
+    let delta = |u: f32, v: f32, g: f32| (u + eps).sqrt() / (v + eps).sqrt() * g;
     with_values(grad, |g| -> Result<()> {
-        v.inplace_op1(&AdadeltaPass::new(Pass::SquareAvg, g, &[], &[], config))?;
+        update(v, "fer-adadelta-square-avg", |at, v| {
+            for (v, &g) in v.iter_mut().zip(&g[at..]) {
+                *v = *v * rho + g * g * keep;
+            }
+        })?;
         with_values(v, |v_new| -> Result<()> {
             with_values(u, |u_old| {
-                var.as_tensor().inplace_op1(&AdadeltaPass::new(
-                    Pass::Param,
-                    g,
-                    v_new,
-                    u_old,
-                    config,
-                ))
+                update(var.as_tensor(), "fer-adadelta-param", |at, p| {
+                    let inputs = g[at..].iter().zip(&v_new[at..]).zip(&u_old[at..]);
+                    for (p, ((&g, &v), &u)) in p.iter_mut().zip(inputs) {
+                        *p -= delta(u, v, g) * lr;
+                    }
+                })
             })??;
-            u.inplace_op1(&AdadeltaPass::new(Pass::AccDelta, g, v_new, &[], config))
+            update(u, "fer-adadelta-acc-delta", |at, u| {
+                for (u, (&g, &v)) in u.iter_mut().zip(g[at..].iter().zip(&v_new[at..])) {
+                    let d = delta(*u, v, g);
+                    *u = *u * rho + d * d * keep;
+                }
+            })
         })?
     })??;
     Ok(true)

@@ -4,6 +4,7 @@
 
 pub mod adadelta;
 pub mod adamw;
+pub(crate) mod in_place;
 pub mod sgd;
 
 use candle_core::backprop::GradStore;
@@ -111,12 +112,13 @@ impl AnyOptimizer {
                 }
                 state
             }
+            // Copies: SGD updates its momentum in place on the CPU.
             AnyOptimizer::Sgd(o) => o
                 .buffers
                 .iter()
                 .enumerate()
-                .filter_map(|(i, b)| b.as_ref().map(|b| (format!("momentum.{i}"), b.clone())))
-                .collect(),
+                .filter_map(|(i, b)| b.as_ref().map(|b| Ok((format!("momentum.{i}"), b.copy()?))))
+                .collect::<Result<_>>()?,
             AnyOptimizer::AdamW(o) => {
                 let mut state = named("exp_avg", &o.exp_avg);
                 state.extend(named("exp_avg_sq", &o.exp_avg_sq));
@@ -159,7 +161,11 @@ impl AnyOptimizer {
             }
             AnyOptimizer::Sgd(o) => {
                 for (i, var) in o.vars.iter().enumerate() {
-                    o.buffers[i] = take(format!("momentum.{i}"), var).ok();
+                    // A copy of its own: the momentum is then updated in place.
+                    o.buffers[i] = match take(format!("momentum.{i}"), var) {
+                        Ok(b) => Some(b.copy()?),
+                        Err(_) => None,
+                    };
                 }
             }
             AnyOptimizer::AdamW(o) => {

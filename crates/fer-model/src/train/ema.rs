@@ -2,12 +2,13 @@
 //! does it): a second copy of every parameter and batch-norm statistic that trails the
 //! trained one, evaluated and saved in its place.
 
-use candle_core::{DType, Device, Result};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::nets::classifier::Classifier;
 use crate::nets::config::ModelConfig;
+use crate::optim::in_place::{all_fit, update, with_values};
 
 /// The average's options.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,16 +80,39 @@ impl WeightAverage {
             let Some(source) = trained.get(name) else {
                 candle_core::bail!("weight average: the trained model has no variable {name}");
             };
-            let source = source.as_tensor().detach();
-            if decay == 0.0 {
-                average.set(&source)?;
-            } else {
-                let blended =
-                    ((average.as_tensor().detach() * decay)? + (source * (1.0 - decay))?)?;
-                average.set(&blended)?;
-            }
+            blend_one(average, &source.as_tensor().detach(), decay)?;
         }
         Ok(())
+    }
+}
+
+/// `average = decay * average + (1 - decay) * source`: in place on the CPU in one parallel
+/// pass, with the tensor path's f32 operations (`x * c` being candle's affine `x * c + 0`), so
+/// the values are the same bit for bit; elsewhere as tensor operations.
+fn blend_one(average: &Var, source: &Tensor, decay: f64) -> Result<()> {
+    if !all_fit(average.elem_count(), &[average.as_tensor(), source]) {
+        return blend_tensors(average, source, decay);
+    }
+    let (keep, mix) = (decay as f32, (1.0 - decay) as f32);
+    with_values(source, |source| {
+        update(average.as_tensor(), "fer-weight-average", |at, average| {
+            for (a, &s) in average.iter_mut().zip(&source[at..]) {
+                *a = if decay == 0.0 {
+                    s
+                } else {
+                    (*a * keep + 0.0) + (s * mix + 0.0)
+                };
+            }
+        })
+    })?
+}
+
+/// [`blend_one`] as tensor operations (any device and dtype).
+fn blend_tensors(average: &Var, source: &Tensor, decay: f64) -> Result<()> {
+    if decay == 0.0 {
+        average.set(source)
+    } else {
+        average.set(&((average.as_tensor().detach() * decay)? + (source * (1.0 - decay))?)?)
     }
 }
 
@@ -146,6 +170,37 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("ema.decay")
+        );
+    }
+
+    /// The in-place blend against the tensor path over five steps: the same bits.
+    #[test]
+    fn in_place_blend_is_the_tensor_blend_bit_for_bit() {
+        let n = 40_000; // more than one parallel chunk
+        let seeded = |seed: u32| -> Tensor {
+            let v: Vec<f32> = (0..n as u32)
+                .map(|i| {
+                    (i.wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32 / 1000.0 - 1.0
+                })
+                .collect();
+            Tensor::from_vec(v, n, &Device::Cpu).unwrap()
+        };
+        let start = seeded(1);
+        let fast = Var::from_tensor(&start.copy().unwrap()).unwrap();
+        let slow = Var::from_tensor(&start.copy().unwrap()).unwrap();
+        for (step, decay) in [0.0, 0.5, 0.9, 0.998, 0.999].into_iter().enumerate() {
+            let source = seeded(10 + step as u32);
+            blend_one(&fast, &source, decay).unwrap();
+            blend_tensors(&slow, &source, decay).unwrap();
+            let bits = |v: &Var| -> Vec<u32> {
+                let values = v.as_tensor().to_vec1::<f32>().unwrap();
+                values.iter().map(|x| x.to_bits()).collect()
+            };
+            assert!(bits(&fast) == bits(&slow), "decay {decay}");
+        }
+        assert_ne!(
+            fast.as_tensor().to_vec1::<f32>().unwrap(),
+            start.to_vec1::<f32>().unwrap()
         );
     }
 }
