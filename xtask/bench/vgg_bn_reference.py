@@ -5,7 +5,8 @@ The module tree matches fer-model's parameter names exactly (`features.0.weight`
 `strict=True`. A measuring tool, like seed_cnn_reference.py beside it, not part of the
 project; `cargo xtask bench train-step --architecture vgg-bn` runs `speed`.
 
-  speed   training step and inference images/s (Adadelta, as our bench), batch-1 latency
+  speed   training step and inference images/s (Adadelta, as our bench, or with --recipe cpu
+          the cpu profile's SGD + weight average), batch-1 latency
   logits  a run's weights, loaded strictly: log-probabilities of the first n images of a split,
           with the run's own normaliser (per-pixel mean, then scale); no test-time flip
 
@@ -13,6 +14,7 @@ Each prints one JSON object on its last line.
 """
 
 import argparse
+import copy
 import json
 import statistics
 
@@ -52,7 +54,15 @@ def cmd_speed(a):
     use_device(a.device)
     torch.manual_seed(0)
     net = VggBn(a.width, a.dropout).to(a.device)
-    opt = torch.optim.Adadelta(net.parameters(), lr=0.1, rho=0.95, eps=1e-8)
+    average = None
+    if a.recipe == "cpu":
+        # The cpu profile's optimizer, then its weight average (in place, one fused call).
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        ema = copy.deepcopy(net)
+        pairs = [(e, m) for e, m in zip(ema.state_dict().values(), net.state_dict().values()) if e.dtype.is_floating_point]
+        average = ([e for e, _ in pairs], [m for _, m in pairs])
+    else:
+        opt = torch.optim.Adadelta(net.parameters(), lr=0.1, rho=0.95, eps=1e-8)
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "width": a.width, "batches": {}}
     for n in [int(b) for b in a.batches.split(",")]:
         x, y = torch.rand(n, 1, 48, 48, device=a.device), torch.randint(0, 7, (n,), device=a.device)
@@ -66,6 +76,9 @@ def cmd_speed(a):
             opt.zero_grad(set_to_none=True)
             F.nll_loss(net(x), y).backward()
             opt.step()
+            if average is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(average[0], average[1], 1.0 - 0.998)
             sync(a.device)
 
         ti = statistics.median(timed(infer, 3, a.secs))
@@ -122,6 +135,7 @@ def main():
     s.add_argument("--device", default="cpu", help="cpu or cuda (timings wait for the GPU to finish)")
     s.add_argument("--width", type=int, default=32)
     s.add_argument("--dropout", type=float, default=0.2)
+    s.add_argument("--recipe", choices=["adadelta", "cpu"], default="adadelta", help="the training step's optimizer (see the module docstring)")
     q = sub.add_parser("logits")
     q.add_argument("--run", required=True, help="a vgg-bn run directory (best.safetensors, config.json, normalizer.json)")
     q.add_argument("--data", required=True)

@@ -107,6 +107,11 @@ pub struct TrainStepArgs {
     /// Channels of vgg-bn's first stage.
     #[arg(long, default_value_t = 32)]
     width: usize,
+    /// The training step's optimizer: `adadelta` (the seed's: lr 0.1, rho 0.95) or `cpu`
+    /// (the cpu profile's: SGD with Nesterov momentum 0.9, lr 0.05, weight decay 5e-4, then
+    /// its weight average, decay 0.998). The PyTorch peer runs the same.
+    #[arg(long, default_value = "adadelta", value_parser = ["adadelta", "cpu"])]
+    recipe: String,
     /// Instead of the step: where vgg-bn's step time goes, each layer's forward and backward
     /// at the first --batches size (median of --repeats profiles).
     #[arg(long)]
@@ -307,6 +312,24 @@ pub(crate) struct StepSpec<'a> {
     pub width: usize,
     /// Seconds of timed steps per figure (the median step is reported).
     pub secs: f64,
+    /// `adadelta` or `cpu` (see `TrainStepArgs::recipe`).
+    pub recipe: &'a str,
+}
+
+/// The optimizer and weight-average decay of a bench `recipe`.
+fn recipe_optimizer(recipe: &str) -> anyhow::Result<(fer_model::OptimizerConfig, Option<f64>)> {
+    use fer_model::{OptimizerConfig, SgdConfig};
+    match recipe {
+        "adadelta" => Ok((OptimizerConfig::default(), None)),
+        "cpu" => Ok((
+            OptimizerConfig::Sgd(SgdConfig {
+                lr: 0.05,
+                ..SgdConfig::default()
+            }),
+            Some(0.998),
+        )),
+        other => anyhow::bail!("unknown recipe {other} (adadelta or cpu)"),
+    }
 }
 
 /// Our figures for one network: per batch (batch, inference img/s, training img/s), then
@@ -316,7 +339,7 @@ pub(crate) fn our_train_step(
     batches: &[usize],
 ) -> anyhow::Result<(Vec<Figures>, f64)> {
     use candle_core::Tensor;
-    use fer_model::{AnyOptimizer, ModelConfig, OptimizerConfig};
+    use fer_model::{AnyOptimizer, ModelConfig};
     use rand::{Rng, SeedableRng};
     let device = spec.device;
     let architecture: fer_model::Architecture =
@@ -337,10 +360,17 @@ pub(crate) fn our_train_step(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
+    let (optimizer_config, ema) = recipe_optimizer(spec.recipe)?;
     let mut optimizer = AnyOptimizer::new(
-        OptimizerConfig::default(),
+        optimizer_config,
         params.into_iter().map(|(_, v)| v).collect(),
     )?;
+    let average = ema
+        .map(|decay| {
+            fer_model::WeightAverage::new(fer_model::EmaConfig { decay }, &config, &vars, device)
+        })
+        .transpose()?;
+    let mut steps = 0u64;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut figures = Vec::new();
     for &n in batches {
@@ -358,6 +388,10 @@ pub(crate) fn our_train_step(
             let (_, grads) =
                 model.loss_and_grads(&x, &y, &fer_model::Loss::default(), Some(&mut dropout))?;
             optimizer.step(&grads)?;
+            if let Some(average) = &average {
+                average.update(&vars, steps)?;
+            }
+            steps += 1;
             device.synchronize()?;
             Ok(())
         };
@@ -395,13 +429,26 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
     }
     let python = peer_python(args.python.as_deref(), args.no_peer)?;
     println!(
-        "train-step benchmark: {} (width {}), f32, Adadelta, {} threads, median step over {} s",
-        args.architecture, args.width, args.threads, args.secs
+        "train-step benchmark: {} (width {}), f32, {}, {} threads, median step over {} s",
+        args.architecture,
+        args.width,
+        match args.recipe.as_str() {
+            "cpu" => "SGD (Nesterov) + weight average, as the cpu profile",
+            _ => "Adadelta",
+        },
+        args.threads,
+        args.secs
     );
     // The seed CNN's peer is xtask/bench/seed_cnn_reference.py; vgg-bn's is its PyTorch twin
     // beside it (same module names: our weights load into it strictly).
     let (script, extra) = match args.architecture.as_str() {
-        "seed-cnn" => (PEER_SEED_CNN, Vec::new()),
+        "seed-cnn" => {
+            anyhow::ensure!(
+                args.recipe == "adadelta",
+                "--recipe cpu is for vgg-bn (the seed CNN trains with Adadelta)"
+            );
+            (PEER_SEED_CNN, Vec::new())
+        }
         _ => (
             PEER_VGG_BN,
             vec![
@@ -409,6 +456,8 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
                 args.width.to_string(),
                 "--dropout".to_string(),
                 fer_model::ModelConfig::default().dropout.to_string(),
+                "--recipe".to_string(),
+                args.recipe.clone(),
             ],
         ),
     };
@@ -425,6 +474,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             architecture: &args.architecture,
             width: args.width,
             secs: args.secs,
+            recipe: &args.recipe,
         };
         let (figures, l) = pool.install(|| our_train_step(&spec, &[n]))?;
         ours.extend(figures);
