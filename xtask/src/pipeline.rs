@@ -798,7 +798,9 @@ mod tests {
     #[test]
     fn every_builtin_profile_gives_valid_training_configs() {
         let names = builtin_profiles();
-        for expected in ["ablation", "best", "cpu", "quick", "seed", "smoke"] {
+        for expected in [
+            "ablation", "best", "cpu", "cpu-long", "quick", "seed", "smoke",
+        ] {
             assert!(
                 names.iter().any(|n| n == expected),
                 "{expected} in {names:?}"
