@@ -53,7 +53,7 @@ pub static BUILTIN_MODELS: &[BuiltinModel] = &[builtin!(
     "accurate",
     "vgg-bn (3.5 M parameters), the `cpu` profile's recipe of 2026-12-04 (22 epochs, \
      square-root class weights): 69.7% on PrivateTest, macro-F1 0.68; says Disgust when it \
-     sees it (recall 71% on PrivateTest), Fear is its weakest class (49%)"
+     sees it (recall 71% on PrivateTest), Fear is its weakest class (recall 48.5%)"
 )];
 
 /// The model `builtin` (without a name) selects, and [`crate::Recognizer::builtin`] loads.
