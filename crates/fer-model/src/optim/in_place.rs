@@ -1,16 +1,18 @@
 //! In-place elementwise updates of CPU f32 tensors, in parallel chunks: the fused optimizer
-//! and weight-average steps, which as tensor expressions are several single-threaded passes
-//! with a fresh allocation each (for vgg-bn's 3.5 M parameters, tens of milliseconds a step).
+//! and weight-average steps, one pass per tensor where the tensor expressions make several
+//! single-threaded passes with a fresh allocation each.
 
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, bail};
 use rayon::prelude::*;
+
+use crate::layers::storage::{contiguous_f32, is_cpu_f32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
 /// Whether `t` is a contiguous f32 tensor on the CPU: what the in-place paths handle.
 pub(crate) fn is_cpu_contiguous_f32(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous()
+    is_cpu_f32(&[t]) && t.is_contiguous()
 }
 
 /// Whether every tensor is a contiguous f32 CPU tensor of `n` elements.
@@ -23,13 +25,10 @@ pub(crate) fn all_fit(n: usize, tensors: &[&Tensor]) -> bool {
 /// Runs `f` on the contiguous f32 CPU values of `t` (checked by [`is_cpu_contiguous_f32`]).
 pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-        bail!("expected f32 CPU data");
+    let Storage::Cpu(storage) = &*storage else {
+        bail!("expected CPU data");
     };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        bail!("expected contiguous data");
-    };
-    Ok(f(&data[start..end]))
+    Ok(f(contiguous_f32(storage, layout, "in-place update")?))
 }
 
 /// Rewrites the values of `t` in place: `update(offset, values)` for consecutive chunks of
