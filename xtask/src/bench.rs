@@ -110,8 +110,8 @@ pub struct TrainStepArgs {
     /// The training step's optimizer: `adadelta` (the seed's: lr 0.1, rho 0.95) or `cpu`
     /// (the cpu profile's: SGD with Nesterov momentum 0.9, lr 0.05, weight decay 5e-4, then
     /// its weight average, decay 0.998). The PyTorch peer runs the same.
-    #[arg(long, default_value = "adadelta", value_parser = ["adadelta", "cpu"])]
-    recipe: String,
+    #[arg(long, value_enum, default_value_t = Recipe::Adadelta)]
+    recipe: Recipe,
     /// Instead of the step: where vgg-bn's step time goes, each layer's forward and backward
     /// at the first --batches size (median of --repeats profiles).
     #[arg(long)]
@@ -312,23 +312,50 @@ pub(crate) struct StepSpec<'a> {
     pub width: usize,
     /// Seconds of timed steps per figure (the median step is reported).
     pub secs: f64,
-    /// `adadelta` or `cpu` (see `TrainStepArgs::recipe`).
-    pub recipe: &'a str,
+    /// The optimizer of the timed training step.
+    pub recipe: Recipe,
 }
 
-/// The optimizer and weight-average decay of a bench `recipe`.
-fn recipe_optimizer(recipe: &str) -> anyhow::Result<(fer_model::OptimizerConfig, Option<f64>)> {
-    use fer_model::{OptimizerConfig, SgdConfig};
-    match recipe {
-        "adadelta" => Ok((OptimizerConfig::default(), None)),
-        "cpu" => Ok((
-            OptimizerConfig::Sgd(SgdConfig {
-                lr: 0.05,
-                ..SgdConfig::default()
-            }),
-            Some(0.998),
-        )),
-        other => anyhow::bail!("unknown recipe {other} (adadelta or cpu)"),
+/// The optimizer of a timed training step (`--recipe`); the PyTorch peer runs the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Recipe {
+    /// The seed's Adadelta (lr 0.1, rho 0.95).
+    Adadelta,
+    /// The cpu profile's SGD (Nesterov momentum 0.9, lr 0.05, weight decay 5e-4), then its
+    /// weight average (decay 0.998).
+    Cpu,
+}
+
+impl Recipe {
+    /// The optimizer and the weight average's decay, if any.
+    fn optimizer(self) -> (fer_model::OptimizerConfig, Option<f64>) {
+        use fer_model::{OptimizerConfig, SgdConfig};
+        match self {
+            Recipe::Adadelta => (OptimizerConfig::default(), None),
+            Recipe::Cpu => (
+                OptimizerConfig::Sgd(SgdConfig {
+                    lr: 0.05,
+                    ..SgdConfig::default()
+                }),
+                Some(0.998),
+            ),
+        }
+    }
+
+    /// How the bench's header line names it.
+    fn describe(self) -> &'static str {
+        match self {
+            Recipe::Adadelta => "Adadelta",
+            Recipe::Cpu => "SGD (Nesterov) + weight average, as the cpu profile",
+        }
+    }
+
+    /// Its `--recipe` value, passed on to the peer script.
+    fn flag(self) -> &'static str {
+        match self {
+            Recipe::Adadelta => "adadelta",
+            Recipe::Cpu => "cpu",
+        }
     }
 }
 
@@ -360,7 +387,7 @@ pub(crate) fn our_train_step(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
-    let (optimizer_config, ema) = recipe_optimizer(spec.recipe)?;
+    let (optimizer_config, ema) = spec.recipe.optimizer();
     let mut optimizer = AnyOptimizer::new(
         optimizer_config,
         params.into_iter().map(|(_, v)| v).collect(),
@@ -432,10 +459,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         "train-step benchmark: {} (width {}), f32, {}, {} threads, median step over {} s",
         args.architecture,
         args.width,
-        match args.recipe.as_str() {
-            "cpu" => "SGD (Nesterov) + weight average, as the cpu profile",
-            _ => "Adadelta",
-        },
+        args.recipe.describe(),
         args.threads,
         args.secs
     );
@@ -444,7 +468,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
     let (script, extra) = match args.architecture.as_str() {
         "seed-cnn" => {
             anyhow::ensure!(
-                args.recipe == "adadelta",
+                args.recipe == Recipe::Adadelta,
                 "--recipe cpu is for vgg-bn (the seed CNN trains with Adadelta)"
             );
             (PEER_SEED_CNN, Vec::new())
@@ -457,7 +481,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
                 "--dropout".to_string(),
                 fer_model::ModelConfig::default().dropout.to_string(),
                 "--recipe".to_string(),
-                args.recipe.clone(),
+                args.recipe.flag().to_string(),
             ],
         ),
     };
@@ -474,7 +498,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             architecture: &args.architecture,
             width: args.width,
             secs: args.secs,
-            recipe: &args.recipe,
+            recipe: args.recipe,
         };
         let (figures, l) = pool.install(|| our_train_step(&spec, &[n]))?;
         ours.extend(figures);

@@ -181,7 +181,7 @@ pub fn run(args: &GpuCheckArgs) -> anyhow::Result<()> {
             architecture,
             width,
             secs: sizes.secs,
-            recipe: "adadelta",
+            recipe: crate::bench::Recipe::Adadelta,
         };
         let (figures, latency) = crate::bench::our_train_step(&spec, &sizes.batches)?;
         let peer = match &python {
