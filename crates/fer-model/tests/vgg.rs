@@ -192,3 +192,85 @@ fn test_time_shift_averages_ten_views() {
     let err = too_far.init(&Device::Cpu, 5).err().unwrap().to_string();
     assert!(err.contains("test_time_shift"), "{err}");
 }
+
+/// Fewer than eight images take the one-image path on the CPU (each layer spread over the
+/// threads, batch norm folded into the convolutions, Winograd weights cached between calls):
+/// the same scores as the layer-by-layer forward within 1e-4 (relative, floor 1; Winograd
+/// reassociates the sums of seven layers, measured up to 2e-5 on the SVM head's margins), for both
+/// heads, and a change to a convolution's weights or to a batch norm's statistics shows in
+/// the very next prediction.
+#[test]
+fn one_image_predict_matches_forward_and_follows_changed_parameters() {
+    for head in [Head::Softmax, Head::Svm] {
+        let config = ModelConfig {
+            head,
+            width: 8,
+            ..config(false)
+        };
+        let (vars, model) = config.init(&Device::Cpu, 3).unwrap();
+        // Every parameter and statistic away from its initial value (batch norm starts as
+        // the identity), running variances positive.
+        let mut names: Vec<String> = vars.data().lock().unwrap().keys().cloned().collect();
+        names.sort();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let reseed = |name: &str, rng: &mut ChaCha8Rng| {
+            let var = vars.data().lock().unwrap()[name].clone();
+            let (lo, hi) = match name {
+                n if n.ends_with("running_var") => (0.5, 2.0),
+                n if n.ends_with(".weight") && var.dims().len() == 1 => (0.5, 1.5),
+                _ => (-0.3, 0.3),
+            };
+            let values: Vec<f32> = (0..var.elem_count())
+                .map(|_| rng.random_range(lo..hi))
+                .collect();
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        };
+        for name in &names {
+            reseed(name, &mut rng);
+        }
+        let compare = |x: &Tensor, what: &str| -> Vec<f32> {
+            let got: Vec<f32> = model
+                .predict(x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let want: Vec<f32> = model
+                .forward(x, None)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(got.len(), want.len());
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max);
+            eprintln!("{head:?}, {what}: largest relative difference {worst:.1e}");
+            assert!(
+                worst <= 1e-4,
+                "{head:?}, {what}: relative difference {worst:e}"
+            );
+            got
+        };
+        let one = images(1, 5);
+        compare(&images(3, 6), "three images");
+        let mut previous = compare(&one, "one image");
+        assert_eq!(previous, compare(&one, "again, cached"), "{head:?}");
+        for name in [
+            "features.4.weight",       // stage 1's second convolution
+            "features.15.running_var", // stage 3's first batch norm
+            "features.24.weight",      // stage 4's second convolution
+            "features.25.weight",      // its batch norm's scale
+        ] {
+            reseed(name, &mut rng);
+            let after = compare(&one, name);
+            assert_ne!(after, previous, "{head:?}, {name}: the change shows");
+            previous = after;
+        }
+    }
+}

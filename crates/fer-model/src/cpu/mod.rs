@@ -8,7 +8,9 @@
 //! - [`conv`], [`prelu`], [`pool`], [`batch_norm`], [`linear`] (few rows): the operations, whole batches split over
 //!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image, [`winograd_conv`]: for whole
 //!   batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
-//!   over every thread; [`reduce`]: sums across images in a fixed order.
+//!   over every thread, and [`one_image`] the chain of convolutions, pools and fully
+//!   connected layers built on it (batch-1 latency), with its cache in [`workspace`];
+//!   [`reduce`]: sums across images in a fixed order.
 //! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
 //!   same operations in AVX-512 registers. The operation modules choose between them at run
 //!   time through [`avx512_enabled`].
@@ -31,6 +33,7 @@ pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod gemm;
 pub(crate) mod linear;
+pub(crate) mod one_image;
 pub(crate) mod pool;
 pub(crate) mod portable;
 pub(crate) mod prelu;
@@ -39,6 +42,7 @@ pub(crate) mod shape;
 pub(crate) mod stages;
 pub(crate) mod winograd;
 pub(crate) mod winograd_conv;
+pub(crate) mod workspace;
 
 /// The environment variable that, set to anything but `0`, keeps every kernel of this crate
 /// on its portable path even on an AVX-512 CPU (so that both paths can be tested on any

@@ -110,6 +110,16 @@ impl BatchNormRelu {
         Ok((scale, shift))
     }
 
+    /// (weight, bias, running mean, running variance), for a fused inference path.
+    pub(crate) fn frozen_parts(&self) -> [&Tensor; 4] {
+        [
+            &self.weight,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+        ]
+    }
+
     /// Channels normalised.
     pub fn channels(&self) -> usize {
         self.weight.elem_count()

@@ -37,6 +37,11 @@ impl Conv2dBnRelu {
         })
     }
 
+    /// The convolution's weight and the batch norm, for a fused inference path.
+    pub(crate) fn parts(&self) -> (&Tensor, &BatchNormRelu) {
+        (&self.weight, &self.norm)
+    }
+
     /// Output channels.
     pub fn channels(&self) -> usize {
         self.norm.channels()

@@ -23,6 +23,11 @@ impl Linear {
         })
     }
 
+    /// The weight (outputs, inputs) and the bias (outputs), for a fused inference path.
+    pub(crate) fn parts(&self) -> (&Tensor, Option<&Tensor>) {
+        (self.inner.weight(), self.inner.bias())
+    }
+
     /// `x` (rows, inputs) -> (rows, outputs). With `train`, always candle's product (it has
     /// the backward); without, few rows on the CPU take the split kernel.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -1,6 +1,6 @@
 //! Borrowing a candle tensor's CPU data as an f32 slice, for the layers' custom ops.
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
 /// The contiguous f32 data of a CPU storage, or an error naming `op`.
 pub(crate) fn contiguous_f32<'a>(
@@ -15,6 +15,15 @@ pub(crate) fn contiguous_f32<'a>(
         bail!("{op} needs a contiguous input");
     };
     Ok(&data[start..end])
+}
+
+/// The contiguous f32 data of a tensor's storage (from `Tensor::storage_and_layout`), or an
+/// error naming `what` when it is not on the CPU.
+pub(crate) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Storage::Cpu(cpu) = storage else {
+        bail!("{what} runs on the CPU");
+    };
+    contiguous_f32(cpu, layout, what)
 }
 
 /// Whether every tensor is an f32 tensor on the CPU (the custom ops' fast path).

@@ -4,13 +4,12 @@
 //! - `params`: the network's geometry and named parameters, read by every path below.
 //! - This module: [`SeedCnn`] and its candle forward (any device, autograd).
 //! - `step`: on the CPU, the whole training step and batch inference without candle's
-//!   graph; `one_image`: one image's layers as stages on every thread (batch-1 latency);
-//!   `workspace`: their reused buffers.
+//!   graph (its reused buffers in `cpu::workspace`); `one_image`: one image's layers for
+//!   `cpu::one_image` (batch-1 latency).
 
 pub(crate) mod one_image;
 pub(crate) mod params;
 pub(crate) mod step;
-pub(crate) mod workspace;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Module, Result, Tensor};
@@ -20,8 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use self::params::{
     CONV_NAMES, ConvParams, FC_HIDDEN, LinearParams, SeedParams, fc_inputs, geometry, pool_after,
 };
-use self::workspace::Workspace;
 use crate::cpu::shape::{PoolKind, PoolShape};
+use crate::cpu::workspace::Workspace;
 use crate::head::{Head, NUM_CLASSES};
 use crate::layers::dropout::dropout;
 use crate::layers::init::{conv_weight_and_bias, linear};

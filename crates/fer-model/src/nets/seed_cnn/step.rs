@@ -16,19 +16,16 @@ use rand_chacha::ChaCha8Rng;
 
 use super::one_image;
 use super::params::{ConvParams, FC_HIDDEN, LinearParams, SeedParams, fc_inputs, geometry};
-use super::workspace::Workspace;
 use crate::cpu::gemm::matmul;
 use crate::cpu::shape::{ConvShape, PoolShape};
+use crate::cpu::workspace::Workspace;
 use crate::cpu::{conv as conv_kernels, pool as pool_kernels, prelu as prelu_kernels};
 use crate::head::{Head, NUM_CLASSES};
 use crate::layers::dropout;
-use crate::layers::storage::contiguous_f32;
+use crate::layers::storage::cpu_f32;
 
 fn slice<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
-    let Storage::Cpu(cpu) = storage else {
-        bail!("the fused seed step runs on the CPU");
-    };
-    contiguous_f32(cpu, layout, "seed step")
+    cpu_f32(storage, layout, "the fused seed step")
 }
 
 /// Whether the fused step can run on these tensors (CPU, f32).

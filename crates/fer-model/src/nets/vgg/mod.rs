@@ -10,6 +10,10 @@
 //! of (Conv2d(bias=False), BatchNorm2d, ReLU, Conv2d, BatchNorm2d, ReLU, MaxPool2d) per stage
 //! and a `classifier` `nn.Sequential` of (Dropout, Linear, ReLU, Dropout, Linear):
 //! `features.0.weight`, `features.1.running_mean`, ..., `classifier.4.bias`.
+//!
+//! On the CPU, fewer than eight images (batch-1 latency) take the `one_image` path.
+
+mod one_image;
 
 use std::time::Instant;
 
@@ -17,6 +21,7 @@ use candle_core::{Result, Tensor, Var};
 use candle_nn::VarBuilder;
 use rand_chacha::ChaCha8Rng;
 
+use crate::cpu::workspace::Workspace;
 use crate::head::{Head, NUM_CLASSES};
 use crate::layers::dropout::dropout;
 use crate::layers::{Conv2dBnRelu, Linear, Pool2d};
@@ -35,6 +40,8 @@ pub struct VggBn {
     fc2: Linear,
     head: Head,
     dropout: f32,
+    /// The one-image path's buffers and cached Winograd weights.
+    workspace: Workspace,
 }
 
 impl VggBn {
@@ -69,11 +76,30 @@ impl VggBn {
             fc2: Linear::new(hidden, NUM_CLASSES, classifier.pp("4"))?,
             head,
             dropout,
+            workspace: Workspace::default(),
         })
     }
 }
 
 impl VggBn {
+    /// Every parameter and running statistic in order: per convolution its weight and its
+    /// batch norm's weight, bias, running mean and variance; then the linear layers' weights
+    /// and biases.
+    fn tensors(&self) -> Vec<&Tensor> {
+        let mut tensors = Vec::with_capacity(5 * self.units.len() + 4);
+        for unit in &self.units {
+            let (weight, norm) = unit.parts();
+            tensors.push(weight);
+            tensors.extend(norm.frozen_parts());
+        }
+        for fc in [&self.fc1, &self.fc2] {
+            let (weight, bias) = fc.parts();
+            tensors.push(weight);
+            tensors.extend(bias);
+        }
+        tensors
+    }
+
     /// The 2x2 max pool after each stage. candle's own 2x2 pool has a backward (kernel ==
     /// stride) and runs on every device; the crate's CPU kernel is the faster one there.
     fn pool(x: &Tensor) -> Result<Tensor> {
@@ -208,6 +234,17 @@ impl Classifier for VggBn {
 
     fn head(&self) -> Head {
         self.head
+    }
+
+    fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        if !one_image::applies(self, images) {
+            return Ok(self.forward(images, None)?.detach());
+        }
+        let scores = one_image::scores(self, &self.workspace, images)?;
+        match self.head {
+            Head::Softmax => candle_nn::ops::log_softmax(&scores, 1),
+            Head::Svm => Ok(scores),
+        }
     }
 }
 
