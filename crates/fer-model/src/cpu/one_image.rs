@@ -98,6 +98,21 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
         })
 }
 
+/// `weight` (rows of `patch` values, one per output channel) with each row multiplied by its
+/// channel's `scale`; the weights themselves without one.
+fn scaled_weights<'w>(weight: &'w [f32], patch: usize, scale: Option<&[f32]>) -> Cow<'w, [f32]> {
+    match scale {
+        None => Cow::Borrowed(weight),
+        Some(scale) => Cow::Owned(
+            weight
+                .chunks(patch)
+                .zip(scale)
+                .flat_map(|(row, &a)| row.iter().map(move |w| w * a))
+                .collect(),
+        ),
+    }
+}
+
 /// Block `c` of `count` even blocks of `0..len`.
 fn block(c: usize, count: usize, len: usize) -> Range<usize> {
     let size = len.div_ceil(count);
@@ -160,17 +175,7 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
     let mut features: Vec<Vec<f32>> = dense.iter().map(|d| vec![0f32; d.outputs]).collect();
     // The first layer's weights with its scale folded in (a few hundred values).
     let first = &convs[0];
-    let first_weight: Cow<[f32]> = match first.scale {
-        None => Cow::Borrowed(first.weight),
-        Some(scale) => Cow::Owned(
-            first
-                .weight
-                .chunks(first.shape.patch())
-                .zip(scale)
-                .flat_map(|(row, &a)| row.iter().map(move |w| w * a))
-                .collect(),
-        ),
-    };
+    let first_weight = scaled_weights(first.weight, first.shape.patch(), first.scale);
     // The cache; a concurrent call on the same workspace derives weights of its own.
     let mut own = Vec::new();
     let mut guard = match ws.winograd.try_lock() {
@@ -379,14 +384,11 @@ impl<'a, 'b> Plan<'a, 'b> {
                 let (patch, cin) = (n.patch(), n.cin);
                 let derive = block(c, chunks, n.cout);
                 let weights = &next.weight[derive.start * patch..derive.end * patch];
-                let mut scaled = weights.to_vec();
-                if let Some(scale) = next.scale {
-                    for (row, &a) in scaled.chunks_mut(patch).zip(&scale[derive.clone()]) {
-                        row.iter_mut().for_each(|w| *w *= a);
-                    }
+                let scale = next.scale.map(|scale| &scale[derive.clone()]);
+                let scaled = scaled_weights(weights, patch, scale);
+                if let Some(scale) = scale {
                     // SAFETY: chunk c alone writes these channels' cached scale.
-                    unsafe { cached_scale.piece(derive.clone()) }
-                        .copy_from_slice(&scale[derive.clone()]);
+                    unsafe { cached_scale.piece(derive.clone()) }.copy_from_slice(scale);
                 }
                 let mut transformed = vec![0f32; derive.len() * winograd::XI * cin];
                 winograd::transform_weights(&scaled, cin, &mut transformed);

@@ -2,10 +2,10 @@
 //! and weight-average steps, one pass per tensor where the tensor expressions make several
 //! single-threaded passes with a fresh allocation each.
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, bail};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::layers::storage::{contiguous_f32, is_cpu_f32};
+use crate::layers::storage::{cpu_f32, is_cpu_f32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -25,10 +25,7 @@ pub(crate) fn all_fit(n: usize, tensors: &[&Tensor]) -> bool {
 /// Runs `f` on the contiguous f32 CPU values of `t` (checked by [`is_cpu_contiguous_f32`]).
 pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(storage) = &*storage else {
-        bail!("expected CPU data");
-    };
-    Ok(f(contiguous_f32(storage, layout, "in-place update")?))
+    Ok(f(cpu_f32(&storage, layout, "in-place update")?))
 }
 
 /// Rewrites the values of `t` in place: `update(offset, values)` for consecutive chunks of

@@ -117,7 +117,11 @@ impl VggBn {
         let x = dropout(&x, self.dropout, rng.as_deref_mut())?;
         let x = self.fc1.forward(&x, train)?.relu()?;
         let x = dropout(&x, self.dropout, rng)?;
-        let scores = self.fc2.forward(&x, train)?;
+        self.finish(self.fc2.forward(&x, train)?)
+    }
+
+    /// The head on the last layer's raw scores: log-probabilities (softmax) or the margins.
+    fn finish(&self, scores: Tensor) -> Result<Tensor> {
         match self.head {
             Head::Softmax => candle_nn::ops::log_softmax(&scores, 1),
             Head::Svm => Ok(scores),
@@ -237,14 +241,11 @@ impl Classifier for VggBn {
     }
 
     fn predict(&self, images: &Tensor) -> Result<Tensor> {
-        if !one_image::applies(self, images) {
+        let tensors = self.tensors();
+        if !one_image::applies(&tensors, images) {
             return Ok(self.forward(images, None)?.detach());
         }
-        let scores = one_image::scores(self, &self.workspace, images)?;
-        match self.head {
-            Head::Softmax => candle_nn::ops::log_softmax(&scores, 1),
-            Head::Svm => Ok(scores),
-        }
+        self.finish(one_image::scores(self, &tensors, &self.workspace, images)?)
     }
 }
 

@@ -22,18 +22,23 @@ use crate::layers::storage::{cpu_f32, is_cpu_f32};
 const ONE_IMAGE_BELOW: usize = 8;
 
 /// Whether the one-image path runs `images`: on the CPU in f32, fewer than
-/// [`ONE_IMAGE_BELOW`], each 48 x 48, and the network's parameters on the CPU in f32.
-pub(crate) fn applies(net: &VggBn, images: &Tensor) -> bool {
+/// [`ONE_IMAGE_BELOW`], each 48 x 48, and the network's `tensors` on the CPU in f32.
+pub(crate) fn applies(tensors: &[&Tensor], images: &Tensor) -> bool {
     let count = match *images.dims() {
         [n, 1, IMAGE_SIDE, IMAGE_SIDE] => n,
         _ => return false,
     };
-    count < ONE_IMAGE_BELOW && is_cpu_f32(&[images]) && is_cpu_f32(&net.tensors())
+    count < ONE_IMAGE_BELOW && is_cpu_f32(&[images]) && is_cpu_f32(tensors)
 }
 
-/// The raw scores (n, 7) of `images` (n, 1, 48, 48), one image at a time.
-pub(crate) fn scores(net: &VggBn, ws: &Workspace, images: &Tensor) -> Result<Tensor> {
-    let tensors = net.tensors();
+/// The raw scores (n, 7) of `images` (n, 1, 48, 48), one image at a time; `tensors` are the
+/// network's, from `VggBn::tensors`.
+pub(crate) fn scores(
+    net: &VggBn,
+    tensors: &[&Tensor],
+    ws: &Workspace,
+    images: &Tensor,
+) -> Result<Tensor> {
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
     let values = guards
         .iter()
