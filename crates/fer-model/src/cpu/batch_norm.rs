@@ -101,6 +101,37 @@ pub(crate) fn inverse_std(var: &[f32], eps: f64) -> Vec<f32> {
         .collect()
 }
 
+/// Batch norm as an affine map per channel, `batch_norm(x) = x * scale + shift`, given the
+/// channels' `mean` and inverse standard deviation `inv`: `scale = gamma * inv` and
+/// `shift = beta - mean * scale`. Training passes the batch's statistics; evaluation the
+/// running ones (see [`frozen_affine`]).
+pub(crate) fn affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(inv).map(|(g, i)| g * i).collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), a)| b - m * a)
+        .collect();
+    (scale, shift)
+}
+
+/// [`affine`] with the running statistics: evaluation mode's scale and shift.
+pub(crate) fn frozen_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &[f32],
+    running_var: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    affine(gamma, beta, running_mean, &inverse_std(running_var, eps))
+}
+
 /// The backward of `relu(batch_norm(x))` given its output `y` and output gradient `dy`, the
 /// forward's per-channel `mean` and inverse standard deviation `inv`, and the scale `gamma`:
 /// grad-x, grad-gamma and grad-beta packed in one vector (in that order).

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, bail};
 use candle_nn::{Init, VarBuilder};
 
-use super::storage::contiguous_f32;
+use super::storage::{contiguous_f32, cpu_f32, is_cpu_f32};
 use crate::cpu::batch_norm::{self, Planes};
 
 /// PyTorch's default `eps` and `momentum` of `nn.BatchNorm2d`.
@@ -104,8 +104,24 @@ impl BatchNormRelu {
 
     /// Evaluation mode as an affine map per channel: `batch_norm(x) = x * scale + shift` with
     /// `scale = weight / sqrt(running_var + eps)` and `shift = bias - running_mean * scale`.
+    /// On the CPU in f32 this is [`batch_norm::frozen_affine`], the formula the fused paths use.
     pub fn frozen_scale_shift(&self) -> Result<(Tensor, Tensor)> {
-        let scale = (&self.weight / (&self.running_var + EPS)?.sqrt()?)?;
+        let parts = self.frozen_parts();
+        if is_cpu_f32(&parts) {
+            let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+            let values = guards
+                .iter()
+                .map(|(storage, layout)| cpu_f32(storage, layout, "batch norm's frozen scale"))
+                .collect::<Result<Vec<&[f32]>>>()?;
+            let (scale, shift) =
+                batch_norm::frozen_affine(values[0], values[1], values[2], values[3], EPS);
+            let (channels, device) = (scale.len(), self.weight.device());
+            return Ok((
+                Tensor::from_vec(scale, channels, device)?,
+                Tensor::from_vec(shift, channels, device)?,
+            ));
+        }
+        let scale = (&self.weight * (&self.running_var + EPS)?.sqrt()?.recip()?)?;
         let shift = (&self.bias - (&self.running_mean * &scale)?)?;
         Ok((scale, shift))
     }
@@ -182,10 +198,7 @@ impl CustomOp3 for BatchNormReluTrain {
         let beta = contiguous_f32(s3, l3, self.name())?;
         let (mean, var) = batch_norm::channel_statistics(x, p);
         let inv = batch_norm::inverse_std(&var, EPS);
-        let scale: Vec<f32> = gamma.iter().zip(&inv).map(|(g, i)| g * i).collect();
-        let shift: Vec<f32> = (0..p.channels)
-            .map(|c| beta[c] - mean[c] * scale[c])
-            .collect();
+        let (scale, shift) = batch_norm::affine(gamma, beta, &mean, &inv);
         let mut out = vec![0f32; x.len()];
         batch_norm::scale_shift_relu(x, p, &scale, &shift, &mut out);
         *self.stats.lock().expect("batch norm stats") = Some((mean, var));

@@ -9,6 +9,7 @@ use candle_core::{Result, Tensor, bail};
 use fer_data::IMAGE_SIDE;
 
 use super::VggBn;
+use crate::cpu::batch_norm;
 use crate::cpu::one_image::{self, Conv, Dense};
 use crate::cpu::shape::{ConvShape, PoolKind, PoolShape};
 use crate::cpu::workspace::Workspace;
@@ -65,18 +66,7 @@ pub(crate) fn scores(
         {
             bail!("vgg-bn layer {i}: parameters of unexpected sizes");
         }
-        // scale = gamma / sqrt(var + eps), shift = beta - mean * scale, as the batch path.
-        let scale: Vec<f32> = gamma
-            .iter()
-            .zip(var)
-            .map(|(&g, &v)| g / (v + EPS as f32).sqrt())
-            .collect();
-        let shift: Vec<f32> = beta
-            .iter()
-            .zip(mean)
-            .zip(&scale)
-            .map(|((&b, &m), &a)| b - m * a)
-            .collect();
+        let (scale, shift) = batch_norm::frozen_affine(gamma, beta, mean, var, EPS);
         // The first convolution reads the image padded by one: no padding of its own.
         let (h, pad) = if i == 0 { (side + 2, 0) } else { (side, 1) };
         let shape = ConvShape {
