@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::portable::batch_norm as portable;
+use super::uninit::Slot;
 
 /// The per-plane reductions, on AVX-512 where the CPU has it (the same bits either way).
 macro_rules! dispatch {
@@ -80,7 +81,7 @@ pub(crate) fn scale_shift_relu(
     p: Planes,
     scale: &[f32],
     shift: &[f32],
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     out.par_chunks_mut(p.plane)
         .zip(x.par_chunks(p.plane))
@@ -88,7 +89,7 @@ pub(crate) fn scale_shift_relu(
         .for_each(|(i, (o, x))| {
             let c = i % p.channels;
             let (a, b) = (scale[c], shift[c]);
-            for (o, &v) in o.iter_mut().zip(x) {
+            for (o, &v) in Slot::zeroed(o).iter_mut().zip(x) {
                 *o = (v * a + b).max(0.0);
             }
         });

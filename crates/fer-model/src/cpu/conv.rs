@@ -11,6 +11,7 @@ use super::portable;
 use super::prelu::prelu_planes;
 use super::reduce::ordered_sum;
 use super::shape::ConvShape;
+use super::uninit::Slot;
 use super::winograd_conv;
 
 /// Images per group whose weight gradients are summed together before the ordered reduction.
@@ -148,7 +149,7 @@ pub(crate) fn conv2d_forward(
     weight: &[f32],
     bias: Option<&[f32]>,
     s: ConvShape,
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     conv2d_activation_forward(x, weight, Epilogue::Bias { bias, alpha: None }, s, out);
 }
@@ -161,7 +162,7 @@ pub(crate) fn conv2d_prelu_forward(
     bias: &[f32],
     alpha: &[f32],
     s: ConvShape,
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     assert!(
         alpha.len() == 1 || alpha.len() == s.cout,
@@ -183,7 +184,7 @@ pub(crate) fn conv2d_scale_shift_relu_forward(
     scale: &[f32],
     shift: &[f32],
     s: ConvShape,
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     assert!(scale.len() == s.cout && shift.len() == s.cout);
     conv2d_activation_forward(x, weight, Epilogue::ScaleShiftRelu { scale, shift }, s, out);
@@ -286,7 +287,7 @@ fn conv2d_activation_forward(
     weight: &[f32],
     epilogue: Epilogue,
     s: ConvShape,
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     let hw = s.out_h() * s.out_w();
     let (in_img, out_img, patch) = (s.cin * s.h * s.w, s.cout * hw, s.patch());
@@ -339,7 +340,7 @@ fn conv2d_activation_forward(
                         im2col(xi, &s, col);
                         col
                     };
-                    channels(src, 0, o, Parallelism::None)
+                    channels(src, 0, Slot::zeroed(o), Parallelism::None)
                 });
             });
         return;
@@ -365,14 +366,16 @@ fn conv2d_activation_forward(
             };
             o.par_chunks_mut(block * hw)
                 .enumerate()
-                .for_each(|(task, o)| channels(src, task * block, o, Parallelism::None));
+                .for_each(|(task, o)| {
+                    channels(src, task * block, Slot::zeroed(o), Parallelism::None)
+                });
         }
     });
 }
 
 /// Convolution grad-input: `dx` (batch, cin, h, w) from `dy` (batch, cout, oh, ow): a
 /// convolution of `dy`, padded by k - 1 - pad, with the flipped and transposed kernel.
-pub(crate) fn conv2d_grad_input(dy: &[f32], weight: &[f32], s: ConvShape, dx: &mut [f32]) {
+pub(crate) fn conv2d_grad_input(dy: &[f32], weight: &[f32], s: ConvShape, dx: &mut [impl Slot]) {
     let k = s.k;
     let mut flipped = vec![0f32; weight.len()];
     for co in 0..s.cout {

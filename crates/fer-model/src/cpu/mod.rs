@@ -10,7 +10,8 @@
 //!   batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
 //!   over every thread, and [`one_image`] the chain of convolutions, pools and fully
 //!   connected layers built on it (batch-1 latency), with its cache in [`workspace`];
-//!   [`reduce`]: sums across images in a fixed order.
+//!   [`reduce`]: sums across images in a fixed order; [`uninit`]: outputs that the kernels
+//!   zero part by part as they write them, instead of a zeroing pass first.
 //! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
 //!   same operations in AVX-512 registers. The operation modules choose between them at run
 //!   time through [`avx512_enabled`].
@@ -40,6 +41,7 @@ pub(crate) mod prelu;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod stages;
+pub(crate) mod uninit;
 pub(crate) mod winograd;
 pub(crate) mod winograd_conv;
 pub(crate) mod workspace;

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::portable;
 use super::portable::pool::{MaxScratch, PlaneScratch, max_plane};
 use super::shape::{PADDED, PoolKind, PoolShape};
+use super::uninit::Slot;
 
 /// Pooling forward of `s.planes` planes on the calling thread, values only (no window
 /// indices): the same values as [`pool_forward`].
@@ -47,7 +48,12 @@ fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mu
 
 /// Pooling forward: `out` (planes, oh, ow) from `x` (planes, h, w); for a max pool, `argmax`
 /// (same length as `out`) receives each window's input index for [`max_pool_backward`].
-pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Option<&mut [u32]>) {
+pub(crate) fn pool_forward(
+    x: &[f32],
+    s: PoolShape,
+    out: &mut [impl Slot],
+    argmax: Option<&mut [u32]>,
+) {
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(x.len(), s.planes * s.h * s.w);
     assert_eq!(out.len(), s.planes * oh * ow);
@@ -60,7 +66,7 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
             .zip(x.par_chunks(s.h * s.w))
             .with_min_len(share)
             .for_each_init(MaxScratch::default, |scratch, ((o, i), plane)| {
-                max_plane(plane, &s, o, i, scratch)
+                max_plane(plane, &s, Slot::zeroed(o), i, scratch)
             });
         return;
     }
@@ -69,7 +75,7 @@ pub(crate) fn pool_forward(x: &[f32], s: PoolShape, out: &mut [f32], argmax: Opt
         .zip(x.par_chunks(s.h * s.w))
         .with_min_len(share)
         .for_each_init(PlaneScratch::default, |scratch, (o, plane)| {
-            pool_plane_values(plane, &s, o, scratch)
+            pool_plane_values(plane, &s, Slot::zeroed(o), scratch)
         });
 }
 

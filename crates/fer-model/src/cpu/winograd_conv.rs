@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use super::gemm::{matmul, with_scratch};
 use super::reduce::ordered_sum;
 use super::shape::ConvShape;
+use super::uninit::Slot;
 use super::winograd::{self, InputScratch, XI, slots};
 
 /// Images whose weight gradients are summed together before the ordered reduction.
@@ -103,7 +104,7 @@ pub(crate) fn forward(
     scale: Option<&[f32]>,
     channel: impl Fn(usize) -> (f32, f32) + Sync,
     s: ConvShape,
-    out: &mut [f32],
+    out: &mut [impl Slot],
 ) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
     let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * s.out_h() * s.out_w());
@@ -130,6 +131,7 @@ pub(crate) fn forward(
             o.par_chunks_mut(s.out_h() * s.out_w())
                 .enumerate()
                 .for_each_init(Vec::new, |scratch, (co, plane)| {
+                    let plane = Slot::zeroed(plane);
                     output_channel(&m, &s, 1, co, 0, &channel, plane, scratch)
                 });
         }
@@ -162,6 +164,7 @@ pub(crate) fn forward(
                 let mut scratch = Vec::new();
                 for (image, o) in o.chunks_mut(out_img).enumerate() {
                     for (co, plane) in o.chunks_mut(s.out_h() * s.out_w()).enumerate() {
+                        let plane = Slot::zeroed(plane);
                         output_channel(m, &s, group, co, image, &channel, plane, &mut scratch);
                     }
                 }

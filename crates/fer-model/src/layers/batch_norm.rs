@@ -13,6 +13,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::storage::{contiguous_f32, cpu_f32, is_cpu_f32};
 use crate::cpu::batch_norm::{self, Planes};
+use crate::cpu::uninit;
 
 /// PyTorch's default `eps` and `momentum` of `nn.BatchNorm2d`.
 pub const EPS: f64 = 1e-5;
@@ -104,7 +105,7 @@ impl BatchNormRelu {
 
     /// Evaluation mode as an affine map per channel: `batch_norm(x) = x * scale + shift` with
     /// `scale = weight / sqrt(running_var + eps)` and `shift = bias - running_mean * scale`.
-    /// On the CPU in f32 this is [`batch_norm::frozen_affine`], the formula the fused paths use.
+    /// On the CPU in f32 this is the formula the fused CPU paths use (`cpu::batch_norm::frozen_affine`).
     pub fn frozen_scale_shift(&self) -> Result<(Tensor, Tensor)> {
         let parts = self.frozen_parts();
         if is_cpu_f32(&parts) {
@@ -199,8 +200,12 @@ impl CustomOp3 for BatchNormReluTrain {
         let (mean, var) = batch_norm::channel_statistics(x, p);
         let inv = batch_norm::inverse_std(&var, EPS);
         let (scale, shift) = batch_norm::affine(gamma, beta, &mean, &inv);
-        let mut out = vec![0f32; x.len()];
-        batch_norm::scale_shift_relu(x, p, &scale, &shift, &mut out);
+        // SAFETY: scale_shift_relu initialises every plane of its output.
+        let out = unsafe {
+            uninit::written(x.len(), |out| {
+                batch_norm::scale_shift_relu(x, p, &scale, &shift, out)
+            })
+        };
         *self.stats.lock().expect("batch norm stats") = Some((mean, var));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -1,11 +1,14 @@
 //! 2-D convolution as a candle op ([`conv2d`], padding fused) with its own CPU forward and
 //! backward on the crate's `cpu` kernels; candle's own convolution on other devices.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
 
 use super::storage::{contiguous_f32, is_cpu_f32};
 use crate::cpu::conv as kernels;
 use crate::cpu::shape::ConvShape;
+use crate::cpu::uninit;
 
 /// 2-D convolution, stride 1, zero padding `padding` on every side, optional bias:
 /// `x` (N, Cin, H, W), `weight` (Cout, Cin, K, K), `bias` (Cout) -> (N, Cout, H', W').
@@ -71,14 +74,18 @@ pub(super) fn conv_shape(x: &[usize], w: &[usize], pad: usize) -> Result<ConvSha
     })
 }
 
-/// The (batch, cout, oh, ow) output of a convolution of geometry `shape`, filled by `kernel`.
-pub(super) fn conv_output(
+/// The (batch, cout, oh, ow) output of a convolution of geometry `shape`, filled by `kernel`
+/// without being zeroed first.
+///
+/// # Safety
+/// `kernel` must initialise every slot of the output, as the `cpu::conv` forward kernels do.
+pub(super) unsafe fn conv_output(
     shape: ConvShape,
-    kernel: impl FnOnce(&mut [f32]),
+    kernel: impl FnOnce(&mut [MaybeUninit<f32>]),
 ) -> (CpuStorage, Shape) {
     let (oh, ow) = (shape.out_h(), shape.out_w());
-    let mut out = vec![0f32; shape.batch * shape.cout * oh * ow];
-    kernel(&mut out);
+    // SAFETY: passed on to the caller.
+    let out = unsafe { uninit::written(shape.batch * shape.cout * oh * ow, kernel) };
     (
         CpuStorage::F32(out),
         Shape::from((shape.batch, shape.cout, oh, ow)),
@@ -111,9 +118,12 @@ impl CustomOp3 for Conv2dOp {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let b = contiguous_f32(s3, l3, self.name())?;
-        Ok(conv_output(shape, |out| {
-            kernels::conv2d_forward(x, w, self.has_bias.then_some(b), shape, out)
-        }))
+        // SAFETY: the forward kernel initialises its whole output.
+        Ok(unsafe {
+            conv_output(shape, |out| {
+                kernels::conv2d_forward(x, w, self.has_bias.then_some(b), shape, out)
+            })
+        })
     }
 
     fn bwd(
@@ -172,8 +182,12 @@ impl CustomOp2 for ConvGradInput {
         }
         let dy = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
-        let mut dx = vec![0f32; s.batch * s.cin * s.h * s.w];
-        kernels::conv2d_grad_input(dy, w, s, &mut dx);
+        // SAFETY: grad-input is a forward convolution, which initialises its whole output.
+        let dx = unsafe {
+            uninit::written(s.batch * s.cin * s.h * s.w, |dx| {
+                kernels::conv2d_grad_input(dy, w, s, dx)
+            })
+        };
         Ok((CpuStorage::F32(dx), Shape::from((s.batch, s.cin, s.h, s.w))))
     }
 }

@@ -103,9 +103,12 @@ impl CustomOp3 for FrozenConvBnRelu {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let (scale, shift) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
-        Ok(conv_output(shape, |out| {
-            kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, out)
-        }))
+        // SAFETY: the forward kernel initialises its whole output.
+        Ok(unsafe {
+            conv_output(shape, |out| {
+                kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, out)
+            })
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use super::storage::contiguous_f32;
 use crate::cpu::pool as kernels;
 pub use crate::cpu::shape::PoolKind;
 use crate::cpu::shape::PoolShape;
+use crate::cpu::uninit;
 
 /// A 2-D pooling window over NCHW tensors, after zero padding by `pad` on every side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +143,12 @@ impl CustomOp1 for Pool2d {
         let input = contiguous_f32(storage, layout, self.name())?;
         let s = self.shape(layout.dims())?;
         let (oh, ow) = (s.out_h(), s.out_w());
-        let mut out = vec![0f32; s.planes * oh * ow];
-        kernels::pool_forward(input, s, &mut out, None);
+        // SAFETY: pool_forward initialises every plane of its output.
+        let out = unsafe {
+            uninit::written(s.planes * oh * ow, |out| {
+                kernels::pool_forward(input, s, out, None)
+            })
+        };
         let dims = layout.dims();
         Ok((
             CpuStorage::F32(out),
