@@ -2,10 +2,12 @@
 //! lanes, the planes in f64, all in a fixed order), the normalise-scale-shift-ReLU pass, and
 //! the fused backward.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::portable::batch_norm as portable;
-use super::uninit::Slot;
+use super::uninit::{self, Slot};
 
 /// The per-plane reductions, on AVX-512 where the CPU has it (the same bits either way).
 macro_rules! dispatch {
@@ -162,32 +164,35 @@ pub(crate) fn relu_backward(
         })
         .collect();
     let count = p.count() as f32;
-    let mut packed = vec![0f32; x.len() + 2 * p.channels];
-    let (dx, rest) = packed.split_at_mut(x.len());
-    let (d_gamma, d_beta) = rest.split_at_mut(p.channels);
-    for (c, &(a, b)) in sums.iter().enumerate() {
-        d_beta[c] = a as f32;
-        d_gamma[c] = b as f32;
-    }
-    // dx = gamma * inv / M * (M * dz - sum(dz) - xhat * sum(dz * xhat))
-    dx.par_chunks_mut(p.plane)
-        .enumerate()
-        .for_each(|(plane_index, dx)| {
-            let c = plane_index % p.channels;
-            let start = plane_index * p.plane;
-            let (x, y, dy) = (
-                &x[start..start + p.plane],
-                &y[start..start + p.plane],
-                &dy[start..start + p.plane],
-            );
-            let (m, i) = (mean[c], inv[c]);
-            let k = gamma[c] * i / count;
-            let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
-            for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                let dz = if y > 0.0 { dy } else { 0.0 };
-                let xhat = (x - m) * i;
-                *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
-            }
-        });
-    packed
+    let fill = |packed: &mut [MaybeUninit<f32>]| {
+        let (dx, rest) = packed.split_at_mut(x.len());
+        let (d_gamma, d_beta) = Slot::zeroed(rest).split_at_mut(p.channels);
+        for (c, &(a, b)) in sums.iter().enumerate() {
+            d_beta[c] = a as f32;
+            d_gamma[c] = b as f32;
+        }
+        // dx = gamma * inv / M * (M * dz - sum(dz) - xhat * sum(dz * xhat))
+        dx.par_chunks_mut(p.plane)
+            .enumerate()
+            .for_each(|(plane_index, dx)| {
+                let c = plane_index % p.channels;
+                let start = plane_index * p.plane;
+                let (x, y, dy) = (
+                    &x[start..start + p.plane],
+                    &y[start..start + p.plane],
+                    &dy[start..start + p.plane],
+                );
+                let (m, i) = (mean[c], inv[c]);
+                let k = gamma[c] * i / count;
+                let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
+                let dx = Slot::zeroed(dx);
+                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let dz = if y > 0.0 { dy } else { 0.0 };
+                    let xhat = (x - m) * i;
+                    *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
+                }
+            });
+    };
+    // SAFETY: `fill` zeroes the gradient sums' slots and every plane of dx before writing.
+    unsafe { uninit::written(x.len() + 2 * p.channels, fill) }
 }

@@ -80,7 +80,7 @@ pub(crate) fn pool_forward(
 }
 
 /// Max pooling backward from the forward's window indices: `dx` (planes, h, w).
-pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &mut [impl Slot]) {
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(argmax.len(), dy.len());
     assert_eq!(dy.len(), s.planes * oh * ow);
@@ -88,7 +88,7 @@ pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &m
     dx.par_chunks_mut(s.h * s.w)
         .zip(argmax.par_chunks(oh * ow).zip(dy.par_chunks(oh * ow)))
         .for_each(|(g, (index, go))| {
-            g.fill(0.0);
+            let g = Slot::zeroed(g);
             for (&i, &d) in index.iter().zip(go) {
                 if i != PADDED {
                     g[i as usize] += d;
@@ -100,7 +100,7 @@ pub(crate) fn max_pool_backward(argmax: &[u32], dy: &[f32], s: PoolShape, dx: &m
 /// Pooling backward: `dx` (planes, h, w) from the input `x` and `dy` (planes, oh, ow). The max
 /// routes each gradient to its window's first maximum; the average spreads it evenly (padded
 /// cells absorb their share).
-pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [impl Slot]) {
     let (oh, ow) = (s.out_h(), s.out_w());
     assert_eq!(x.len(), s.planes * s.h * s.w);
     assert_eq!(dx.len(), x.len());
@@ -119,7 +119,7 @@ pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32])
     dx.par_chunks_mut(s.h * s.w)
         .zip(x.par_chunks(s.h * s.w).zip(dy.par_chunks(oh * ow)))
         .for_each(|(g, (_plane, go))| {
-            g.fill(0.0);
+            let g = Slot::zeroed(g);
             for oy in 0..oh {
                 for ox in 0..ow {
                     let upstream = go[oy * ow + ox];
@@ -143,11 +143,14 @@ pub(crate) fn pool_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32])
 /// its first maximum in scan order (a NaN beating any number), every other cell gets zero.
 /// The bits of [`max_pool_backward`] after [`pool_forward`]'s indices, in about half the time
 /// (vgg-bn's four pools at batch 128: 24.2 against 52.4 ms in all, results/bench/kernels-b7c77f8).
-fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
+fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [impl Slot]) {
     let (h, w, oh, ow) = (s.h, s.w, s.out_h(), s.out_w());
     dx.par_chunks_mut(h * w)
         .zip(x.par_chunks(h * w).zip(dy.par_chunks(oh * ow)))
         .for_each(|(g, (plane, go))| {
+            // Zero first: the cells that are no window's maximum (or in no window, an odd last
+            // row or column) keep it.
+            let g = Slot::zeroed(g);
             for (oy, go) in go.chunks_exact(ow).enumerate() {
                 let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
                 for (ox, &d) in go.iter().enumerate() {
@@ -164,18 +167,10 @@ fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [f32]) {
                             best = i;
                         }
                     }
-                    for &i in &cells {
-                        g[i] = 0.0;
-                    }
                     // `0.0 +` as the indexed backward's accumulation: a -0.0 gradient lands as 0.0.
                     g[best] = 0.0 + d;
                 }
-                // An odd last column is in no window.
-                g[top + 2 * ow..bottom].fill(0.0);
-                g[bottom + 2 * ow..bottom + w].fill(0.0);
             }
-            // Nor is an odd last row.
-            g[2 * oh * w..].fill(0.0);
         });
 }
 

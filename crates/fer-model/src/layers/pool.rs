@@ -190,8 +190,12 @@ impl CustomOp2 for PoolGrad {
                 l2.dims()
             );
         }
-        let mut grad_in = vec![0f32; input.len()];
-        kernels::pool_backward(input, grad_out, s, &mut grad_in);
+        // SAFETY: pool_backward initialises every plane of its output.
+        let grad_in = unsafe {
+            uninit::written(input.len(), |grad_in| {
+                kernels::pool_backward(input, grad_out, s, grad_in)
+            })
+        };
         Ok((CpuStorage::F32(grad_in), l1.shape().clone()))
     }
 }
