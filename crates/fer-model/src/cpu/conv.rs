@@ -27,7 +27,7 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
 }
 
 /// Row `r` = (ci, ky, kx) of the im2col matrix: input channel ci shifted by (ky, kx).
-fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
+pub(crate) fn im2col_row(x: &[f32], s: &ConvShape, r: usize, row: &mut [f32]) {
     if s.out_w() == s.w {
         im2col_row_same(x, s, r, row);
     } else {

@@ -5,18 +5,22 @@
 //! - The first convolution (one input plane, no padding: a padded network pads the image
 //!   first): a direct convolution by blocks of output channels.
 //! - The others (3x3, padding 1): Winograd F(2x2, 3x3) ([`winograd`]): one gemm per tile
-//!   position, then the inverse transform by blocks of output channels.
+//!   position, then the inverse transform by blocks of output channels; or, for small planes
+//!   (at most [`IM2COL_UP_TO`] outputs, where the weights outweigh the arithmetic), im2col and
+//!   one gemm per block of output channels on the weights as they are.
 //! - A block of output channels is finished in the same chunk: pooled where a pool follows,
 //!   then transformed as the next layer's input channels (each of the next layer's input
-//!   planes is one of this layer's output planes), so no stage only transforms.
+//!   planes is one of this layer's output planes; Winograd's input transform or im2col rows),
+//!   so no stage only transforms.
 //! - Then the fully connected layers by blocks of output features.
 //! - Each convolution: `conv(x, weight * scale) + bias`, then PReLU (slope 0 is ReLU); the
-//!   optional per-output-channel `scale` is a frozen batch norm folded into the weights.
+//!   optional per-output-channel `scale` is a frozen batch norm, folded into the weights of
+//!   the first and the Winograd layers and applied to the sums of the im2col layers.
 //!
 //! Invariants: the same kernels whatever the thread count, so the same bits on any pool;
 //! within about 1e-6 of the batch paths (Winograd reassociates the sums, and a folded scale
 //! multiplies the weights rather than the sums). The Winograd layers' transformed weights are
-//! cached in the [`Workspace`] between calls and checked, bit for bit, against the weights and
+//! cached in the [`Workspace`] between calls (the im2col layers need no cache) and checked, bit for bit, against the weights and
 //! scales in background chunks; a layer found changed is derived again and the image computed
 //! again, so a stale cache never reaches the scores.
 
@@ -26,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gemm::Parallelism;
 
-use super::conv::conv_single_plane;
+use super::conv::{conv_single_plane, im2col_row};
 use super::gemm::matmul;
 use super::pool::pool_planes;
 use super::shape::{ConvShape, PoolShape};
@@ -39,6 +43,18 @@ const FEATURES_PER_CHUNK: usize = 128;
 
 /// Output channels per chunk of a convolution's output stage.
 const CHANNELS_PER_CHUNK: usize = 16;
+
+/// A convolution after the first with at most this many output positions multiplies its
+/// weights as they are (im2col, then gemm) instead of by Winograd. At batch 1 such a layer
+/// (vgg-bn's last stage, 6 x 6) reads far more weight than it computes with: Winograd's
+/// cached transform is 16/9 of the weights, and its check reads the weights and the cached
+/// copy again, where im2col reads the weights once and needs no cache.
+const IM2COL_UP_TO: usize = 36;
+
+/// Whether convolution `c` (after the first) runs by im2col rather than Winograd.
+fn by_im2col(c: &Conv) -> bool {
+    c.shape.out_h() * c.shape.out_w() <= IM2COL_UP_TO
+}
 
 /// Output channels per weight-check chunk: small (about 1 µs), because a thread that takes
 /// one while it waits for a stage starts that stage late by up to one chunk.
@@ -155,15 +171,23 @@ fn check_chain(convs: &[Conv], dense: &[Dense], x: &[f32]) {
 pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]) -> Vec<f32> {
     check_chain(convs, dense, x);
     let winograd_layers = &convs[1..];
-    let largest = |f: &dyn Fn(&ConvShape) -> usize| {
+    let largest = |im2col: bool, f: &dyn Fn(&ConvShape) -> usize| {
         winograd_layers
             .iter()
+            .filter(|c| by_im2col(c) == im2col)
             .map(|c| f(&c.shape))
             .max()
             .unwrap_or(0)
     };
-    let mut v = ws.take(largest(&|s| s.cin * winograd::XI * winograd::slots(s)));
-    let mut m = ws.take(largest(&|s| winograd::XI * s.cout * winograd::slots(s)));
+    let mut v = ws.take(largest(false, &|s| {
+        s.cin * winograd::XI * winograd::slots(s)
+    }));
+    let mut m = ws.take(largest(false, &|s| {
+        winograd::XI * s.cout * winograd::slots(s)
+    }));
+    // Two im2col matrices: a layer reads one while it writes the next layer's into the other.
+    let col_len = largest(true, &|s| s.patch() * s.out_h() * s.out_w());
+    let mut cols = [ws.take(col_len), ws.take(col_len)];
     let mut activations: Vec<Vec<f32>> = convs
         .iter()
         .map(|c| ws.take(c.shape.cout * c.shape.out_h() * c.shape.out_w()))
@@ -188,7 +212,7 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
     let mut fresh: Vec<bool> = cache
         .iter_mut()
         .zip(winograd_layers)
-        .map(|(cached, c)| cached.prepare(&c.shape, c.scale.is_some()))
+        .map(|(cached, c)| !by_im2col(c) && cached.prepare(&c.shape, c.scale.is_some()))
         .collect();
     loop {
         let stale: Vec<AtomicBool> = winograd_layers
@@ -199,6 +223,10 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
             let buffers = Buffers {
                 v: Shared::new(&mut v),
                 m: Shared::new(&mut m),
+                cols: {
+                    let [a, b] = &mut cols;
+                    [Shared::new(a), Shared::new(b)]
+                },
                 activations: activations.iter_mut().map(|a| Shared::new(a)).collect(),
                 pooled: pooled.iter_mut().map(|a| Shared::new(a)).collect(),
                 cached: cache
@@ -222,8 +250,8 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
                 buffers: &buffers,
             };
             let mut list = Vec::new();
-            for layer in 0..convs.len() {
-                if layer > 0 {
+            for (layer, conv) in convs.iter().enumerate() {
+                if layer > 0 && !by_im2col(conv) {
                     list.push(plan.products(layer));
                 }
                 list.push(plan.outputs(layer));
@@ -255,7 +283,8 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
         fresh = stale;
     }
     drop(guard);
-    ws.give([v, m]);
+    let [a, b] = cols;
+    ws.give([v, m, a, b]);
     ws.give(activations);
     ws.give(pooled);
     features.pop().unwrap_or_default()
@@ -267,6 +296,8 @@ struct Buffers<'a> {
     v: Shared<'a>,
     /// The running Winograd layer's products `M`.
     m: Shared<'a>,
+    /// The im2col matrices of the im2col layers: layer `i` reads `cols[i % 2]`.
+    cols: [Shared<'a>; 2],
     /// Each convolution's output, and its pooled planes (empty where no pool follows).
     activations: Vec<Shared<'a>>,
     pooled: Vec<Shared<'a>>,
@@ -325,7 +356,7 @@ impl<'a, 'b> Plan<'a, 'b> {
             (*next, weight, scale, u, self.fresh[layer])
         });
         let chunks = s.cout.div_ceil(CHANNELS_PER_CHUNK);
-        let v = buffers.v;
+        let (v, cols) = (buffers.v, buffers.cols);
         Stage::new(chunks, move |c| {
             let channels = block(c, chunks, s.cout);
             // SAFETY: chunk c alone writes these channels of this layer's output.
@@ -340,6 +371,30 @@ impl<'a, 'b> Plan<'a, 'b> {
                     channels.start,
                     o,
                 );
+            } else if by_im2col(&conv) {
+                let patch = s.patch();
+                // SAFETY: the previous layer's stage wrote this matrix; this stage writes
+                // only the other one.
+                let col = unsafe { cols[layer % 2].read() };
+                matmul(
+                    (channels.len(), hw, patch),
+                    o,
+                    hw,
+                    false,
+                    &conv.weight[channels.start * patch..channels.end * patch],
+                    (patch, 1),
+                    &col[..patch * hw],
+                    (hw, 1),
+                    Parallelism::None,
+                );
+                for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
+                    let scale = conv.scale.map_or(1.0, |scale| scale[co]);
+                    let (bias, slope) = (conv.bias[co], conv.slope_of(co));
+                    for v in plane {
+                        let y = *v * scale + bias;
+                        *v = if y > 0.0 { y } else { slope * y };
+                    }
+                }
             } else {
                 // SAFETY: the products' stage is done.
                 let m = unsafe { m.read() };
@@ -366,6 +421,23 @@ impl<'a, 'b> Plan<'a, 'b> {
                 return;
             };
             let n = next.shape;
+            if by_im2col(&next) {
+                // These channels' rows (ci, ky, kx) of the next layer's im2col matrix.
+                let rows = n.k * n.k * (n.out_h() * n.out_w());
+                let own = ConvShape {
+                    cin: channels.len(),
+                    ..n
+                };
+                // SAFETY: the next layer's matrix is read only by its own stage, after this;
+                // chunk c alone writes these channels' rows.
+                let dst = unsafe {
+                    cols[(layer + 1) % 2].piece(channels.start * rows..channels.end * rows)
+                };
+                for (r, row) in dst.chunks_mut(n.out_h() * n.out_w()).enumerate() {
+                    im2col_row(input, &own, r, row);
+                }
+                return;
+            }
             // These channels are the next layer's input planes `channels`, each written as
             // one row of every position of `V` (16, cin, slots).
             let len = winograd::slots(&n);
@@ -449,7 +521,7 @@ impl<'a, 'b> Plan<'a, 'b> {
     /// channels of every layer not derived in this pass.
     fn checks(&self) -> Vec<(usize, Range<usize>)> {
         (0..self.fresh.len())
-            .filter(|&i| !self.fresh[i])
+            .filter(|&i| !self.fresh[i] && !by_im2col(&self.convs[i + 1]))
             .flat_map(|i| {
                 let cout = self.convs[i + 1].shape.cout;
                 let chunks = cout.div_ceil(CHANNELS_PER_CHECK);
