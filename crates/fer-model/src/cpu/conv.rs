@@ -3,10 +3,12 @@
 //! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
 //! single-plane convolution of a first layer at batch 1.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::gemm::{matmul, with_scratch};
+use super::gemm::{matmul, matmul_overwrite, with_scratch};
 use super::portable;
 use super::prelu::prelu_planes;
 use super::reduce::ordered_sum;
@@ -311,20 +313,28 @@ fn conv2d_activation_forward(
         };
     }
     // Channels [c0, c0 + o.len() / hw) of one image's output from its im2col matrix `src`.
-    let channels = |src: &[f32], c0: usize, o: &mut [f32], par: Parallelism| {
+    // Without a bias to add to, gemm overwrites the output: no zeroing first.
+    let channels = |src: &[f32], c0: usize, o: &mut [MaybeUninit<f32>], par: Parallelism| {
         let rows = o.len() / hw;
-        epilogue.prefill(c0, o, hw);
-        matmul(
-            (rows, hw, patch),
-            o,
-            hw,
-            epilogue.accumulates(),
-            &weight[c0 * patch..(c0 + rows) * patch],
-            (patch, 1),
-            src,
-            (hw, 1),
-            par,
-        );
+        let lhs = &weight[c0 * patch..(c0 + rows) * patch];
+        let o = if epilogue.accumulates() {
+            let o = Slot::zeroed(o);
+            epilogue.prefill(c0, o, hw);
+            matmul(
+                (rows, hw, patch),
+                o,
+                hw,
+                true,
+                lhs,
+                (patch, 1),
+                src,
+                (hw, 1),
+                par,
+            );
+            o
+        } else {
+            matmul_overwrite((rows, hw, patch), o, lhs, (patch, 1), src, (hw, 1), par)
+        };
         epilogue.finish(c0, o, hw);
     };
     let threads = rayon::current_num_threads();
@@ -340,7 +350,8 @@ fn conv2d_activation_forward(
                         im2col(xi, &s, col);
                         col
                     };
-                    channels(src, 0, Slot::zeroed(o), Parallelism::None)
+                    // SAFETY: `channels` writes only values.
+                    channels(src, 0, unsafe { Slot::as_uninit(o) }, Parallelism::None)
                 });
             });
         return;
@@ -367,7 +378,9 @@ fn conv2d_activation_forward(
             o.par_chunks_mut(block * hw)
                 .enumerate()
                 .for_each(|(task, o)| {
-                    channels(src, task * block, Slot::zeroed(o), Parallelism::None)
+                    // SAFETY: `channels` writes only values.
+                    let o = unsafe { Slot::as_uninit(o) };
+                    channels(src, task * block, o, Parallelism::None)
                 });
         }
     });

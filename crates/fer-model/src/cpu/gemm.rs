@@ -1,7 +1,11 @@
 //! The matrix product under every convolution and linear layer (the `gemm` crate, its AVX-512
 //! kernels chosen at run time), and the per-thread scratch that im2col fills.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
+
+use super::uninit::Slot;
 
 thread_local! {
     /// im2col scratch of the calling thread, reused across calls (never shared).
@@ -19,6 +23,62 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     let result = f(&mut buffer[..len]);
     SCRATCH.set(buffer);
     result
+}
+
+/// `dst (m x n, contiguous) = lhs (m x k) * rhs (k x n)` into slots that may be
+/// uninitialised: gemm without `read_dst` writes every value of `dst` and reads none.
+/// Returns `dst` as the values written.
+pub(crate) fn matmul_overwrite<'d>(
+    (m, n, k): (usize, usize, usize),
+    dst: &'d mut [MaybeUninit<f32>],
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+    parallelism: Parallelism,
+) -> &'d mut [f32] {
+    assert_eq!(dst.len(), m * n, "gemm dst is the whole m x n output");
+    if m == 0 || n == 0 || k == 0 {
+        return Slot::zeroed(dst);
+    }
+    let (lhs_rs, lhs_cs) = lhs_strides;
+    let (rhs_rs, rhs_cs) = rhs_strides;
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
+        "gemm lhs out of bounds"
+    );
+    assert!(
+        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
+        "gemm rhs out of bounds"
+    );
+    // SAFETY: the assertions keep every index gemm touches inside the slices; `dst` is
+    // borrowed mutably, so it aliases neither operand; with `read_dst` false gemm stores each
+    // of the m x n values (row stride n) without loading any, so `dst` is initialised after.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast::<f32>(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
 }
 
 /// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides.

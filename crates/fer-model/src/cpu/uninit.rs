@@ -14,12 +14,25 @@ use std::mem::MaybeUninit;
 pub(crate) trait Slot: Send + Sync + Sized {
     /// `chunk` set to zero, viewed as initialised values.
     fn zeroed(chunk: &mut [Self]) -> &mut [f32];
+
+    /// `chunk` as slots that may be uninitialised, for a kernel that overwrites every one
+    /// (such as [`matmul_overwrite`](super::gemm::matmul_overwrite)).
+    ///
+    /// # Safety
+    /// Only initialised values may be written through the result: an `f32` chunk must stay
+    /// initialised.
+    unsafe fn as_uninit(chunk: &mut [Self]) -> &mut [MaybeUninit<f32>];
 }
 
 impl Slot for f32 {
     fn zeroed(chunk: &mut [f32]) -> &mut [f32] {
         chunk.fill(0.0);
         chunk
+    }
+
+    unsafe fn as_uninit(chunk: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: same layout; the caller writes only initialised values through the result.
+        unsafe { &mut *(chunk as *mut [f32] as *mut [MaybeUninit<f32>]) }
     }
 }
 
@@ -31,6 +44,10 @@ impl Slot for MaybeUninit<f32> {
         // SAFETY: every element of `chunk` was initialised just above, and `MaybeUninit<f32>`
         // has the layout of `f32`.
         unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+
+    unsafe fn as_uninit(chunk: &mut [MaybeUninit<f32>]) -> &mut [MaybeUninit<f32>] {
+        chunk
     }
 }
 

@@ -13,13 +13,15 @@
 //! [`GRADIENT_GROUP`] images, then the groups in order. Values differ from im2col's in the
 //! last bits (the transforms reassociate sums).
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, with_scratch};
 use super::reduce::ordered_sum;
 use super::shape::ConvShape;
-use super::uninit::Slot;
+use super::uninit::{self, Slot};
 use super::winograd::{self, InputScratch, XI, slots};
 
 /// Images whose weight gradients are summed together before the ordered reduction.
@@ -72,26 +74,33 @@ fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> 
     let (cin, cout) = (s.cin, s.cout);
     assert_eq!(weight.len(), cout * cin * 9);
     // Channel by channel (cout, 16, cin), then positions first.
-    let mut by_channel = vec![0f32; cout * XI * cin];
-    by_channel
-        .par_chunks_mut(XI * cin)
-        .zip(weight.par_chunks(cin * 9))
-        .enumerate()
-        .for_each(|(co, (u, filters))| {
-            winograd::transform_weights(filters, cin, u);
-            if let Some(scale) = scale {
-                u.iter_mut().for_each(|v| *v *= scale[co]);
-            }
-        });
-    let mut u = vec![0f32; XI * cout * cin];
-    u.par_chunks_mut(cout * cin)
-        .enumerate()
-        .for_each(|(xi, position)| {
-            for (row, channel) in position.chunks_mut(cin).zip(by_channel.chunks(XI * cin)) {
-                row.copy_from_slice(&channel[xi * cin..][..cin]);
-            }
-        });
-    u
+    let by_channel = |by_channel: &mut [MaybeUninit<f32>]| {
+        by_channel
+            .par_chunks_mut(XI * cin)
+            .zip(weight.par_chunks(cin * 9))
+            .enumerate()
+            .for_each(|(co, (u, filters))| {
+                let u = Slot::zeroed(u);
+                winograd::transform_weights(filters, cin, u);
+                if let Some(scale) = scale {
+                    u.iter_mut().for_each(|v| *v *= scale[co]);
+                }
+            })
+    };
+    // SAFETY: every channel's chunk is zeroed before it is written.
+    let by_channel = unsafe { uninit::written(cout * XI * cin, by_channel) };
+    let positions = |u: &mut [MaybeUninit<f32>]| {
+        u.par_chunks_mut(cout * cin)
+            .enumerate()
+            .for_each(|(xi, position)| {
+                let position = Slot::zeroed(position);
+                for (row, channel) in position.chunks_mut(cin).zip(by_channel.chunks(XI * cin)) {
+                    row.copy_from_slice(&channel[xi * cin..][..cin]);
+                }
+            })
+    };
+    // SAFETY: every position's chunk is zeroed before it is written.
+    unsafe { uninit::written(XI * cout * cin, positions) }
 }
 
 /// Convolution forward, `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w) and `weight`
