@@ -151,26 +151,13 @@ fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [impl Slo
             // Zero first: the cells that are no window's maximum (or in no window, an odd last
             // row or column) keep it.
             let g = Slot::zeroed(g);
-            for (oy, go) in go.chunks_exact(ow).enumerate() {
-                let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
-                for (ox, &d) in go.iter().enumerate() {
-                    let cells = [
-                        top + 2 * ox,
-                        top + 2 * ox + 1,
-                        bottom + 2 * ox,
-                        bottom + 2 * ox + 1,
-                    ];
-                    let mut best = cells[0];
-                    for &i in &cells[1..] {
-                        let (v, b) = (plane[i], plane[best]);
-                        if v > b || (v.is_nan() && !b.is_nan()) {
-                            best = i;
-                        }
-                    }
-                    // `0.0 +` as the indexed backward's accumulation: a -0.0 gradient lands as 0.0.
-                    g[best] = 0.0 + d;
-                }
+            #[cfg(target_arch = "x86_64")]
+            if super::avx512_enabled() {
+                // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
+                unsafe { super::avx512::pool::max_2x2_backward_plane(plane, go, h, w, g) };
+                return;
             }
+            portable::pool::max_2x2_backward_plane(plane, go, h, w, g);
         });
 }
 
@@ -303,7 +290,7 @@ mod tests {
     #[test]
     fn one_pass_2x2_max_backward_equals_the_indexed_backward() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        for (h, w) in [(48, 48), (6, 6), (5, 7), (3, 2), (2, 3)] {
+        for (h, w) in [(48, 48), (6, 6), (5, 7), (3, 2), (2, 3), (9, 67), (4, 34)] {
             let s = PoolShape {
                 kind: PoolKind::Max,
                 planes: 3,
@@ -339,6 +326,18 @@ mod tests {
             max_pool_2x2_backward(&x, &dy, s, &mut fused);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fused), bits(&expected), "{h}x{w}");
+            // The portable plane loop on its own (the line above took AVX-512 where the CPU
+            // has it).
+            let mut portable_only = vec![0f32; x.len()];
+            let (plane, out) = (h * w, s.out_h() * s.out_w());
+            for ((g, p), go) in portable_only
+                .chunks_mut(plane)
+                .zip(x.chunks(plane))
+                .zip(dy.chunks(out))
+            {
+                portable::pool::max_2x2_backward_plane(p, go, h, w, g);
+            }
+            assert_eq!(bits(&portable_only), bits(&expected), "{h}x{w} portable");
             assert!(
                 expected.iter().filter(|&&v| v != 0.0).count() * 2 >= n,
                 "{h}x{w}"

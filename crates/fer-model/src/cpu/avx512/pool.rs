@@ -193,3 +193,78 @@ pub(crate) fn pool_plane_values(
 ) {
     pool_plane_values_for_k(plane, s, out, scratch)
 }
+
+/// [`max_2x2_backward_plane`](crate::cpu::portable::pool::max_2x2_backward_plane) in
+/// registers, the same bits: 16 windows at a time, the rows' even and odd lanes split by
+/// permutations, the first maximum chosen by the same comparisons in the same order, the
+/// gradients interleaved back into the two rows (masked stores: `g` is zeroed, cells of no
+/// window are not touched).
+#[target_feature(enable = "avx512f")]
+pub(crate) fn max_2x2_backward_plane(plane: &[f32], go: &[f32], h: usize, w: usize, g: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (oh, ow) = (h / 2, w / 2);
+    assert!(plane.len() == h * w && g.len() == h * w && go.len() == oh * ow);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+    let zero = _mm512_setzero_ps();
+    // `v` takes over from `best` where it is greater, or NaN where `best` is not.
+    let beats = |v: __m512, best: __m512| -> __mmask16 {
+        _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
+            | (_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+                & _mm512_cmp_ps_mask::<_CMP_ORD_Q>(best, best))
+    };
+    let mask = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { (1u16 << n) - 1 } };
+    for oy in 0..oh {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        for ox in (0..ow).step_by(16) {
+            let count = (ow - ox).min(16);
+            let (m_out, m_lo, m_hi) = (
+                mask(count),
+                mask(2 * count),
+                mask(2 * count.saturating_sub(8)),
+            );
+            // SAFETY: the masks keep every load and store within rows `top` and `bottom`
+            // (columns 2 ox .. 2 (ox + count) < w) and output row oy of `go`.
+            unsafe {
+                let row = |start: usize| {
+                    let p = plane.as_ptr().add(start + 2 * ox);
+                    let (lo, hi) = (
+                        _mm512_maskz_loadu_ps(m_lo, p),
+                        _mm512_maskz_loadu_ps(m_hi, p.add(16)),
+                    );
+                    (
+                        _mm512_permutex2var_ps(lo, even, hi),
+                        _mm512_permutex2var_ps(lo, odd, hi),
+                    )
+                };
+                let (a, b) = row(top);
+                let (c, d) = row(bottom);
+                let mut best = a;
+                let is_b = beats(b, best);
+                best = _mm512_mask_mov_ps(best, is_b, b);
+                let is_c = beats(c, best);
+                best = _mm512_mask_mov_ps(best, is_c, c);
+                let is_d = beats(d, best);
+                let (is_c, is_b) = (is_c & !is_d, is_b & !is_c & !is_d);
+                let is_a = !(is_b | is_c | is_d);
+                let grad = _mm512_add_ps(
+                    zero,
+                    _mm512_maskz_loadu_ps(m_out, go.as_ptr().add(oy * ow + ox)),
+                );
+                let mut store = |start: usize, first: __mmask16, second: __mmask16| {
+                    let (x, y) = (
+                        _mm512_maskz_mov_ps(first, grad),
+                        _mm512_maskz_mov_ps(second, grad),
+                    );
+                    let p = g.as_mut_ptr().add(start + 2 * ox);
+                    _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(x, low, y));
+                    _mm512_mask_storeu_ps(p.add(16), m_hi, _mm512_permutex2var_ps(x, high, y));
+                };
+                store(top, is_a, is_b);
+                store(bottom, is_c, is_d);
+            }
+        }
+    }
+}

@@ -283,3 +283,30 @@ pub(crate) fn pool_plane_values_with(
         o.copy_from_slice(&acc[..ow]);
     }
 }
+
+/// The backward of a 2x2 stride-2 max pool on one plane (h, w) whose gradient `g` is zeroed:
+/// each window's gradient `go` goes to its first maximum in scan order (a NaN beating any
+/// number), as `0.0 + d` (the indexed backward's accumulation: a -0.0 lands as 0.0).
+pub(crate) fn max_2x2_backward_plane(plane: &[f32], go: &[f32], h: usize, w: usize, g: &mut [f32]) {
+    let (oh, ow) = (h / 2, w / 2);
+    assert!(plane.len() == h * w && g.len() == h * w && go.len() == oh * ow);
+    for (oy, go) in go.chunks_exact(ow).enumerate() {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        for (ox, &d) in go.iter().enumerate() {
+            let cells = [
+                top + 2 * ox,
+                top + 2 * ox + 1,
+                bottom + 2 * ox,
+                bottom + 2 * ox + 1,
+            ];
+            let mut best = cells[0];
+            for &i in &cells[1..] {
+                let (v, b) = (plane[i], plane[best]);
+                if v > b || (v.is_nan() && !b.is_nan()) {
+                    best = i;
+                }
+            }
+            g[best] = 0.0 + d;
+        }
+    }
+}
