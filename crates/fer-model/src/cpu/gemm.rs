@@ -41,40 +41,17 @@ pub(crate) fn matmul_overwrite<'d>(
     if m == 0 || n == 0 || k == 0 {
         return Slot::zeroed(dst);
     }
-    let (lhs_rs, lhs_cs) = lhs_strides;
-    let (rhs_rs, rhs_cs) = rhs_strides;
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(
-        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
-        "gemm lhs out of bounds"
-    );
-    assert!(
-        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
-        "gemm rhs out of bounds"
-    );
-    // SAFETY: the assertions keep every index gemm touches inside the slices; `dst` is
-    // borrowed mutably, so it aliases neither operand; with `read_dst` false gemm stores each
-    // of the m x n values (row stride n) without loading any, so `dst` is initialised after.
+    // SAFETY: `dst` holds the m x n output at row stride n and is borrowed mutably, so it
+    // aliases neither operand; with `read_dst` false gemm stores each of its values without
+    // loading any, so `dst` is initialised after.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        product(
+            (m, n, k),
             dst.as_mut_ptr().cast::<f32>(),
-            1,
-            n as isize,
+            n,
             false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
+            (lhs, lhs_strides),
+            (rhs, rhs_strides),
             parallelism,
         );
         &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
@@ -89,15 +66,14 @@ pub(crate) fn matmul(
     dst_rs: usize,
     accumulate: bool,
     lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
+    lhs_strides: (usize, usize),
     rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
+    rhs_strides: (usize, usize),
     parallelism: Parallelism,
 ) {
     if m == 0 || n == 0 {
         return;
     }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
     assert!(last(m, n, dst_rs, 1) < dst.len(), "gemm dst out of bounds");
     if k == 0 {
         if !accumulate {
@@ -107,6 +83,41 @@ pub(crate) fn matmul(
         }
         return;
     }
+    // SAFETY: the assertion above keeps every index of `dst` gemm touches inside it, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        product(
+            (m, n, k),
+            dst.as_mut_ptr(),
+            dst_rs,
+            accumulate,
+            (lhs, lhs_strides),
+            (rhs, rhs_strides),
+            parallelism,
+        )
+    }
+}
+
+/// The offset of the last element of a (rows x cols) matrix at strides (rs, cs).
+fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs
+}
+
+/// gemm on `dst` (m x n at row stride `dst_rs`), reading it first with `read_dst`, after
+/// checking that both operands, at their (row, column) strides, lie inside their slices.
+///
+/// # Safety
+/// `dst` must be valid for writes (and, with `read_dst`, reads) of the m x n output at row
+/// stride `dst_rs` and alias neither operand; m, n and k must be positive.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    (lhs, (lhs_rs, lhs_cs)): (&[f32], (usize, usize)),
+    (rhs, (rhs_rs, rhs_cs)): (&[f32], (usize, usize)),
+    parallelism: Parallelism,
+) {
     assert!(
         last(m, k, lhs_rs, lhs_cs) < lhs.len(),
         "gemm lhs out of bounds"
@@ -115,17 +126,17 @@ pub(crate) fn matmul(
         last(k, n, rhs_rs, rhs_cs) < rhs.len(),
         "gemm rhs out of bounds"
     );
-    // SAFETY: the three assertions above keep every index gemm touches inside the slices, and
-    // `dst` is borrowed mutably, so it aliases neither operand.
+    // SAFETY: the assertions keep every operand index gemm touches inside the slices; the
+    // caller answers for `dst`. Without `read_dst` gemm ignores alpha and overwrites `dst`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
-            accumulate,
+            read_dst,
             lhs.as_ptr(),
             lhs_cs as isize,
             lhs_rs as isize,

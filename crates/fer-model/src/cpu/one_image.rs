@@ -20,9 +20,9 @@
 //! Invariants: the same kernels whatever the thread count, so the same bits on any pool;
 //! within about 1e-6 of the batch paths (Winograd reassociates the sums, and a folded scale
 //! multiplies the weights rather than the sums). The Winograd layers' transformed weights are
-//! cached in the [`Workspace`] between calls (the im2col layers need no cache) and checked, bit for bit, against the weights and
-//! scales in background chunks; a layer found changed is derived again and the image computed
-//! again, so a stale cache never reaches the scores.
+//! cached in the [`Workspace`] between calls (the im2col layers need no cache) and checked,
+//! bit for bit, against the weights and scales in background chunks; a layer found changed
+//! is derived again and the image computed again, so a stale cache never reaches the scores.
 
 use std::borrow::Cow;
 use std::ops::Range;
