@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, bail};
 use candle_nn::{Init, VarBuilder};
 
-use super::storage::{contiguous_f32, cpu_f32, is_cpu_f32};
+use super::storage::{contiguous_f32, cpu_f32s, is_cpu_f32};
 use crate::cpu::batch_norm::{self, Planes};
 use crate::cpu::uninit;
 
@@ -110,10 +110,7 @@ impl BatchNormRelu {
         let parts = self.frozen_parts();
         if is_cpu_f32(&parts) {
             let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
-            let values = guards
-                .iter()
-                .map(|(storage, layout)| cpu_f32(storage, layout, "batch norm's frozen scale"))
-                .collect::<Result<Vec<&[f32]>>>()?;
+            let values = cpu_f32s(&guards, "batch norm's frozen scale")?;
             let (scale, shift) =
                 batch_norm::frozen_affine(values[0], values[1], values[2], values[3], EPS);
             let (channels, device) = (scale.len(), self.weight.device());

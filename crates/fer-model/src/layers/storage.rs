@@ -1,5 +1,7 @@
 //! Borrowing a candle tensor's CPU data as an f32 slice, for the layers' custom ops.
 
+use std::ops::Deref;
+
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
 /// The contiguous f32 data of a CPU storage, or an error naming `op`.
@@ -24,6 +26,18 @@ pub(crate) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> 
         bail!("{what} runs on the CPU");
     };
     contiguous_f32(cpu, layout, what)
+}
+
+/// The data of several tensors, from their `Tensor::storage_and_layout` guards, each as
+/// [`cpu_f32`] gives it.
+pub(crate) fn cpu_f32s<'a, G: Deref<Target = Storage>>(
+    guards: &'a [(G, &Layout)],
+    what: &str,
+) -> Result<Vec<&'a [f32]>> {
+    guards
+        .iter()
+        .map(|(storage, layout)| cpu_f32(storage, layout, what))
+        .collect()
 }
 
 /// Whether every tensor is an f32 tensor on the CPU (the custom ops' fast path).

@@ -14,7 +14,7 @@ use crate::cpu::one_image::{self, Conv, Dense};
 use crate::cpu::shape::{ConvShape, PoolKind, PoolShape};
 use crate::cpu::workspace::Workspace;
 use crate::layers::batch_norm::EPS;
-use crate::layers::storage::{cpu_f32, is_cpu_f32};
+use crate::layers::storage::{cpu_f32, cpu_f32s, is_cpu_f32};
 
 /// Below this many images, each image takes the one-image path: the batch path's
 /// convolutions leave Winograd for im2col under 8 images (`winograd_conv::suits`). Measured
@@ -41,10 +41,7 @@ pub(crate) fn scores(
     images: &Tensor,
 ) -> Result<Tensor> {
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-    let values = guards
-        .iter()
-        .map(|(storage, layout)| cpu_f32(storage, layout, "vgg-bn's one-image inference"))
-        .collect::<Result<Vec<&[f32]>>>()?;
+    let values = cpu_f32s(&guards, "vgg-bn's one-image inference")?;
     let images = images.contiguous()?;
     let image_guard = images.storage_and_layout();
     let x = cpu_f32(
