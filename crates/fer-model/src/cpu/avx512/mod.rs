@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn avx512_winograd_input_transform_equals_the_portable_one() {
         use crate::cpu::portable::winograd::{
-            InputScratch, PortableRows, XI, slots, transform_input_with,
+            InputScratch, PortableRows, XI, slots, tiles, transform_input_with,
         };
         if !available("avx512_winograd_input_transform_equals_the_portable_one") {
             return;
@@ -163,21 +163,84 @@ mod tests {
                 pad,
             };
             let plane = values(h * w, h as u64);
-            let len = slots(&s);
+            let (len, th) = (slots(&s), tiles(&s).0);
             let transform = |portable: bool| {
                 let mut v = vec![f32::NAN; XI * len];
                 let mut rows: Vec<&mut [f32]> = v.chunks_mut(len).collect();
                 let rows: &mut [&mut [f32]; XI] = (&mut rows[..]).try_into().expect("16 rows");
                 let mut scratch = InputScratch::default();
                 if portable {
-                    transform_input_with::<PortableRows>(&plane, &s, rows, &mut scratch);
+                    transform_input_with::<PortableRows>(&plane, &s, 0..th, rows, &mut scratch);
                 } else {
                     // SAFETY: the CPU has AVX-512F (checked above).
-                    unsafe { super::winograd::transform_input(&plane, &s, rows, &mut scratch) };
+                    unsafe {
+                        super::winograd::transform_input(&plane, &s, 0..th, rows, &mut scratch)
+                    };
                 }
                 v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             };
             assert_eq!(transform(false), transform(true), "{h}x{w}, pad {pad}");
+        }
+    }
+
+    /// The inverse transform in registers gives the portable one's values bit for bit: planes
+    /// with odd sizes (dropped columns and rows), more than 16 tiles in a row, ReLU (slope 0),
+    /// PReLU and a NaN.
+    #[test]
+    fn avx512_winograd_inverse_transform_equals_the_portable_one() {
+        use crate::cpu::portable::winograd::{XI, inverse_transform_with, output_rows, tiles};
+        if !available("avx512_winograd_inverse_transform_equals_the_portable_one") {
+            return;
+        }
+        for (case, (h, w, pad)) in [(48, 48, 1), (7, 9, 0), (24, 33, 1), (9, 62, 1), (3, 3, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let s = ConvShape {
+                batch: 1,
+                cin: 1,
+                h,
+                w,
+                cout: 1,
+                k: 3,
+                pad,
+            };
+            let (th, width) = (tiles(&s).0, tiles(&s).1 + 1);
+            // The whole plane, and a band from the second tile row (to the end).
+            let band = 1.min(th - 1)..th;
+            let len = band.len() * width;
+            let mut m = values(XI * len, 40 + case as u64);
+            m[len / 2] = f32::NAN;
+            let rows: [&[f32]; XI] = std::array::from_fn(|xi| &m[xi * len..(xi + 1) * len]);
+            let hw = output_rows(&s, &band).len() * s.out_w();
+            for (bias, slope) in [(0.1, 0.0), (-0.2, 0.25)] {
+                let mut theirs = vec![f32::NAN; hw];
+                let mut scratch = vec![0f32; 12 * len];
+                let b = band.clone();
+                inverse_transform_with(&rows, &s, b, bias, slope, &mut theirs, &mut scratch);
+                let mut ours = vec![f32::NAN; hw];
+                let b = band.clone();
+                // SAFETY: the CPU has AVX-512F (checked above).
+                unsafe {
+                    super::winograd::inverse_transform(
+                        &rows,
+                        &s,
+                        b,
+                        bias,
+                        slope,
+                        &mut ours,
+                        &mut [],
+                    )
+                };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(theirs.iter().any(|v| v.is_nan()));
+                assert_eq!(theirs.iter().any(|&v| v < 0.0), slope > 0.0);
+                assert_eq!(
+                    bits(&ours),
+                    bits(&theirs),
+                    "{h}x{w}, pad {pad}, slope {slope}"
+                );
+            }
         }
     }
 }

@@ -1,8 +1,11 @@
-//! The Winograd transforms compiled for AVX-512F: each padded row split into its even and
-//! odd columns in registers (masked loads, one permutation per parity).
+//! The Winograd transforms compiled for AVX-512F: the input transform with each padded row
+//! split into its even and odd columns in registers (masked loads, one permutation per
+//! parity), and the inverse transform in registers, 16 tiles at a time.
+
+use std::ops::Range;
 
 use crate::cpu::portable::winograd::{
-    InputScratch, RowSplit, XI, inverse_transform_with, transform_input_with,
+    InputScratch, RowSplit, XI, output_rows, tiles, transform_input_with,
     transform_output_gradient_with,
 };
 use crate::cpu::shape::ConvShape;
@@ -12,10 +15,11 @@ use crate::cpu::shape::ConvShape;
 pub(crate) fn transform_input(
     plane: &[f32],
     s: &ConvShape,
+    tile_rows: Range<usize>,
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    transform_input_with::<RegisterRows>(plane, s, v, scratch)
+    transform_input_with::<RegisterRows>(plane, s, tile_rows, v, scratch)
 }
 
 /// Rows of at most 32 split columns in registers ([`split_row`]).
@@ -69,21 +73,88 @@ fn split_row(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// [`inverse_transform_with`] compiled for AVX-512F.
+/// [`inverse_transform_with`]'s values, in registers: for each run of up to 16 tiles of a
+/// tile row, the 16 product vectors are loaded once, transformed (the same sums in the same
+/// order), and the two output rows' values interleaved by permutation and stored, with no
+/// intermediate rows in memory.
 #[target_feature(enable = "avx512f")]
 pub(crate) fn inverse_transform(
     m: &[&[f32]; XI],
     s: &ConvShape,
+    tile_rows: Range<usize>,
     bias: f32,
     slope: f32,
     out: &mut [f32],
-    scratch: &mut [f32],
+    _scratch: &mut [f32],
 ) {
-    inverse_transform_with(m, s, bias, slope, out, scratch)
+    use std::arch::x86_64::*;
+    let (_, tw) = tiles(s);
+    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
+    let (oh, ow) = (output_rows(s, &tile_rows).len(), s.out_w());
+    assert!(m.iter().all(|row| row.len() >= len));
+    assert_eq!(out.len(), oh * ow);
+    let (bias_v, slope_v) = (_mm512_set1_ps(bias), _mm512_set1_ps(slope));
+    // Lanes 0..16 of (left, right) interleaved: left[0], right[0], left[1], ...
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+    // `v + bias`, then PReLU: v where it is above zero, else slope * v (NaN stays NaN).
+    let finish = |v: __m512| {
+        let v = _mm512_add_ps(v, bias_v);
+        let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps());
+        _mm512_mask_blend_ps(above, _mm512_mul_ps(v, slope_v), v)
+    };
+    // Band-local tile rows: output row 2ty + r of `out` (the band starts at an even row).
+    for ty in 0..tile_rows.len() {
+        for tx0 in (0..tw).step_by(16) {
+            let n = (tw - tx0).min(16);
+            let lanes = ((1u32 << n) - 1) as __mmask16;
+            let slot = ty * width + tx0;
+            // SAFETY: the n lanes from `slot` lie within the row's tiles, inside `len`.
+            let at = |xi: usize| unsafe { _mm512_maskz_loadu_ps(lanes, m[xi].as_ptr().add(slot)) };
+            // Aᵀ m down the columns: (m0 + m1) + m2 and (m1 - m2) - m3 of column j.
+            let mut first = [_mm512_setzero_ps(); 4];
+            let mut second = [_mm512_setzero_ps(); 4];
+            for j in 0..4 {
+                let (m0, m1, m2, m3) = (at(j), at(4 + j), at(8 + j), at(12 + j));
+                first[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                second[j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+            // Output columns 2tx0 .. 2tx0 + 2n that exist (an odd width drops the last).
+            let columns = (2 * n).min(ow - 2 * tx0);
+            let (mask_low, mask_high) = (
+                ((1u32 << columns.min(16)) - 1) as __mmask16,
+                ((1u32 << columns.saturating_sub(16)) - 1) as __mmask16,
+            );
+            for (r, sums) in [first, second].iter().enumerate() {
+                let oy = 2 * ty + r;
+                if oy >= oh {
+                    break;
+                }
+                let [s0, s1, s2, s3] = *sums;
+                let left = finish(_mm512_add_ps(_mm512_add_ps(s0, s1), s2));
+                let right = finish(_mm512_sub_ps(_mm512_sub_ps(s1, s2), s3));
+                let row = out[oy * ow + 2 * tx0..].as_mut_ptr();
+                // SAFETY: `columns` values from output column 2tx0 lie within row oy.
+                unsafe {
+                    _mm512_mask_storeu_ps(row, mask_low, _mm512_permutex2var_ps(left, low, right));
+                    _mm512_mask_storeu_ps(
+                        row.wrapping_add(16),
+                        mask_high,
+                        _mm512_permutex2var_ps(left, high, right),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// [`transform_output_gradient_with`] compiled for AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]; XI]) {
-    transform_output_gradient_with(dy_t, s, dm)
+pub(crate) fn transform_output_gradient(
+    dy_t: &[f32],
+    s: &ConvShape,
+    tile_rows: Range<usize>,
+    dm: &mut [&mut [f32]; XI],
+) {
+    transform_output_gradient_with(dy_t, s, tile_rows, dm)
 }

@@ -1,6 +1,8 @@
 //! The Winograd transforms' loops for any CPU: the tile layout, the input transform (generic
 //! over how a padded row is split into its even and odd columns) and the inverse transform.
 
+use std::ops::Range;
+
 use crate::cpu::shape::ConvShape;
 
 /// Positions of the 4x4 transformed tile.
@@ -60,17 +62,20 @@ impl RowSplit for PortableRows {
     }
 }
 
-/// `V` of one input channel (see `cpu::winograd::transform_input`), each row split by `R`
-/// where it can.
+/// `V` of one input channel (see `cpu::winograd::transform_input`) for the tiles of
+/// `tile_rows`, each row split by `R` where it can.
 #[inline(always)]
 pub(crate) fn transform_input_with<R: RowSplit>(
     plane: &[f32],
     s: &ConvShape,
+    tile_rows: Range<usize>,
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    let (th, tw) = tiles(s);
-    let (width, len) = (tw + 1, slots(s));
+    let (all_rows, tw) = tiles(s);
+    assert!(tile_rows.start <= tile_rows.end && tile_rows.end <= all_rows);
+    let (th, width) = (tile_rows.len(), tw + 1);
+    let len = th * width;
     assert_eq!(plane.len(), s.h * s.w);
     assert!(v.iter().all(|row| row.len() == len));
     // Tile (ty, tx) reads padded rows 2ty .. 2ty + 4 and columns 2tx .. 2tx + 4. Split by
@@ -85,8 +90,12 @@ pub(crate) fn transform_input_with<R: RowSplit>(
     // stride-2 pattern that vectorises).
     let mut padded = [0f32; 64];
     let padded_len = 2 * width;
-    for y in 0..s.h.min(2 * th + 2 - s.pad) {
-        let row = y + s.pad;
+    // The band's tiles read padded rows first .. first + 2th + 2; `row` counts from first.
+    let first = 2 * tile_rows.start;
+    for row in 0..2 * th + 2 {
+        let Some(y) = (first + row).checked_sub(s.pad).filter(|&y| y < s.h) else {
+            continue;
+        };
         let n = s.w.min(padded_len - s.pad);
         {
             let base = (row / 2) * width;
@@ -170,19 +179,28 @@ fn output_transform(
     }
 }
 
-/// `Aᵀ m A` of one output channel (see `cpu::winograd`), plus `bias`, then PReLU.
+/// The output rows of the tiles of `tile_rows`: from 2 x the first tile row to 2 x the last
+/// (fewer at an odd height's end).
+pub(crate) fn output_rows(s: &ConvShape, tile_rows: &Range<usize>) -> Range<usize> {
+    2 * tile_rows.start..(2 * tile_rows.end).min(s.out_h())
+}
+
+/// `Aᵀ m A` of one output channel (see `cpu::winograd`) for the tiles of `tile_rows`, plus
+/// `bias`, then PReLU, into `out`: the output rows of those tiles ([`output_rows`]).
 #[inline(always)]
 pub(crate) fn inverse_transform_with(
     m: &[&[f32]; XI],
     s: &ConvShape,
+    tile_rows: Range<usize>,
     bias: f32,
     slope: f32,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let (_, tw) = tiles(s);
-    let (width, len) = (tw + 1, slots(s));
-    let (oh, ow) = (s.out_h(), s.out_w());
+    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
+    let (oh, ow) = (output_rows(s, &tile_rows).len(), s.out_w());
+    assert_eq!(out.len(), oh * ow);
     let at = |xi: usize| &m[xi][..len];
     let (sums, y) = scratch[..12 * len].split_at_mut(8 * len);
     // Aᵀ m down the columns: row sums m0 + m1 + m2 and m1 - m2 - m3, for each column j.
@@ -218,26 +236,28 @@ pub(crate) fn inverse_transform_with(
     }
 }
 
-/// `A dy Aᵀ` of every tile, channels last (see `cpu::winograd::transform_output_gradient`):
+/// `A dy Aᵀ` of every tile of `tile_rows`, channels last (see `cpu::winograd::transform_output_gradient`):
 /// each slot's 16 vectors from its tile's four gradient vectors, over whole channel vectors
 /// (vectorises). Along either axis, A maps the pair (y0, y1) to y0, y0 + y1, y0 - y1, -y1.
 #[inline(always)]
 pub(crate) fn transform_output_gradient_with(
     dy_t: &[f32],
     s: &ConvShape,
+    tile_rows: Range<usize>,
     dm: &mut [&mut [f32]; XI],
 ) {
-    let (th, tw) = tiles(s);
-    let (width, len) = (tw + 1, slots(s));
+    let (all_rows, tw) = tiles(s);
+    assert!(tile_rows.start <= tile_rows.end && tile_rows.end <= all_rows);
+    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
     let (oh, ow, c) = (s.out_h(), s.out_w(), s.cout);
     assert_eq!(dy_t.len(), oh * ow * c);
     assert!(dm.iter().all(|rows| rows.len() == len * c));
     let zeros = vec![0f32; c];
     // Row a of the tile along its columns: r[a][j] for j = 0..4.
     let mut r = vec![0f32; 8 * c];
-    for ty in 0..th {
+    for ty in tile_rows.clone() {
         for tx in 0..width {
-            let slot = ty * width + tx;
+            let slot = (ty - tile_rows.start) * width + tx;
             // The tile's gradient at (a, b), zeros beyond the output and in the extra slot.
             let at = |a: usize, b: usize| -> &[f32] {
                 let (y, x) = (2 * ty + a, 2 * tx + b);
