@@ -29,8 +29,13 @@ fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
     dispatch!(plane_squared_deviations(plane, mean))
 }
 
-fn plane_relu_grad_sums(x: &[f32], y: &[f32], dy: &[f32], mean: f32, inv: f32) -> (f32, f32) {
-    dispatch!(plane_relu_grad_sums(x, y, dy, mean, inv))
+fn plane_relu_grad_sums(
+    x: &[f32],
+    dy: &[f32],
+    statistics: [f32; 2],
+    affine: [f32; 2],
+) -> (f32, f32) {
+    dispatch!(plane_relu_grad_sums(x, dy, statistics, affine))
 }
 
 /// Geometry of an NCHW tensor as batch norm sees it.
@@ -135,28 +140,31 @@ pub(crate) fn frozen_affine(
     affine(gamma, beta, running_mean, &inverse_std(running_var, eps))
 }
 
-/// The backward of `relu(batch_norm(x))` given its output `y` and output gradient `dy`, the
-/// forward's per-channel `mean` and inverse standard deviation `inv`, and the scale `gamma`:
-/// grad-x, grad-gamma and grad-beta packed in one vector (in that order).
+/// The backward of `relu(batch_norm(x))` given its input `x` and output gradient `dy`, the
+/// forward's per-channel `mean` and inverse standard deviation `inv`, and the scale `gamma`
+/// and shift `beta`: grad-x, grad-gamma and grad-beta packed in one vector (in that order).
+/// Where the output was positive is recomputed from `x` with the forward's own [`affine`]
+/// map (the same operations, so the same mask), instead of reading the output.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn relu_backward(
     x: &[f32],
-    y: &[f32],
     dy: &[f32],
     p: Planes,
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     inv: &[f32],
 ) -> Vec<f32> {
-    // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where y > 0.
+    let (scale, shift) = affine(gamma, beta, mean, inv);
+    // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where the output is positive.
     let sums: Vec<(f64, f64)> = (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            let (m, i) = (mean[c], inv[c]);
+            let (statistics, map) = ([mean[c], inv[c]], [scale[c], shift[c]]);
             let mut sum_dz = 0f64;
             let mut sum_dz_xhat = 0f64;
-            let planes = p.channel(x, c).zip(p.channel(y, c)).zip(p.channel(dy, c));
-            for ((x, y), dy) in planes {
-                let (a, b) = plane_relu_grad_sums(x, y, dy, m, i);
+            for (x, dy) in p.channel(x, c).zip(p.channel(dy, c)) {
+                let (a, b) = plane_relu_grad_sums(x, dy, statistics, map);
                 sum_dz += f64::from(a);
                 sum_dz_xhat += f64::from(b);
             }
@@ -177,17 +185,13 @@ pub(crate) fn relu_backward(
             .for_each(|(plane_index, dx)| {
                 let c = plane_index % p.channels;
                 let start = plane_index * p.plane;
-                let (x, y, dy) = (
-                    &x[start..start + p.plane],
-                    &y[start..start + p.plane],
-                    &dy[start..start + p.plane],
-                );
-                let (m, i) = (mean[c], inv[c]);
+                let (x, dy) = (&x[start..start + p.plane], &dy[start..start + p.plane]);
+                let (m, i, a, b) = (mean[c], inv[c], scale[c], shift[c]);
                 let k = gamma[c] * i / count;
                 let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
                 let dx = Slot::zeroed(dx);
-                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                    let dz = if y > 0.0 { dy } else { 0.0 };
+                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                    let dz = if x * a + b > 0.0 { dy } else { 0.0 };
                     let xhat = (x - m) * i;
                     *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
                 }

@@ -8,7 +8,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, bail};
+use candle_core::{
+    CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, bail,
+};
 use candle_nn::{Init, VarBuilder};
 
 use super::storage::{contiguous_f32, cpu_f32s, is_cpu_f32};
@@ -211,8 +213,8 @@ impl CustomOp3 for BatchNormReluTrain {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
-        res: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats = self.stats.lock().expect("batch norm stats").clone();
@@ -221,10 +223,11 @@ impl CustomOp3 for BatchNormReluTrain {
         };
         let grad_op = BatchNormReluGrad {
             gamma: gamma.to_dtype(DType::F32)?.to_vec1()?,
+            beta: beta.to_dtype(DType::F32)?.to_vec1()?,
             mean,
             inv: batch_norm::inverse_std(&var, EPS),
         };
-        let packed = x.apply_op3_no_bwd(res, &grad.contiguous()?, &grad_op)?;
+        let packed = x.apply_op2_no_bwd(&grad.contiguous()?, &grad_op)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
         let grad_x = packed.narrow(0, 0, n)?.reshape(x.shape())?;
         let grad_gamma = packed.narrow(0, n, c)?;
@@ -233,15 +236,17 @@ impl CustomOp3 for BatchNormReluTrain {
     }
 }
 
-/// (x, y, grad_y) -> grad_x, grad_weight and grad_bias, packed in one vector, given the
-/// forward pass's per-channel mean and inverse standard deviation.
+/// (x, grad_y) -> grad_x, grad_weight and grad_bias, packed in one vector, given the forward
+/// pass's per-channel mean and inverse standard deviation and the layer's weight and bias
+/// (with which the kernel recomputes where the output was positive).
 struct BatchNormReluGrad {
     gamma: Vec<f32>,
+    beta: Vec<f32>,
     mean: Vec<f32>,
     inv: Vec<f32>,
 }
 
-impl CustomOp3 for BatchNormReluGrad {
+impl CustomOp2 for BatchNormReluGrad {
     fn name(&self) -> &'static str {
         "fer-batch-norm-relu-grad"
     }
@@ -252,23 +257,21 @@ impl CustomOp3 for BatchNormReluGrad {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let p = planes(l1.dims())?;
         let x = contiguous_f32(s1, l1, self.name())?;
-        let y = contiguous_f32(s2, l2, self.name())?;
-        let dy = contiguous_f32(s3, l3, self.name())?;
-        let channels_fit = [&self.gamma, &self.mean, &self.inv]
+        let dy = contiguous_f32(s2, l2, self.name())?;
+        let channels_fit = [&self.gamma, &self.beta, &self.mean, &self.inv]
             .iter()
             .all(|v| v.len() == p.channels);
-        if y.len() != x.len() || dy.len() != x.len() || !channels_fit {
+        if dy.len() != x.len() || !channels_fit {
             bail!(
                 "batch norm gradient: shapes do not match the input {:?}",
                 l1.dims()
             );
         }
-        let packed = batch_norm::relu_backward(x, y, dy, p, &self.gamma, &self.mean, &self.inv);
+        let (gamma, beta) = (&self.gamma, &self.beta);
+        let packed = batch_norm::relu_backward(x, dy, p, gamma, beta, &self.mean, &self.inv);
         let len = packed.len();
         Ok((CpuStorage::F32(packed), Shape::from(len)))
     }

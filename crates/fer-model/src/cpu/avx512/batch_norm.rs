@@ -19,10 +19,9 @@ pub(crate) fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
 #[target_feature(enable = "avx512f")]
 pub(crate) fn plane_relu_grad_sums(
     x: &[f32],
-    y: &[f32],
     dy: &[f32],
-    mean: f32,
-    inv: f32,
+    statistics: [f32; 2],
+    affine: [f32; 2],
 ) -> (f32, f32) {
-    portable::plane_relu_grad_sums(x, y, dy, mean, inv)
+    portable::plane_relu_grad_sums(x, dy, statistics, affine)
 }

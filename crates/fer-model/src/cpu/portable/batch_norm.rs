@@ -38,35 +38,36 @@ pub(crate) fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
 }
 
 /// For ReLU after batch norm, over one plane: `sum(dz)` and `sum(dz * xhat)`, where `dz` is
-/// `dy` where the output `y` is positive (else 0) and `xhat = (x - mean) * inv`.
+/// `dy` where the output was positive (else 0) and `xhat = (x - mean) * inv`. The output's
+/// sign is recomputed from `x` with the forward's per-channel `scale` and `shift`, the same
+/// operations as the forward's, so the mask is the forward's bit for bit and the output need
+/// not be read.
 #[inline(always)]
 pub(crate) fn plane_relu_grad_sums(
     x: &[f32],
-    y: &[f32],
     dy: &[f32],
-    mean: f32,
-    inv: f32,
+    [mean, inv]: [f32; 2],
+    [scale, shift]: [f32; 2],
 ) -> (f32, f32) {
-    assert!(x.len() == y.len() && y.len() == dy.len());
+    assert_eq!(x.len(), dy.len());
     let mut dz_lanes = [0f32; LANES];
     let mut dz_xhat_lanes = [0f32; LANES];
     // Value i into lane i % 16: whole chunks of 16, then the rest from lane 0.
-    let mut add = |x: &[f32], y: &[f32], dy: &[f32]| {
+    let mut add = |x: &[f32], dy: &[f32]| {
         let lanes = dz_lanes.iter_mut().zip(dz_xhat_lanes.iter_mut());
-        for ((((dz_sum, dz_xhat_sum), &x), &y), &dy) in lanes.zip(x).zip(y).zip(dy) {
-            let dz = if y > 0.0 { dy } else { 0.0 };
+        for (((dz_sum, dz_xhat_sum), &x), &dy) in lanes.zip(x).zip(dy) {
+            let dz = if x * scale + shift > 0.0 { dy } else { 0.0 };
             *dz_sum += dz;
             *dz_xhat_sum += dz * ((x - mean) * inv);
         }
     };
     let whole = x.len() / LANES * LANES;
-    for ((x, y), dy) in x[..whole]
+    for (x, dy) in x[..whole]
         .chunks_exact(LANES)
-        .zip(y[..whole].chunks_exact(LANES))
         .zip(dy[..whole].chunks_exact(LANES))
     {
-        add(x, y, dy);
+        add(x, dy);
     }
-    add(&x[whole..], &y[whole..], &dy[whole..]);
+    add(&x[whole..], &dy[whole..]);
     (dz_lanes.iter().sum(), dz_xhat_lanes.iter().sum())
 }
