@@ -450,13 +450,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                     // this; chunk c alone writes these channels' rows.
                     unsafe { v.piece(at..at + len) }
                 });
-                winograd::transform_input(
-                    plane,
-                    &n,
-                    winograd::all_tile_rows(&n),
-                    &mut rows,
-                    &mut scratch,
-                );
+                winograd::transform_input(plane, &n, &mut rows, &mut scratch);
             }
             if fresh {
                 let (patch, cin) = (n.patch(), n.cin);

@@ -14,12 +14,10 @@
 //! [`portable::winograd`](super::portable::winograd), compiled again for AVX-512 in
 //! [`avx512::winograd`](super::avx512::winograd).
 
-use std::ops::Range;
-
 use gemm::Parallelism;
 
 use super::gemm::matmul;
-pub(crate) use super::portable::winograd::{InputScratch, XI, output_rows, slots, tiles};
+pub(crate) use super::portable::winograd::{InputScratch, XI, slots};
 use super::portable::winograd::{
     PortableRows, inverse_transform_with, transform_input_with, transform_output_gradient_with,
 };
@@ -117,29 +115,20 @@ pub(crate) fn rows_by_channel(
     rows
 }
 
-/// Every tile row of `s`: the whole plane as one band.
-pub(crate) fn all_tile_rows(s: &ConvShape) -> Range<usize> {
-    0..tiles(s).0
-}
-
-/// `V` of one input channel `plane` (h, w) for the tiles of `tile_rows`: `v[xi]` receives
-/// position xi's row of those tiles' slots (tile rows x (tile columns + 1)), zero padding
-/// included (the rows of the (16, cin, slots) layout that the products read).
+/// `V` of one input channel `plane` (h, w): `v[xi]` receives position xi's row of slots, zero
+/// padding included (the rows of the (16, cin, slots) layout that the products read).
 pub(crate) fn transform_input(
     plane: &[f32],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
     #[cfg(target_arch = "x86_64")]
     if super::avx512_enabled() {
         // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-        return unsafe {
-            super::avx512::winograd::transform_input(plane, s, tile_rows, v, scratch)
-        };
+        return unsafe { super::avx512::winograd::transform_input(plane, s, v, scratch) };
     }
-    transform_input_with::<PortableRows>(plane, s, tile_rows, v, scratch)
+    transform_input_with::<PortableRows>(plane, s, v, scratch)
 }
 
 /// The products of position `xi` for every output channel: `m` (cout, slots) =
@@ -177,16 +166,14 @@ pub(crate) fn output_channel(
     assert_eq!(m.len(), XI * s.cout * len);
     scratch.resize(12 * len, 0.0);
     let position: [&[f32]; XI] = std::array::from_fn(|xi| &m[(xi * s.cout + co) * len..][..len]);
-    inverse_transform(&position, s, all_tile_rows(s), bias, slope, out, scratch)
+    inverse_transform(&position, s, bias, slope, out, scratch)
 }
 
-/// One output channel's tiles of `tile_rows` from their products `m` (16 rows of those
-/// tiles' slots): `Aᵀ m A`, plus `bias`, then PReLU with `slope`, into `out`, the output rows
-/// of those tiles ([`output_rows`]). `scratch` holds 12 slot rows.
+/// One output channel from its products `m` (16 rows of slots): `Aᵀ m A`, plus `bias`, then
+/// PReLU with `slope`, into `out` (oh, ow). `scratch` holds 12 slot rows.
 pub(crate) fn inverse_transform(
     m: &[&[f32]; XI],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     bias: f32,
     slope: f32,
     out: &mut [f32],
@@ -196,29 +183,22 @@ pub(crate) fn inverse_transform(
     if super::avx512_enabled() {
         // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
         return unsafe {
-            super::avx512::winograd::inverse_transform(m, s, tile_rows, bias, slope, out, scratch)
+            super::avx512::winograd::inverse_transform(m, s, bias, slope, out, scratch)
         };
     }
-    inverse_transform_with(m, s, tile_rows, bias, slope, out, scratch)
+    inverse_transform_with(m, s, bias, slope, out, scratch)
 }
 
-/// The gradient of the products of one image's tiles of `tile_rows`, channels last: `dm[xi]`
-/// (slots, channels) = `A dy Aᵀ` of each of those tiles of `dy_t` (oh * ow, channels), the gradient of the convolution's
+/// The gradient of the products of one image, channels last: `dm[xi]` (slots, channels) =
+/// `A dy Aᵀ` of each tile of `dy_t` (oh * ow, channels), the gradient of the convolution's
 /// output (the transpose of [`inverse_transform`]); zeros in each tile row's extra slot.
-pub(crate) fn transform_output_gradient(
-    dy_t: &[f32],
-    s: &ConvShape,
-    tile_rows: Range<usize>,
-    dm: &mut [&mut [f32]; XI],
-) {
+pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]; XI]) {
     #[cfg(target_arch = "x86_64")]
     if super::avx512_enabled() {
         // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-        return unsafe {
-            super::avx512::winograd::transform_output_gradient(dy_t, s, tile_rows, dm)
-        };
+        return unsafe { super::avx512::winograd::transform_output_gradient(dy_t, s, dm) };
     }
-    transform_output_gradient_with(dy_t, s, tile_rows, dm)
+    transform_output_gradient_with(dy_t, s, dm)
 }
 
 #[cfg(test)]
@@ -265,7 +245,7 @@ mod tests {
             let mut v = vec![0f32; XI * cin * len];
             let mut scratch = InputScratch::default();
             for (plane, mut rows) in x.chunks(h * w).zip(rows_by_channel(&mut v, cin, 1, len)) {
-                transform_input(plane, &s, all_tile_rows(&s), &mut rows, &mut scratch);
+                transform_input(plane, &s, &mut rows, &mut scratch);
             }
             let mut m = vec![0f32; XI * cout * len];
             for (xi, m) in m.chunks_mut(cout * len).enumerate() {
@@ -282,86 +262,6 @@ mod tests {
                     (a - b).abs() <= 1e-5 * scale,
                     "{s:?} output {i}: {a} vs {b}"
                 );
-            }
-        }
-    }
-
-    /// Cutting a plane into bands of tile rows changes nothing: each band's input transform,
-    /// output-gradient transform and inverse transform give the whole plane's values for
-    /// those tiles, bit for bit (odd sizes, bands of one row and of several).
-    #[test]
-    fn bands_of_tile_rows_give_the_whole_planes_values() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-        for (h, w, pad, c) in [(48, 48, 1, 3), (9, 7, 1, 2), (10, 13, 0, 4)] {
-            let s = ConvShape {
-                batch: 1,
-                cin: 1,
-                h,
-                w,
-                cout: c,
-                k: 3,
-                pad,
-            };
-            let (th, width) = (tiles(&s).0, tiles(&s).1 + 1);
-            let (len, ow) = (slots(&s), s.out_w());
-            let mut r = |n: usize| {
-                (0..n)
-                    .map(|_| rng.random_range(-1.0f32..1.0))
-                    .collect::<Vec<_>>()
-            };
-            let (plane, dy_t, m) = (r(h * w), r(s.out_h() * ow * c), r(XI * len));
-            let input = |band: Range<usize>| {
-                let mut v = vec![f32::NAN; XI * band.len() * width];
-                let mut rows = rows_by_channel(&mut v, 1, 1, band.len() * width);
-                transform_input(&plane, &s, band, &mut rows[0], &mut InputScratch::default());
-                v
-            };
-            let gradient = |band: Range<usize>| {
-                let mut dm = vec![f32::NAN; XI * band.len() * width * c];
-                let mut rows = rows_by_channel(&mut dm, 1, 1, band.len() * width * c);
-                transform_output_gradient(&dy_t, &s, band, &mut rows[0]);
-                dm
-            };
-            let inverse = |band: Range<usize>| {
-                let n = band.len() * width;
-                let rows: [&[f32]; XI] =
-                    std::array::from_fn(|xi| &m[xi * len + band.start * width..][..n]);
-                let mut out = vec![f32::NAN; output_rows(&s, &band).len() * ow];
-                let mut scratch = vec![0f32; 12 * n];
-                inverse_transform(&rows, &s, band, 0.1, 0.25, &mut out, &mut scratch);
-                out
-            };
-            let (whole_v, whole_dm, whole_out) = (input(0..th), gradient(0..th), inverse(0..th));
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            for band in [0..1, 1..th, th / 2..th, 0..th - 1] {
-                let n = band.len() * width;
-                let (v, dm, out) = (
-                    input(band.clone()),
-                    gradient(band.clone()),
-                    inverse(band.clone()),
-                );
-                // Each tile row's extra slot is computed and never read: it may differ.
-                let tiles_only = |v: &[f32]| {
-                    let rows = v.chunks(width).map(|row| bits(&row[..width - 1]));
-                    rows.collect::<Vec<_>>()
-                };
-                for xi in 0..XI {
-                    let whole = &whole_v[xi * len + band.start * width..][..n];
-                    assert_eq!(
-                        tiles_only(&v[xi * n..][..n]),
-                        tiles_only(whole),
-                        "{s:?} V {band:?}"
-                    );
-                    let whole = &whole_dm[(xi * len + band.start * width) * c..][..n * c];
-                    assert_eq!(
-                        bits(&dm[xi * n * c..][..n * c]),
-                        bits(whole),
-                        "{s:?} dM {band:?}"
-                    );
-                }
-                let rows = output_rows(&s, &band);
-                let whole = &whole_out[rows.start * ow..rows.end * ow];
-                assert_eq!(bits(&out), bits(whole), "{s:?} output {band:?}");
             }
         }
     }

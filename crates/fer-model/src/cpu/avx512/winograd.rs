@@ -1,25 +1,73 @@
 //! The Winograd transforms compiled for AVX-512F: the input transform with each padded row
 //! split into its even and odd columns in registers (masked loads, one permutation per
-//! parity), and the inverse transform in registers, 16 tiles at a time.
-
-use std::ops::Range;
+//! parity) and then combined in registers, and the inverse transform in registers, 16 tiles
+//! at a time.
 
 use crate::cpu::portable::winograd::{
-    InputScratch, RowSplit, XI, output_rows, tiles, transform_input_with,
+    InputScratch, RowSplit, SplitPlane, XI, slots, split_plane, tiles,
     transform_output_gradient_with,
 };
 use crate::cpu::shape::ConvShape;
 
-/// [`transform_input_with`] compiled for AVX-512F, rows split by [`RegisterRows`].
+/// [`transform_input_with`]'s values: rows split by [`RegisterRows`], then both combinations
+/// (down the columns, along the rows) in registers, 16 slots at a time, the column
+/// combinations of slot p + 1 computed again rather than stored (the same operations on the
+/// same values, so the same bits).
 #[target_feature(enable = "avx512f")]
 pub(crate) fn transform_input(
     plane: &[f32],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    transform_input_with::<RegisterRows>(plane, s, tile_rows, v, scratch)
+    use std::arch::x86_64::*;
+    let SplitPlane {
+        q,
+        q_len,
+        width,
+        len,
+    } = split_plane::<RegisterRows>(plane, s, scratch.split_buffer());
+    assert!(v.iter().all(|row| row.len() == len));
+    // The largest slot read is (2 pr + pc) * q_len + width + len, inside q.
+    assert!(q.len() == 4 * q_len && width + len < q_len);
+    for p in (0..len).step_by(16) {
+        let n = (len - p).min(16);
+        let lanes = ((1u32 << n) - 1) as __mmask16;
+        // Slots p.. of q[pr][pc] shifted by `shift`.
+        // SAFETY: n lanes from (2 pr + pc) * q_len + shift + p, with shift <= width + 1 and
+        // p + n <= len: at most (2 pr + pc) * q_len + width + len, inside q (asserted).
+        let at = |pr: usize, pc: usize, shift: usize| unsafe {
+            _mm512_maskz_loadu_ps(lanes, q.as_ptr().add((2 * pr + pc) * q_len + shift + p))
+        };
+        // Bᵀ d down the columns, for column parity pc at slots p (one = 0) and p + 1 (one = 1):
+        // d0 - d2, d1 + d2, d2 - d1, d1 - d3.
+        let columns = |pc: usize, one: usize| {
+            let (d0, d1) = (at(0, pc, one), at(1, pc, one));
+            let (d2, d3) = (at(0, pc, width + one), at(1, pc, width + one));
+            [
+                _mm512_sub_ps(d0, d2),
+                _mm512_add_ps(d1, d2),
+                _mm512_sub_ps(d2, d1),
+                _mm512_sub_ps(d1, d3),
+            ]
+        };
+        let (even0, odd0, even1, odd1) =
+            (columns(0, 0), columns(1, 0), columns(0, 1), columns(1, 1));
+        for i in 0..4 {
+            // Along the rows, of (e0, o0, e1, o1): e0 - e1, o0 + e1, e1 - o0, o0 - o1.
+            let (e0, o0, e1, o1) = (even0[i], odd0[i], even1[i], odd1[i]);
+            let row = [
+                _mm512_sub_ps(e0, e1),
+                _mm512_add_ps(o0, e1),
+                _mm512_sub_ps(e1, o0),
+                _mm512_sub_ps(o0, o1),
+            ];
+            for (j, value) in row.into_iter().enumerate() {
+                // SAFETY: n lanes from slot p of a row of `len` slots (asserted).
+                unsafe { _mm512_mask_storeu_ps(v[4 * i + j].as_mut_ptr().add(p), lanes, value) };
+            }
+        }
+    }
 }
 
 /// Rows of at most 32 split columns in registers ([`split_row`]).
@@ -81,16 +129,15 @@ fn split_row(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
 pub(crate) fn inverse_transform(
     m: &[&[f32]; XI],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     bias: f32,
     slope: f32,
     out: &mut [f32],
     _scratch: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (_, tw) = tiles(s);
-    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
-    let (oh, ow) = (output_rows(s, &tile_rows).len(), s.out_w());
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    let (oh, ow) = (s.out_h(), s.out_w());
     assert!(m.iter().all(|row| row.len() >= len));
     assert_eq!(out.len(), oh * ow);
     let (bias_v, slope_v) = (_mm512_set1_ps(bias), _mm512_set1_ps(slope));
@@ -103,8 +150,7 @@ pub(crate) fn inverse_transform(
         let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps());
         _mm512_mask_blend_ps(above, _mm512_mul_ps(v, slope_v), v)
     };
-    // Band-local tile rows: output row 2ty + r of `out` (the band starts at an even row).
-    for ty in 0..tile_rows.len() {
+    for ty in 0..th {
         for tx0 in (0..tw).step_by(16) {
             let n = (tw - tx0).min(16);
             let lanes = ((1u32 << n) - 1) as __mmask16;
@@ -150,11 +196,6 @@ pub(crate) fn inverse_transform(
 
 /// [`transform_output_gradient_with`] compiled for AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) fn transform_output_gradient(
-    dy_t: &[f32],
-    s: &ConvShape,
-    tile_rows: Range<usize>,
-    dm: &mut [&mut [f32]; XI],
-) {
-    transform_output_gradient_with(dy_t, s, tile_rows, dm)
+pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]; XI]) {
+    transform_output_gradient_with(dy_t, s, dm)
 }

@@ -1,8 +1,6 @@
 //! The Winograd transforms' loops for any CPU: the tile layout, the input transform (generic
 //! over how a padded row is split into its even and odd columns) and the inverse transform.
 
-use std::ops::Range;
-
 use crate::cpu::shape::ConvShape;
 
 /// Positions of the 4x4 transformed tile.
@@ -21,8 +19,27 @@ pub(crate) fn slots(s: &ConvShape) -> usize {
 /// Reused buffers of [`transform_input`].
 #[derive(Default)]
 pub(crate) struct InputScratch {
-    /// The zero-padded plane split by (row, column) parity, then the column combinations.
-    buffer: Vec<f32>,
+    /// The zero-padded plane split by (row, column) parity ([`SplitPlane`]).
+    split: Vec<f32>,
+    /// The column combinations of the portable transform.
+    columns: Vec<f32>,
+}
+
+impl InputScratch {
+    /// The buffer of [`split_plane`], for a transform that needs no other.
+    pub(crate) fn split_buffer(&mut self) -> &mut Vec<f32> {
+        &mut self.split
+    }
+}
+
+/// A plane split by parity for the input transform: padded cell (2a + pr, 2b + pc) at `q[(2 pr + pc) * q_len + a * width + b]`, zeros in the padding.
+pub(crate) struct SplitPlane<'a> {
+    pub q: &'a [f32],
+    pub q_len: usize,
+    /// Slots per tile row: tile columns + 1.
+    pub width: usize,
+    /// The plane's slots: tile rows x width.
+    pub len: usize,
 }
 
 /// `out[i] = a[i] + b[i]` or `a[i] - b[i]` over whole slices (vectorises).
@@ -62,40 +79,74 @@ impl RowSplit for PortableRows {
     }
 }
 
-/// `V` of one input channel (see `cpu::winograd::transform_input`) for the tiles of
-/// `tile_rows`, each row split by `R` where it can.
+/// `V` of one input channel (see `cpu::winograd::transform_input`), each row split by `R`
+/// where it can, then combined by the loops below.
 #[inline(always)]
 pub(crate) fn transform_input_with<R: RowSplit>(
     plane: &[f32],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    let (all_rows, tw) = tiles(s);
-    assert!(tile_rows.start <= tile_rows.end && tile_rows.end <= all_rows);
-    let (th, width) = (tile_rows.len(), tw + 1);
-    let len = th * width;
-    assert_eq!(plane.len(), s.h * s.w);
+    let split = split_plane::<R>(plane, s, &mut scratch.split);
+    let SplitPlane {
+        q,
+        q_len,
+        width,
+        len,
+    } = split;
     assert!(v.iter().all(|row| row.len() == len));
+    scratch.columns.resize(8 * (len + 1), 0.0);
+    let t = &mut scratch.columns;
+    let q = |pr: usize, pc: usize, shift: usize| &q[(2 * pr + pc) * q_len + shift..][..len + 1];
+    // Bᵀ d down the columns: t[i][pc] = d0 - d2, d1 + d2, d2 - d1, d1 - d3 of rows 0..4.
+    for pc in 0..2 {
+        let (d0, d1, d2, d3) = (q(0, pc, 0), q(1, pc, 0), q(0, pc, width), q(1, pc, width));
+        for (i, (a, b, subtract)) in input_transform([d0, d1, d2, d3]).into_iter().enumerate() {
+            combine(
+                &mut t[(2 * i + pc) * (len + 1)..][..len + 1],
+                a,
+                b,
+                subtract,
+            );
+        }
+    }
+    // (Bᵀ d) B along the rows: columns 0..4 are t[i][0], t[i][1], then both one slot on.
+    for i in 0..4 {
+        let even = &t[2 * i * (len + 1)..][..len + 1];
+        let odd = &t[(2 * i + 1) * (len + 1)..][..len + 1];
+        let (e0, e1, o0, o1) = (&even[..len], &even[1..], &odd[..len], &odd[1..]);
+        for (j, (a, b, subtract)) in input_transform([e0, o0, e1, o1]).into_iter().enumerate() {
+            combine(v[4 * i + j], a, b, subtract);
+        }
+    }
+}
+
+/// `plane` split by parity into `buffer` ([`SplitPlane`]), each row split by `R` where it
+/// can.
+#[inline(always)]
+pub(crate) fn split_plane<'a, R: RowSplit>(
+    plane: &[f32],
+    s: &ConvShape,
+    buffer: &'a mut Vec<f32>,
+) -> SplitPlane<'a> {
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    assert_eq!(plane.len(), s.h * s.w);
     // Tile (ty, tx) reads padded rows 2ty .. 2ty + 4 and columns 2tx .. 2tx + 4. Split by
     // parity, padded cell (2a + pr, 2b + pc) goes to q[pr][pc] at a * width + b: cell (i, j)
     // of every tile is then q[i % 2][j % 2] shifted by (i / 2) rows and (j / 2) slots.
     let q_len = (th + 1) * width + 1;
-    scratch.buffer.resize(4 * q_len + 8 * (len + 1), 0.0);
-    let (q, t) = scratch.buffer.split_at_mut(4 * q_len);
-    // `q` keeps zeros where no row is written (the padding); `t` is written whole below.
+    buffer.resize(4 * q_len, 0.0);
+    let q = &mut buffer[..];
+    // `q` keeps zeros where no row is written (the padding).
     q.fill(0.0);
     // One padded row (2 * width columns), split into even and odd columns pair by pair (a
     // stride-2 pattern that vectorises).
     let mut padded = [0f32; 64];
     let padded_len = 2 * width;
-    // The band's tiles read padded rows first .. first + 2th + 2; `row` counts from first.
-    let first = 2 * tile_rows.start;
-    for row in 0..2 * th + 2 {
-        let Some(y) = (first + row).checked_sub(s.pad).filter(|&y| y < s.h) else {
-            continue;
-        };
+    for y in 0..s.h.min(2 * th + 2 - s.pad) {
+        let row = y + s.pad;
         let n = s.w.min(padded_len - s.pad);
         {
             let base = (row / 2) * width;
@@ -134,27 +185,11 @@ pub(crate) fn transform_input_with<R: RowSplit>(
             }
         }
     }
-    let q = |pr: usize, pc: usize, shift: usize| &q[(2 * pr + pc) * q_len + shift..][..len + 1];
-    // Bᵀ d down the columns: t[i][pc] = d0 - d2, d1 + d2, d2 - d1, d1 - d3 of rows 0..4.
-    for pc in 0..2 {
-        let (d0, d1, d2, d3) = (q(0, pc, 0), q(1, pc, 0), q(0, pc, width), q(1, pc, width));
-        for (i, (a, b, subtract)) in input_transform([d0, d1, d2, d3]).into_iter().enumerate() {
-            combine(
-                &mut t[(2 * i + pc) * (len + 1)..][..len + 1],
-                a,
-                b,
-                subtract,
-            );
-        }
-    }
-    // (Bᵀ d) B along the rows: columns 0..4 are t[i][0], t[i][1], then both one slot on.
-    for i in 0..4 {
-        let even = &t[2 * i * (len + 1)..][..len + 1];
-        let odd = &t[(2 * i + 1) * (len + 1)..][..len + 1];
-        let (e0, e1, o0, o1) = (&even[..len], &even[1..], &odd[..len], &odd[1..]);
-        for (j, (a, b, subtract)) in input_transform([e0, o0, e1, o1]).into_iter().enumerate() {
-            combine(v[4 * i + j], a, b, subtract);
-        }
+    SplitPlane {
+        q,
+        q_len,
+        width,
+        len,
     }
 }
 
@@ -179,28 +214,19 @@ fn output_transform(
     }
 }
 
-/// The output rows of the tiles of `tile_rows`: from 2 x the first tile row to 2 x the last
-/// (fewer at an odd height's end).
-pub(crate) fn output_rows(s: &ConvShape, tile_rows: &Range<usize>) -> Range<usize> {
-    2 * tile_rows.start..(2 * tile_rows.end).min(s.out_h())
-}
-
-/// `Aᵀ m A` of one output channel (see `cpu::winograd`) for the tiles of `tile_rows`, plus
-/// `bias`, then PReLU, into `out`: the output rows of those tiles ([`output_rows`]).
+/// `Aᵀ m A` of one output channel (see `cpu::winograd`), plus `bias`, then PReLU.
 #[inline(always)]
 pub(crate) fn inverse_transform_with(
     m: &[&[f32]; XI],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     bias: f32,
     slope: f32,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let (_, tw) = tiles(s);
-    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
-    let (oh, ow) = (output_rows(s, &tile_rows).len(), s.out_w());
-    assert_eq!(out.len(), oh * ow);
+    let (width, len) = (tw + 1, slots(s));
+    let (oh, ow) = (s.out_h(), s.out_w());
     let at = |xi: usize| &m[xi][..len];
     let (sums, y) = scratch[..12 * len].split_at_mut(8 * len);
     // Aᵀ m down the columns: row sums m0 + m1 + m2 and m1 - m2 - m3, for each column j.
@@ -236,28 +262,26 @@ pub(crate) fn inverse_transform_with(
     }
 }
 
-/// `A dy Aᵀ` of every tile of `tile_rows`, channels last (see `cpu::winograd::transform_output_gradient`):
+/// `A dy Aᵀ` of every tile, channels last (see `cpu::winograd::transform_output_gradient`):
 /// each slot's 16 vectors from its tile's four gradient vectors, over whole channel vectors
 /// (vectorises). Along either axis, A maps the pair (y0, y1) to y0, y0 + y1, y0 - y1, -y1.
 #[inline(always)]
 pub(crate) fn transform_output_gradient_with(
     dy_t: &[f32],
     s: &ConvShape,
-    tile_rows: Range<usize>,
     dm: &mut [&mut [f32]; XI],
 ) {
-    let (all_rows, tw) = tiles(s);
-    assert!(tile_rows.start <= tile_rows.end && tile_rows.end <= all_rows);
-    let (width, len) = (tw + 1, tile_rows.len() * (tw + 1));
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
     let (oh, ow, c) = (s.out_h(), s.out_w(), s.cout);
     assert_eq!(dy_t.len(), oh * ow * c);
     assert!(dm.iter().all(|rows| rows.len() == len * c));
     let zeros = vec![0f32; c];
     // Row a of the tile along its columns: r[a][j] for j = 0..4.
     let mut r = vec![0f32; 8 * c];
-    for ty in tile_rows.clone() {
+    for ty in 0..th {
         for tx in 0..width {
-            let slot = (ty - tile_rows.start) * width + tx;
+            let slot = ty * width + tx;
             // The tile's gradient at (a, b), zeros beyond the output and in the extra slot.
             let at = |a: usize, b: usize| -> &[f32] {
                 let (y, x) = (2 * ty + a, 2 * tx + b);
