@@ -98,11 +98,27 @@ impl BatchNormRelu {
                 .relu()?;
             (y, mean.flatten_all()?.detach(), var.flatten_all()?.detach())
         };
-        let count = (x.elem_count() / channels) as f64;
+        self.move_running_statistics(mean, var, x.elem_count() / channels)?;
+        Ok(y)
+    }
+
+    /// Moves the running statistics towards a training batch's `mean` and biased `var` over
+    /// `count` values per channel (PyTorch's momentum; the running variance unbiased).
+    pub(crate) fn move_running_statistics(
+        &self,
+        mean: Tensor,
+        var: Tensor,
+        count: usize,
+    ) -> Result<()> {
+        let count = count as f64;
         let unbiased = (var * (count / (count - 1.0)))?;
         update_running(&self.running_mean, &mean)?;
-        update_running(&self.running_var, &unbiased)?;
-        Ok(y)
+        update_running(&self.running_var, &unbiased)
+    }
+
+    /// The scale (`weight`) and shift (`bias`), the trained parameters.
+    pub(crate) fn affine_parameters(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
     }
 
     /// Evaluation mode as an affine map per channel: `batch_norm(x) = x * scale + shift` with

@@ -1,15 +1,23 @@
 //! A convolution without bias, batch norm and ReLU as one layer (`nn.Conv2d(bias=False)`,
-//! `nn.BatchNorm2d`, `nn.ReLU`): in training the convolution then the fused batch norm + ReLU;
-//! in evaluation one pass, the frozen batch norm folded into the convolution's output.
+//! `nn.BatchNorm2d`, `nn.ReLU`). On the CPU in f32, training runs one candle op whose
+//! backward goes from the output's gradient to the input's, the weight's and the batch
+//! norm's without handing the convolution output's gradient to candle (which would add it
+//! to a fresh tensor of zeros); evaluation runs one pass, the frozen batch norm folded into
+//! the convolution's output. Elsewhere: the convolution, then [`BatchNormRelu`].
+
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use candle_nn::VarBuilder;
 
-use super::batch_norm::BatchNormRelu;
+use super::batch_norm::{BatchNormRelu, EPS};
 use super::conv::{conv_output, conv_shape, conv2d};
 use super::init::conv_weight;
-use super::storage::{contiguous_f32, is_cpu_f32};
+use super::storage::{contiguous_f32, cpu_f32s, is_cpu_f32};
+use crate::cpu::batch_norm::{self as bn_kernels, Planes};
 use crate::cpu::conv as kernels;
+use crate::cpu::shape::ConvShape;
+use crate::cpu::uninit;
 
 /// `relu(batch_norm(conv2d(x, weight)))`, stride 1, zero padding `padding`.
 #[derive(Debug, Clone)]
@@ -52,13 +60,17 @@ impl Conv2dBnRelu {
     /// the convolution on the CPU.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
-        let fused = !train
-            && is_cpu_f32(&[x, &self.weight])
+        let (gamma, beta) = self.norm.affine_parameters();
+        let fused = is_cpu_f32(&[x, &self.weight, gamma, beta])
             && shape.supported()
-            && shape.cout == self.norm.channels();
+            && shape.cout == self.norm.channels()
+            && (!train || shape.batch * shape.out_h() * shape.out_w() >= 2);
         if !fused {
             let y = conv2d(x, &self.weight, None, self.padding)?;
             return self.norm.forward(&y, train);
+        }
+        if train {
+            return self.forward_train(x, shape);
         }
         let (scale, shift) = self.norm.frozen_scale_shift()?;
         let affine = Tensor::stack(&[scale, shift], 0)?;
@@ -69,6 +81,153 @@ impl Conv2dBnRelu {
                 padding: self.padding,
             },
         )
+    }
+}
+
+impl Conv2dBnRelu {
+    /// Training on the CPU: [`ConvBnReluTrain`], then the running statistics moved.
+    fn forward_train(&self, x: &Tensor, shape: ConvShape) -> Result<Tensor> {
+        let (gamma, beta) = self.norm.affine_parameters();
+        let op = ConvBnReluTrain {
+            padding: self.padding,
+            saved: Arc::default(),
+        };
+        let gamma_beta = Tensor::cat(&[gamma, beta], 0)?;
+        let out = x
+            .contiguous()?
+            .apply_op3(&self.weight.contiguous()?, &gamma_beta, op.clone())?;
+        let saved = op.saved.lock().expect("saved forward");
+        let Some(saved) = saved.as_ref() else {
+            bail!("conv + batch norm: the forward pass saved nothing");
+        };
+        let device = x.device();
+        let channels = shape.cout;
+        self.norm.move_running_statistics(
+            Tensor::from_vec(saved.mean.clone(), channels, device)?,
+            Tensor::from_vec(saved.var.clone(), channels, device)?,
+            shape.batch * shape.out_h() * shape.out_w(),
+        )?;
+        Ok(out)
+    }
+}
+
+/// What the training forward keeps for its backward: the convolution's output (the batch
+/// norm's input) and the batch's per-channel mean and biased variance.
+#[derive(Debug)]
+struct Saved {
+    conv: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+}
+
+/// (x, weight, [gamma; beta]) -> relu(batch_norm(conv2d(x, weight))) with the batch's
+/// statistics, in training. The backward takes the saved convolution output.
+#[derive(Debug, Clone)]
+struct ConvBnReluTrain {
+    padding: usize,
+    saved: Arc<Mutex<Option<Saved>>>,
+}
+
+impl CustomOp3 for ConvBnReluTrain {
+    fn name(&self) -> &'static str {
+        "fer-conv2d-bn-relu-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let shape = conv_shape(l1.dims(), l2.dims(), self.padding)?;
+        if l3.dims() != [2 * shape.cout] {
+            bail!(
+                "{}: weight and bias have shape {:?}, expected [{}]",
+                self.name(),
+                l3.dims(),
+                2 * shape.cout
+            );
+        }
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let w = contiguous_f32(s2, l2, self.name())?;
+        let (gamma, beta) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
+        // SAFETY: the forward kernel initialises its whole output.
+        let (conv, out_shape) =
+            unsafe { conv_output(shape, |out| kernels::conv2d_forward(x, w, None, shape, out)) };
+        let CpuStorage::F32(conv) = conv else {
+            unreachable!("conv_output gives f32")
+        };
+        let p = planes(&shape);
+        let (mean, var) = bn_kernels::channel_statistics(&conv, p);
+        let inv = bn_kernels::inverse_std(&var, EPS);
+        let (scale, shift) = bn_kernels::affine(gamma, beta, &mean, &inv);
+        // SAFETY: scale_shift_relu initialises every plane of its output.
+        let out = unsafe {
+            uninit::written(conv.len(), |out| {
+                bn_kernels::scale_shift_relu(&conv, p, &scale, &shift, out)
+            })
+        };
+        *self.saved.lock().expect("saved forward") = Some(Saved { conv, mean, var });
+        Ok((CpuStorage::F32(out), out_shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        gamma_beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let shape = conv_shape(x.dims(), weight.dims(), self.padding)?;
+        let Some(saved) = self.saved.lock().expect("saved forward").take() else {
+            bail!("conv + batch norm backward: no saved forward pass (or a second backward)");
+        };
+        let grad = grad.contiguous()?;
+        let tensors = [x, weight, gamma_beta, &grad];
+        let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+        let [x_data, w, gb, dz] = cpu_f32s(&guards, self.name())?[..] else {
+            unreachable!("four tensors")
+        };
+        if dz.len() != saved.conv.len() {
+            bail!("{}: gradient of shape {:?}", self.name(), grad.dims());
+        }
+        let (gamma, beta) = gb.split_at(shape.cout);
+        let inv = bn_kernels::inverse_std(&saved.var, EPS);
+        let p = planes(&shape);
+        // [dconv, dgamma, dbeta]: dgamma and dbeta are [gamma; beta]'s gradient as laid out.
+        let packed = bn_kernels::relu_backward(&saved.conv, dz, p, gamma, beta, &saved.mean, &inv);
+        drop(saved);
+        let (dconv, d_gamma_beta) = packed.split_at(dz.len());
+        let device = x.device();
+        let grad_x = if x.track_op() {
+            // SAFETY: grad-input is a forward convolution, which initialises its whole output.
+            let dx = unsafe {
+                uninit::written(x_data.len(), |dx| {
+                    kernels::conv2d_grad_input(dconv, w, shape, dx)
+                })
+            };
+            Some(Tensor::from_vec(dx, x.dims(), device)?)
+        } else {
+            None
+        };
+        let mut dw = vec![0f32; w.len()];
+        kernels::conv2d_grad_weight(x_data, dconv, shape, &mut dw, None);
+        let grad_w = Tensor::from_vec(dw, weight.dims(), device)?;
+        let grad_gb = Tensor::from_vec(d_gamma_beta.to_vec(), 2 * shape.cout, device)?;
+        Ok((grad_x, Some(grad_w), Some(grad_gb)))
+    }
+}
+
+/// The batch-norm geometry of a convolution's output.
+fn planes(shape: &ConvShape) -> Planes {
+    Planes {
+        batch: shape.batch,
+        channels: shape.cout,
+        plane: shape.out_h() * shape.out_w(),
     }
 }
 
@@ -202,6 +361,104 @@ mod tests {
         let expected = layer.norm.forward(&y, true).unwrap();
         let diff = (got - expected).unwrap().abs().unwrap().max_all().unwrap();
         assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+    }
+
+    /// The fused training op against the convolution then [`BatchNormRelu`] as two candle
+    /// ops: the same output, gradients (input, weight, batch norm's weight and bias) within
+    /// 1e-6 of the largest, and the same running statistics, for a 3x3 padded layer whose
+    /// input has a gradient and a first layer whose input has none.
+    #[test]
+    fn fused_training_matches_the_convolution_then_batch_norm() {
+        for (case, (batch, cin, side, cout, input_grad)) in
+            [(3, 4, 7, 6, true), (2, 1, 9, 5, false)]
+                .into_iter()
+                .enumerate()
+        {
+            let seed = 20 * case as u64;
+            let make = || {
+                let vars = VarMap::new();
+                let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+                let layer =
+                    Conv2dBnRelu::new(cin, cout, 3, 1, vb.pp("conv"), vb.pp("norm")).unwrap();
+                let mut names: Vec<String> = vars.data().lock().unwrap().keys().cloned().collect();
+                names.sort();
+                for (i, name) in names.iter().enumerate() {
+                    let (lo, hi) = match name.as_str() {
+                        "norm.running_var" | "norm.weight" => (0.5, 1.5),
+                        _ => (-0.5, 0.5),
+                    };
+                    let var = vars.data().lock().unwrap()[name].clone();
+                    var.set(&seeded(var.dims(), seed + i as u64, lo, hi))
+                        .unwrap();
+                }
+                (vars, layer)
+            };
+            let x = candle_core::Var::from_tensor(&seeded(
+                &[batch, cin, side, side],
+                seed + 9,
+                -1.0,
+                1.0,
+            ))
+            .unwrap();
+            let input = if input_grad {
+                x.as_tensor().clone()
+            } else {
+                x.as_tensor().detach()
+            };
+            let upstream = seeded(&[batch, cout, side, side], seed + 10, -1.0, 1.0);
+            let run = |fused: bool| {
+                let (vars, layer) = make();
+                let out = if fused {
+                    layer.forward(&input, true).unwrap()
+                } else {
+                    let y = conv2d(&input, &layer.weight, None, 1).unwrap();
+                    layer.norm.forward(&y, true).unwrap()
+                };
+                let grads = (&out * &upstream)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let data = vars.data().lock().unwrap();
+                let mut names: Vec<&String> = data.keys().collect();
+                names.sort();
+                let mut values = vec![("out".to_string(), out.clone())];
+                for name in names {
+                    let var = data[name].as_tensor();
+                    let grad = grads.get(var).map(|g| (format!("d {name}"), g.clone()));
+                    values.push((name.clone(), var.clone()));
+                    values.extend(grad);
+                }
+                values.extend(
+                    grads
+                        .get(x.as_tensor())
+                        .map(|g| ("d x".to_string(), g.clone())),
+                );
+                values
+            };
+            let (fused, reference) = (run(true), run(false));
+            let names =
+                |v: &[(String, Tensor)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&fused), names(&reference));
+            assert_eq!(names(&fused).contains(&"d x".to_string()), input_grad);
+            assert_eq!(
+                names(&fused).iter().filter(|n| n.starts_with("d ")).count(),
+                3 + input_grad as usize
+            );
+            for ((name, a), (_, b)) in fused.iter().zip(&reference) {
+                let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(scale > 0.0, "{name}");
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-6 * scale,
+                        "case {case} {name} [{i}]: {p} vs {q}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
