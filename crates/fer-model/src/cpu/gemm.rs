@@ -48,7 +48,7 @@ pub(crate) fn matmul_overwrite<'d>(
         product(
             (m, n, k),
             dst.as_mut_ptr().cast::<f32>(),
-            n,
+            (n, 1),
             false,
             (lhs, lhs_strides),
             (rhs, rhs_strides),
@@ -89,8 +89,53 @@ pub(crate) fn matmul(
         product(
             (m, n, k),
             dst.as_mut_ptr(),
-            dst_rs,
+            (dst_rs, 1),
             accumulate,
+            (lhs, lhs_strides),
+            (rhs, rhs_strides),
+            parallelism,
+        )
+    }
+}
+
+/// `dst (m x n) = lhs (m x k) * rhs (k x n)`, `dst` at (row, column) strides `dst_strides`:
+/// with a column stride of 1 this is [`matmul`] without accumulation; with a row stride of 1
+/// it writes the transpose of a row-major n x m matrix, so that a product whose natural
+/// left operand is large and row-major (the weights of a layer) can take it as a right
+/// operand, which gemm reads where it lies instead of packing it first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (dst_rs, dst_cs): (usize, usize),
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+    parallelism: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        last(m, n, dst_rs, dst_cs) < dst.len(),
+        "gemm dst out of bounds"
+    );
+    if k == 0 {
+        for r in 0..m {
+            for c in 0..n {
+                dst[r * dst_rs + c * dst_cs] = 0.0;
+            }
+        }
+        return;
+    }
+    // SAFETY: as in `matmul`.
+    unsafe {
+        product(
+            (m, n, k),
+            dst.as_mut_ptr(),
+            (dst_rs, dst_cs),
+            false,
             (lhs, lhs_strides),
             (rhs, rhs_strides),
             parallelism,
@@ -103,16 +148,17 @@ fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     (rows - 1) * rs + (cols - 1) * cs
 }
 
-/// gemm on `dst` (m x n at row stride `dst_rs`), reading it first with `read_dst`, after
-/// checking that both operands, at their (row, column) strides, lie inside their slices.
+/// gemm on `dst` (m x n at (row, column) strides `dst_strides`), reading it first with
+/// `read_dst`, after checking that both operands, at their (row, column) strides, lie inside
+/// their slices.
 ///
 /// # Safety
-/// `dst` must be valid for writes (and, with `read_dst`, reads) of the m x n output at row
-/// stride `dst_rs` and alias neither operand; m, n and k must be positive.
+/// `dst` must be valid for writes (and, with `read_dst`, reads) of the m x n output at its
+/// strides and alias neither operand; m, n and k must be positive.
 unsafe fn product(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
-    dst_rs: usize,
+    (dst_rs, dst_cs): (usize, usize),
     read_dst: bool,
     (lhs, (lhs_rs, lhs_cs)): (&[f32], (usize, usize)),
     (rhs, (rhs_rs, rhs_cs)): (&[f32], (usize, usize)),
@@ -134,7 +180,7 @@ unsafe fn product(
             n,
             k,
             dst,
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             read_dst,
             lhs.as_ptr(),

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use gemm::Parallelism;
 
 use super::conv::{conv_single_plane, im2col_row};
-use super::gemm::matmul;
+use super::gemm::{matmul, matmul_strided, with_scratch};
 use super::pool::pool_planes;
 use super::shape::{ConvShape, PoolShape};
 use super::stages::{self, Shared, Stage};
@@ -54,6 +54,13 @@ const IM2COL_UP_TO: usize = 36;
 /// Whether convolution `c` (after the first) runs by im2col rather than Winograd.
 fn by_im2col(c: &Conv) -> bool {
     c.shape.out_h() * c.shape.out_w() <= IM2COL_UP_TO
+}
+
+/// The row stride of an im2col matrix for `outputs` output positions: rounded up to 16 (an
+/// AVX-512 register of f32). Its transpose then has whole vectors of rows, which gemm reads
+/// where it lies, without packing; the extra columns' products are computed and dropped.
+fn col_stride(outputs: usize) -> usize {
+    outputs.div_ceil(16) * 16
 }
 
 /// Output channels per weight-check chunk: small (about 1 µs), because a thread that takes
@@ -186,7 +193,7 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
         winograd::XI * s.cout * winograd::slots(s)
     }));
     // Two im2col matrices: a layer reads one while it writes the next layer's into the other.
-    let col_len = largest(true, &|s| s.patch() * s.out_h() * s.out_w());
+    let col_len = largest(true, &|s| s.patch() * col_stride(s.out_h() * s.out_w()));
     let mut cols = [ws.take(col_len), ws.take(col_len)];
     let mut activations: Vec<Vec<f32>> = convs
         .iter()
@@ -376,25 +383,31 @@ impl<'a, 'b> Plan<'a, 'b> {
                 // SAFETY: the previous layer's stage wrote this matrix; this stage writes
                 // only the other one.
                 let col = unsafe { cols[layer % 2].read() };
-                matmul(
-                    (channels.len(), hw, patch),
-                    o,
-                    hw,
-                    false,
-                    &conv.weight[channels.start * patch..channels.end * patch],
-                    (patch, 1),
-                    &col[..patch * hw],
-                    (hw, 1),
-                    Parallelism::None,
-                );
-                for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
-                    let scale = conv.scale.map_or(1.0, |scale| scale[co]);
-                    let (bias, slope) = (conv.bias[co], conv.slope_of(co));
-                    for v in plane {
-                        let y = *v * scale + bias;
-                        *v = if y > 0.0 { y } else { slope * y };
+                let stride = col_stride(hw);
+                // oᵀ (stride x channels) = colᵀ (stride x patch) Wᵀ (patch x channels): gemm
+                // reads both operands where they lie (the weights as its right operand)
+                // instead of packing them; rows from hw on are dropped.
+                with_scratch(stride * channels.len(), |products| {
+                    matmul_strided(
+                        (stride, channels.len(), patch),
+                        products,
+                        (1, stride),
+                        &col[..patch * stride],
+                        (1, stride),
+                        &conv.weight[channels.start * patch..channels.end * patch],
+                        (1, patch),
+                        Parallelism::None,
+                    );
+                    let planes = o.chunks_mut(hw).zip(products.chunks(stride));
+                    for (co, (plane, products)) in channels.clone().zip(planes) {
+                        let scale = conv.scale.map_or(1.0, |scale| scale[co]);
+                        let (bias, slope) = (conv.bias[co], conv.slope_of(co));
+                        for (v, &p) in plane.iter_mut().zip(products) {
+                            let y = p * scale + bias;
+                            *v = if y > 0.0 { y } else { slope * y };
+                        }
                     }
-                }
+                });
             } else {
                 // SAFETY: the products' stage is done.
                 let m = unsafe { m.read() };
@@ -423,7 +436,8 @@ impl<'a, 'b> Plan<'a, 'b> {
             let n = next.shape;
             if by_im2col(&next) {
                 // These channels' rows (ci, ky, kx) of the next layer's im2col matrix.
-                let rows = n.k * n.k * (n.out_h() * n.out_w());
+                let (outputs, stride) = (n.out_h() * n.out_w(), col_stride(n.out_h() * n.out_w()));
+                let rows = n.k * n.k * stride;
                 let own = ConvShape {
                     cin: channels.len(),
                     ..n
@@ -433,8 +447,8 @@ impl<'a, 'b> Plan<'a, 'b> {
                 let dst = unsafe {
                     cols[(layer + 1) % 2].piece(channels.start * rows..channels.end * rows)
                 };
-                for (r, row) in dst.chunks_mut(n.out_h() * n.out_w()).enumerate() {
-                    im2col_row(input, &own, r, row);
+                for (r, row) in dst.chunks_mut(stride).enumerate() {
+                    im2col_row(input, &own, r, &mut row[..outputs]);
                 }
                 return;
             }
