@@ -1,9 +1,10 @@
 //! A convolution without bias, batch norm and ReLU as one layer (`nn.Conv2d(bias=False)`,
 //! `nn.BatchNorm2d`, `nn.ReLU`). On the CPU in f32, training runs one candle op whose
 //! backward goes from the output's gradient to the input's, the weight's and the batch
-//! norm's without handing the convolution output's gradient to candle (which would add it
-//! to a fresh tensor of zeros); evaluation runs one pass, the frozen batch norm folded into
-//! the convolution's output. Elsewhere: the convolution, then [`BatchNormRelu`].
+//! norm's: the convolution's output and its gradient never become candle tensors (one
+//! activation-sized tensor fewer alive per layer, no graph node or gradient entry for
+//! them); evaluation runs one pass, the frozen batch norm folded into the convolution's
+//! output. Elsewhere: the convolution, then [`BatchNormRelu`].
 
 use std::sync::{Arc, Mutex};
 
