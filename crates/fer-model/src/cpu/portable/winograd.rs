@@ -32,7 +32,8 @@ impl InputScratch {
     }
 }
 
-/// A plane split by parity for the input transform: padded cell (2a + pr, 2b + pc) at `q[(2 pr + pc) * q_len + a * width + b]`, zeros in the padding.
+/// A plane split by parity for the input transform: padded cell (2a + pr, 2b + pc) at
+/// `q[(2 pr + pc) * q_len + a * width + b]`, zeros in the padding.
 pub(crate) struct SplitPlane<'a> {
     pub q: &'a [f32],
     pub q_len: usize,
