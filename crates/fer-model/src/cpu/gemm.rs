@@ -58,10 +58,11 @@ pub(crate) fn matmul_overwrite<'d>(
     }
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides.
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with explicit (row, column) strides;
+/// `dst` at row stride `dst_rs`, column stride 1 ([`matmul_strided`] with those strides).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [f32],
     dst_rs: usize,
     accumulate: bool,
@@ -71,43 +72,30 @@ pub(crate) fn matmul(
     rhs_strides: (usize, usize),
     parallelism: Parallelism,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(last(m, n, dst_rs, 1) < dst.len(), "gemm dst out of bounds");
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    // SAFETY: the assertion above keeps every index of `dst` gemm touches inside it, and
-    // `dst` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        product(
-            (m, n, k),
-            dst.as_mut_ptr(),
-            (dst_rs, 1),
-            accumulate,
-            (lhs, lhs_strides),
-            (rhs, rhs_strides),
-            parallelism,
-        )
-    }
+    matmul_strided(
+        dims,
+        dst,
+        (dst_rs, 1),
+        accumulate,
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+        parallelism,
+    );
 }
 
-/// `dst (m x n) = lhs (m x k) * rhs (k x n)`, `dst` at (row, column) strides `dst_strides`:
-/// with a column stride of 1 this is [`matmul`] without accumulation; with a row stride of 1
-/// it writes the transpose of a row-major n x m matrix, so that a product whose natural
-/// left operand is large and row-major (the weights of a layer) can take it as a right
-/// operand, which gemm reads where it lies instead of packing it first.
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, `dst` at (row, column) strides
+/// `dst_strides`: with a row stride of 1 it writes the transpose of a row-major n x m matrix,
+/// so that a product whose natural left operand is large and row-major (the weights of a
+/// layer) can take it as a right operand, which gemm reads where it lies instead of packing
+/// it first.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_strided(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, dst_cs): (usize, usize),
+    accumulate: bool,
     lhs: &[f32],
     lhs_strides: (usize, usize),
     rhs: &[f32],
@@ -122,20 +110,23 @@ pub(crate) fn matmul_strided(
         "gemm dst out of bounds"
     );
     if k == 0 {
-        for r in 0..m {
-            for c in 0..n {
-                dst[r * dst_rs + c * dst_cs] = 0.0;
+        if !accumulate {
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_rs + c * dst_cs] = 0.0;
+                }
             }
         }
         return;
     }
-    // SAFETY: as in `matmul`.
+    // SAFETY: the assertion above keeps every index of `dst` gemm touches inside it, and
+    // `dst` is borrowed mutably, so it aliases neither operand.
     unsafe {
         product(
             (m, n, k),
             dst.as_mut_ptr(),
             (dst_rs, dst_cs),
-            false,
+            accumulate,
             (lhs, lhs_strides),
             (rhs, rhs_strides),
             parallelism,

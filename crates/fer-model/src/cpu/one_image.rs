@@ -392,6 +392,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                         (stride, channels.len(), patch),
                         products,
                         (1, stride),
+                        false,
                         &col[..patch * stride],
                         (1, stride),
                         &conv.weight[channels.start * patch..channels.end * patch],
