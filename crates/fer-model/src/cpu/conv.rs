@@ -1,5 +1,5 @@
 //! Convolution on the CPU: forward (with bias and PReLU, or a frozen batch norm and ReLU, fused
-//! for inference) by im2col + gemm, or for 3x3 kernels by Winograd ([`winograd_conv`]),
+//! for inference, optionally with the max pool after it) by im2col + gemm, or for 3x3 kernels by Winograd ([`winograd_conv`]),
 //! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
 //! single-plane convolution of a first layer at batch 1.
 
@@ -9,11 +9,12 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_overwrite, with_scratch};
+use super::pool::pool_planes;
 use super::portable;
 use super::prelu::prelu_planes;
 use super::reduce::ordered_sum;
-use super::shape::ConvShape;
-use super::uninit::Slot;
+use super::shape::{ConvShape, PoolKind, PoolShape};
+use super::uninit::{self, Slot};
 use super::winograd_conv;
 
 /// Images per group whose weight gradients are summed together before the ordered reduction.
@@ -192,6 +193,51 @@ pub(crate) fn conv2d_scale_shift_relu_forward(
     conv2d_activation_forward(x, weight, Epilogue::ScaleShiftRelu { scale, shift }, s, out);
 }
 
+/// [`conv2d_scale_shift_relu_forward`], then a max pool over 2 x 2 windows at stride 2 of
+/// each output plane (floor: an odd last row or column is dropped): `out` is (batch, cout,
+/// oh / 2, ow / 2). Winograd shapes pool each plane as soon as it is computed, while it is in
+/// cache, so the whole output is never written; the others compute it, then pool it. The
+/// same values as the two passes.
+pub(crate) fn conv2d_scale_shift_relu_max_pool_forward(
+    x: &[f32],
+    weight: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    s: ConvShape,
+    out: &mut [impl Slot],
+) {
+    assert!(scale.len() == s.cout && shift.len() == s.cout);
+    let hw = s.out_h() * s.out_w();
+    let pool = PoolShape {
+        kind: PoolKind::Max,
+        planes: 1,
+        h: s.out_h(),
+        w: s.out_w(),
+        k: 2,
+        stride: 2,
+        pad: 0,
+    };
+    assert!(
+        s.out_h() >= 2 && s.out_w() >= 2,
+        "an output of at least 2 x 2"
+    );
+    let pooled = pool.out_h() * pool.out_w();
+    assert_eq!(out.len(), s.batch * s.cout * pooled);
+    if winograd_conv::suits(&s) {
+        let channel = |co: usize| (shift[co], 0.0);
+        return winograd_conv::forward(x, weight, Some(scale), channel, s, Some(pool), out);
+    }
+    // SAFETY: the forward kernel initialises its whole output.
+    let full = unsafe {
+        uninit::written(s.batch * s.cout * hw, |full| {
+            conv2d_scale_shift_relu_forward(x, weight, scale, shift, s, full)
+        })
+    };
+    out.par_chunks_mut(pooled)
+        .zip(full.par_chunks(hw))
+        .for_each(|(o, plane)| pool_planes(plane, &pool, Slot::zeroed(o)));
+}
+
 /// What is applied to each output channel's plane right after its gemm, while it is in cache.
 #[derive(Debug, Clone, Copy)]
 enum Epilogue<'a> {
@@ -305,10 +351,10 @@ fn conv2d_activation_forward(
                     Some(slopes) => slopes[co],
                 };
                 let bias = |co: usize| bias.map_or(0.0, |b| b[co]);
-                winograd_conv::forward(x, weight, None, |co| (bias(co), slope(co)), s, out)
+                winograd_conv::forward(x, weight, None, |co| (bias(co), slope(co)), s, None, out)
             }
             Epilogue::ScaleShiftRelu { scale, shift } => {
-                winograd_conv::forward(x, weight, Some(scale), |co| (shift[co], 0.0), s, out)
+                winograd_conv::forward(x, weight, Some(scale), |co| (shift[co], 0.0), s, None, out)
             }
         };
     }

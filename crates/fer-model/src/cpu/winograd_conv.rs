@@ -19,8 +19,9 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, with_scratch};
+use super::pool::pool_planes;
 use super::reduce::ordered_sum;
-use super::shape::ConvShape;
+use super::shape::{ConvShape, PoolShape};
 use super::uninit::{self, Slot};
 use super::winograd::{self, InputScratch, XI, slots};
 
@@ -106,17 +107,25 @@ fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> 
 /// Convolution forward, `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w) and `weight`
 /// (cout, cin, 3, 3) (chosen for the shapes that [`suits`]): each output channel's filters times
 /// `scale[co]` when given, then `channel(co)` = (bias, slope) added and applied as PReLU (a
-/// slope of 1 leaves the value as it is, 0 is a ReLU).
+/// slope of 1 leaves the value as it is, 0 is a ReLU). With `pool` (the pooling of one
+/// output plane: `planes` 1, oh x ow), each plane is pooled as soon as it is computed, while
+/// it is in cache, and `out` holds the pooled planes (batch, cout, pool's out_h, out_w): the
+/// same values as pooling the whole output afterwards.
 pub(crate) fn forward(
     x: &[f32],
     weight: &[f32],
     scale: Option<&[f32]>,
     channel: impl Fn(usize) -> (f32, f32) + Sync,
     s: ConvShape,
+    pool: Option<PoolShape>,
     out: &mut [impl Slot],
 ) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
-    let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * s.out_h() * s.out_w());
+    if let Some(p) = pool {
+        assert!(p.planes == 1 && p.h == s.out_h() && p.w == s.out_w());
+    }
+    let out_plane = pool.map_or(s.out_h() * s.out_w(), |p| p.out_h() * p.out_w());
+    let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * out_plane);
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(out.len(), s.batch * out_img);
     let u = transformed_weights(weight, &s, scale);
@@ -137,12 +146,13 @@ pub(crate) fn forward(
             m.par_chunks_mut(s.cout * len)
                 .enumerate()
                 .for_each(|(position, m)| products(&u, &v, &s, 1, position, m));
-            o.par_chunks_mut(s.out_h() * s.out_w())
-                .enumerate()
-                .for_each_init(Vec::new, |scratch, (co, plane)| {
+            o.par_chunks_mut(out_plane).enumerate().for_each_init(
+                PlaneScratch::default,
+                |scratch, (co, plane)| {
                     let plane = Slot::zeroed(plane);
-                    output_channel(&m, &s, 1, co, 0, &channel, plane, scratch)
-                });
+                    output_channel(&m, &s, 1, co, 0, &channel, pool, plane, scratch)
+                },
+            );
         }
         return;
     }
@@ -170,11 +180,12 @@ pub(crate) fn forward(
                 for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
                     products(&u, v, &s, group, position, m);
                 }
-                let mut scratch = Vec::new();
+                let mut scratch = PlaneScratch::default();
                 for (image, o) in o.chunks_mut(out_img).enumerate() {
-                    for (co, plane) in o.chunks_mut(s.out_h() * s.out_w()).enumerate() {
+                    for (co, plane) in o.chunks_mut(out_plane).enumerate() {
                         let plane = Slot::zeroed(plane);
-                        output_channel(m, &s, group, co, image, &channel, plane, &mut scratch);
+                        let scratch = &mut scratch;
+                        output_channel(m, &s, group, co, image, &channel, pool, plane, scratch);
                     }
                 }
             })
@@ -198,8 +209,17 @@ fn products(u: &[f32], v: &[f32], s: &ConvShape, group: usize, position: usize, 
     );
 }
 
+/// One thread's scratch for [`output_channel`]: the inverse transform's rows, and the whole
+/// output plane when it is pooled.
+#[derive(Default)]
+struct PlaneScratch {
+    rows: Vec<f32>,
+    plane: Vec<f32>,
+}
+
 /// Output channel `co` of image `image` of a group into `plane` (oh, ow), from the products
-/// `m` (16, cout, group x slots): the inverse transform, then the channel's bias and slope.
+/// `m` (16, cout, group x slots): the inverse transform, then the channel's bias and slope;
+/// with `pool`, the plane is computed into scratch and `plane` gets it pooled.
 #[allow(clippy::too_many_arguments)]
 fn output_channel(
     m: &[f32],
@@ -208,16 +228,23 @@ fn output_channel(
     co: usize,
     image: usize,
     channel: &impl Fn(usize) -> (f32, f32),
+    pool: Option<PoolShape>,
     plane: &mut [f32],
-    scratch: &mut Vec<f32>,
+    scratch: &mut PlaneScratch,
 ) {
     let len = slots(s);
     let n = group * len;
-    scratch.resize(12 * len, 0.0);
+    scratch.rows.resize(12 * len, 0.0);
     let position: [&[f32]; XI] =
         std::array::from_fn(|xi| &m[(xi * s.cout + co) * n + image * len..][..len]);
     let (bias, slope) = channel(co);
-    winograd::inverse_transform(&position, s, bias, slope, plane, scratch);
+    let Some(pool) = pool else {
+        return winograd::inverse_transform(&position, s, bias, slope, plane, &mut scratch.rows);
+    };
+    let full = &mut scratch.plane;
+    full.resize(s.out_h() * s.out_w(), 0.0);
+    winograd::inverse_transform(&position, s, bias, slope, full, &mut scratch.rows);
+    pool_planes(full, &pool, plane);
 }
 
 /// `dst` (columns, rows) = the transpose of `src` (rows, columns), in 16 x 16 blocks.
@@ -434,7 +461,7 @@ mod tests {
             let conv = reference_forward(&x, &w, &s);
             let hw = s.out_h() * s.out_w();
             let mut out = vec![f32::NAN; conv.len()];
-            forward(&x, &w, None, |co| (bias[co], slope[co]), s, &mut out);
+            forward(&x, &w, None, |co| (bias[co], slope[co]), s, None, &mut out);
             let expected: Vec<f32> = conv
                 .iter()
                 .enumerate()
@@ -445,7 +472,15 @@ mod tests {
                 })
                 .collect();
             close(&out, &expected, &format!("{s:?} prelu"));
-            forward(&x, &w, Some(&scale), |co| (bias[co], 0.0), s, &mut out);
+            forward(
+                &x,
+                &w,
+                Some(&scale),
+                |co| (bias[co], 0.0),
+                s,
+                None,
+                &mut out,
+            );
             let expected: Vec<f32> = conv
                 .iter()
                 .enumerate()
@@ -492,7 +527,7 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 let mut out = vec![0f32; dy.len()];
-                forward(&x, &w, None, |_| (0.0, 1.0), s, &mut out);
+                forward(&x, &w, None, |_| (0.0, 1.0), s, None, &mut out);
                 let mut dw = vec![0f32; w.len()];
                 grad_weight(&x, &dy, s, &mut dw);
                 (out, dw)
@@ -520,7 +555,7 @@ mod tests {
                 .build()
                 .unwrap();
             let mut out = vec![0f32; s.batch * s.cout * 144];
-            pool.install(|| forward(x, &w, None, |_| (0.0, 1.0), s, &mut out));
+            pool.install(|| forward(x, &w, None, |_| (0.0, 1.0), s, None, &mut out));
             out
         };
         let (one, three) = (forward_with(1), forward_with(3));

@@ -4,7 +4,8 @@
 //! norm's: the convolution's output and its gradient never become candle tensors (one
 //! activation-sized tensor fewer alive per layer, no graph node or gradient entry for
 //! them); evaluation runs one pass, the frozen batch norm folded into the convolution's
-//! output. Elsewhere: the convolution, then [`BatchNormRelu`].
+//! output, and can pool each output plane as it is computed
+//! ([`Conv2dBnRelu::forward_max_pool`]). Elsewhere: the convolution, then [`BatchNormRelu`].
 
 use std::sync::{Arc, Mutex};
 
@@ -73,6 +74,29 @@ impl Conv2dBnRelu {
         if train {
             return self.forward_train(x, shape);
         }
+        self.forward_frozen(x, false)
+    }
+
+    /// Evaluation ([`Conv2dBnRelu::forward`] without `train`), then a max pool over 2 x 2
+    /// windows at stride 2 (floor, as `nn.MaxPool2d(2)`). On the CPU in f32 this is one pass
+    /// that pools each output plane as soon as it is computed, while it is in cache, so the
+    /// unpooled output is never stored; elsewhere the two steps. The same values either way.
+    pub fn forward_max_pool(&self, x: &Tensor) -> Result<Tensor> {
+        let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
+        let (gamma, beta) = self.norm.affine_parameters();
+        let fused = is_cpu_f32(&[x, &self.weight, gamma, beta])
+            && shape.supported()
+            && shape.cout == self.norm.channels()
+            && shape.out_h() >= 2
+            && shape.out_w() >= 2;
+        if !fused {
+            return self.forward(x, false)?.max_pool2d(2);
+        }
+        self.forward_frozen(x, true)
+    }
+
+    /// The frozen pass on the CPU ([`FrozenConvBnRelu`]), optionally max-pooled.
+    fn forward_frozen(&self, x: &Tensor, max_pool: bool) -> Result<Tensor> {
         let (scale, shift) = self.norm.frozen_scale_shift()?;
         let affine = Tensor::stack(&[scale, shift], 0)?;
         x.contiguous()?.apply_op3_no_bwd(
@@ -80,6 +104,7 @@ impl Conv2dBnRelu {
             &affine,
             &FrozenConvBnRelu {
                 padding: self.padding,
+                max_pool,
             },
         )
     }
@@ -235,6 +260,8 @@ fn planes(shape: &ConvShape) -> Planes {
 /// (x, weight, [scale; shift]) -> relu(conv2d(x, weight) * scale + shift), evaluation only.
 struct FrozenConvBnRelu {
     padding: usize,
+    /// Followed by a 2 x 2 max pool of stride 2, each plane pooled as it is computed.
+    max_pool: bool,
 }
 
 impl CustomOp3 for FrozenConvBnRelu {
@@ -263,6 +290,19 @@ impl CustomOp3 for FrozenConvBnRelu {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let (scale, shift) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
+        if self.max_pool {
+            let (ph, pw) = (shape.out_h() / 2, shape.out_w() / 2);
+            // SAFETY: the forward kernel initialises its whole output.
+            let out = unsafe {
+                uninit::written(shape.batch * shape.cout * ph * pw, |out| {
+                    kernels::conv2d_scale_shift_relu_max_pool_forward(
+                        x, w, scale, shift, shape, out,
+                    )
+                })
+            };
+            let dims = Shape::from((shape.batch, shape.cout, ph, pw));
+            return Ok((CpuStorage::F32(out), dims));
+        }
         // SAFETY: the forward kernel initialises its whole output.
         Ok(unsafe {
             conv_output(shape, |out| {
@@ -287,6 +327,69 @@ mod tests {
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
     }
 
+    /// A layer whose parameters and running statistics are all seeded values away from their
+    /// initial ones (the initialisation is not seeded).
+    fn seeded_layer(
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        padding: usize,
+        seed: u64,
+    ) -> (VarMap, Conv2dBnRelu) {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let layer =
+            Conv2dBnRelu::new(cin, cout, kernel, padding, vb.pp("conv"), vb.pp("norm")).unwrap();
+        let mut names: Vec<String> = vars.data().lock().unwrap().keys().cloned().collect();
+        names.sort();
+        for (i, name) in names.iter().enumerate() {
+            let (lo, hi) = match name.as_str() {
+                "norm.running_var" => (0.5, 2.0),
+                "norm.weight" => (0.5, 1.5),
+                _ => (-0.5, 0.5),
+            };
+            let var = vars.data().lock().unwrap()[name].clone();
+            var.set(&seeded(var.dims(), seed + i as u64, lo, hi))
+                .unwrap();
+        }
+        (vars, layer)
+    }
+
+    /// The pooled evaluation pass is the evaluation pass then candle's 2x2 max pool, bit for
+    /// bit: on the Winograd path with a batch and with one image (even and odd planes), and
+    /// on the im2col path (3 input channels).
+    #[test]
+    fn max_pooled_evaluation_is_evaluation_then_the_pool_exactly() {
+        for (case, (batch, cin, side, cout)) in [
+            (8, 8, 12, 16),
+            (9, 8, 7, 8),
+            (1, 16, 24, 16),
+            (1, 8, 25, 8),
+            (3, 3, 10, 5),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (_vars, layer) = seeded_layer(cin, cout, 3, 1, 100 + 10 * case as u64);
+            let x = seeded(&[batch, cin, side, side], 7 + case as u64, -1.0, 1.0);
+            let got = layer.forward_max_pool(&x).unwrap();
+            let expected = layer.forward(&x, false).unwrap().max_pool2d(2).unwrap();
+            assert_eq!(got.dims(), [batch, cout, side / 2, side / 2], "case {case}");
+            let (got, expected) = (
+                got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                expected.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert!(expected.iter().any(|v| *v > 0.0) && expected.contains(&0.0));
+            for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "case {case}, output {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
     /// The fused evaluation pass against candle's own convolution followed by the frozen batch
     /// norm and ReLU written out in tensor ops, with running statistics and affine parameters
     /// away from their initial values: relative error <= 1e-5 of the largest output, for one
@@ -299,23 +402,7 @@ mod tests {
                 .enumerate()
         {
             let seed = 10 * case as u64;
-            let vars = VarMap::new();
-            let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-            let layer = Conv2dBnRelu::new(cin, cout, kernel, padding, vb.pp("conv"), vb.pp("norm"))
-                .unwrap();
-            // Seeded values for every parameter and statistic (the initialisation is not).
-            let mut names: Vec<String> = vars.data().lock().unwrap().keys().cloned().collect();
-            names.sort();
-            for (i, name) in names.iter().enumerate() {
-                let (lo, hi) = match name.as_str() {
-                    "norm.running_var" => (0.5, 2.0),
-                    "norm.weight" => (0.5, 1.5),
-                    _ => (-0.5, 0.5),
-                };
-                let var = vars.data().lock().unwrap()[name].clone();
-                var.set(&seeded(var.dims(), seed + i as u64, lo, hi))
-                    .unwrap();
-            }
+            let (vars, layer) = seeded_layer(cin, cout, kernel, padding, seed);
             let x = seeded(&[batch, cin, side, side], seed + 9, -1.0, 1.0);
             let got = layer.forward(&x, false).unwrap();
             let get = |name: &str| {

@@ -228,10 +228,18 @@ impl Classifier for VggBn {
         let train = rng.is_some();
         let mut x = images.clone();
         for pair in self.units.chunks(2) {
-            for unit in pair {
+            let Some((last, first)) = pair.split_last() else {
+                continue;
+            };
+            for unit in first {
                 x = unit.forward(&x, train)?;
             }
-            x = Self::pool(&x)?;
+            // In evaluation the pool runs inside the stage's last convolution's pass.
+            x = if train {
+                Self::pool(&last.forward(&x, train)?)?
+            } else {
+                last.forward_max_pool(&x)?
+            };
         }
         self.classify(&x, rng)
     }
