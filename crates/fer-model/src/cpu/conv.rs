@@ -181,32 +181,26 @@ pub(crate) fn conv2d_prelu_forward(
 /// Convolution (no bias), then `* scale + shift` per output channel, then ReLU, in one pass
 /// over each output: a batch norm with frozen statistics folded into the convolution's
 /// output, as in inference. Equals [`conv2d_forward`] followed by the affine map and ReLU.
+///
+/// With `max_pool`, each output plane is then max-pooled over 2 x 2 windows at stride 2
+/// (floor: an odd last row or column is dropped) and `out` is (batch, cout, oh / 2, ow / 2).
+/// Winograd shapes pool each plane as soon as it is computed, while it is in cache, so the
+/// whole output is never written; the others compute it, then pool it. The same values as
+/// the two passes.
 pub(crate) fn conv2d_scale_shift_relu_forward(
     x: &[f32],
     weight: &[f32],
     scale: &[f32],
     shift: &[f32],
     s: ConvShape,
+    max_pool: bool,
     out: &mut [impl Slot],
 ) {
     assert!(scale.len() == s.cout && shift.len() == s.cout);
-    conv2d_activation_forward(x, weight, Epilogue::ScaleShiftRelu { scale, shift }, s, out);
-}
-
-/// [`conv2d_scale_shift_relu_forward`], then a max pool over 2 x 2 windows at stride 2 of
-/// each output plane (floor: an odd last row or column is dropped): `out` is (batch, cout,
-/// oh / 2, ow / 2). Winograd shapes pool each plane as soon as it is computed, while it is in
-/// cache, so the whole output is never written; the others compute it, then pool it. The
-/// same values as the two passes.
-pub(crate) fn conv2d_scale_shift_relu_max_pool_forward(
-    x: &[f32],
-    weight: &[f32],
-    scale: &[f32],
-    shift: &[f32],
-    s: ConvShape,
-    out: &mut [impl Slot],
-) {
-    assert!(scale.len() == s.cout && shift.len() == s.cout);
+    let epilogue = Epilogue::ScaleShiftRelu { scale, shift };
+    if !max_pool {
+        return conv2d_activation_forward(x, weight, epilogue, s, out);
+    }
     let hw = s.out_h() * s.out_w();
     let pool = PoolShape {
         kind: PoolKind::Max,
@@ -230,7 +224,7 @@ pub(crate) fn conv2d_scale_shift_relu_max_pool_forward(
     // SAFETY: the forward kernel initialises its whole output.
     let full = unsafe {
         uninit::written(s.batch * s.cout * hw, |full| {
-            conv2d_scale_shift_relu_forward(x, weight, scale, shift, s, full)
+            conv2d_activation_forward(x, weight, epilogue, s, full)
         })
     };
     out.par_chunks_mut(pooled)

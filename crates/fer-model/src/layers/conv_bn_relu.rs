@@ -257,7 +257,8 @@ fn planes(shape: &ConvShape) -> Planes {
     }
 }
 
-/// (x, weight, [scale; shift]) -> relu(conv2d(x, weight) * scale + shift), evaluation only.
+/// (x, weight, [scale; shift]) -> relu(conv2d(x, weight) * scale + shift), evaluation only,
+/// optionally max-pooled.
 struct FrozenConvBnRelu {
     padding: usize,
     /// Followed by a 2 x 2 max pool of stride 2, each plane pooled as it is computed.
@@ -290,25 +291,23 @@ impl CustomOp3 for FrozenConvBnRelu {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let (scale, shift) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
-        if self.max_pool {
-            let (ph, pw) = (shape.out_h() / 2, shape.out_w() / 2);
-            // SAFETY: the forward kernel initialises its whole output.
-            let out = unsafe {
-                uninit::written(shape.batch * shape.cout * ph * pw, |out| {
-                    kernels::conv2d_scale_shift_relu_max_pool_forward(
-                        x, w, scale, shift, shape, out,
-                    )
-                })
-            };
-            let dims = Shape::from((shape.batch, shape.cout, ph, pw));
-            return Ok((CpuStorage::F32(out), dims));
-        }
+        let (oh, ow) = (shape.out_h(), shape.out_w());
+        let (oh, ow) = if self.max_pool {
+            (oh / 2, ow / 2)
+        } else {
+            (oh, ow)
+        };
+        let max_pool = self.max_pool;
         // SAFETY: the forward kernel initialises its whole output.
-        Ok(unsafe {
-            conv_output(shape, |out| {
-                kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, out)
+        let out = unsafe {
+            uninit::written(shape.batch * shape.cout * oh * ow, |out| {
+                kernels::conv2d_scale_shift_relu_forward(x, w, scale, shift, shape, max_pool, out)
             })
-        })
+        };
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((shape.batch, shape.cout, oh, ow)),
+        ))
     }
 }
 
