@@ -1,5 +1,6 @@
 //! Convolution on the CPU: forward (with bias and PReLU, or a frozen batch norm and ReLU, fused
-//! for inference, optionally with the max pool after it) by im2col + gemm, or for 3x3 kernels by Winograd ([`winograd_conv`]),
+//! for inference, optionally with the max pool after it) by im2col + gemm, or for 3x3 kernels
+//! by Winograd ([`winograd_conv`]),
 //! grad-input as a flipped-kernel convolution, grad-weight as im2col + gemm, and the direct
 //! single-plane convolution of a first layer at batch 1.
 
@@ -9,11 +10,11 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_overwrite, with_scratch};
-use super::pool::pool_planes;
+use super::pool::pool_forward;
 use super::portable;
 use super::prelu::prelu_planes;
 use super::reduce::ordered_sum;
-use super::shape::{ConvShape, PoolKind, PoolShape};
+use super::shape::{ConvShape, PoolShape};
 use super::uninit::{self, Slot};
 use super::winograd_conv;
 
@@ -201,16 +202,7 @@ pub(crate) fn conv2d_scale_shift_relu_forward(
     if !max_pool {
         return conv2d_activation_forward(x, weight, epilogue, s, out);
     }
-    let hw = s.out_h() * s.out_w();
-    let pool = PoolShape {
-        kind: PoolKind::Max,
-        planes: 1,
-        h: s.out_h(),
-        w: s.out_w(),
-        k: 2,
-        stride: 2,
-        pad: 0,
-    };
+    let pool = PoolShape::max_2x2(1, s.out_h(), s.out_w());
     assert!(
         s.out_h() >= 2 && s.out_w() >= 2,
         "an output of at least 2 x 2"
@@ -223,13 +215,12 @@ pub(crate) fn conv2d_scale_shift_relu_forward(
     }
     // SAFETY: the forward kernel initialises its whole output.
     let full = unsafe {
-        uninit::written(s.batch * s.cout * hw, |full| {
+        uninit::written(s.batch * s.cout * s.out_h() * s.out_w(), |full| {
             conv2d_activation_forward(x, weight, epilogue, s, full)
         })
     };
-    out.par_chunks_mut(pooled)
-        .zip(full.par_chunks(hw))
-        .for_each(|(o, plane)| pool_planes(plane, &pool, Slot::zeroed(o)));
+    let planes = PoolShape::max_2x2(s.batch * s.cout, s.out_h(), s.out_w());
+    pool_forward(&full, planes, out, None);
 }
 
 /// What is applied to each output channel's plane right after its gemm, while it is in cache.

@@ -62,6 +62,20 @@ pub(crate) struct PoolShape {
 }
 
 impl PoolShape {
+    /// A max pool over 2 x 2 windows at stride 2, no padding (`nn.MaxPool2d(2)`: an odd last
+    /// row or column is dropped), of `planes` planes of h x w.
+    pub fn max_2x2(planes: usize, h: usize, w: usize) -> Self {
+        PoolShape {
+            kind: PoolKind::Max,
+            planes,
+            h,
+            w,
+            k: 2,
+            stride: 2,
+            pad: 0,
+        }
+    }
+
     pub fn out_h(&self) -> usize {
         (self.h + 2 * self.pad - self.k) / self.stride + 1
     }

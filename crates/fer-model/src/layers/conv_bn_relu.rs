@@ -18,7 +18,7 @@ use super::init::conv_weight;
 use super::storage::{contiguous_f32, cpu_f32s, is_cpu_f32};
 use crate::cpu::batch_norm::{self as bn_kernels, Planes};
 use crate::cpu::conv as kernels;
-use crate::cpu::shape::ConvShape;
+use crate::cpu::shape::{ConvShape, PoolShape};
 use crate::cpu::uninit;
 
 /// `relu(batch_norm(conv2d(x, weight)))`, stride 1, zero padding `padding`.
@@ -62,10 +62,7 @@ impl Conv2dBnRelu {
     /// the convolution on the CPU.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
-        let (gamma, beta) = self.norm.affine_parameters();
-        let fused = is_cpu_f32(&[x, &self.weight, gamma, beta])
-            && shape.supported()
-            && shape.cout == self.norm.channels()
+        let fused = self.has_cpu_kernels(x, &shape)
             && (!train || shape.batch * shape.out_h() * shape.out_w() >= 2);
         if !fused {
             let y = conv2d(x, &self.weight, None, self.padding)?;
@@ -83,16 +80,21 @@ impl Conv2dBnRelu {
     /// unpooled output is never stored; elsewhere the two steps. The same values either way.
     pub fn forward_max_pool(&self, x: &Tensor) -> Result<Tensor> {
         let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
-        let (gamma, beta) = self.norm.affine_parameters();
-        let fused = is_cpu_f32(&[x, &self.weight, gamma, beta])
-            && shape.supported()
-            && shape.cout == self.norm.channels()
-            && shape.out_h() >= 2
-            && shape.out_w() >= 2;
+        let fused = self.has_cpu_kernels(x, &shape) && shape.out_h() >= 2 && shape.out_w() >= 2;
         if !fused {
             return self.forward(x, false)?.max_pool2d(2);
         }
         self.forward_frozen(x, true)
+    }
+
+    /// Whether the crate's CPU kernels take `x` through this layer (`shape`, from
+    /// [`conv_shape`]): every tensor on the CPU in f32, a supported shape and as many output
+    /// channels as the batch norm has.
+    fn has_cpu_kernels(&self, x: &Tensor, shape: &ConvShape) -> bool {
+        let (gamma, beta) = self.norm.affine_parameters();
+        is_cpu_f32(&[x, &self.weight, gamma, beta])
+            && shape.supported()
+            && shape.cout == self.norm.channels()
     }
 
     /// The frozen pass on the CPU ([`FrozenConvBnRelu`]), optionally max-pooled.
@@ -291,11 +293,11 @@ impl CustomOp3 for FrozenConvBnRelu {
         let x = contiguous_f32(s1, l1, self.name())?;
         let w = contiguous_f32(s2, l2, self.name())?;
         let (scale, shift) = contiguous_f32(s3, l3, self.name())?.split_at(shape.cout);
-        let (oh, ow) = (shape.out_h(), shape.out_w());
         let (oh, ow) = if self.max_pool {
-            (oh / 2, ow / 2)
+            let pool = PoolShape::max_2x2(1, shape.out_h(), shape.out_w());
+            (pool.out_h(), pool.out_w())
         } else {
-            (oh, ow)
+            (shape.out_h(), shape.out_w())
         };
         let max_pool = self.max_pool;
         // SAFETY: the forward kernel initialises its whole output.

@@ -11,7 +11,7 @@ use fer_data::IMAGE_SIDE;
 use super::VggBn;
 use crate::cpu::batch_norm;
 use crate::cpu::one_image::{self, Conv, Dense};
-use crate::cpu::shape::{ConvShape, PoolKind, PoolShape};
+use crate::cpu::shape::{ConvShape, PoolShape};
 use crate::cpu::workspace::Workspace;
 use crate::layers::batch_norm::EPS;
 use crate::layers::storage::{cpu_f32, cpu_f32s, is_cpu_f32};
@@ -75,15 +75,7 @@ pub(crate) fn scores(
             k: 3,
             pad,
         };
-        let pool = (i % 2 == 1).then_some(PoolShape {
-            kind: PoolKind::Max,
-            planes: cout,
-            h: side,
-            w: side,
-            k: 2,
-            stride: 2,
-            pad: 0,
-        });
+        let pool = (i % 2 == 1).then_some(PoolShape::max_2x2(cout, side, side));
         shapes.push((shape, pool));
         folded.push((scale, shift));
         cin = cout;
