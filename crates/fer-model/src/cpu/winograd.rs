@@ -103,13 +103,29 @@ pub(crate) fn rows_by_channel(
     group: usize,
     len: usize,
 ) -> Vec<[&mut [f32]; XI]> {
-    assert_eq!(buffer.len(), XI * channels * group * len);
-    let mut rows: Vec<[&mut [f32]; XI]> = (0..channels * group)
-        .map(|_| std::array::from_fn(|_| <&mut [f32]>::default()))
+    let mut rows = position_rows(buffer, XI, channels, group, len).into_iter();
+    (0..channels * group)
+        .map(|_| std::array::from_fn(|_| rows.next().expect("16 rows per plane")))
+        .collect()
+}
+
+/// [`rows_by_channel`] for any number of tile `positions` (the buffer is (positions,
+/// channels, group x len)), flat: (channel, image)'s rows are `positions` consecutive
+/// entries from (channel x group + image) x positions.
+pub(crate) fn position_rows(
+    buffer: &mut [f32],
+    positions: usize,
+    channels: usize,
+    group: usize,
+    len: usize,
+) -> Vec<&mut [f32]> {
+    assert_eq!(buffer.len(), positions * channels * group * len);
+    let mut rows: Vec<&mut [f32]> = (0..positions * channels * group)
+        .map(|_| <&mut [f32]>::default())
         .collect();
     for (xi, position) in buffer.chunks_mut(channels * group * len).enumerate() {
         for (index, row) in position.chunks_mut(len).enumerate() {
-            rows[index][xi] = row;
+            rows[index * positions + xi] = row;
         }
     }
     rows

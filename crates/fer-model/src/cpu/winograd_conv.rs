@@ -1,15 +1,19 @@
-//! 3x3 convolutions of whole batches by Winograd F(2x2, 3x3) ([`winograd`]): the forward
-//! (with a per-channel bias and PReLU slope, or a frozen batch norm's scale folded into the
-//! weights) and the weight gradient, each with 2.25x fewer multiplications in its gemms than
-//! im2col's. Grad-input is the forward of the flipped kernel, so it takes this path too.
+//! 3x3 convolutions of whole batches by Winograd: the forward (with a per-channel bias and
+//! PReLU slope, or a frozen batch norm's scale folded into the weights) by F(4x4, 3x3)
+//! ([`winograd4`], 4x fewer multiplications in its gemms than im2col) on planes of at least
+//! 24 x 24 with at most 128 input channels and by F(2x2, 3x3) ([`winograd`], 2.25x fewer)
+//! on the others, and the weight gradient by F(2x2, 3x3). Grad-input is the forward of the
+//! flipped kernel, so it takes the same paths.
 //!
-//! Forward, per group of images: `V` (16, cin, group x slots) from the input transform,
-//! `M[xi] = U[xi] V[xi]` (16 gemms), then the inverse transform per output channel and image.
+//! Forward, per group of images: `V` (XI, cin, group x slots) from the input transform
+//! (XI = 16 or 36 tile positions), `M[xi] = U[xi] V[xi]` (XI gemms), then the inverse
+//! transform per output channel and image. The two tilings share this code through
+//! [`Tiling`].
 //! Weight gradient: `dUᵀ[xi] = Σ V[xi] dMᵀ[xi]` over the images (dM = A dy Aᵀ, made channels
 //! last so that both gemm operands are read along their rows), then `dg = Gᵀ dU G`.
 //!
-//! Invariants: results do not depend on the thread count. Images are grouped by a fixed rule
-//! (a function of the shape only); the weight gradient sums fixed groups of
+//! Invariants: results do not depend on the thread count. The tiling and the image groups
+//! follow fixed rules (functions of the shape only); the weight gradient sums fixed groups of
 //! [`GRADIENT_GROUP`] images, then the groups in order. Values differ from im2col's in the
 //! last bits (the transforms reassociate sums).
 
@@ -24,6 +28,7 @@ use super::reduce::ordered_sum;
 use super::shape::{ConvShape, PoolShape};
 use super::uninit::{self, Slot};
 use super::winograd::{self, InputScratch, XI, slots};
+use super::winograd4;
 
 /// Images whose weight gradients are summed together before the ordered reduction.
 const GRADIENT_GROUP: usize = 8;
@@ -58,50 +63,183 @@ pub(crate) fn suits_grad_weight(s: &ConvShape) -> bool {
     suits(s) && s.out_h() >= 12 && s.out_w() >= 12
 }
 
-/// Images per gemm: the most, up to 8 (a power of two), whose slots stay within about 1,280,
-/// so that small planes still give the gemm a long dimension and `V` stays in cache.
-fn images_per_gemm(s: &ConvShape) -> usize {
-    let len = slots(s);
+/// The most values per input channel that [`images_per_gemm`] lets `V` hold: 16 positions x
+/// 1,280 slots. F(2x2, 3x3) groups images up to 1,280 slots; F(4x4, 3x3) up to 568, two
+/// 48 x 48 planes (with twice that, vgg-bn's 48 x 48 layers ran 5-25% slower by either).
+const V_VALUES_PER_CHANNEL: usize = 16 * 1280;
+
+/// Images per gemm: the most, up to 8 (a power of two), whose transformed input `V` of
+/// `positions` rows of `len` slots per image stays within [`V_VALUES_PER_CHANNEL`] per input
+/// channel, so that small planes still give the gemm a long dimension and `V` stays in cache.
+fn images_per_gemm(len: usize, positions: usize) -> usize {
     let mut group = 1;
-    while group < 8 && 2 * group * len <= 1280 {
+    while group < 8 && 2 * group * len * positions <= V_VALUES_PER_CHANNEL {
         group *= 2;
     }
     group
 }
 
-/// `U` (16, cout, cin) of `weight` (cout, cin, 3, 3), output channel co's filters times
+/// A Winograd tiling of 3x3 convolutions, as the forward uses it: its positions, layout and
+/// transforms ([`F2`] or [`F4`]).
+trait Tiling {
+    /// Positions of the transformed tile.
+    const XI: usize;
+    /// The input transform's reused buffers.
+    type Scratch: Default;
+    /// Slots of one plane in the transformed layouts.
+    fn slots(s: &ConvShape) -> usize;
+    /// `U` of some output channels' filters (co, cin, 3, 3), channel by channel: (co, XI, cin).
+    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]);
+    /// `V` of one input plane into `v` (XI rows of slots).
+    fn transform_input(
+        plane: &[f32],
+        s: &ConvShape,
+        v: &mut [&mut [f32]],
+        scratch: &mut Self::Scratch,
+    );
+    /// One output plane from its products `m` (XI rows of slots), bias and PReLU applied.
+    fn inverse_transform(
+        m: &[&[f32]],
+        s: &ConvShape,
+        bias: f32,
+        slope: f32,
+        out: &mut [f32],
+        rows: &mut Vec<f32>,
+    );
+}
+
+/// F(2x2, 3x3) ([`winograd`]).
+struct F2;
+
+impl Tiling for F2 {
+    const XI: usize = XI;
+    type Scratch = InputScratch;
+
+    fn slots(s: &ConvShape) -> usize {
+        slots(s)
+    }
+
+    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
+        winograd::transform_weights(g, cin, u)
+    }
+
+    fn transform_input(
+        plane: &[f32],
+        s: &ConvShape,
+        v: &mut [&mut [f32]],
+        scratch: &mut InputScratch,
+    ) {
+        let v: &mut [&mut [f32]; XI] = v.try_into().expect("16 positions");
+        winograd::transform_input(plane, s, v, scratch)
+    }
+
+    fn inverse_transform(
+        m: &[&[f32]],
+        s: &ConvShape,
+        bias: f32,
+        slope: f32,
+        out: &mut [f32],
+        rows: &mut Vec<f32>,
+    ) {
+        let m: &[&[f32]; XI] = m.try_into().expect("16 positions");
+        rows.resize(12 * slots(s), 0.0);
+        winograd::inverse_transform(m, s, bias, slope, out, rows)
+    }
+}
+
+/// F(4x4, 3x3) ([`winograd4`]).
+struct F4;
+
+impl Tiling for F4 {
+    const XI: usize = winograd4::XI;
+    type Scratch = winograd4::InputScratch;
+
+    fn slots(s: &ConvShape) -> usize {
+        winograd4::slots(s)
+    }
+
+    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
+        winograd4::transform_weights(g, cin, u)
+    }
+
+    fn transform_input(
+        plane: &[f32],
+        s: &ConvShape,
+        v: &mut [&mut [f32]],
+        scratch: &mut Self::Scratch,
+    ) {
+        winograd4::transform_input(plane, s, v, scratch)
+    }
+
+    fn inverse_transform(
+        m: &[&[f32]],
+        s: &ConvShape,
+        bias: f32,
+        slope: f32,
+        out: &mut [f32],
+        rows: &mut Vec<f32>,
+    ) {
+        winograd4::inverse_transform(m, s, bias, slope, out, rows)
+    }
+}
+
+/// Whether the forward of `s` runs by F(4x4, 3x3): outputs of at least [`F4_FROM`] x
+/// [`F4_FROM`] with at most [`F4_UP_TO_CHANNELS`] input channels. Measured at batch 128 on
+/// 2 threads, it takes 25-31% off vgg-bn's 48 x 48 layers and 9-18% off its 24 x 24 ones
+/// against F(2x2, 3x3); smaller planes waste more of its slots (a quarter at 12 x 12), and
+/// its rounding grows with the channels: 7.5e-6 of the largest output at 128 channels on
+/// 24 x 24 (the tests hold it to 1e-5), 1.3e-5 at 256.
+fn by_f4(s: &ConvShape) -> bool {
+    s.out_h() >= F4_FROM && s.out_w() >= F4_FROM && s.cin <= F4_UP_TO_CHANNELS
+}
+
+/// The smallest output side that [`by_f4`] takes (vgg-bn's first two stages: 48 and 24).
+const F4_FROM: usize = 24;
+
+/// The most input channels that [`by_f4`] takes.
+const F4_UP_TO_CHANNELS: usize = 128;
+
+/// `U` (XI, cout, cin) of `weight` (cout, cin, 3, 3), output channel co's filters times
 /// `scale[co]` when given.
-fn transformed_weights(weight: &[f32], s: &ConvShape, scale: Option<&[f32]>) -> Vec<f32> {
+fn transformed_weights<T: Tiling>(
+    weight: &[f32],
+    s: &ConvShape,
+    scale: Option<&[f32]>,
+) -> Vec<f32> {
+    let xi_count = T::XI;
     let (cin, cout) = (s.cin, s.cout);
     assert_eq!(weight.len(), cout * cin * 9);
     // Channel by channel (cout, 16, cin), then positions first.
     let by_channel = |by_channel: &mut [MaybeUninit<f32>]| {
         by_channel
-            .par_chunks_mut(XI * cin)
+            .par_chunks_mut(xi_count * cin)
             .zip(weight.par_chunks(cin * 9))
             .enumerate()
             .for_each(|(co, (u, filters))| {
                 let u = Slot::zeroed(u);
-                winograd::transform_weights(filters, cin, u);
+                T::transform_weights(filters, cin, u);
                 if let Some(scale) = scale {
                     u.iter_mut().for_each(|v| *v *= scale[co]);
                 }
             })
     };
     // SAFETY: every channel's chunk is zeroed before it is written.
-    let by_channel = unsafe { uninit::written(cout * XI * cin, by_channel) };
+    let by_channel = unsafe { uninit::written(cout * xi_count * cin, by_channel) };
     let positions = |u: &mut [MaybeUninit<f32>]| {
         u.par_chunks_mut(cout * cin)
             .enumerate()
             .for_each(|(xi, position)| {
                 let position = Slot::zeroed(position);
-                for (row, channel) in position.chunks_mut(cin).zip(by_channel.chunks(XI * cin)) {
+                for (row, channel) in position
+                    .chunks_mut(cin)
+                    .zip(by_channel.chunks(xi_count * cin))
+                {
                     row.copy_from_slice(&channel[xi * cin..][..cin]);
                 }
             })
     };
     // SAFETY: every position's chunk is zeroed before it is written.
-    unsafe { uninit::written(XI * cout * cin, positions) }
+    unsafe { uninit::written(xi_count * cout * cin, positions) }
 }
 
 /// Convolution forward, `out` (batch, cout, oh, ow) from `x` (batch, cin, h, w) and `weight`
@@ -120,6 +258,23 @@ pub(crate) fn forward(
     pool: Option<PoolShape>,
     out: &mut [impl Slot],
 ) {
+    if by_f4(&s) {
+        forward_with::<F4>(x, weight, scale, channel, s, pool, out)
+    } else {
+        forward_with::<F2>(x, weight, scale, channel, s, pool, out)
+    }
+}
+
+/// [`forward`] by the tiling `T`.
+fn forward_with<T: Tiling>(
+    x: &[f32],
+    weight: &[f32],
+    scale: Option<&[f32]>,
+    channel: impl Fn(usize) -> (f32, f32) + Sync,
+    s: ConvShape,
+    pool: Option<PoolShape>,
+    out: &mut [impl Slot],
+) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
     if let Some(p) = pool {
         assert!(p.planes == 1 && p.h == s.out_h() && p.w == s.out_w());
@@ -128,74 +283,73 @@ pub(crate) fn forward(
     let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * out_plane);
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(out.len(), s.batch * out_img);
-    let u = transformed_weights(weight, &s, scale);
-    let len = slots(&s);
+    let u = transformed_weights::<T>(weight, &s, scale);
+    let len = T::slots(&s);
     let threads = rayon::current_num_threads();
     if s.batch < threads {
         // Few images (batch-1 latency): each image's channels, positions and output channels
         // are split over the pool; every value is computed as in the batched path.
-        let mut v = vec![0f32; XI * s.cin * len];
-        let mut m = vec![0f32; XI * s.cout * len];
+        let mut v = vec![0f32; T::XI * s.cin * len];
+        let mut m = vec![0f32; T::XI * s.cout * len];
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            winograd::rows_by_channel(&mut v, s.cin, 1, len)
-                .into_par_iter()
+            winograd::position_rows(&mut v, T::XI, s.cin, 1, len)
+                .par_chunks_mut(T::XI)
                 .zip(xi.par_chunks(s.h * s.w))
-                .for_each_init(InputScratch::default, |scratch, (mut rows, plane)| {
-                    winograd::transform_input(plane, &s, &mut rows, scratch)
+                .for_each_init(T::Scratch::default, |scratch, (rows, plane)| {
+                    T::transform_input(plane, &s, rows, scratch)
                 });
             m.par_chunks_mut(s.cout * len)
                 .enumerate()
-                .for_each(|(position, m)| products(&u, &v, &s, 1, position, m));
+                .for_each(|(position, m)| products(&u, &v, &s, len, position, m));
             o.par_chunks_mut(out_plane).enumerate().for_each_init(
                 PlaneScratch::default,
                 |scratch, (co, plane)| {
                     let plane = Slot::zeroed(plane);
-                    output_channel(&m, &s, 1, co, 0, &channel, pool, plane, scratch)
+                    output_channel::<T>(&m, &s, 1, co, 0, &channel, pool, plane, scratch)
                 },
             );
         }
         return;
     }
-    let group = images_per_gemm(&s);
-    let (v_len, m_len) = (XI * s.cin * group * len, XI * s.cout * group * len);
+    let group = images_per_gemm(len, T::XI);
+    let (v_len, m_len) = (T::XI * s.cin * group * len, T::XI * s.cout * group * len);
     out.par_chunks_mut(group * out_img)
         .zip(x.par_chunks(group * in_img))
         .for_each(|(o, x)| {
             let images = o.len() / out_img;
             with_scratch(v_len + m_len, |buffer| {
                 let (v, m) = buffer.split_at_mut(v_len);
-                let mut scratch = InputScratch::default();
+                let mut scratch = T::Scratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                for (index, mut rows) in winograd::rows_by_channel(v, s.cin, group, len)
-                    .into_iter()
-                    .enumerate()
-                {
+                let mut rows = winograd::position_rows(v, T::XI, s.cin, group, len);
+                for (index, rows) in rows.chunks_mut(T::XI).enumerate() {
                     let (ci, image) = (index / group, index % group);
                     if image < images {
                         let plane = &x[image * in_img + ci * s.h * s.w..][..s.h * s.w];
-                        winograd::transform_input(plane, &s, &mut rows, &mut scratch);
+                        T::transform_input(plane, &s, rows, &mut scratch);
                     }
                 }
                 for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
-                    products(&u, v, &s, group, position, m);
+                    products(&u, v, &s, group * len, position, m);
                 }
                 let mut scratch = PlaneScratch::default();
                 for (image, o) in o.chunks_mut(out_img).enumerate() {
                     for (co, plane) in o.chunks_mut(out_plane).enumerate() {
                         let plane = Slot::zeroed(plane);
                         let scratch = &mut scratch;
-                        output_channel(m, &s, group, co, image, &channel, pool, plane, scratch);
+                        output_channel::<T>(
+                            m, &s, group, co, image, &channel, pool, plane, scratch,
+                        );
                     }
                 }
             })
         });
 }
 
-/// `m` (cout, group x slots) = `U[position]` (cout, cin) times `V[position]` (cin, group x
-/// slots).
-fn products(u: &[f32], v: &[f32], s: &ConvShape, group: usize, position: usize, m: &mut [f32]) {
-    let n = group * slots(s);
+/// `m` (cout, n) = `U[position]` (cout, cin) times `V[position]` (cin, n), `n` being the
+/// group's slots.
+fn products(u: &[f32], v: &[f32], s: &ConvShape, n: usize, position: usize, m: &mut [f32]) {
     matmul(
         (s.cout, n, s.cin),
         m,
@@ -218,10 +372,10 @@ struct PlaneScratch {
 }
 
 /// Output channel `co` of image `image` of a group into `plane` (oh, ow), from the products
-/// `m` (16, cout, group x slots): the inverse transform, then the channel's bias and slope;
+/// `m` (XI, cout, group x slots): the inverse transform, then the channel's bias and slope;
 /// with `pool`, the plane is computed into scratch and `plane` gets it pooled.
 #[allow(clippy::too_many_arguments)]
-fn output_channel(
+fn output_channel<T: Tiling>(
     m: &[f32],
     s: &ConvShape,
     group: usize,
@@ -232,18 +386,20 @@ fn output_channel(
     plane: &mut [f32],
     scratch: &mut PlaneScratch,
 ) {
-    let len = slots(s);
+    let len = T::slots(s);
     let n = group * len;
-    scratch.rows.resize(12 * len, 0.0);
-    let position: [&[f32]; XI] =
-        std::array::from_fn(|xi| &m[(xi * s.cout + co) * n + image * len..][..len]);
+    let positions: [&[f32]; winograd4::XI] = std::array::from_fn(|xi| match xi < T::XI {
+        true => &m[(xi * s.cout + co) * n + image * len..][..len],
+        false => &[],
+    });
+    let position = &positions[..T::XI];
     let (bias, slope) = channel(co);
     let Some(pool) = pool else {
-        return winograd::inverse_transform(&position, s, bias, slope, plane, &mut scratch.rows);
+        return T::inverse_transform(position, s, bias, slope, plane, &mut scratch.rows);
     };
     let full = &mut scratch.plane;
     full.resize(s.out_h() * s.out_w(), 0.0);
-    winograd::inverse_transform(&position, s, bias, slope, full, &mut scratch.rows);
+    T::inverse_transform(position, s, bias, slope, full, &mut scratch.rows);
     pool_planes(full, &pool, plane);
 }
 
@@ -274,7 +430,7 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
     assert_eq!(dy.len(), s.batch * out_img);
     assert_eq!(dw.len(), s.cout * s.cin * 9);
     let len = slots(&s);
-    let group = images_per_gemm(&s).min(GRADIENT_GROUP);
+    let group = images_per_gemm(len, XI).min(GRADIENT_GROUP);
     let n = group * len;
     let (v_len, dm_len) = (XI * s.cin * n, XI * n * s.cout);
     // dUᵀ (16, cin, cout) of each group of GRADIENT_GROUP images.
@@ -428,7 +584,9 @@ mod tests {
     }
 
     /// Batches that fill several gemm groups and a partial one, batch 1 (the split path),
-    /// odd sizes (partial tiles), no padding, and the vgg-bn layer shapes.
+    /// odd sizes (partial tiles), no padding, and the vgg-bn layer shapes; F(4x4, 3x3) from
+    /// 24 x 24 outputs (partial tiles, no padding, and 128 input channels, the most it takes)
+    /// and F(2x2, 3x3) below.
     fn shapes() -> Vec<ConvShape> {
         let shape = |batch, cin, h, w, cout, pad| ConvShape {
             batch,
@@ -446,6 +604,9 @@ mod tests {
             shape(5, 8, 6, 5, 8, 0),
             shape(2, 32, 48, 48, 32, 1),
             shape(19, 16, 6, 6, 24, 1),
+            shape(3, 8, 25, 27, 9, 1),
+            shape(2, 8, 26, 30, 8, 0),
+            shape(1, 128, 24, 24, 16, 1),
         ]
     }
 
@@ -546,23 +707,33 @@ mod tests {
                 .zip(&three.1)
                 .all(|(a, b)| a.to_bits() == b.to_bits())
         );
-        // Two images: grouped in one gemm on one thread, split inside each image on three.
-        let s = ConvShape { batch: 2, ..s };
-        let x = &x[..s.batch * s.cin * 144];
-        let forward_with = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut out = vec![0f32; s.batch * s.cout * 144];
-            pool.install(|| forward(x, &w, None, |_| (0.0, 1.0), s, None, &mut out));
-            out
-        };
-        let (one, three) = (forward_with(1), forward_with(3));
-        assert!(
-            one.iter()
-                .zip(&three)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
+        // Two images: grouped in one gemm on one thread, split inside each image on three;
+        // by F(2x2, 3x3) (12 x 12) and by F(4x4, 3x3) (24 x 24).
+        for side in [12, 24] {
+            let s = ConvShape {
+                batch: 2,
+                h: side,
+                w: side,
+                ..s
+            };
+            let x = values(s.batch * s.cin * side * side, 63);
+            let plane = side * side;
+            let forward_with = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut out = vec![0f32; s.batch * s.cout * plane];
+                pool.install(|| forward(&x, &w, None, |_| (0.0, 1.0), s, None, &mut out));
+                out
+            };
+            let (one, three) = (forward_with(1), forward_with(3));
+            assert!(
+                one.iter()
+                    .zip(&three)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{side} x {side}"
+            );
+        }
     }
 }

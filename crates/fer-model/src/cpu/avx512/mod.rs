@@ -6,6 +6,7 @@ pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod pool;
 pub(crate) mod winograd;
+pub(crate) mod winograd4;
 
 /// The AVX-512 lane masks (16 lanes per vector, four vectors) of padded row positions
 /// `pad..pad + len`: the lanes of a zero-padded row that hold its `len` values.
@@ -225,6 +226,89 @@ mod tests {
                     bits(&ours),
                     bits(&theirs),
                     "{h}x{w}, pad {pad}, slope {slope}"
+                );
+            }
+        }
+    }
+
+    /// The F(4x4, 3x3) transforms in registers give the portable loops' values bit for bit:
+    /// vgg-bn's 48x48 and 24x24 planes, partial tiles, no padding, more than 16 tiles in a
+    /// row, ReLU (slope 0), PReLU and a NaN.
+    #[test]
+    fn avx512_winograd4_transforms_equal_the_portable_ones() {
+        use crate::cpu::portable::winograd4::{
+            InputScratch, XI, inverse_transform_with, slots, transform_input_with,
+        };
+        if !available("avx512_winograd4_transforms_equal_the_portable_ones") {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // One scratch for the register path across all shapes, larger ones first: a split
+        // must not keep values from an earlier plane.
+        let mut reused = InputScratch::default();
+        for (case, (h, w, pad)) in [
+            (48, 48, 1),
+            (24, 24, 1),
+            (25, 27, 1),
+            (26, 30, 0),
+            (70, 66, 1),
+            (3, 3, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s = ConvShape {
+                batch: 1,
+                cin: 1,
+                h,
+                w,
+                cout: 1,
+                k: 3,
+                pad,
+            };
+            let len = slots(&s);
+            let plane = values(h * w, 70 + case as u64);
+            let mut transform = |portable: bool| {
+                let mut v = vec![f32::NAN; XI * len];
+                let mut rows: Vec<&mut [f32]> = v.chunks_mut(len).collect();
+                if portable {
+                    let mut scratch = InputScratch::default();
+                    transform_input_with(&plane, &s, &mut rows, &mut scratch);
+                } else {
+                    // SAFETY: the CPU has AVX-512F (checked above).
+                    unsafe {
+                        super::winograd4::transform_input(&plane, &s, &mut rows, &mut reused)
+                    };
+                }
+                bits(&v)
+            };
+            let theirs = transform(true);
+            assert_eq!(transform(false), theirs, "input {h}x{w}, pad {pad}");
+            let mut m = values(XI * len, 80 + case as u64);
+            m[0] = f32::NAN;
+            let rows: Vec<&[f32]> = m.chunks(len).collect();
+            let hw = s.out_h() * s.out_w();
+            for (bias, slope) in [(0.1, 0.0), (-0.2, 0.25)] {
+                let mut theirs = vec![f32::NAN; hw];
+                inverse_transform_with(&rows, &s, bias, slope, &mut theirs, &mut Vec::new());
+                let mut ours = vec![f32::NAN; hw];
+                // SAFETY: the CPU has AVX-512F (checked above).
+                unsafe {
+                    super::winograd4::inverse_transform(
+                        &rows,
+                        &s,
+                        bias,
+                        slope,
+                        &mut ours,
+                        &mut Vec::new(),
+                    )
+                };
+                assert!(theirs.iter().any(|v| v.is_nan()));
+                assert_eq!(theirs.iter().any(|&v| v < 0.0), slope > 0.0);
+                assert_eq!(
+                    bits(&ours),
+                    bits(&theirs),
+                    "inverse {h}x{w}, pad {pad}, slope {slope}"
                 );
             }
         }

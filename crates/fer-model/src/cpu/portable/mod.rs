@@ -5,3 +5,4 @@ pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod pool;
 pub(crate) mod winograd;
+pub(crate) mod winograd4;
