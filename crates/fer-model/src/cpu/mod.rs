@@ -6,8 +6,9 @@
 //! - [`gemm`]: the matrix product every convolution and linear layer runs on (the `gemm`
 //!   crate, AVX-512 picked at run time) and the per-thread im2col scratch.
 //! - [`conv`], [`prelu`], [`pool`], [`batch_norm`], [`linear`] (few rows): the operations, whole batches split over
-//!   rayon's pool; [`winograd`]: F(2x2, 3x3) for one image, [`winograd4`]: F(4x4, 3x3),
-//!   [`winograd_conv`]: both for whole batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
+//!   rayon's pool; [`winograd`]: F(2x2, 3x3), [`winograd4`]: F(4x4, 3x3), [`tiling`]: the
+//!   two behind one interface and the rule that picks one for a shape, [`winograd_conv`]:
+//!   whole batches (3x3 forward, grad-input and grad-weight); [`stages`]: one image's layers spread
 //!   over every thread, and [`one_image`] the chain of convolutions, pools and fully
 //!   connected layers built on it (batch-1 latency), with its cache in [`workspace`];
 //!   [`reduce`]: sums across images in a fixed order; [`uninit`]: outputs that the kernels
@@ -41,6 +42,7 @@ pub(crate) mod prelu;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod stages;
+pub(crate) mod tiling;
 pub(crate) mod uninit;
 pub(crate) mod winograd;
 pub(crate) mod winograd4;

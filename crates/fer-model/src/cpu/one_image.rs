@@ -4,8 +4,9 @@
 //!
 //! - The first convolution (one input plane, no padding: a padded network pads the image
 //!   first): a direct convolution by blocks of output channels.
-//! - The others (3x3, padding 1): Winograd F(2x2, 3x3) ([`winograd`]): one gemm per tile
-//!   position, then the inverse transform by blocks of output channels; or, for small planes
+//! - The others (3x3, padding 1): Winograd, F(4x4, 3x3) or F(2x2, 3x3) as [`Tiling::for_shape`]
+//!   picks for the batch paths too: one gemm per tile position, then the inverse transform
+//!   by blocks of output channels; or, for small planes
 //!   (at most [`IM2COL_UP_TO`] outputs, where the weights outweigh the arithmetic), im2col and
 //!   one gemm per block of output channels on the weights as they are.
 //! - A block of output channels is finished in the same chunk: pooled where a pool follows,
@@ -35,7 +36,7 @@ use super::gemm::{matmul, matmul_strided, with_scratch};
 use super::pool::pool_planes;
 use super::shape::{ConvShape, PoolShape};
 use super::stages::{self, Shared, Stage};
-use super::winograd;
+use super::tiling::{self, Tiling};
 use super::workspace::{CachedLayer, Workspace};
 
 /// Output features per chunk of a fully connected layer.
@@ -187,10 +188,12 @@ pub(crate) fn forward(ws: &Workspace, convs: &[Conv], dense: &[Dense], x: &[f32]
             .unwrap_or(0)
     };
     let mut v = ws.take(largest(false, &|s| {
-        s.cin * winograd::XI * winograd::slots(s)
+        let tiling = Tiling::for_shape(s);
+        s.cin * tiling.positions() * tiling.slots(s)
     }));
     let mut m = ws.take(largest(false, &|s| {
-        winograd::XI * s.cout * winograd::slots(s)
+        let tiling = Tiling::for_shape(s);
+        tiling.positions() * s.cout * tiling.slots(s)
     }));
     // Two im2col matrices: a layer reads one while it writes the next layer's into the other.
     let col_len = largest(true, &|s| s.patch() * col_stride(s.out_h() * s.out_w()));
@@ -326,14 +329,16 @@ struct Plan<'a, 'b> {
 }
 
 impl<'a, 'b> Plan<'a, 'b> {
-    /// Winograd layer `layer` (from 1): the 16 gemms, one per chunk, over all output channels.
+    /// Winograd layer `layer` (from 1): one gemm per tile position and chunk, over all output
+    /// channels.
     fn products(&self, layer: usize) -> Stage<'b> {
         let s = self.convs[layer].shape;
         let (v, m) = (self.buffers.v, self.buffers.m);
         let u = self.buffers.cached[layer - 1].2;
-        let len = winograd::slots(&s);
+        let tiling = Tiling::for_shape(&s);
+        let (positions, len) = (tiling.positions(), tiling.slots(&s));
         let products_len = s.cout * len;
-        Stage::new(winograd::XI, move |xi| {
+        Stage::new(positions, move |xi| {
             // SAFETY: `V` and `U` were written by earlier stages; chunk xi alone writes the
             // products of position xi.
             let (v, u, m) = unsafe {
@@ -343,7 +348,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                     m.piece(xi * products_len..(xi + 1) * products_len),
                 )
             };
-            winograd::products(&v[..s.cin * winograd::XI * len], u, &s, xi, m);
+            tiling::products(u, &v[..s.cin * positions * len], &s, len, xi, m);
         })
     }
 
@@ -412,11 +417,12 @@ impl<'a, 'b> Plan<'a, 'b> {
             } else {
                 // SAFETY: the products' stage is done.
                 let m = unsafe { m.read() };
-                let m = &m[..winograd::XI * s.cout * winograd::slots(&s)];
+                let tiling = Tiling::for_shape(&s);
+                let m = &m[..tiling.positions() * s.cout * tiling.slots(&s)];
                 let mut scratch = Vec::new();
                 for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
                     let (bias, slope) = (conv.bias[co], conv.slope_of(co));
-                    winograd::output_channel(m, &s, co, bias, slope, plane, &mut scratch);
+                    tiling.output_channel(m, &s, co, bias, slope, plane, &mut scratch);
                 }
             }
             let mut input: &[f32] = o;
@@ -454,18 +460,22 @@ impl<'a, 'b> Plan<'a, 'b> {
                 return;
             }
             // These channels are the next layer's input planes `channels`, each written as
-            // one row of every position of `V` (16, cin, slots).
-            let len = winograd::slots(&n);
-            let mut scratch = winograd::InputScratch::default();
+            // one row of every position of `V` (positions, cin, slots).
+            let tiling = Tiling::for_shape(&n);
+            let (positions, len) = (tiling.positions(), tiling.slots(&n));
+            let mut scratch = tiling::InputScratch::default();
             let plane_len = n.h * n.w;
             for (ci, plane) in channels.clone().zip(input.chunks(plane_len)) {
-                let mut rows: [&mut [f32]; winograd::XI] = std::array::from_fn(|xi| {
+                let mut rows: [&mut [f32]; tiling::MAX_POSITIONS] = std::array::from_fn(|xi| {
+                    if xi >= positions {
+                        return Default::default();
+                    }
                     let at = (xi * n.cin + ci) * len;
                     // SAFETY: the next layer's `V` is read only by its products' stage, after
                     // this; chunk c alone writes these channels' rows.
                     unsafe { v.piece(at..at + len) }
                 });
-                winograd::transform_input(plane, &n, &mut rows, &mut scratch);
+                tiling.transform_input(plane, &n, &mut rows[..positions], &mut scratch);
             }
             if fresh {
                 let (patch, cin) = (n.patch(), n.cin);
@@ -477,9 +487,9 @@ impl<'a, 'b> Plan<'a, 'b> {
                     // SAFETY: chunk c alone writes these channels' cached scale.
                     unsafe { cached_scale.piece(derive.clone()) }.copy_from_slice(scale);
                 }
-                let mut transformed = vec![0f32; derive.len() * winograd::XI * cin];
-                winograd::transform_weights(&scaled, cin, &mut transformed);
-                winograd::positions_first(&transformed, cin, |xi| {
+                let mut transformed = vec![0f32; derive.len() * tiling.positions() * cin];
+                tiling.transform_weights(&scaled, cin, &mut transformed);
+                tiling.positions_first(&transformed, cin, |xi| {
                     let at = (xi * n.cout + derive.start) * cin;
                     // SAFETY: chunk c alone writes these channels' rows of each position.
                     unsafe { u.piece(at..at + derive.len() * cin) }

@@ -14,9 +14,6 @@
 //! [`portable::winograd`](super::portable::winograd), compiled again for AVX-512 in
 //! [`avx512::winograd`](super::avx512::winograd).
 
-use gemm::Parallelism;
-
-use super::gemm::matmul;
 pub(crate) use super::portable::winograd::{InputScratch, XI, slots};
 use super::portable::winograd::{
     PortableRows, inverse_transform_with, transform_input_with, transform_output_gradient_with,
@@ -64,7 +61,8 @@ pub(crate) fn filter_gradient(du: &[f32; XI]) -> [f32; 9] {
 }
 
 /// `U` for filters `g` (co, cin, 3, 3) of some output channels, channel by channel: `u` is
-/// (co, 16, cin); [`positions_first`] gives the (16, cout, cin) layout of the products.
+/// (co, 16, cin); [`Tiling::positions_first`](super::tiling::Tiling::positions_first)
+/// gives the (16, cout, cin) layout of the products.
 pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
     assert_eq!(g.len() * XI, u.len() * 9);
     for (filters, u) in g.chunks(cin * 9).zip(u.chunks_mut(XI * cin)) {
@@ -72,23 +70,6 @@ pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
             for (xi, v) in transform_filter(f).into_iter().enumerate() {
                 u[xi * cin + ci] = v;
             }
-        }
-    }
-}
-
-/// Writes `block` ((rows, 16, cin), from [`transform_weights`], for output channels from `co`)
-/// into `dst(xi)`: rows `co..co + rows` of position xi's matrix in the (16, cout, cin) layout.
-pub(crate) fn positions_first<'a>(
-    block: &[f32],
-    cin: usize,
-    mut dst: impl FnMut(usize) -> &'a mut [f32],
-) {
-    let rows = block.len() / (XI * cin);
-    for xi in 0..XI {
-        let out = dst(xi);
-        assert_eq!(out.len(), rows * cin);
-        for (r, row) in out.chunks_mut(cin).enumerate() {
-            row.copy_from_slice(&block[(r * XI + xi) * cin..][..cin]);
         }
     }
 }
@@ -147,44 +128,6 @@ pub(crate) fn transform_input(
     transform_input_with::<PortableRows>(plane, s, v, scratch)
 }
 
-/// The products of position `xi` for every output channel: `m` (cout, slots) =
-/// `U[xi]` (from `u`, (16, cout, cin)) times `V[xi]` (from `v`, (16, cin, slots)).
-pub(crate) fn products(v: &[f32], u: &[f32], s: &ConvShape, xi: usize, m: &mut [f32]) {
-    let len = slots(s);
-    assert_eq!(u.len(), s.cout * XI * s.cin);
-    assert_eq!(v.len(), s.cin * XI * len);
-    assert_eq!(m.len(), s.cout * len);
-    matmul(
-        (s.cout, len, s.cin),
-        m,
-        len,
-        false,
-        &u[xi * s.cout * s.cin..],
-        (s.cin, 1),
-        &v[xi * s.cin * len..],
-        (len, 1),
-        Parallelism::None,
-    );
-}
-
-/// Output channel `co` into `out` (oh, ow) from all products `m` (16, cout, slots): the
-/// inverse transform, `bias`, then PReLU with `slope`.
-pub(crate) fn output_channel(
-    m: &[f32],
-    s: &ConvShape,
-    co: usize,
-    bias: f32,
-    slope: f32,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    let len = slots(s);
-    assert_eq!(m.len(), XI * s.cout * len);
-    scratch.resize(12 * len, 0.0);
-    let position: [&[f32]; XI] = std::array::from_fn(|xi| &m[(xi * s.cout + co) * len..][..len]);
-    inverse_transform(&position, s, bias, slope, out, scratch)
-}
-
 /// One output channel from its products `m` (16 rows of slots): `Aᵀ m A`, plus `bias`, then
 /// PReLU with `slope`, into `out` (oh, ow). `scratch` holds 12 slot rows.
 pub(crate) fn inverse_transform(
@@ -215,70 +158,4 @@ pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&
         return unsafe { super::avx512::winograd::transform_output_gradient(dy_t, s, dm) };
     }
     transform_output_gradient_with(dy_t, s, dm)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    /// Winograd output against the im2col convolution + PReLU, relative error <= 1e-5 of the
-    /// largest output, on the seed CNN's shapes, odd sizes (partial tiles) and no padding.
-    #[test]
-    fn winograd_convolution_matches_im2col() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
-        let shapes = [
-            (64, 22, 22, 64, 1),
-            (128, 10, 10, 128, 1),
-            (5, 7, 9, 6, 1),
-            (3, 6, 5, 4, 0),
-        ];
-        for (cin, h, w, cout, pad) in shapes {
-            let s = ConvShape {
-                batch: 1,
-                cin,
-                h,
-                w,
-                cout,
-                k: 3,
-                pad,
-            };
-            let mut r = |n: usize| {
-                (0..n)
-                    .map(|_| rng.random_range(-1.0f32..1.0))
-                    .collect::<Vec<_>>()
-            };
-            let (x, g, bias, alpha) = (r(cin * h * w), r(cout * cin * 9), r(cout), r(cout));
-            let hw = s.out_h() * s.out_w();
-            let mut expected = vec![0f32; cout * hw];
-            crate::cpu::conv::conv2d_prelu_forward(&x, &g, &bias, &alpha, s, &mut expected);
-            let len = slots(&s);
-            let mut channel_major = vec![0f32; cout * XI * cin];
-            transform_weights(&g, cin, &mut channel_major);
-            let mut u = vec![0f32; cout * XI * cin];
-            let mut positions = u.chunks_mut(cout * cin);
-            positions_first(&channel_major, cin, |_| positions.next().unwrap());
-            let mut v = vec![0f32; XI * cin * len];
-            let mut scratch = InputScratch::default();
-            for (plane, mut rows) in x.chunks(h * w).zip(rows_by_channel(&mut v, cin, 1, len)) {
-                transform_input(plane, &s, &mut rows, &mut scratch);
-            }
-            let mut m = vec![0f32; XI * cout * len];
-            for (xi, m) in m.chunks_mut(cout * len).enumerate() {
-                products(&v, &u, &s, xi, m);
-            }
-            let mut out = vec![f32::NAN; cout * hw];
-            let mut scratch = Vec::new();
-            for (co, o) in out.chunks_mut(hw).enumerate() {
-                output_channel(&m, &s, co, bias[co], alpha[co], o, &mut scratch);
-            }
-            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * scale,
-                    "{s:?} output {i}: {a} vs {b}"
-                );
-            }
-        }
-    }
 }

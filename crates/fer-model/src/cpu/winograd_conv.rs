@@ -26,9 +26,9 @@ use super::gemm::{matmul, with_scratch};
 use super::pool::pool_planes;
 use super::reduce::ordered_sum;
 use super::shape::{ConvShape, PoolShape};
+use super::tiling::{self, Tiling};
 use super::uninit::{self, Slot};
 use super::winograd::{self, InputScratch, XI, slots};
-use super::winograd4;
 
 /// Images whose weight gradients are summed together before the ordered reduction.
 const GRADIENT_GROUP: usize = 8;
@@ -79,134 +79,15 @@ fn images_per_gemm(len: usize, positions: usize) -> usize {
     group
 }
 
-/// A Winograd tiling of 3x3 convolutions, as the forward uses it: its positions, layout and
-/// transforms ([`F2`] or [`F4`]).
-trait Tiling {
-    /// Positions of the transformed tile.
-    const XI: usize;
-    /// The input transform's reused buffers.
-    type Scratch: Default;
-    /// Slots of one plane in the transformed layouts.
-    fn slots(s: &ConvShape) -> usize;
-    /// `U` of some output channels' filters (co, cin, 3, 3), channel by channel: (co, XI, cin).
-    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]);
-    /// `V` of one input plane into `v` (XI rows of slots).
-    fn transform_input(
-        plane: &[f32],
-        s: &ConvShape,
-        v: &mut [&mut [f32]],
-        scratch: &mut Self::Scratch,
-    );
-    /// One output plane from its products `m` (XI rows of slots), bias and PReLU applied.
-    fn inverse_transform(
-        m: &[&[f32]],
-        s: &ConvShape,
-        bias: f32,
-        slope: f32,
-        out: &mut [f32],
-        rows: &mut Vec<f32>,
-    );
-}
-
-/// F(2x2, 3x3) ([`winograd`]).
-struct F2;
-
-impl Tiling for F2 {
-    const XI: usize = XI;
-    type Scratch = InputScratch;
-
-    fn slots(s: &ConvShape) -> usize {
-        slots(s)
-    }
-
-    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
-        winograd::transform_weights(g, cin, u)
-    }
-
-    fn transform_input(
-        plane: &[f32],
-        s: &ConvShape,
-        v: &mut [&mut [f32]],
-        scratch: &mut InputScratch,
-    ) {
-        let v: &mut [&mut [f32]; XI] = v.try_into().expect("16 positions");
-        winograd::transform_input(plane, s, v, scratch)
-    }
-
-    fn inverse_transform(
-        m: &[&[f32]],
-        s: &ConvShape,
-        bias: f32,
-        slope: f32,
-        out: &mut [f32],
-        rows: &mut Vec<f32>,
-    ) {
-        let m: &[&[f32]; XI] = m.try_into().expect("16 positions");
-        rows.resize(12 * slots(s), 0.0);
-        winograd::inverse_transform(m, s, bias, slope, out, rows)
-    }
-}
-
-/// F(4x4, 3x3) ([`winograd4`]).
-struct F4;
-
-impl Tiling for F4 {
-    const XI: usize = winograd4::XI;
-    type Scratch = winograd4::InputScratch;
-
-    fn slots(s: &ConvShape) -> usize {
-        winograd4::slots(s)
-    }
-
-    fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
-        winograd4::transform_weights(g, cin, u)
-    }
-
-    fn transform_input(
-        plane: &[f32],
-        s: &ConvShape,
-        v: &mut [&mut [f32]],
-        scratch: &mut Self::Scratch,
-    ) {
-        winograd4::transform_input(plane, s, v, scratch)
-    }
-
-    fn inverse_transform(
-        m: &[&[f32]],
-        s: &ConvShape,
-        bias: f32,
-        slope: f32,
-        out: &mut [f32],
-        rows: &mut Vec<f32>,
-    ) {
-        winograd4::inverse_transform(m, s, bias, slope, out, rows)
-    }
-}
-
-/// Whether the forward of `s` runs by F(4x4, 3x3): outputs of at least [`F4_FROM`] x
-/// [`F4_FROM`] with at most [`F4_UP_TO_CHANNELS`] input channels. Measured at batch 128 on
-/// 2 threads, it takes 25-31% off vgg-bn's 48 x 48 layers and 9-18% off its 24 x 24 ones
-/// against F(2x2, 3x3); smaller planes waste more of its slots (a quarter at 12 x 12), and
-/// its rounding grows with the channels: 7.5e-6 of the largest output at 128 channels on
-/// 24 x 24 (the tests hold it to 1e-5), 1.3e-5 at 256.
-fn by_f4(s: &ConvShape) -> bool {
-    s.out_h() >= F4_FROM && s.out_w() >= F4_FROM && s.cin <= F4_UP_TO_CHANNELS
-}
-
-/// The smallest output side that [`by_f4`] takes (vgg-bn's first two stages: 48 and 24).
-const F4_FROM: usize = 24;
-
-/// The most input channels that [`by_f4`] takes.
-const F4_UP_TO_CHANNELS: usize = 128;
-
 /// `U` (XI, cout, cin) of `weight` (cout, cin, 3, 3), output channel co's filters times
 /// `scale[co]` when given.
-fn transformed_weights<T: Tiling>(
+fn transformed_weights(
+    tiling: Tiling,
     weight: &[f32],
     s: &ConvShape,
     scale: Option<&[f32]>,
 ) -> Vec<f32> {
-    let xi_count = T::XI;
+    let xi_count = tiling.positions();
     let (cin, cout) = (s.cin, s.cout);
     assert_eq!(weight.len(), cout * cin * 9);
     // Channel by channel (cout, 16, cin), then positions first.
@@ -217,7 +98,7 @@ fn transformed_weights<T: Tiling>(
             .enumerate()
             .for_each(|(co, (u, filters))| {
                 let u = Slot::zeroed(u);
-                T::transform_weights(filters, cin, u);
+                tiling.transform_weights(filters, cin, u);
                 if let Some(scale) = scale {
                     u.iter_mut().for_each(|v| *v *= scale[co]);
                 }
@@ -258,15 +139,22 @@ pub(crate) fn forward(
     pool: Option<PoolShape>,
     out: &mut [impl Slot],
 ) {
-    if by_f4(&s) {
-        forward_with::<F4>(x, weight, scale, channel, s, pool, out)
-    } else {
-        forward_with::<F2>(x, weight, scale, channel, s, pool, out)
-    }
+    forward_with(
+        Tiling::for_shape(&s),
+        x,
+        weight,
+        scale,
+        channel,
+        s,
+        pool,
+        out,
+    )
 }
 
-/// [`forward`] by the tiling `T`.
-fn forward_with<T: Tiling>(
+/// [`forward`] by `tiling`.
+#[allow(clippy::too_many_arguments)]
+fn forward_with(
+    tiling: Tiling,
     x: &[f32],
     weight: &[f32],
     scale: Option<&[f32]>,
@@ -283,84 +171,71 @@ fn forward_with<T: Tiling>(
     let (in_img, out_img) = (s.cin * s.h * s.w, s.cout * out_plane);
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(out.len(), s.batch * out_img);
-    let u = transformed_weights::<T>(weight, &s, scale);
-    let len = T::slots(&s);
+    let u = transformed_weights(tiling, weight, &s, scale);
+    let (positions, len) = (tiling.positions(), tiling.slots(&s));
     let threads = rayon::current_num_threads();
     if s.batch < threads {
         // Few images (batch-1 latency): each image's channels, positions and output channels
         // are split over the pool; every value is computed as in the batched path.
-        let mut v = vec![0f32; T::XI * s.cin * len];
-        let mut m = vec![0f32; T::XI * s.cout * len];
+        let mut v = vec![0f32; positions * s.cin * len];
+        let mut m = vec![0f32; positions * s.cout * len];
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            winograd::position_rows(&mut v, T::XI, s.cin, 1, len)
-                .par_chunks_mut(T::XI)
+            winograd::position_rows(&mut v, positions, s.cin, 1, len)
+                .par_chunks_mut(positions)
                 .zip(xi.par_chunks(s.h * s.w))
-                .for_each_init(T::Scratch::default, |scratch, (rows, plane)| {
-                    T::transform_input(plane, &s, rows, scratch)
+                .for_each_init(tiling::InputScratch::default, |scratch, (rows, plane)| {
+                    tiling.transform_input(plane, &s, rows, scratch)
                 });
             m.par_chunks_mut(s.cout * len)
                 .enumerate()
-                .for_each(|(position, m)| products(&u, &v, &s, len, position, m));
+                .for_each(|(position, m)| tiling::products(&u, &v, &s, len, position, m));
             o.par_chunks_mut(out_plane).enumerate().for_each_init(
                 PlaneScratch::default,
                 |scratch, (co, plane)| {
                     let plane = Slot::zeroed(plane);
-                    output_channel::<T>(&m, &s, 1, co, 0, &channel, pool, plane, scratch)
+                    output_channel(tiling, &m, &s, 1, co, 0, &channel, pool, plane, scratch)
                 },
             );
         }
         return;
     }
-    let group = images_per_gemm(len, T::XI);
-    let (v_len, m_len) = (T::XI * s.cin * group * len, T::XI * s.cout * group * len);
+    let group = images_per_gemm(len, positions);
+    let (v_len, m_len) = (
+        positions * s.cin * group * len,
+        positions * s.cout * group * len,
+    );
     out.par_chunks_mut(group * out_img)
         .zip(x.par_chunks(group * in_img))
         .for_each(|(o, x)| {
             let images = o.len() / out_img;
             with_scratch(v_len + m_len, |buffer| {
                 let (v, m) = buffer.split_at_mut(v_len);
-                let mut scratch = T::Scratch::default();
+                let mut scratch = tiling::InputScratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                let mut rows = winograd::position_rows(v, T::XI, s.cin, group, len);
-                for (index, rows) in rows.chunks_mut(T::XI).enumerate() {
+                let mut rows = winograd::position_rows(v, positions, s.cin, group, len);
+                for (index, rows) in rows.chunks_mut(positions).enumerate() {
                     let (ci, image) = (index / group, index % group);
                     if image < images {
                         let plane = &x[image * in_img + ci * s.h * s.w..][..s.h * s.w];
-                        T::transform_input(plane, &s, rows, &mut scratch);
+                        tiling.transform_input(plane, &s, rows, &mut scratch);
                     }
                 }
                 for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
-                    products(&u, v, &s, group * len, position, m);
+                    tiling::products(&u, v, &s, group * len, position, m);
                 }
                 let mut scratch = PlaneScratch::default();
                 for (image, o) in o.chunks_mut(out_img).enumerate() {
                     for (co, plane) in o.chunks_mut(out_plane).enumerate() {
                         let plane = Slot::zeroed(plane);
                         let scratch = &mut scratch;
-                        output_channel::<T>(
-                            m, &s, group, co, image, &channel, pool, plane, scratch,
+                        output_channel(
+                            tiling, m, &s, group, co, image, &channel, pool, plane, scratch,
                         );
                     }
                 }
             })
         });
-}
-
-/// `m` (cout, n) = `U[position]` (cout, cin) times `V[position]` (cin, n), `n` being the
-/// group's slots.
-fn products(u: &[f32], v: &[f32], s: &ConvShape, n: usize, position: usize, m: &mut [f32]) {
-    matmul(
-        (s.cout, n, s.cin),
-        m,
-        n,
-        false,
-        &u[position * s.cout * s.cin..][..s.cout * s.cin],
-        (s.cin, 1),
-        &v[position * s.cin * n..][..s.cin * n],
-        (n, 1),
-        Parallelism::None,
-    );
 }
 
 /// One thread's scratch for [`output_channel`]: the inverse transform's rows, and the whole
@@ -375,7 +250,8 @@ struct PlaneScratch {
 /// `m` (XI, cout, group x slots): the inverse transform, then the channel's bias and slope;
 /// with `pool`, the plane is computed into scratch and `plane` gets it pooled.
 #[allow(clippy::too_many_arguments)]
-fn output_channel<T: Tiling>(
+fn output_channel(
+    tiling: Tiling,
     m: &[f32],
     s: &ConvShape,
     group: usize,
@@ -386,20 +262,20 @@ fn output_channel<T: Tiling>(
     plane: &mut [f32],
     scratch: &mut PlaneScratch,
 ) {
-    let len = T::slots(s);
+    let (positions, len) = (tiling.positions(), tiling.slots(s));
     let n = group * len;
-    let positions: [&[f32]; winograd4::XI] = std::array::from_fn(|xi| match xi < T::XI {
+    let rows: [&[f32]; tiling::MAX_POSITIONS] = std::array::from_fn(|xi| match xi < positions {
         true => &m[(xi * s.cout + co) * n + image * len..][..len],
         false => &[],
     });
-    let position = &positions[..T::XI];
+    let position = &rows[..positions];
     let (bias, slope) = channel(co);
     let Some(pool) = pool else {
-        return T::inverse_transform(position, s, bias, slope, plane, &mut scratch.rows);
+        return tiling.inverse_transform(position, s, bias, slope, plane, &mut scratch.rows);
     };
     let full = &mut scratch.plane;
     full.resize(s.out_h() * s.out_w(), 0.0);
-    T::inverse_transform(position, s, bias, slope, full, &mut scratch.rows);
+    tiling.inverse_transform(position, s, bias, slope, full, &mut scratch.rows);
     pool_planes(full, &pool, plane);
 }
 

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::shape::ConvShape;
-use super::winograd;
+use super::tiling::Tiling;
 
 /// Activation buffers kept between steps: a steady-state step allocates none of them again.
 /// Every kernel writing into a taken buffer overwrites all of it, so stale values never leak.
@@ -40,7 +40,7 @@ impl Workspace {
     }
 }
 
-/// One convolution's weights in Winograd form (`cpu::winograd`'s `U`, any scale folded in),
+/// One convolution's weights in Winograd form (`U` of its [`Tiling`], any scale folded in),
 /// beside the weights and scale it was derived from.
 #[derive(Debug, Default)]
 pub(crate) struct CachedLayer {
@@ -57,7 +57,7 @@ impl CachedLayer {
         let sizes = (
             s.cout * s.patch(),
             if scaled { s.cout } else { 0 },
-            s.cout * winograd::XI * s.cin,
+            s.cout * Tiling::for_shape(s).positions() * s.cin,
         );
         if (self.weight.len(), self.scale.len(), self.u.len()) == sizes {
             return false;
