@@ -136,6 +136,32 @@ impl Tiling {
         }
     }
 
+    /// The gradient of the products of one image, channels last: `dm[xi]` (slots, channels)
+    /// from `dy_t` (oh * ow, channels), the gradient of the convolution's output.
+    pub(crate) fn transform_output_gradient(
+        self,
+        dy_t: &[f32],
+        s: &ConvShape,
+        dm: &mut [&mut [f32]],
+    ) {
+        match self {
+            Self::F2 => {
+                let dm: &mut [&mut [f32]; winograd::XI] = dm.try_into().expect("16 positions");
+                winograd::transform_output_gradient(dy_t, s, dm)
+            }
+            Self::F4 => winograd4::transform_output_gradient(dy_t, s, dm),
+        }
+    }
+
+    /// The gradient of a 3x3 filter (row-major) from the gradient `du` of its transform
+    /// (one value per position).
+    pub(crate) fn filter_gradient(self, du: &[f32]) -> [f32; 9] {
+        match self {
+            Self::F2 => winograd::filter_gradient(du.try_into().expect("16 positions")),
+            Self::F4 => winograd4::filter_gradient(du.try_into().expect("36 positions")),
+        }
+    }
+
     /// Output channel `co` into `out` (oh, ow) from all products `m` (positions, cout,
     /// slots): the inverse transform, `bias`, then PReLU with `slope`.
     #[allow(clippy::too_many_arguments)]
@@ -182,6 +208,29 @@ pub(crate) fn products(
         (n, 1),
         Parallelism::None,
     );
+}
+
+/// Splits `buffer` (positions, channels, group x len) into the rows that each input plane's
+/// transform writes, flat: (channel, image)'s `positions` rows are consecutive from
+/// (channel x group + image) x positions (with one channel: an image's rows of a
+/// (positions, images x len) buffer).
+pub(crate) fn position_rows(
+    buffer: &mut [f32],
+    positions: usize,
+    channels: usize,
+    group: usize,
+    len: usize,
+) -> Vec<&mut [f32]> {
+    assert_eq!(buffer.len(), positions * channels * group * len);
+    let mut rows: Vec<&mut [f32]> = (0..positions * channels * group)
+        .map(|_| <&mut [f32]>::default())
+        .collect();
+    for (xi, position) in buffer.chunks_mut(channels * group * len).enumerate() {
+        for (index, row) in position.chunks_mut(len).enumerate() {
+            rows[index * positions + xi] = row;
+        }
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -236,7 +285,7 @@ mod tests {
             tiling.positions_first(&channel_major, cin, |_| by_position.next().unwrap());
             let mut v = vec![0f32; positions * cin * len];
             let mut scratch = InputScratch::default();
-            let mut rows = winograd::position_rows(&mut v, positions, cin, 1, len);
+            let mut rows = position_rows(&mut v, positions, cin, 1, len);
             for (plane, rows) in x.chunks(h * w).zip(rows.chunks_mut(positions)) {
                 tiling.transform_input(plane, &s, rows, &mut scratch);
             }

@@ -74,44 +74,6 @@ pub(crate) fn transform_weights(g: &[f32], cin: usize, u: &mut [f32]) {
     }
 }
 
-/// Splits `buffer` (16, channels, group x len) into one array of 16 rows of `len` for each
-/// (channel, image) of the group, at index channel x group + image: the rows that one input
-/// plane's transform writes (or, with one channel, an image's rows of a (16, images x len)
-/// buffer).
-pub(crate) fn rows_by_channel(
-    buffer: &mut [f32],
-    channels: usize,
-    group: usize,
-    len: usize,
-) -> Vec<[&mut [f32]; XI]> {
-    let mut rows = position_rows(buffer, XI, channels, group, len).into_iter();
-    (0..channels * group)
-        .map(|_| std::array::from_fn(|_| rows.next().expect("16 rows per plane")))
-        .collect()
-}
-
-/// [`rows_by_channel`] for any number of tile `positions` (the buffer is (positions,
-/// channels, group x len)), flat: (channel, image)'s rows are `positions` consecutive
-/// entries from (channel x group + image) x positions.
-pub(crate) fn position_rows(
-    buffer: &mut [f32],
-    positions: usize,
-    channels: usize,
-    group: usize,
-    len: usize,
-) -> Vec<&mut [f32]> {
-    assert_eq!(buffer.len(), positions * channels * group * len);
-    let mut rows: Vec<&mut [f32]> = (0..positions * channels * group)
-        .map(|_| <&mut [f32]>::default())
-        .collect();
-    for (xi, position) in buffer.chunks_mut(channels * group * len).enumerate() {
-        for (index, row) in position.chunks_mut(len).enumerate() {
-            rows[index * positions + xi] = row;
-        }
-    }
-    rows
-}
-
 /// `V` of one input channel `plane` (h, w): `v[xi]` receives position xi's row of slots, zero
 /// padding included (the rows of the (16, cin, slots) layout that the products read).
 pub(crate) fn transform_input(

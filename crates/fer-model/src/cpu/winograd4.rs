@@ -11,10 +11,13 @@
 //! for F(2x2, 3x3). The batch paths use it on large planes only, where networks have few
 //! channels ([`winograd_conv`](super::winograd_conv)).
 //! The transforms' loops are in [`portable::winograd4`](super::portable::winograd4), compiled
-//! again for AVX-512 in [`avx512::winograd4`](super::avx512::winograd4).
+//! again for AVX-512 in [`avx512::winograd4`](super::avx512::winograd4). The weight
+//! gradient's transposed transforms (`A dy Aᵀ`, `Gᵀ dU G`) are here too.
 
 pub(crate) use super::portable::winograd4::{InputScratch, XI, slots};
-use super::portable::winograd4::{inverse_transform_with, transform_input_with};
+use super::portable::winograd4::{
+    inverse_transform_with, transform_input_with, transform_output_gradient_with,
+};
 use super::shape::ConvShape;
 
 /// G of F(4, 3) on three taps: g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6,
@@ -40,6 +43,31 @@ fn transform_filter(f: &[f32]) -> [f32; XI] {
         u[6 * r..6 * r + 6].copy_from_slice(&row);
     }
     u
+}
+
+/// Gᵀ of F(4, 3) on six values: the gradient of three taps from that of
+/// [`weight_transform`]'s six outputs.
+fn weight_transform_gradient(u: [f32; 6]) -> [f32; 3] {
+    let [u0, u1, u2, u3, u4, u5] = u;
+    [
+        u0 / 4.0 - (u1 + u2) / 6.0 + (u3 + u4) / 24.0,
+        (u2 - u1) / 6.0 + (u3 - u4) / 12.0,
+        (u3 + u4 - u1 - u2) / 6.0 + u5,
+    ]
+}
+
+/// `Gᵀ du G`: the gradient of a 3x3 filter (row-major) from the gradient `du` of its
+/// transform ([`transform_filter`]'s 36 values).
+pub(crate) fn filter_gradient(du: &[f32; XI]) -> [f32; 9] {
+    // Gᵀ du down each of the 6 columns, then (Gᵀ du) G along each of the 3 rows.
+    let columns: [[f32; 3]; 6] =
+        std::array::from_fn(|c| weight_transform_gradient(std::array::from_fn(|r| du[6 * r + c])));
+    let mut g = [0f32; 9];
+    for r in 0..3 {
+        let row = weight_transform_gradient(std::array::from_fn(|c| columns[c][r]));
+        g[3 * r..3 * r + 3].copy_from_slice(&row);
+    }
+    g
 }
 
 /// `U` for filters `g` (co, cin, 3, 3) of some output channels, channel by channel: `u` is
@@ -89,4 +117,16 @@ pub(crate) fn inverse_transform(
         };
     }
     inverse_transform_with(m, s, bias, slope, out, scratch)
+}
+
+/// The gradient of the products of one image, channels last: `dm[xi]` (slots, channels) =
+/// `A dy Aᵀ` of each tile of `dy_t` (oh * ow, channels), the gradient of the convolution's
+/// output (the transpose of [`inverse_transform`]); zeros in each tile row's extra slot.
+pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512_enabled() {
+        // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
+        return unsafe { super::avx512::winograd4::transform_output_gradient(dy_t, s, dm) };
+    }
+    transform_output_gradient_with(dy_t, s, dm)
 }

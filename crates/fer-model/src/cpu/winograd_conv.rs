@@ -1,21 +1,20 @@
-//! 3x3 convolutions of whole batches by Winograd: the forward (with a per-channel bias and
-//! PReLU slope, or a frozen batch norm's scale folded into the weights) by F(4x4, 3x3)
-//! ([`winograd4`], 4x fewer multiplications in its gemms than im2col) on planes of at least
-//! 24 x 24 with at most 128 input channels and by F(2x2, 3x3) ([`winograd`], 2.25x fewer)
-//! on the others, and the weight gradient by F(2x2, 3x3). Grad-input is the forward of the
-//! flipped kernel, so it takes the same paths.
+//! 3x3 convolutions of whole batches by Winograd, in the tiling that [`Tiling::for_shape`]
+//! picks (F(4x4, 3x3) on planes of at least 24 x 24 with at most 128 input channels, 4x fewer
+//! multiplications in its gemms than im2col; F(2x2, 3x3) on the others, 2.25x fewer): the
+//! forward (with a per-channel bias and PReLU slope, or a frozen batch norm's scale folded
+//! into the weights) and the weight gradient. Grad-input is the forward of the flipped
+//! kernel, so it takes the same path.
 //!
-//! Forward, per group of images: `V` (XI, cin, group x slots) from the input transform
-//! (XI = 16 or 36 tile positions), `M[xi] = U[xi] V[xi]` (XI gemms), then the inverse
-//! transform per output channel and image. The two tilings share this code through
-//! [`Tiling`].
-//! Weight gradient: `dUᵀ[xi] = Σ V[xi] dMᵀ[xi]` over the images (dM = A dy Aᵀ, made channels
-//! last so that both gemm operands are read along their rows), then `dg = Gᵀ dU G`.
+//! Forward, per group of images: `V` (positions, cin, group x slots) from the input
+//! transform, `M[xi] = U[xi] V[xi]` (one gemm per position), then the inverse transform per
+//! output channel and image. Weight gradient: `dUᵀ[xi] = Σ V[xi] dMᵀ[xi]` over the images
+//! (dM = A dy Aᵀ, made channels last so that both gemm operands are read along their rows),
+//! then `dg = Gᵀ dU G`.
 //!
 //! Invariants: results do not depend on the thread count. The tiling and the image groups
 //! follow fixed rules (functions of the shape only); the weight gradient sums fixed groups of
 //! [`GRADIENT_GROUP`] images, then the groups in order. Values differ from im2col's in the
-//! last bits (the transforms reassociate sums).
+//! last bits (the transforms reassociate sums; F(4x4, 3x3) by more, see [`Tiling`]).
 
 use std::mem::MaybeUninit;
 
@@ -28,7 +27,6 @@ use super::reduce::ordered_sum;
 use super::shape::{ConvShape, PoolShape};
 use super::tiling::{self, Tiling};
 use super::uninit::{self, Slot};
-use super::winograd::{self, InputScratch, XI, slots};
 
 /// Images whose weight gradients are summed together before the ordered reduction.
 const GRADIENT_GROUP: usize = 8;
@@ -180,7 +178,7 @@ fn forward_with(
         let mut v = vec![0f32; positions * s.cin * len];
         let mut m = vec![0f32; positions * s.cout * len];
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            winograd::position_rows(&mut v, positions, s.cin, 1, len)
+            tiling::position_rows(&mut v, positions, s.cin, 1, len)
                 .par_chunks_mut(positions)
                 .zip(xi.par_chunks(s.h * s.w))
                 .for_each_init(tiling::InputScratch::default, |scratch, (rows, plane)| {
@@ -213,7 +211,7 @@ fn forward_with(
                 let mut scratch = tiling::InputScratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                let mut rows = winograd::position_rows(v, positions, s.cin, group, len);
+                let mut rows = tiling::position_rows(v, positions, s.cin, group, len);
                 for (index, rows) in rows.chunks_mut(positions).enumerate() {
                     let (ci, image) = (index / group, index % group);
                     if image < images {
@@ -299,51 +297,54 @@ fn transpose(src: &[f32], rows: usize, columns: usize, dst: &mut [f32]) {
 /// [`suits_grad_weight`]): summed
 /// over fixed groups of [`GRADIENT_GROUP`] images, then over the groups in order.
 pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
+    grad_weight_with(Tiling::for_shape(&s), x, dy, s, dw)
+}
+
+/// [`grad_weight`] by `tiling`.
+fn grad_weight_with(tiling: Tiling, x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
     let (ohw, in_img) = (s.out_h() * s.out_w(), s.cin * s.h * s.w);
     let out_img = s.cout * ohw;
     assert_eq!(x.len(), s.batch * in_img);
     assert_eq!(dy.len(), s.batch * out_img);
     assert_eq!(dw.len(), s.cout * s.cin * 9);
-    let len = slots(&s);
-    let group = images_per_gemm(len, XI).min(GRADIENT_GROUP);
+    let (positions, len) = (tiling.positions(), tiling.slots(&s));
+    let group = images_per_gemm(len, positions).min(GRADIENT_GROUP);
     let n = group * len;
-    let (v_len, dm_len) = (XI * s.cin * n, XI * n * s.cout);
-    // dUᵀ (16, cin, cout) of each group of GRADIENT_GROUP images.
+    let (v_len, dm_len) = (positions * s.cin * n, positions * n * s.cout);
+    // dUᵀ (positions, cin, cout) of each group of GRADIENT_GROUP images.
     let partials: Vec<Vec<f32>> = x
         .par_chunks(GRADIENT_GROUP * in_img)
         .zip(dy.par_chunks(GRADIENT_GROUP * out_img))
         .map(|(x, dy)| {
-            let mut du_t = vec![0f32; XI * s.cin * s.cout];
+            let mut du_t = vec![0f32; positions * s.cin * s.cout];
             with_scratch(v_len + dm_len + out_img, |buffer| {
                 let (v, rest) = buffer.split_at_mut(v_len);
                 let (dm, dy_t) = rest.split_at_mut(dm_len);
-                let mut scratch = InputScratch::default();
+                let mut scratch = tiling::InputScratch::default();
                 let images = x.len() / in_img;
                 for first in (0..images).step_by(group) {
                     let count = group.min(images - first);
-                    // V (16, cin, group x slots), with zeros for a partial group's missing
-                    // images, whose dm is zero too.
-                    for (index, mut rows) in winograd::rows_by_channel(v, s.cin, group, len)
-                        .into_iter()
-                        .enumerate()
-                    {
+                    // V (positions, cin, group x slots), with zeros for a partial group's
+                    // missing images, whose dm is zero too.
+                    let mut rows = tiling::position_rows(v, positions, s.cin, group, len);
+                    for (index, rows) in rows.chunks_mut(positions).enumerate() {
                         let (ci, image) = (index / group, index % group);
                         if image < count {
                             let plane =
                                 &x[(first + image) * in_img + ci * s.h * s.w..][..s.h * s.w];
-                            winograd::transform_input(plane, &s, &mut rows, &mut scratch);
+                            tiling.transform_input(plane, &s, rows, &mut scratch);
                         } else {
                             rows.iter_mut().for_each(|row| row.fill(0.0));
                         }
                     }
-                    // dM (16, group x slots, cout): each image's slots, channels last.
-                    let images = winograd::rows_by_channel(dm, 1, group, len * s.cout);
-                    for (image, mut rows) in images.into_iter().enumerate() {
+                    // dM (positions, group x slots, cout): each image's slots, channels last.
+                    let mut images = tiling::position_rows(dm, positions, 1, group, len * s.cout);
+                    for (image, rows) in images.chunks_mut(positions).enumerate() {
                         if image < count {
                             let dyi = &dy[(first + image) * out_img..][..out_img];
                             transpose(dyi, s.cout, ohw, dy_t);
-                            winograd::transform_output_gradient(dy_t, &s, &mut rows);
+                            tiling.transform_output_gradient(dy_t, &s, rows);
                         } else {
                             rows.iter_mut().for_each(|row| row.fill(0.0));
                         }
@@ -369,14 +370,18 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
         .collect();
     // Groups summed in order, then dg = Gᵀ dU G per filter.
     let (cin, cout) = (s.cin, s.cout);
-    let mut du_t = vec![0f32; XI * cin * cout];
+    let mut du_t = vec![0f32; positions * cin * cout];
     ordered_sum(partials.iter().map(Vec::as_slice), &mut du_t);
     dw.par_chunks_mut(cin * 9)
         .enumerate()
         .for_each(|(co, filters)| {
             for (ci, g) in filters.chunks_mut(9).enumerate() {
-                let du: [f32; XI] = std::array::from_fn(|xi| du_t[(xi * cin + ci) * cout + co]);
-                g.copy_from_slice(&winograd::filter_gradient(&du));
+                let du: [f32; tiling::MAX_POSITIONS] =
+                    std::array::from_fn(|xi| match xi < positions {
+                        true => du_t[(xi * cin + ci) * cout + co],
+                        false => 0.0,
+                    });
+                g.copy_from_slice(&tiling.filter_gradient(&du[..positions]));
             }
         });
 }
@@ -452,10 +457,11 @@ mod tests {
         dw
     }
 
-    fn close(actual: &[f32], expected: &[f32], what: &str) {
+    /// Within `tolerance` of the largest expected value.
+    fn close_within(tolerance: f32, actual: &[f32], expected: &[f32], what: &str) {
         let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in actual.iter().zip(expected).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * scale, "{what} {i}: {a} vs {b}");
+            assert!((a - b).abs() <= tolerance * scale, "{what} {i}: {a} vs {b}");
         }
     }
 
@@ -508,7 +514,7 @@ mod tests {
                     if v > 0.0 { v } else { v * slope[co] }
                 })
                 .collect();
-            close(&out, &expected, &format!("{s:?} prelu"));
+            close_within(1e-5, &out, &expected, &format!("{s:?} prelu"));
             forward(
                 &x,
                 &w,
@@ -526,11 +532,12 @@ mod tests {
                     (v * scale[co] + bias[co]).max(0.0)
                 })
                 .collect();
-            close(&out, &expected, &format!("{s:?} scale relu"));
+            close_within(1e-5, &out, &expected, &format!("{s:?} scale relu"));
         }
     }
 
-    /// The weight gradient against the direct definition, within 1e-5 of the largest value.
+    /// The weight gradient against the direct definition, within 1e-5 of the largest value
+    /// (3e-5 by F(4x4, 3x3)).
     #[test]
     fn grad_weight_matches_the_definition() {
         for (n, s) in shapes().into_iter().enumerate() {
@@ -538,13 +545,55 @@ mod tests {
             let dy = values(s.batch * s.cout * s.out_h() * s.out_w(), 50 + n as u64);
             let mut dw = vec![f32::NAN; s.cout * s.cin * 9];
             grad_weight(&x, &dy, s, &mut dw);
-            close(&dw, &reference_grad_weight(&x, &dy, &s), &format!("{s:?}"));
+            // F(4x4, 3x3) rounds more over the long sums of a weight gradient: 1.2e-5 of the
+            // largest value for 32 channels on 48 x 48 over two images (F(2x2, 3x3): below
+            // 1e-6).
+            let tolerance = match Tiling::for_shape(&s) {
+                Tiling::F2 => 1e-5,
+                Tiling::F4 => 3e-5,
+            };
+            let expected = reference_grad_weight(&x, &dy, &s);
+            close_within(tolerance, &dw, &expected, &format!("{s:?}"));
         }
     }
 
     /// The same bits whatever the number of threads.
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
+        // By F(2x2, 3x3) (12 x 12) and by F(4x4, 3x3) (24 x 24).
+        for side in [12, 24] {
+            let s = ConvShape {
+                batch: 13,
+                cin: 16,
+                h: side,
+                w: side,
+                cout: 16,
+                k: 3,
+                pad: 1,
+            };
+            let plane = side * side;
+            let x = values(s.batch * s.cin * plane, 60);
+            let w = values(s.cout * s.cin * 9, 61);
+            let dy = values(s.batch * s.cout * plane, 62);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut out = vec![0f32; dy.len()];
+                    forward(&x, &w, None, |_| (0.0, 1.0), s, None, &mut out);
+                    let mut dw = vec![0f32; w.len()];
+                    grad_weight(&x, &dy, s, &mut dw);
+                    (out, dw)
+                })
+            };
+            let (one, three) = (run(1), run(3));
+            let same =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same(&one.0, &three.0), "forward, {side} x {side}");
+            assert!(same(&one.1, &three.1), "grad-weight, {side} x {side}");
+        }
         let s = ConvShape {
             batch: 13,
             cin: 16,
@@ -554,35 +603,7 @@ mod tests {
             k: 3,
             pad: 1,
         };
-        let x = values(s.batch * s.cin * 144, 60);
         let w = values(s.cout * s.cin * 9, 61);
-        let dy = values(s.batch * s.cout * 144, 62);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut out = vec![0f32; dy.len()];
-                forward(&x, &w, None, |_| (0.0, 1.0), s, None, &mut out);
-                let mut dw = vec![0f32; w.len()];
-                grad_weight(&x, &dy, s, &mut dw);
-                (out, dw)
-            })
-        };
-        let (one, three) = (run(1), run(3));
-        assert!(
-            one.0
-                .iter()
-                .zip(&three.0)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
-        assert!(
-            one.1
-                .iter()
-                .zip(&three.1)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
         // Two images: grouped in one gemm on one thread, split inside each image on three;
         // by F(2x2, 3x3) (12 x 12) and by F(4x4, 3x3) (24 x 24).
         for side in [12, 24] {

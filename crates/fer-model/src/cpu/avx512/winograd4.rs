@@ -1,11 +1,14 @@
 //! The Winograd F(4x4, 3x3) transforms in AVX-512F registers, 16 slots (tiles) at a time:
 //! the input transform from the plane split by residue, both combinations in registers; the
 //! inverse transform from the 36 product vectors to four interleaved output rows. The same
-//! sums in the same order as the portable loops, so the same bits.
+//! sums in the same order as the portable loops, so the same bits. The weight gradient's
+//! output transform is the portable loop compiled for AVX-512F.
 
 use std::arch::x86_64::*;
 
-use crate::cpu::portable::winograd4::{InputScratch, QuadSplit, XI, slots, split_residues, tiles};
+use crate::cpu::portable::winograd4::{
+    InputScratch, QuadSplit, XI, slots, split_residues, tiles, transform_output_gradient_with,
+};
 use crate::cpu::shape::ConvShape;
 
 /// Bᵀ of F(4, 3) on six vectors, as the portable `input_rows` computes it.
@@ -208,4 +211,11 @@ pub(crate) fn inverse_transform(
             }
         }
     }
+}
+
+/// The portable `transform_output_gradient_with` compiled for AVX-512F (whole channel
+/// vectors).
+#[target_feature(enable = "avx512f")]
+pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]]) {
+    transform_output_gradient_with(dy_t, s, dm)
 }

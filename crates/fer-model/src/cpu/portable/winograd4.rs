@@ -272,3 +272,70 @@ pub(crate) fn inverse_transform_with(
         }
     }
 }
+
+/// A of F(4, 3) on the four values y of one tile row or column, over whole slices: y0,
+/// y0 + y1 + y2 + y3, y0 - y1 + y2 - y3, y0 + 2 y1 + 4 y2 + 8 y3, y0 - 2 y1 + 4 y2 - 8 y3,
+/// y3.
+#[inline(always)]
+fn gradient_rows(out: [&mut [f32]; 6], y: [&[f32]; 4]) {
+    let [o0, o1, o2, o3, o4, o5] = out;
+    let n = o0.len();
+    let [y0, y1, y2, y3] = y.map(|row| &row[..n]);
+    let (o1, o2, o3, o4, o5) = (
+        &mut o1[..n],
+        &mut o2[..n],
+        &mut o3[..n],
+        &mut o4[..n],
+        &mut o5[..n],
+    );
+    for i in 0..n {
+        let (even, odd) = (y0[i] + y2[i], y1[i] + y3[i]);
+        let (even4, odd4) = (y0[i] + 4.0 * y2[i], 2.0 * y1[i] + 8.0 * y3[i]);
+        o0[i] = y0[i];
+        o1[i] = even + odd;
+        o2[i] = even - odd;
+        o3[i] = even4 + odd4;
+        o4[i] = even4 - odd4;
+        o5[i] = y3[i];
+    }
+}
+
+/// `A dy Aᵀ` of every tile, channels last: `dm[xi]` (slots, channels) from `dy_t` (oh * ow,
+/// channels), the gradient of the convolution's output (the transpose of the inverse
+/// transform); zeros beyond the output and in each tile row's extra slot.
+#[inline(always)]
+pub(crate) fn transform_output_gradient_with(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]]) {
+    let (th, tw) = tiles(s);
+    let (width, len) = (tw + 1, slots(s));
+    let (oh, ow, c) = (s.out_h(), s.out_w(), s.cout);
+    assert_eq!(dy_t.len(), oh * ow * c);
+    assert!(dm.len() == XI && dm.iter().all(|rows| rows.len() == len * c));
+    let zeros = vec![0f32; c];
+    // The tile's rows along its columns: r[a][j] (row 6a + j) for a in 0..4, j in 0..6.
+    let mut r = vec![0f32; 24 * c];
+    for ty in 0..th {
+        for tx in 0..width {
+            let slot = ty * width + tx;
+            // The tile's gradient at (a, b), zeros beyond the output and in the extra slot.
+            let at = |a: usize, b: usize| -> &[f32] {
+                let (y, x) = (4 * ty + a, 4 * tx + b);
+                if tx < tw && y < oh && x < ow {
+                    &dy_t[(y * ow + x) * c..][..c]
+                } else {
+                    &zeros
+                }
+            };
+            for (a, row) in r.chunks_mut(6 * c).enumerate() {
+                gradient_rows(first_rows(row, c), std::array::from_fn(|b| at(a, b)));
+            }
+            // Down the rows: position 6i + j from r[0..4][j].
+            for j in 0..6 {
+                let outs = dm
+                    .get_disjoint_mut([j, 6 + j, 12 + j, 18 + j, 24 + j, 30 + j])
+                    .expect("six different positions")
+                    .map(|rows| &mut rows[slot * c..][..c]);
+                gradient_rows(outs, std::array::from_fn(|a| &r[(6 * a + j) * c..][..c]));
+            }
+        }
+    }
+}
