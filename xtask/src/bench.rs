@@ -119,6 +119,11 @@ pub struct TrainStepArgs {
     /// Profiles per layer for --layers.
     #[arg(long, default_value_t = 7)]
     repeats: usize,
+    /// Rounds per batch size, each ours then PyTorch's at once; every figure is the median
+    /// over the rounds (this shared machine's speed drifts between runs, and alternating
+    /// rounds puts both sides under the same drift).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 pub fn run(bench: Bench) -> anyhow::Result<()> {
@@ -486,7 +491,17 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         ),
     };
     // Each batch size is measured for us, then at once for PyTorch, so that both see about
-    // the same load on this shared machine.
+    // the same load on this shared machine; with --rounds, that pair again and again, and
+    // the medians reported.
+    let rounds = args.rounds.max(1);
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
     let mut ours = Vec::new();
     let mut latency = f64::NAN;
     let mut peer = serde_json::Map::new();
@@ -499,15 +514,6 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             width: args.width,
             secs: args.secs,
             recipe: args.recipe,
-        };
-        let (figures, l) = pool.install(|| our_train_step(&spec, &[n]))?;
-        ours.extend(figures);
-        if i == last {
-            latency = l;
-            println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
-        }
-        let Some(python) = &python else {
-            continue;
         };
         let (batch, threads, secs) = (
             n.to_string(),
@@ -524,27 +530,57 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
             &secs,
         ];
         peer_args.extend(extra.iter().map(String::as_str));
-        match run_peer(python, script, &peer_args) {
-            Ok(theirs) => {
-                let t = &theirs["batches"][&batch];
-                let (t_infer, t_train) = (
-                    t["infer_img_s"].as_f64().unwrap_or(f64::NAN),
-                    t["train_img_s"].as_f64().unwrap_or(f64::NAN),
-                );
-                let &(_, infer, train) = ours.last().expect("measured above");
-                println!(
-                    "  PyTorch batch {n:4}: inference {t_infer:8.1} img/s | train step {t_train:7.1} img/s  -> ours/PyTorch: inference {:.2}x, train {:.2}x",
-                    infer / t_infer,
-                    train / t_train
-                );
-                peer.insert(
-                    batch,
-                    json!({"infer_img_s": t_infer, "train_img_s": t_train, "infer_ratio": infer / t_infer, "train_ratio": train / t_train}),
-                );
-                peer_latency = theirs["batch1_latency_ms"].as_f64().unwrap_or(f64::NAN);
+        // (inference, training, batch-1 latency) per round, ours and PyTorch's.
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let (figures, l) = pool.install(|| our_train_step(&spec, &[n]))?;
+            let &(_, infer, train) = figures.first().context("no figures measured")?;
+            mine.push((infer, train, l));
+            let Some(python) = &python else {
+                continue;
+            };
+            match run_peer(python, script, &peer_args) {
+                Ok(t) => {
+                    let b = &t["batches"][&batch];
+                    let figure = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+                    let pair = (figure(&b["infer_img_s"]), figure(&b["train_img_s"]));
+                    theirs.push((pair.0, pair.1, figure(&t["batch1_latency_ms"]) / 1e3));
+                    if rounds > 1 {
+                        println!(
+                            "  round {round}/{rounds}, batch {n:4}: ours inference {infer:8.1} train {train:7.1} img/s, PyTorch {:8.1} / {:7.1} -> {:.2}x / {:.2}x",
+                            pair.0,
+                            pair.1,
+                            infer / pair.0,
+                            train / pair.1
+                        );
+                    }
+                }
+                Err(e) => println!("  PyTorch batch {n:4}: not measured ({e:#})"),
             }
-            Err(e) => println!("  PyTorch batch {n:4}: not measured ({e:#})"),
         }
+        let of = |v: &[(f64, f64, f64)], k: usize| {
+            median(v.iter().map(|f| [f.0, f.1, f.2][k]).collect())
+        };
+        let (infer, train) = (of(&mine, 0), of(&mine, 1));
+        ours.push((n, infer, train));
+        if i == last {
+            latency = of(&mine, 2);
+            println!("  ours    batch-1 latency {:.3} ms", latency * 1e3);
+        }
+        if theirs.is_empty() {
+            continue;
+        }
+        let (t_infer, t_train) = (of(&theirs, 0), of(&theirs, 1));
+        println!(
+            "  PyTorch batch {n:4}: inference {t_infer:8.1} img/s | train step {t_train:7.1} img/s  -> ours/PyTorch: inference {:.2}x, train {:.2}x",
+            infer / t_infer,
+            train / t_train
+        );
+        peer.insert(
+            batch.clone(),
+            json!({"infer_img_s": t_infer, "train_img_s": t_train, "infer_ratio": infer / t_infer, "train_ratio": train / t_train}),
+        );
+        peer_latency = of(&theirs, 2) * 1e3;
     }
     let mut report = json!({"threads": args.threads, "batch1_latency_ms": latency * 1e3});
     if let Some(&(_, infer, train)) = ours.iter().find(|f| f.0 == 128) {
