@@ -137,31 +137,8 @@ pub(crate) fn forward(
     pool: Option<PoolShape>,
     out: &mut [impl Slot],
 ) {
-    forward_with(
-        Tiling::for_shape(&s),
-        x,
-        weight,
-        scale,
-        channel,
-        s,
-        pool,
-        out,
-    )
-}
-
-/// [`forward`] by `tiling`.
-#[allow(clippy::too_many_arguments)]
-fn forward_with(
-    tiling: Tiling,
-    x: &[f32],
-    weight: &[f32],
-    scale: Option<&[f32]>,
-    channel: impl Fn(usize) -> (f32, f32) + Sync,
-    s: ConvShape,
-    pool: Option<PoolShape>,
-    out: &mut [impl Slot],
-) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
+    let tiling = Tiling::for_shape(&s);
     if let Some(p) = pool {
         assert!(p.planes == 1 && p.h == s.out_h() && p.w == s.out_w());
     }
@@ -297,12 +274,8 @@ fn transpose(src: &[f32], rows: usize, columns: usize, dst: &mut [f32]) {
 /// [`suits_grad_weight`]): summed
 /// over fixed groups of [`GRADIENT_GROUP`] images, then over the groups in order.
 pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
-    grad_weight_with(Tiling::for_shape(&s), x, dy, s, dw)
-}
-
-/// [`grad_weight`] by `tiling`.
-fn grad_weight_with(tiling: Tiling, x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
     assert!(s.k == 3 && s.supported(), "a 3x3 convolution");
+    let tiling = Tiling::for_shape(&s);
     let (ohw, in_img) = (s.out_h() * s.out_w(), s.cin * s.h * s.w);
     let out_img = s.cout * ohw;
     assert_eq!(x.len(), s.batch * in_img);
