@@ -63,7 +63,7 @@ pub(crate) fn suits_grad_weight(s: &ConvShape) -> bool {
 
 /// The most values per input channel that [`images_per_gemm`] lets `V` hold: 16 positions x
 /// 1,280 slots. F(2x2, 3x3) groups images up to 1,280 slots; F(4x4, 3x3) up to 568, two
-/// 48 x 48 planes (with twice that, vgg-bn's 48 x 48 layers ran 5-25% slower by either).
+/// 48 x 48 planes (with twice that, vgg-bn's 48 x 48 layers ran 10-26% slower by either).
 const V_VALUES_PER_CHANNEL: usize = 16 * 1280;
 
 /// Images per gemm: the most, up to 8 (a power of two), whose transformed input `V` of
