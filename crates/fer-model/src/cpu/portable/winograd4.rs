@@ -1,6 +1,7 @@
 //! The Winograd F(4x4, 3x3) transforms' loops for any CPU (the AVX-512 module compiles them
 //! again for its registers): the tile layout, the input transform and the inverse transform,
-//! each on whole rows of slots so that they vectorise.
+//! each on whole rows of slots so that they vectorise, and the weight gradient's output
+//! transform on whole channel vectors.
 
 use crate::cpu::shape::ConvShape;
 
