@@ -422,7 +422,7 @@ impl<'a, 'b> Plan<'a, 'b> {
                 let mut scratch = Vec::new();
                 for (co, plane) in channels.clone().zip(o.chunks_mut(hw)) {
                     let (bias, slope) = (conv.bias[co], conv.slope_of(co));
-                    tiling.output_channel(m, &s, co, bias, slope, plane, &mut scratch);
+                    tiling.output_channel(m, &s, 1, 0, co, bias, slope, plane, &mut scratch);
                 }
             }
             let mut input: &[f32] = o;

@@ -162,13 +162,16 @@ impl Tiling {
         }
     }
 
-    /// Output channel `co` into `out` (oh, ow) from all products `m` (positions, cout,
-    /// slots): the inverse transform, `bias`, then PReLU with `slope`.
+    /// Output channel `co` of image `image` of a group into `out` (oh, ow), from the products
+    /// `m` (positions, cout, group x slots): the inverse transform, `bias`, then PReLU with
+    /// `slope`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn output_channel(
         self,
         m: &[f32],
         s: &ConvShape,
+        group: usize,
+        image: usize,
         co: usize,
         bias: f32,
         slope: f32,
@@ -176,9 +179,10 @@ impl Tiling {
         rows: &mut Vec<f32>,
     ) {
         let (positions, len) = (self.positions(), self.slots(s));
-        assert_eq!(m.len(), positions * s.cout * len);
+        let n = group * len;
+        assert_eq!(m.len(), positions * s.cout * n);
         let position: [&[f32]; MAX_POSITIONS] = std::array::from_fn(|xi| match xi < positions {
-            true => &m[(xi * s.cout + co) * len..][..len],
+            true => &m[(xi * s.cout + co) * n + image * len..][..len],
             false => &[],
         });
         self.inverse_transform(&position[..positions], s, bias, slope, out, rows)
@@ -296,7 +300,7 @@ mod tests {
             let mut out = vec![f32::NAN; cout * hw];
             let mut scratch = Vec::new();
             for (co, o) in out.chunks_mut(hw).enumerate() {
-                tiling.output_channel(&m, &s, co, bias[co], alpha[co], o, &mut scratch);
+                tiling.output_channel(&m, &s, 1, 0, co, bias[co], alpha[co], o, &mut scratch);
             }
             let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in out.iter().zip(&expected).enumerate() {

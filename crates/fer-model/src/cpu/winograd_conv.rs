@@ -237,20 +237,14 @@ fn output_channel(
     plane: &mut [f32],
     scratch: &mut PlaneScratch,
 ) {
-    let (positions, len) = (tiling.positions(), tiling.slots(s));
-    let n = group * len;
-    let rows: [&[f32]; tiling::MAX_POSITIONS] = std::array::from_fn(|xi| match xi < positions {
-        true => &m[(xi * s.cout + co) * n + image * len..][..len],
-        false => &[],
-    });
-    let position = &rows[..positions];
     let (bias, slope) = channel(co);
+    let rows = &mut scratch.rows;
     let Some(pool) = pool else {
-        return tiling.inverse_transform(position, s, bias, slope, plane, &mut scratch.rows);
+        return tiling.output_channel(m, s, group, image, co, bias, slope, plane, rows);
     };
     let full = &mut scratch.plane;
     full.resize(s.out_h() * s.out_w(), 0.0);
-    tiling.inverse_transform(position, s, bias, slope, full, &mut scratch.rows);
+    tiling.output_channel(m, s, group, image, co, bias, slope, full, rows);
     pool_planes(full, &pool, plane);
 }
 
