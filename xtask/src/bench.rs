@@ -16,6 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::photos::median;
+
 #[derive(clap::Subcommand)]
 pub enum Bench {
     /// FER2013 CSV ingest: time and peak memory for the .csv and the .csv.gz, beside the
@@ -494,14 +496,6 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
     // the same load on this shared machine; with --rounds, that pair again and again, and
     // the medians reported.
     let rounds = args.rounds.max(1);
-    let median = |mut v: Vec<f64>| -> f64 {
-        v.sort_by(f64::total_cmp);
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
-    };
     let mut ours = Vec::new();
     let mut latency = f64::NAN;
     let mut peer = serde_json::Map::new();
@@ -630,10 +624,6 @@ fn layer_profile(args: &TrainStepArgs) -> anyhow::Result<()> {
         runs.push(model.layer_times(&x, &y, &loss, &mut rng)?);
     }
     runs.remove(0); // warm-up
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let rows: Vec<(String, f64, f64)> = (0..runs[0].len())
         .map(|i| {
             (

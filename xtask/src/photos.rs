@@ -246,6 +246,8 @@ fn list_seconds(seconds: &[f64]) -> String {
         .join(" / ")
 }
 
+/// The middle of `values` (the upper of the two middles of an even count); `values` is not
+/// empty.
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
