@@ -87,14 +87,20 @@ impl Tiling {
         cin: usize,
         mut dst: impl FnMut(usize) -> &'a mut [f32],
     ) {
+        for xi in 0..self.positions() {
+            self.position_of(block, cin, xi, dst(xi));
+        }
+    }
+
+    /// Position `xi` of `block` ((rows, positions, cin), from [`Tiling::transform_weights`])
+    /// into `out` (rows, cin): one position's matrix of [`Tiling::positions_first`]'s layout,
+    /// for callers that spread the positions over threads.
+    pub(crate) fn position_of(self, block: &[f32], cin: usize, xi: usize, out: &mut [f32]) {
         let positions = self.positions();
         let rows = block.len() / (positions * cin);
-        for xi in 0..positions {
-            let out = dst(xi);
-            assert_eq!(out.len(), rows * cin);
-            for (r, row) in out.chunks_mut(cin).enumerate() {
-                row.copy_from_slice(&block[(r * positions + xi) * cin..][..cin]);
-            }
+        assert_eq!(out.len(), rows * cin);
+        for (r, row) in out.chunks_mut(cin).enumerate() {
+            row.copy_from_slice(&block[(r * positions + xi) * cin..][..cin]);
         }
     }
 

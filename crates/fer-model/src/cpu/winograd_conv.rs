@@ -108,13 +108,7 @@ fn transformed_weights(
         u.par_chunks_mut(cout * cin)
             .enumerate()
             .for_each(|(xi, position)| {
-                let position = Slot::zeroed(position);
-                for (row, channel) in position
-                    .chunks_mut(cin)
-                    .zip(by_channel.chunks(xi_count * cin))
-                {
-                    row.copy_from_slice(&channel[xi * cin..][..cin]);
-                }
+                tiling.position_of(&by_channel, cin, xi, Slot::zeroed(position));
             })
     };
     // SAFETY: every position's chunk is zeroed before it is written.
