@@ -5,8 +5,9 @@
 //! configs, epoch histories, evaluations; never weights or checkpoints) from a pipeline output
 //! folder or a run directory into `results/NAME/`, keeping the layout. `render` replaces what
 //! lies between each marker pair `<!-- results:KEY -->` ... `<!-- /results:KEY -->` in the
-//! README with a Markdown table computed from `results/`; `render --check` writes nothing and
-//! fails, naming the block, when the README differs from what it would write.
+//! README and in `docs/*.md` with a Markdown table computed from `results/`; `render --check`
+//! writes nothing and fails, naming the file and block, when one differs from what it would
+//! write.
 //!
 //! Blocks (`KEY`):
 //! - `runs:NAME`: one row per model of `results/NAME/` (a pipeline's runs in its profile's
@@ -55,7 +56,8 @@ pub enum Results {
     /// checkpoints; files over 2 MB are skipped and listed.
     Collect(CollectArgs),
     /// Regenerate the tables between `<!-- results:KEY -->` and `<!-- /results:KEY -->` in
-    /// README.md from results/ (KEY: runs:NAME, epochs:NAME/RUN:E1,E2,..., bench:NAME).
+    /// README.md and docs/*.md from results/ (KEY: runs:NAME, epochs:NAME/RUN:E1,E2,...,
+    /// bench:NAME).
     Render(RenderArgs),
 }
 
@@ -81,7 +83,8 @@ pub struct RenderArgs {
     /// would write.
     #[arg(long)]
     check: bool,
-    /// The Markdown file holding the markers [default: README.md in the workspace].
+    /// The Markdown file holding the markers [default: the workspace's README.md and
+    /// docs/*.md].
     #[arg(long, value_name = "FILE")]
     readme: Option<PathBuf>,
     /// The results folder [default: results/ in the workspace].
@@ -118,32 +121,60 @@ pub fn run(command: Results) -> Result<()> {
             Ok(())
         }
         Results::Render(args) => {
-            let readme = args.readme.unwrap_or_else(|| root.join("README.md"));
             let results = args.results.unwrap_or_else(|| root.join("results"));
-            let outcome = render(&readme, &results, !args.check)?;
-            if args.check {
-                ensure!(
-                    outcome.stale.is_empty(),
-                    "{}: stale results blocks: {}; run `cargo xtask results render`",
-                    readme.display(),
-                    outcome.stale.join(", ")
-                );
-                println!(
-                    "{}: {} results blocks, all up to date",
-                    readme.display(),
-                    outcome.blocks
-                );
-            } else {
-                println!(
-                    "{}: {} results blocks, {} rewritten",
-                    readme.display(),
-                    outcome.blocks,
-                    outcome.stale.len()
-                );
+            let documents = match args.readme {
+                Some(file) => vec![file],
+                None => documents_with_tables(&root)?,
+            };
+            let mut stale = Vec::new();
+            for document in &documents {
+                let outcome = render(document, &results, !args.check)?;
+                if args.check {
+                    if outcome.stale.is_empty() {
+                        println!(
+                            "{}: {} results blocks, all up to date",
+                            document.display(),
+                            outcome.blocks
+                        );
+                    } else {
+                        stale.push(format!(
+                            "{}: stale results blocks: {}",
+                            document.display(),
+                            outcome.stale.join(", ")
+                        ));
+                    }
+                } else {
+                    println!(
+                        "{}: {} results blocks, {} rewritten",
+                        document.display(),
+                        outcome.blocks,
+                        outcome.stale.len()
+                    );
+                }
             }
+            ensure!(
+                stale.is_empty(),
+                "{}; run `cargo xtask results render`",
+                stale.join("; ")
+            );
             Ok(())
         }
     }
+}
+
+/// The Markdown files `render` keeps by default: README.md, then every `docs/*.md` in name
+/// order (a file without markers renders as zero blocks).
+fn documents_with_tables(root: &Path) -> Result<Vec<PathBuf>> {
+    let docs = root.join("docs");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&docs)
+        .with_context(|| format!("cannot list {}", docs.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", docs.display()))?;
+    found.retain(|p| p.extension().is_some_and(|e| e == "md"));
+    found.sort();
+    found.insert(0, root.join("README.md"));
+    Ok(found)
 }
 
 /// A folder name under `results/`: one path component, not `bench`.
@@ -1427,13 +1458,27 @@ mod tests {
     }
 
     #[test]
-    fn the_repository_readme_agrees_with_results() {
+    fn the_repository_documents_agree_with_results() {
         let root = crate::workspace_root();
-        let rendered = render(&root.join("README.md"), &root.join("results"), false).unwrap();
+        let documents = documents_with_tables(&root).unwrap();
         assert!(
-            rendered.stale.is_empty(),
-            "README.md: stale results blocks {:?}; run `cargo xtask results render`",
-            rendered.stale
+            documents.contains(&root.join("docs/benchmark-history.md")),
+            "{documents:?}"
+        );
+        let mut blocks = 0;
+        for document in &documents {
+            let rendered = render(document, &root.join("results"), false).unwrap();
+            assert!(
+                rendered.stale.is_empty(),
+                "{}: stale results blocks {:?}; run `cargo xtask results render`",
+                document.display(),
+                rendered.stale
+            );
+            blocks += rendered.blocks;
+        }
+        assert!(
+            blocks >= 20,
+            "only {blocks} results blocks in {documents:?}"
         );
     }
 }
