@@ -124,7 +124,7 @@ pub fn run(command: Results) -> Result<()> {
             let results = args.results.unwrap_or_else(|| root.join("results"));
             let documents = match args.readme {
                 Some(file) => vec![file],
-                None => documents_with_tables(&root)?,
+                None => default_documents(&root)?,
             };
             let mut stale = Vec::new();
             for document in &documents {
@@ -164,7 +164,7 @@ pub fn run(command: Results) -> Result<()> {
 
 /// The Markdown files `render` keeps by default: README.md, then every `docs/*.md` in name
 /// order (a file without markers renders as zero blocks).
-fn documents_with_tables(root: &Path) -> Result<Vec<PathBuf>> {
+fn default_documents(root: &Path) -> Result<Vec<PathBuf>> {
     let docs = root.join("docs");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&docs)
         .with_context(|| format!("cannot list {}", docs.display()))?
@@ -1460,7 +1460,7 @@ mod tests {
     #[test]
     fn the_repository_documents_agree_with_results() {
         let root = crate::workspace_root();
-        let documents = documents_with_tables(&root).unwrap();
+        let documents = default_documents(&root).unwrap();
         assert!(
             documents.contains(&root.join("docs/benchmark-history.md")),
             "{documents:?}"
