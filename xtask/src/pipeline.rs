@@ -9,13 +9,15 @@
 //! HTML report.
 //!
 //! `OUT/manifest.json` records the git commit, the data's checksum, the full profile, the seed,
-//! the machine and each step's command line and wall time; it is rewritten atomically after
-//! every step. Run the same command again after an interruption and finished steps are
-//! skipped while training resumes from its last epoch checkpoint.
+//! the machine and each step's command line and wall time; it is rewritten atomically as each
+//! step starts, every minute while it runs (its wall time so far) and when it ends. Run the
+//! same command again after an interruption and finished steps are skipped while training
+//! resumes from its last epoch checkpoint; the wall times add up over the starts.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
@@ -416,9 +418,9 @@ pub struct Machine {
 pub struct StepRecord {
     pub name: String,
     pub command: String,
-    /// `pending`, `done` or `failed`.
+    /// `pending`, `running` (also: a start stopped while the step ran), `done` or `failed`.
     pub status: String,
-    /// Wall seconds over every attempt.
+    /// Wall seconds over every attempt, written every minute while the step runs.
     pub wall_seconds: f64,
     pub attempts: usize,
 }
@@ -599,14 +601,34 @@ pub fn run(args: PipelineArgs) -> Result<()> {
             continue;
         }
         eprintln!("[{}/{total}] {}: {}", k + 1, step.name, step.command_line());
-        let started = Instant::now();
-        let result = run_step(&fer, step);
-        record.wall_seconds += started.elapsed().as_secs_f64();
         record.attempts += 1;
         record.command = step.command_line();
-        record.status = if result.is_ok() { "done" } else { "failed" }.into();
-        manifest.total_wall_seconds = manifest.steps.iter().map(|s| s.wall_seconds).sum();
+        record.status = "running".into();
         save_manifest(&manifest_path, &manifest)?;
+        // The step's wall time goes into the manifest as it runs, so a start that is stopped
+        // (the end of a session, a kill) still counts all but its last interval.
+        let mut counted = Instant::now();
+        let mut count_time = |manifest: &mut Manifest, status: Option<&str>| -> Result<()> {
+            let record = manifest
+                .steps
+                .iter_mut()
+                .find(|s| s.name == step.name)
+                .expect("every step has a record");
+            record.wall_seconds += counted.elapsed().as_secs_f64();
+            counted = Instant::now();
+            if let Some(status) = status {
+                record.status = status.into();
+            }
+            manifest.total_wall_seconds = manifest.steps.iter().map(|s| s.wall_seconds).sum();
+            save_manifest(&manifest_path, manifest)
+        };
+        let result = run_step(&fer, step, WALL_TIME_INTERVAL, &mut || {
+            count_time(&mut manifest, None)
+        });
+        count_time(
+            &mut manifest,
+            Some(if result.is_ok() { "done" } else { "failed" }),
+        )?;
         result.with_context(|| {
             format!(
                 "step {} failed; fix the cause and run the same command again to continue",
@@ -666,22 +688,53 @@ pub(crate) fn build_fer(root: &Path, device: &str) -> Result<PathBuf> {
     Ok(fer)
 }
 
-fn run_step(fer: &Path, step: &Step) -> Result<()> {
+/// How often a running step's wall time is written into the manifest.
+const WALL_TIME_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs one step's `fer` command to its end, calling `tick` every `interval` while it runs;
+/// with `stdout_to`, its output is written there (atomically) once it succeeds.
+fn run_step(
+    fer: &Path,
+    step: &Step,
+    interval: Duration,
+    tick: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let mut command = Command::new(fer);
     command.args(&step.args).stdin(Stdio::null());
-    match &step.stdout_to {
-        None => {
-            let status = command.status().context("cannot start fer")?;
-            ensure!(status.success(), "fer exited with {status}");
+    if step.stdout_to.is_some() {
+        command.stdout(Stdio::piped());
+    }
+    let mut child = command.spawn().context("cannot start fer")?;
+    // The output is read beside the wait, so that a long one never fills the pipe.
+    let reader = child.stdout.take().map(|mut stdout| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            stdout.read_to_end(&mut bytes).map(|_| bytes)
+        })
+    });
+    let mut last_tick = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for fer")? {
+            break status;
         }
-        Some(path) => {
-            let output = command
-                .stderr(Stdio::inherit())
-                .output()
-                .context("cannot start fer")?;
-            ensure!(output.status.success(), "fer exited with {}", output.status);
-            write_atomically(path, &output.stdout)?;
+        std::thread::sleep(Duration::from_millis(200));
+        if last_tick.elapsed() >= interval {
+            last_tick = Instant::now();
+            tick()?;
         }
+    };
+    let stdout = match reader {
+        Some(reader) => Some(
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread reading fer's output panicked"))?
+                .context("cannot read fer's output")?,
+        ),
+        None => None,
+    };
+    ensure!(status.success(), "fer exited with {status}");
+    if let (Some(path), Some(stdout)) = (&step.stdout_to, stdout) {
+        write_atomically(path, &stdout)?;
     }
     Ok(())
 }
@@ -760,6 +813,49 @@ fn without_training_copies(eval: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step run by `sh -c SCRIPT` in place of `fer`.
+    fn shell_step(script: &str, stdout_to: Option<PathBuf>) -> Step {
+        Step {
+            name: "shell".into(),
+            args: vec!["-c".into(), script.into()],
+            stdout_to,
+        }
+    }
+
+    #[test]
+    fn a_running_step_ticks_and_its_output_is_written_only_when_it_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.json");
+        let step = shell_step("sleep 0.9; printf '{\"ok\": 1}'", Some(out.clone()));
+        let mut ticks = 0;
+        run_step(
+            Path::new("/bin/sh"),
+            &step,
+            Duration::from_millis(100),
+            &mut || {
+                ticks += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!((3..=9).contains(&ticks), "{ticks} ticks in 0.9 s at 0.1 s");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"ok\": 1}");
+
+        let failing = shell_step(
+            "printf partial; exit 3",
+            Some(dir.path().join("failed.json")),
+        );
+        let err = run_step(
+            Path::new("/bin/sh"),
+            &failing,
+            WALL_TIME_INTERVAL,
+            &mut || Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("exit status: 3"), "{err}");
+        assert!(!dir.path().join("failed.json").exists());
+    }
 
     #[test]
     fn the_comparison_shows_figures_without_training_copies_when_there_are_some() {
