@@ -691,8 +691,9 @@ pub(crate) fn build_fer(root: &Path, device: &str) -> Result<PathBuf> {
 /// How often a running step's wall time is written into the manifest.
 const WALL_TIME_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Runs one step's `fer` command to its end, calling `tick` every `interval` while it runs;
-/// with `stdout_to`, its output is written there (atomically) once it succeeds.
+/// Runs one step's `fer` command to its end, calling `tick` every `interval` while it runs
+/// (an error there is printed as a warning and the step goes on); with `stdout_to`, its
+/// output is written there (atomically) once it succeeds.
 fn run_step(
     fer: &Path,
     step: &Step,
@@ -720,7 +721,10 @@ fn run_step(
         std::thread::sleep(Duration::from_millis(200));
         if last_tick.elapsed() >= interval {
             last_tick = Instant::now();
-            tick()?;
+            // Only the record of the time so far failed (a full disk?): the step goes on.
+            if let Err(e) = tick() {
+                eprintln!("warning: {e:#}");
+            }
         }
     };
     let stdout = match reader {
@@ -824,7 +828,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_step_ticks_and_its_output_is_written_only_when_it_succeeds() {
+    fn a_running_step_ticks_goes_on_past_a_failed_tick_and_writes_its_output_only_on_success() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.json");
         let step = shell_step("sleep 0.9; printf '{\"ok\": 1}'", Some(out.clone()));
@@ -840,6 +844,14 @@ mod tests {
         )
         .unwrap();
         assert!((3..=9).contains(&ticks), "{ticks} ticks in 0.9 s at 0.1 s");
+        std::fs::remove_file(&out).unwrap();
+        run_step(
+            Path::new("/bin/sh"),
+            &step,
+            Duration::from_millis(100),
+            &mut || anyhow::bail!("cannot write the manifest"),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"ok\": 1}");
 
         let failing = shell_step(
