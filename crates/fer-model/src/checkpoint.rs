@@ -31,6 +31,17 @@ pub enum CheckpointError {
     },
     #[error("{}: not a valid checkpoint: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// A model file opened without the run's `config.json` or `normalizer.json` beside it.
+    #[error(
+        "{}: a model file needs its run's {file} beside it, and {} is not there",
+        weights.display(),
+        missing.display()
+    )]
+    MissingBeside {
+        weights: PathBuf,
+        file: &'static str,
+        missing: PathBuf,
+    },
     #[error(transparent)]
     Write(#[from] fer_data::Error),
 }

@@ -220,11 +220,28 @@ impl TrainedModel {
                 source,
             })
         };
-        let config_path = dir.join(CONFIG);
-        let normalizer_path = dir.join(NORMALIZER);
+        // A run's file missing beside a model file is named as such, not as a bare I/O error.
+        let read_beside = |file: &'static str| {
+            let path = dir.join(file);
+            std::fs::read(&path)
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::NotFound => CheckpointError::MissingBeside {
+                        weights: weights.clone(),
+                        file,
+                        missing: path.clone(),
+                    },
+                    _ => CheckpointError::Io {
+                        path: path.clone(),
+                        source,
+                    },
+                })
+                .map(|bytes| (path, bytes))
+        };
+        let (config_path, config) = read_beside(CONFIG)?;
+        let (normalizer_path, normalizer) = read_beside(NORMALIZER)?;
         Self::from_files(
-            (&config_path, &read(&config_path)?),
-            (&normalizer_path, &read(&normalizer_path)?),
+            (&config_path, &config),
+            (&normalizer_path, &normalizer),
             (&weights, &read(&weights)?),
             device,
         )
@@ -297,6 +314,34 @@ impl TrainedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model file alone, or a run directory without its normaliser, is refused with the
+    /// missing file named as one that belongs beside the weights.
+    #[test]
+    fn a_model_file_without_its_run_files_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("model.safetensors");
+        std::fs::write(&weights, b"not read before the run files").unwrap();
+        let err = TrainedModel::open(&weights, &Device::Cpu).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: a model file needs its run's config.json beside it, and {} is not there",
+                weights.display(),
+                dir.path().join("config.json").display()
+            )
+        );
+        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("best.safetensors"), b"").unwrap();
+        let err = TrainedModel::open(dir.path(), &Device::Cpu).err().unwrap();
+        assert!(
+            err.to_string().ends_with(&format!(
+                "needs its run's normalizer.json beside it, and {} is not there",
+                dir.path().join("normalizer.json").display()
+            )),
+            "{err}"
+        );
+    }
 
     /// The best epoch and the last `keep_last` stay; `keep_last` 0 still keeps the latest.
     #[test]
