@@ -33,12 +33,10 @@ pub enum CheckpointError {
     Invalid { path: PathBuf, message: String },
     /// A model file opened without the run's `config.json` or `normalizer.json` beside it.
     #[error(
-        "{}: a model file needs its run's {file} beside it, and {} is not there",
-        weights.display(),
+        "{} is not there: a model file needs its run's {file} beside it",
         missing.display()
     )]
     MissingBeside {
-        weights: PathBuf,
         file: &'static str,
         missing: PathBuf,
     },
