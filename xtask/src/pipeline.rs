@@ -591,11 +591,12 @@ pub fn run(args: PipelineArgs) -> Result<()> {
     let fer = build_fer(&root, &args.device)?;
     let total = steps.len();
     for (k, step) in steps.iter().enumerate() {
-        let record = manifest
+        let index = manifest
             .steps
-            .iter_mut()
-            .find(|s| s.name == step.name)
+            .iter()
+            .position(|s| s.name == step.name)
             .expect("every step has a record");
+        let record = &mut manifest.steps[index];
         if record.status == "done" {
             eprintln!("[{}/{total}] {}: done before, skipped", k + 1, step.name);
             continue;
@@ -609,11 +610,7 @@ pub fn run(args: PipelineArgs) -> Result<()> {
         // (the end of a session, a kill) still counts all but its last interval.
         let mut counted = Instant::now();
         let mut count_time = |manifest: &mut Manifest, status: Option<&str>| -> Result<()> {
-            let record = manifest
-                .steps
-                .iter_mut()
-                .find(|s| s.name == step.name)
-                .expect("every step has a record");
+            let record = &mut manifest.steps[index];
             record.wall_seconds += counted.elapsed().as_secs_f64();
             counted = Instant::now();
             if let Some(status) = status {

@@ -223,18 +223,18 @@ impl TrainedModel {
         // A run's file missing beside a model file is named as such, not as a bare I/O error.
         let read_beside = |file: &'static str| {
             let path = dir.join(file);
-            std::fs::read(&path)
-                .map_err(|source| match source.kind() {
-                    std::io::ErrorKind::NotFound => CheckpointError::MissingBeside {
+            let bytes = read(&path).map_err(|e| match e {
+                CheckpointError::Io { path, source }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    CheckpointError::MissingBeside {
                         file,
-                        missing: path.clone(),
-                    },
-                    _ => CheckpointError::Io {
-                        path: path.clone(),
-                        source,
-                    },
-                })
-                .map(|bytes| (path, bytes))
+                        missing: path,
+                    }
+                }
+                e => e,
+            })?;
+            Ok::<_, CheckpointError>((path, bytes))
         };
         let (config_path, config) = read_beside(CONFIG)?;
         let (normalizer_path, normalizer) = read_beside(NORMALIZER)?;
