@@ -5,7 +5,8 @@
 //!   ([`nets::seed_cnn`], one description of its geometry and named parameters, read by its
 //!   candle forward, its fused CPU training step and its batch-1 path) or the VGG-style
 //!   batch-norm network ([`nets::vgg`]), with PyTorch `state_dict` names so weights load in
-//!   either framework; test-time augmentation wraps either ([`nets::tta`]).
+//!   either framework; test-time augmentation wraps either ([`nets::tta`]); trained networks
+//!   classify together as an [`Ensemble`].
 //! - [`layers`]: conv, PReLU, pooling with backward (candle 0.11 has none when kernel !=
 //!   stride), batch norm + ReLU, dropout and PyTorch's init, as candle ops with fast CPU
 //!   kernels; a network built from them gets their speed.
@@ -46,6 +47,7 @@ pub use layers::{BatchNormRelu, Pool2d, PoolKind};
 pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels, loss};
 pub use nets::classifier::Classifier;
 pub use nets::config::{Architecture, ModelConfig};
+pub use nets::ensemble::Ensemble;
 pub use nets::seed_cnn::SeedCnn;
 pub use nets::vgg::VggBn;
 pub use optim::{
@@ -54,5 +56,5 @@ pub use optim::{
 pub use train::run_dir::Retention;
 pub use train::{
     EmaConfig, EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule, TrainConfig,
-    TrainError, TrainOutcome, TrainedModel, WeightAverage, train,
+    TrainError, TrainOutcome, TrainedModel, TrainedNetwork, WeightAverage, train,
 };

@@ -338,7 +338,7 @@ fn the_svm_head_trains_with_the_squared_hinge_and_beats_chance() {
     let outcome = train(&data, &config, dir.path(), &Device::Cpu, false, &mut Quiet).unwrap();
     assert!(outcome.history[0].train_loss.is_finite());
     let trained = TrainedModel::open(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(trained.config.model.head, fer_model::Head::Svm);
+    assert_eq!(trained.config().model.head, fer_model::Head::Svm);
     let private = evaluate(
         trained.model.as_ref(),
         &data.view(Split::PrivateTest),

@@ -24,7 +24,7 @@ pub use self::config::{PlateauConfig, Sampling, Schedule, TrainConfig};
 pub use self::ema::{EmaConfig, WeightAverage};
 pub use self::error::TrainError;
 use self::run_dir::{CONFIG, NORMALIZER, RunState, STATE, epoch_dir, load_epoch, save_epoch};
-pub use self::run_dir::{EpochRecord, TrainedModel, epoch_checkpoints};
+pub use self::run_dir::{EpochRecord, TrainedModel, TrainedNetwork, epoch_checkpoints};
 use crate::checkpoint::{CheckpointError, read_json, write_json};
 use crate::eval::evaluate;
 use crate::head::NUM_CLASSES;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use fer_data::Normalizer;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use super::ema::WeightAverage;
 use super::error::TrainError;
 use crate::checkpoint::{self, CheckpointError, read_json, write_json};
 use crate::nets::classifier::Classifier;
+use crate::nets::ensemble::Ensemble;
 use crate::optim::AnyOptimizer;
 
 pub(super) const CONFIG: &str = "config.json";
@@ -183,11 +184,20 @@ impl Retention {
     }
 }
 
-/// A trained model ready for inference: config, normalizer and parameters of a run.
-pub struct TrainedModel {
+/// One trained network of a [`TrainedModel`]: its run's training config and its parameters.
+pub struct TrainedNetwork {
     pub config: TrainConfig,
-    pub normalizer: Normalizer,
     pub vars: VarMap,
+}
+
+/// A trained model ready for inference: one network of a run, or several networks as an
+/// [`Ensemble`] ([`TrainedModel::ensemble`]), with the normalizer their inputs share.
+pub struct TrainedModel {
+    pub normalizer: Normalizer,
+    /// The network, or the ensemble's members in order (never empty).
+    pub networks: Vec<TrainedNetwork>,
+    /// What classifies: the network, or the ensemble of the members (the mean of their class
+    /// probabilities).
     pub model: Box<dyn Classifier>,
 }
 
@@ -275,11 +285,45 @@ impl TrainedModel {
         let (vars, model) = config.model.for_checkpoint(device)?;
         checkpoint::load_parameters_from_buffer(weights, weights_path, &vars)?;
         Ok(TrainedModel {
-            config,
             normalizer,
-            vars,
+            networks: vec![TrainedNetwork { config, vars }],
             model,
         })
+    }
+
+    /// The ensemble of `members` (each one network or itself an ensemble, whose networks
+    /// join as they are): every network classifies each image and their class probabilities
+    /// are averaged. The members must share their normalizer (all fitted on the same
+    /// Training data), since one normalised input goes to every network.
+    pub fn ensemble(members: Vec<TrainedModel>, device: &Device) -> Result<Self, TrainError> {
+        let mut members = members.into_iter();
+        let first = members
+            .next()
+            .ok_or_else(|| TrainError::Setup("an ensemble needs at least one member".into()))?;
+        let normalizer = first.normalizer;
+        let mut networks = first.networks;
+        for (k, member) in members.enumerate() {
+            if member.normalizer != normalizer {
+                return Err(TrainError::Setup(format!(
+                    "ensemble member {} normalises its inputs differently from member 1: the \
+                     networks of an ensemble must share their normalizer (fitted on the same \
+                     Training data)",
+                    k + 2
+                )));
+            }
+            networks.extend(member.networks);
+        }
+        let model = assemble(&networks, device)?;
+        Ok(TrainedModel {
+            normalizer,
+            networks,
+            model,
+        })
+    }
+
+    /// The first network's training config (for an ensemble, see [`TrainedModel::networks`]).
+    pub fn config(&self) -> &TrainConfig {
+        &self.networks[0].config
     }
 
     /// The same weights with other test-time augmentation: flip averaging on or off, and
@@ -293,14 +337,15 @@ impl TrainedModel {
         if flip.is_none() && shift.is_none() {
             return Ok(self);
         }
-        if let Some(flip) = flip {
-            self.config.model.test_time_flip = flip;
+        for network in &mut self.networks {
+            if let Some(flip) = flip {
+                network.config.model.test_time_flip = flip;
+            }
+            if let Some(shift) = shift {
+                network.config.model.test_time_shift = shift;
+            }
         }
-        if let Some(shift) = shift {
-            self.config.model.test_time_shift = shift;
-        }
-        let vb = candle_nn::VarBuilder::from_varmap(&self.vars, candle_core::DType::F32, device);
-        self.model = self.config.model.build(vb)?;
+        self.model = assemble(&self.networks, device)?;
         Ok(self)
     }
 
@@ -308,6 +353,26 @@ impl TrainedModel {
     pub fn history(run_dir: &Path) -> Result<Vec<EpochRecord>, CheckpointError> {
         read_json(&run_dir.join(HISTORY))
     }
+}
+
+/// The classifier of `networks` (as their configs say, on their parameters): the one
+/// network, or the [`Ensemble`] of several.
+fn assemble(
+    networks: &[TrainedNetwork],
+    device: &Device,
+) -> Result<Box<dyn Classifier>, TrainError> {
+    let mut built = networks
+        .iter()
+        .map(|network| {
+            let vb = candle_nn::VarBuilder::from_varmap(&network.vars, DType::F32, device);
+            network.config.model.build(vb)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(if built.len() == 1 {
+        built.pop().expect("one network")
+    } else {
+        Box::new(Ensemble::new(built)?)
+    })
 }
 
 #[cfg(test)]
@@ -352,5 +417,101 @@ mod tests {
         assert_eq!(kept, [5]);
         let kept: Vec<usize> = (1..=2).filter(|&e| two.keeps(e, 2, 1)).collect();
         assert_eq!(kept, [1, 2]);
+    }
+
+    /// A network of `config` with weights drawn from `seed`, and `normalizer`.
+    fn network(config: &TrainConfig, seed: u64, normalizer: &Normalizer) -> TrainedModel {
+        let (vars, model) = config.model.init(&Device::Cpu, seed).unwrap();
+        TrainedModel {
+            normalizer: normalizer.clone(),
+            networks: vec![TrainedNetwork {
+                config: config.clone(),
+                vars,
+            }],
+            model,
+        }
+    }
+
+    /// An ensemble classifies as its members evaluated one by one and averaged
+    /// (`eval::average_evaluations`, what `fer eval --model A --model B` reports); an ensemble
+    /// joined to a third network counts all three equally; a member with another normaliser
+    /// is refused by number.
+    #[test]
+    fn an_ensemble_scores_as_its_members_averaged_and_needs_one_normalizer() {
+        use crate::eval::{average_evaluations, evaluate};
+        use fer_data::{Dataset, Emotion, Split};
+        let n = 6;
+        let pixels: Vec<u8> = (0..n * 48 * 48).map(|i| (i * 7 % 251) as u8).collect();
+        let labels = (0..n).map(|i| Emotion::ALL[i % 7]).collect();
+        let data = Dataset::from_parts(
+            pixels,
+            labels,
+            vec![Split::PublicTest; n],
+            (0..n as u32).collect(),
+        )
+        .unwrap();
+        let view = data.view(Split::PublicTest);
+        let normalizer = Normalizer {
+            mean: vec![128.0; 48 * 48],
+            scale: 1.0 / 64.0,
+            fitted_on: 1,
+        };
+        let mut config = TrainConfig::default();
+        config.model.test_time_flip = true;
+        let members: Vec<TrainedModel> = (1..=3)
+            .map(|seed| network(&config, seed, &normalizer))
+            .collect();
+        let each: Vec<_> = members
+            .iter()
+            .map(|m| evaluate(m.model.as_ref(), &view, &normalizer, &Device::Cpu, 4).unwrap())
+            .collect();
+        let expected = average_evaluations(&each).unwrap();
+        let mut members = members.into_iter();
+        let pair = TrainedModel::ensemble(
+            vec![members.next().unwrap(), members.next().unwrap()],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let all =
+            TrainedModel::ensemble(vec![pair, members.next().unwrap()], &Device::Cpu).unwrap();
+        assert_eq!(all.networks.len(), 3);
+        let measured = evaluate(all.model.as_ref(), &view, &normalizer, &Device::Cpu, 4).unwrap();
+        for (m, e) in measured.predictions.iter().zip(&expected.predictions) {
+            assert_eq!(m.predicted, e.predicted);
+            for (a, b) in m.probabilities.iter().zip(&e.probabilities) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            }
+        }
+        // The members disagree, so the average is not any one of them.
+        assert_ne!(
+            each[0].predictions[0].probabilities,
+            each[1].predictions[0].probabilities
+        );
+        // Other test-time augmentation reaches every member.
+        let unflipped = all
+            .with_test_time_augmentation(Some(false), None, &Device::Cpu)
+            .unwrap();
+        assert!(
+            unflipped
+                .networks
+                .iter()
+                .all(|n| !n.config.model.test_time_flip)
+        );
+
+        let other = Normalizer {
+            scale: 1.0,
+            ..normalizer.clone()
+        };
+        let error = TrainedModel::ensemble(
+            vec![
+                network(&config, 1, &normalizer),
+                network(&config, 2, &other),
+            ],
+            &Device::Cpu,
+        )
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("member 2 normalises"), "{error}");
+        assert!(TrainedModel::ensemble(Vec::new(), &Device::Cpu).is_err());
     }
 }
