@@ -1,7 +1,8 @@
-//! `builtin-model`: turns a trained run into one of the models compiled into the `fer` crate
-//! (`crates/fer/models/NAME/`): its config and normalizer, its best weights stored as f16, and
-//! `fer eval` of those f16 weights on PublicTest and PrivateTest, checked against the run's own
-//! f32 figures.
+//! `builtin-model`: turns trained runs into one of the models compiled into the `fer` crate:
+//! each run's network (`crates/fer/models/networks/NETWORK/`: its config and normalizer, its
+//! best weights stored as f16), and the model's figures (`crates/fer/models/NAME/`): `fer
+//! eval` of those f16 weights on PublicTest and PrivateTest, one network or the ensemble of
+//! several, checked against the same evaluation of the runs' f32 weights.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +18,14 @@ const MAX_ACCURACY_CHANGE_POINTS: f64 = 0.1;
 
 #[derive(clap::Args)]
 pub struct BuiltinModelArgs {
-    /// The run directory to ship (its best.safetensors, config.json, normalizer.json, and its
-    /// eval-public-test.json / eval-private-test.json for the f32 comparison).
-    #[arg(long)]
-    pub run: PathBuf,
+    /// A run directory to ship (its best.safetensors, config.json and normalizer.json); give
+    /// several for an ensemble (their class probabilities averaged).
+    #[arg(long, required = true)]
+    pub run: Vec<PathBuf>,
+    /// The name of each run's network, in --run's order: its directory under
+    /// crates/fer/models/networks/ (the run's results/ folder name).
+    #[arg(long, required = true)]
+    pub network: Vec<String>,
     /// The built-in model's name (`builtin:NAME`).
     #[arg(long)]
     pub name: String,
@@ -29,73 +34,99 @@ pub struct BuiltinModelArgs {
     pub data: PathBuf,
 }
 
-pub fn run(args: BuiltinModelArgs) -> Result<()> {
+/// A name that is a safe directory name: lower-case letters, digits and '-'.
+fn check_name(option: &str, name: &str) -> Result<()> {
     ensure!(
-        !args.name.is_empty()
-            && args
-                .name
+        !name.is_empty()
+            && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-        "--name `{}`: use lower-case letters, digits and '-'",
-        args.name
+        "{option} `{name}`: use lower-case letters, digits and '-'"
     );
-    let root = crate::workspace_root();
-    let out = root.join(MODELS_DIR).join(&args.name);
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    for file in ["config.json", "normalizer.json"] {
-        std::fs::copy(args.run.join(file), out.join(file))
-            .with_context(|| format!("cannot copy {}", args.run.join(file).display()))?;
-    }
-    let weights = out.join("model.safetensors");
-    to_f16(&args.run.join("best.safetensors"), &weights)?;
-    eprintln!(
-        "{}: {} bytes (f16)",
-        weights.display(),
-        std::fs::metadata(&weights)?.len()
-    );
+    Ok(())
+}
 
+pub fn run(args: BuiltinModelArgs) -> Result<()> {
+    check_name("--name", &args.name)?;
+    ensure!(
+        args.run.len() == args.network.len(),
+        "{} --run but {} --network: name each run's network",
+        args.run.len(),
+        args.network.len()
+    );
+    for network in &args.network {
+        check_name("--network", network)?;
+    }
+    let root = crate::workspace_root();
+    let models = root.join(MODELS_DIR);
+    let mut shipped = Vec::with_capacity(args.run.len());
+    let mut originals = Vec::with_capacity(args.run.len());
+    for (run, network) in args.run.iter().zip(&args.network) {
+        let dir = models.join("networks").join(network);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for file in ["config.json", "normalizer.json"] {
+            std::fs::copy(run.join(file), dir.join(file))
+                .with_context(|| format!("cannot copy {}", run.join(file).display()))?;
+        }
+        let weights = dir.join("model.safetensors");
+        to_f16(&run.join("best.safetensors"), &weights)?;
+        eprintln!(
+            "{}: {} bytes (f16)",
+            weights.display(),
+            std::fs::metadata(&weights)?.len()
+        );
+        shipped.push(weights);
+        originals.push(run.join("best.safetensors"));
+    }
+
+    let out = models.join(&args.name);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let fer = crate::pipeline::build_fer(&root, "cpu")?;
     for split in ["public-test", "private-test"] {
-        let output = Command::new(&fer)
-            .args(["eval", "--model"])
-            .arg(&weights)
-            .arg("--data")
-            .arg(&args.data)
-            .args(["--split", split, "--json", "--quiet"])
-            .output()
-            .context("cannot run fer eval")?;
-        if !output.status.success() {
-            bail!(
-                "fer eval failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        let figures = evaluate(&fer, &shipped, &args.data, split)?;
         let path = out.join(format!("eval-{split}.json"));
-        fer_data::write_atomically(&path, &output.stdout)?;
-        let shipped = accuracy(&path)?;
-        let original = args.run.join(format!("eval-{split}.json"));
-        if original.is_file() {
-            let f32_accuracy = accuracy(&original)?;
-            let change = 100.0 * (shipped - f32_accuracy);
-            eprintln!(
-                "{split}: f32 {:.2}%, f16 {:.2}% ({change:+.3} points)",
-                100.0 * f32_accuracy,
-                100.0 * shipped
-            );
-            ensure!(
-                change.abs() < MAX_ACCURACY_CHANGE_POINTS,
-                "f16 weights move {split} accuracy by {change:+.3} points (limit {MAX_ACCURACY_CHANGE_POINTS})"
-            );
-        } else {
-            eprintln!(
-                "{split}: f16 {:.2}% (no {} to compare with)",
-                100.0 * shipped,
-                original.display()
-            );
-        }
+        fer_data::write_atomically(&path, &figures)?;
+        let f16_accuracy = accuracy(&path, &figures)?;
+        let f32_accuracy = accuracy(
+            Path::new("the runs' f32 weights"),
+            &evaluate(&fer, &originals, &args.data, split)?,
+        )?;
+        let change = 100.0 * (f16_accuracy - f32_accuracy);
+        eprintln!(
+            "{split}: f32 {:.2}%, f16 {:.2}% ({change:+.3} points)",
+            100.0 * f32_accuracy,
+            100.0 * f16_accuracy
+        );
+        ensure!(
+            change.abs() < MAX_ACCURACY_CHANGE_POINTS,
+            "f16 weights move {split} accuracy by {change:+.3} points (limit {MAX_ACCURACY_CHANGE_POINTS})"
+        );
     }
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// `fer eval --json` of `weights` (one model file, or several as an ensemble) on `split`.
+fn evaluate(fer: &Path, weights: &[PathBuf], data: &Path, split: &str) -> Result<Vec<u8>> {
+    let mut command = Command::new(fer);
+    command.arg("eval");
+    for file in weights {
+        command.arg("--model").arg(file);
+    }
+    let output = command
+        .arg("--data")
+        .arg(data)
+        .args(["--split", split, "--json", "--quiet"])
+        .output()
+        .context("cannot run fer eval")?;
+    if !output.status.success() {
+        bail!(
+            "fer eval failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output.stdout)
 }
 
 /// Rewrites a safetensors file with every float tensor as f16.
@@ -114,12 +145,10 @@ fn to_f16(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The `accuracy` of an eval JSON file.
-fn accuracy(path: &Path) -> Result<f64> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// The `accuracy` of eval JSON `bytes` (from `path`, which errors name).
+fn accuracy(path: &Path, bytes: &[u8]) -> Result<f64> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        serde_json::from_slice(bytes).with_context(|| format!("{}: not JSON", path.display()))?;
     value["accuracy"]
         .as_f64()
         .with_context(|| format!("{}: no accuracy", path.display()))
@@ -129,6 +158,23 @@ fn accuracy(path: &Path) -> Result<f64> {
 mod tests {
     use super::*;
     use candle_core::Tensor;
+
+    fn args(runs: &[&str], networks: &[&str]) -> BuiltinModelArgs {
+        BuiltinModelArgs {
+            run: runs.iter().map(PathBuf::from).collect(),
+            network: networks.iter().map(|n| n.to_string()).collect(),
+            name: "accurate".into(),
+            data: PathBuf::from("fer2013.csv.gz"),
+        }
+    }
+
+    #[test]
+    fn each_run_needs_a_network_name_that_is_a_plain_directory_name() {
+        let error = run(args(&["a", "b"], &["x"])).unwrap_err().to_string();
+        assert!(error.contains("2 --run but 1 --network"), "{error}");
+        let error = run(args(&["a"], &["../up"])).unwrap_err().to_string();
+        assert!(error.contains("--network `../up`"), "{error}");
+    }
 
     #[test]
     fn weights_are_stored_as_f16_and_read_back_close() {
