@@ -1,10 +1,24 @@
-//! The models compiled into the library: their files (`models/NAME/` in this crate, weights
-//! stored as f16), names and recorded figures. Nothing is downloaded or read at run time.
+//! The models compiled into the library: their networks (`models/networks/NAME/` in this
+//! crate, weights stored as f16, each in the binary once), names and recorded figures
+//! (`models/NAME/`). Nothing is downloaded or read at run time.
 
 use candle_core::Device;
 use fer_model::TrainedModel;
 
 use crate::error::{Error, Result};
+
+/// One trained network compiled into the library: its run's files.
+#[derive(Debug)]
+pub struct BuiltinNetwork {
+    /// Its directory under `models/networks/`: the `results/` folder of the run it comes from.
+    pub name: &'static str,
+    /// The run's `config.json` (architecture, recipe, test-time augmentation).
+    pub config_json: &'static str,
+    /// The normalizer fitted on FER2013 Training.
+    pub normalizer_json: &'static str,
+    /// The parameters as safetensors (PyTorch names, f16).
+    pub weights: &'static [u8],
+}
 
 /// A model compiled into the library, with the evaluation that backs it.
 #[derive(Debug, Clone, Copy)]
@@ -13,48 +27,62 @@ pub struct BuiltinModel {
     pub name: &'static str,
     /// One line: what it is and what it is for.
     pub summary: &'static str,
-    /// The run's `config.json` (architecture, recipe, test-time augmentation).
-    pub config_json: &'static str,
-    /// The normalizer fitted on FER2013 Training.
-    pub normalizer_json: &'static str,
-    /// The parameters as safetensors (PyTorch names, f16).
-    pub weights: &'static [u8],
-    /// `fer eval --split public-test --json` of these weights (the selection split).
+    /// Its network, or the networks of an ensemble (their class probabilities averaged).
+    pub networks: &'static [&'static BuiltinNetwork],
+    /// `fer eval --split public-test --json` of this model (the selection split).
     pub eval_public_test_json: &'static str,
-    /// `fer eval --json` of these weights on PrivateTest (the report split).
+    /// `fer eval --json` of this model on PrivateTest (the report split).
     pub eval_private_test_json: &'static str,
 }
 
-macro_rules! builtin {
-    ($name:literal, $summary:literal) => {
-        BuiltinModel {
+macro_rules! network {
+    ($name:literal) => {
+        BuiltinNetwork {
             name: $name,
-            summary: $summary,
-            config_json: include_str!(concat!("../models/", $name, "/config.json")),
-            normalizer_json: include_str!(concat!("../models/", $name, "/normalizer.json")),
-            weights: include_bytes!(concat!("../models/", $name, "/model.safetensors")),
-            eval_public_test_json: include_str!(concat!(
-                "../models/",
+            config_json: include_str!(concat!("../models/networks/", $name, "/config.json")),
+            normalizer_json: include_str!(concat!(
+                "../models/networks/",
                 $name,
-                "/eval-public-test.json"
+                "/normalizer.json"
             )),
-            eval_private_test_json: include_str!(concat!(
-                "../models/",
-                $name,
-                "/eval-private-test.json"
-            )),
+            weights: include_bytes!(concat!("../models/networks/", $name, "/model.safetensors")),
         }
     };
 }
 
+macro_rules! figures {
+    ($name:literal, $split:literal) => {
+        include_str!(concat!("../models/", $name, "/eval-", $split, ".json"))
+    };
+}
+
+/// The `cpu` profile's run of 5 December 2026: 31 epochs, shifted crops and flips.
+static CPU_2026_12_05: BuiltinNetwork = network!("cpu-2026-12-05-31-epochs");
+/// The `cpu-long` profile's run of 5 December 2026: 40 epochs, the `modern` augmentation.
+static CPU_LONG_2026_12_05: BuiltinNetwork = network!("cpu-long-2026-12-05-40-epochs");
+
 /// The built-in models; the first is [`DEFAULT_BUILTIN`]. See `models/README.md` (the model
 /// card) for how each was trained and chosen. A `static`, so each file is in the binary once.
-pub static BUILTIN_MODELS: &[BuiltinModel] = &[builtin!(
-    "accurate",
-    "vgg-bn (3.5 M parameters), the `cpu` profile's recipe of 2026-12-05 (31 epochs, \
-     square-root class weights): 70.5% on PrivateTest, macro-F1 0.69; says Disgust when it \
-     sees it (recall 76% on PrivateTest), Fear is its weakest class (recall 48.9%)"
-)];
+pub static BUILTIN_MODELS: &[BuiltinModel] = &[
+    BuiltinModel {
+        name: "accurate",
+        summary: "two vgg-bn networks averaged (7 M parameters): the 31-epoch `cpu` run and \
+                  the 40-epoch `cpu-long` run with stronger augmentation, which err \
+                  differently: 70.8% on PrivateTest, macro-F1 0.69; twice `fast`'s compute",
+        networks: &[&CPU_2026_12_05, &CPU_LONG_2026_12_05],
+        eval_public_test_json: figures!("accurate", "public-test"),
+        eval_private_test_json: figures!("accurate", "private-test"),
+    },
+    BuiltinModel {
+        name: "fast",
+        summary: "one vgg-bn network (3.5 M parameters), the `cpu` profile's recipe of \
+                  2026-12-05 (31 epochs, square-root class weights): 70.5% on PrivateTest, \
+                  macro-F1 0.69; half the compute of `accurate`",
+        networks: &[&CPU_2026_12_05],
+        eval_public_test_json: figures!("fast", "public-test"),
+        eval_private_test_json: figures!("fast", "private-test"),
+    },
+];
 
 /// The model `builtin` (without a name) selects, and [`crate::Recognizer::builtin`] loads.
 pub const DEFAULT_BUILTIN: &str = "accurate";
@@ -80,18 +108,32 @@ impl BuiltinModel {
         &BUILTIN_MODELS[0]
     }
 
-    /// The network with its weights (converted to f32) on `device`.
+    /// The bytes of its weights (f16), all networks together.
+    pub fn weights_bytes(&self) -> usize {
+        self.networks.iter().map(|n| n.weights.len()).sum()
+    }
+
+    /// The model with its weights (converted to f32) on `device`: its network, or the
+    /// ensemble of its networks.
     pub fn load(&self, device: &Device) -> Result<TrainedModel> {
-        TrainedModel::from_bytes(
-            self.config_json.as_bytes(),
-            self.normalizer_json.as_bytes(),
-            self.weights,
-            device,
-        )
-        .map_err(|source| Error::Builtin {
+        let corrupt = |source| Error::Builtin {
             name: self.name,
             source,
-        })
+        };
+        let networks = self
+            .networks
+            .iter()
+            .map(|network| {
+                TrainedModel::from_bytes(
+                    network.config_json.as_bytes(),
+                    network.normalizer_json.as_bytes(),
+                    network.weights,
+                    device,
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        TrainedModel::ensemble(networks, device).map_err(corrupt)
     }
 }
 
@@ -113,6 +155,12 @@ mod tests {
         for model in BUILTIN_MODELS {
             let trained = model.load(&Device::Cpu).unwrap();
             assert_eq!(trained.normalizer.mean.len(), 48 * 48, "{}", model.name);
+            assert_eq!(
+                trained.networks.len(),
+                model.networks.len(),
+                "{}",
+                model.name
+            );
             for json in [model.eval_public_test_json, model.eval_private_test_json] {
                 let value: serde_json::Value = serde_json::from_str(json).unwrap();
                 let accuracy = value["accuracy"].as_f64().unwrap();

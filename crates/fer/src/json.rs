@@ -93,7 +93,8 @@ pub fn emotion_name(emotion: Emotion) -> String {
 }
 
 /// The built-in models, as `fer models --json` lists them: name, whether it is the default,
-/// summary, weight size, and both recorded evaluations in full.
+/// summary, its networks (one, or an ensemble's members), weight size, and both recorded
+/// evaluations in full.
 pub fn builtin_models() -> Result<Value> {
     BUILTIN_MODELS
         .iter()
@@ -115,7 +116,8 @@ fn builtin_model_entry(model: &BuiltinModel) -> Result<Value> {
         "name": model.name,
         "default": model.name == DEFAULT_BUILTIN,
         "summary": model.summary,
-        "weights_bytes": model.weights.len(),
+        "networks": model.networks.iter().map(|n| n.name).collect::<Vec<_>>(),
+        "weights_bytes": model.weights_bytes(),
         "public_test": parse(model.eval_public_test_json, "PublicTest")?,
         "private_test": parse(model.eval_private_test_json, "PrivateTest")?,
     }))

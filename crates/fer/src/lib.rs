@@ -38,7 +38,7 @@ pub mod json;
 mod recognizer;
 mod source;
 
-pub use builtin::{BUILTIN_MODELS, BuiltinModel, DEFAULT_BUILTIN};
+pub use builtin::{BUILTIN_MODELS, BuiltinModel, BuiltinNetwork, DEFAULT_BUILTIN};
 pub use error::{Error, Result};
 pub use fer_data::Emotion;
 pub use fer_detect::{DetectorOptions, FaceBox, FaceDetector, FaceLandmarks, Point};

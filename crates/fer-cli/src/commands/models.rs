@@ -64,7 +64,7 @@ pub fn run(args: &ModelsArgs) -> anyhow::Result<()> {
         };
         outln!(
             "{name:<28} {:>6.1} MB {:>17} {:>17} {:>26}",
-            model.weights.len() as f64 / 1e6,
+            model.weights_bytes() as f64 / 1e6,
             pair(figures.public.accuracy, figures.public.macro_f1),
             pair(figures.private.accuracy, figures.private.macro_f1),
             without
