@@ -31,16 +31,6 @@ impl Ensemble {
         }
         Ok(Ensemble { members })
     }
-
-    /// How many networks classify together.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Never true: [`Ensemble::new`] refuses an empty ensemble.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
 }
 
 impl Classifier for Ensemble {
@@ -98,20 +88,11 @@ mod tests {
     fn the_ensemble_scores_the_log_of_the_members_mean_probability() {
         let images = Tensor::randn(0f32, 1.0, (3, 1, 48, 48), &Device::Cpu).unwrap();
         let (a, b) = (network(1, Head::Softmax), network(2, Head::Softmax));
-        let pa: Vec<Vec<f32>> = a
-            .predict(&images)
-            .unwrap()
-            .exp()
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        let pb: Vec<Vec<f32>> = b
-            .predict(&images)
-            .unwrap()
-            .exp()
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let probabilities = |network: &dyn Classifier| -> Vec<Vec<f32>> {
+            let scores = network.predict(&images).unwrap();
+            scores.exp().unwrap().to_vec2().unwrap()
+        };
+        let (pa, pb) = (probabilities(a.as_ref()), probabilities(b.as_ref()));
         let ensemble = Ensemble::new(vec![a, b]).unwrap();
         let scores: Vec<Vec<f32>> = ensemble.predict(&images).unwrap().to_vec2().unwrap();
         for i in 0..3 {

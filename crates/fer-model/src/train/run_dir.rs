@@ -300,6 +300,10 @@ impl TrainedModel {
         let first = members
             .next()
             .ok_or_else(|| TrainError::Setup("an ensemble needs at least one member".into()))?;
+        if members.len() == 0 {
+            // One member is its own ensemble: its classifier is already built.
+            return Ok(first);
+        }
         let normalizer = first.normalizer;
         let mut networks = first.networks;
         for (k, member) in members.enumerate() {
