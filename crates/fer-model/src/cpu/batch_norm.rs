@@ -9,13 +9,17 @@ use rayon::prelude::*;
 use super::portable::batch_norm as portable;
 use super::uninit::{self, Slot};
 
-/// The per-plane reductions, on AVX-512 where the CPU has it (the same bits either way).
+/// The per-plane reductions, on AVX-512 or AVX2 where the CPU has it (the same bits either
+/// way).
 macro_rules! dispatch {
     ($name:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
-        if super::avx512_enabled() {
-            // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-            return unsafe { super::avx512::batch_norm::$name($($arg),*) };
+        match super::kernels() {
+            // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+            super::Kernels::Avx512 => return unsafe { super::avx512::batch_norm::$name($($arg),*) },
+            // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+            super::Kernels::Avx2 => return unsafe { super::avx2::$name($($arg),*) },
+            super::Kernels::Portable => {}
         }
         portable::$name($($arg),*)
     }};

@@ -14,8 +14,8 @@
 //!   [`reduce`]: sums across images in a fixed order; [`uninit`]: outputs that the kernels
 //!   zero part by part as they write them, instead of a zeroing pass first.
 //! - [`portable`] holds the per-plane inner loops written for any CPU; [`avx512`] holds the
-//!   same operations in AVX-512 registers. The operation modules choose between them at run
-//!   time through [`avx512_enabled`].
+//!   same operations in AVX-512 registers, and [`avx2`] the portable loops compiled for AVX2
+//!   with FMA. The operation modules choose between them at run time through [`kernels`].
 //!
 //! Invariants: every kernel is deterministic whatever the thread count or scheduling. Work is
 //! split over images (or fixed groups of images) on rayon's pool; a batch smaller than the pool
@@ -25,10 +25,13 @@
 //! (or, for Winograd, over all input channels at one position); reductions across images
 //! (weight, bias and slope gradients) are made per fixed group and summed in group order, and
 //! gemm only splits its output, never its inner dimension. An AVX-512 kernel gives the
-//! portable kernel's values (bit for bit for pooling; within 1e-5 where FMA rounds once).
+//! portable kernel's values (bit for bit for pooling; within 1e-5 where FMA rounds once), and
+//! so does an AVX2 one (bit for bit but for the first convolution's FMA).
 //! Shapes are checked by the callers (the layers); the kernels assert slice lengths (an
 //! internal invariant, not user input).
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 pub(crate) mod batch_norm;
@@ -50,38 +53,71 @@ pub(crate) mod winograd_conv;
 pub(crate) mod workspace;
 
 /// The environment variable that, set to anything but `0`, keeps every kernel of this crate
-/// on its portable path even on an AVX-512 CPU (so that both paths can be tested on any
-/// machine). The `gemm` crate still chooses its own instructions.
+/// on its portable path even on an AVX-512 or AVX2 CPU (so that every path can be tested on
+/// any machine). The `gemm` crate still chooses its own instructions.
 pub const PORTABLE_KERNELS_VAR: &str = "FER_PORTABLE_KERNELS";
 
-/// Whether the AVX-512 kernels run: the CPU has AVX-512F (and so FMA) and
-/// [`PORTABLE_KERNELS_VAR`] does not ask for the portable ones. Read once per process.
+/// The instructions this crate's own kernels run on (the `gemm` crate chooses its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// [`avx512`]: AVX-512F (and FMA).
+    Avx512,
+    /// [`avx2`]: the portable loops compiled for AVX2 with FMA.
+    Avx2,
+    /// [`portable`] as compiled for the target's baseline.
+    Portable,
+}
+
+/// The kernels that run: the widest the CPU has (AVX-512F, else AVX2 with FMA), unless
+/// [`PORTABLE_KERNELS_VAR`] asks for the portable ones. Read once per process.
 #[inline]
-pub(crate) fn avx512_enabled() -> bool {
+pub(crate) fn kernels() -> Kernels {
     #[cfg(target_arch = "x86_64")]
     {
-        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ENABLED.get_or_init(|| {
+        static KERNELS: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        *KERNELS.get_or_init(|| {
             let forced_portable = std::env::var_os(PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
-            !forced_portable && std::arch::is_x86_feature_detected!("avx512f")
+            if forced_portable {
+                Kernels::Portable
+            } else if std::arch::is_x86_feature_detected!("avx512f") {
+                Kernels::Avx512
+            } else if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                Kernels::Avx2
+            } else {
+                Kernels::Portable
+            }
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    Kernels::Portable
 }
 
 #[cfg(test)]
 mod tests {
-    /// The AVX-512 kernels run exactly when the CPU has them and FER_PORTABLE_KERNELS does
-    /// not ask for the portable ones (CI runs the tests both ways).
+    use super::Kernels;
+
+    /// The widest kernels the CPU has run, unless FER_PORTABLE_KERNELS asks for the portable
+    /// ones (CI runs the tests both ways).
     #[test]
     fn the_environment_chooses_the_kernels() {
         let forced = std::env::var_os(super::PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
         #[cfg(target_arch = "x86_64")]
-        let expected = !forced && std::arch::is_x86_feature_detected!("avx512f");
+        let expected = if forced {
+            Kernels::Portable
+        } else if std::arch::is_x86_feature_detected!("avx512f") {
+            Kernels::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            Kernels::Avx2
+        } else {
+            Kernels::Portable
+        };
         #[cfg(not(target_arch = "x86_64"))]
-        let expected = false;
-        assert_eq!(super::avx512_enabled(), expected);
-        eprintln!("kernels: {}", if expected { "AVX-512" } else { "portable" });
+        let expected = Kernels::Portable;
+        assert_eq!(super::kernels(), expected);
+        eprintln!("kernels: {expected:?}");
     }
 }

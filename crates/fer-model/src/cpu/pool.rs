@@ -27,20 +27,25 @@ pub(crate) fn pool_planes(x: &[f32], s: &PoolShape, out: &mut [f32]) {
 /// then divides by k * k.
 fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut PlaneScratch) {
     #[cfg(target_arch = "x86_64")]
-    if super::avx512_enabled() {
+    if super::kernels() == super::Kernels::Avx2 {
+        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+        return unsafe { super::avx2::pool_plane_values(plane, s, out, scratch) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels() == super::Kernels::Avx512 {
         use super::avx512::pool::{
             average_3x3_stride_2, average_3x3_stride_2_fits, max_stride_2, max_stride_2_fits,
             pool_plane_values as pool_plane_values_avx512,
         };
         if average_3x3_stride_2_fits(s) {
-            // SAFETY: the CPU has AVX-512F (avx512_enabled); the shape fits (checked).
+            // SAFETY: the CPU has AVX-512F (`kernels`); the shape fits (checked).
             return unsafe { average_3x3_stride_2(plane, s, out) };
         }
-        // SAFETY: the CPU has AVX-512F (avx512_enabled); the shape fits (checked).
+        // SAFETY: the CPU has AVX-512F (`kernels`); the shape fits (checked).
         if max_stride_2_fits(s) && unsafe { max_stride_2(plane, s, out) } {
             return;
         }
-        // SAFETY: the CPU has AVX-512F (avx512_enabled).
+        // SAFETY: the CPU has AVX-512F (`kernels`).
         return unsafe { pool_plane_values_avx512(plane, s, out, scratch) };
     }
     portable::pool::pool_plane_values_for_k(plane, s, out, scratch)
@@ -152,8 +157,8 @@ fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [impl Slo
             // row or column) keep it.
             let g = Slot::zeroed(g);
             #[cfg(target_arch = "x86_64")]
-            if super::avx512_enabled() {
-                // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
+            if super::kernels() == super::Kernels::Avx512 {
+                // SAFETY: the CPU has AVX-512F (`kernels` checked it).
                 unsafe { super::avx512::pool::max_2x2_backward_plane(plane, go, h, w, g) };
                 return;
             }

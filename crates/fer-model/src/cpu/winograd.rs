@@ -83,9 +83,16 @@ pub(crate) fn transform_input(
     scratch: &mut InputScratch,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::avx512_enabled() {
-        // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-        return unsafe { super::avx512::winograd::transform_input(plane, s, v, scratch) };
+    match super::kernels() {
+        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+        super::Kernels::Avx512 => {
+            return unsafe { super::avx512::winograd::transform_input(plane, s, v, scratch) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+        super::Kernels::Avx2 => {
+            return unsafe { super::avx2::winograd::transform_input(plane, s, v, scratch) };
+        }
+        super::Kernels::Portable => {}
     }
     transform_input_with::<PortableRows>(plane, s, v, scratch)
 }
@@ -101,11 +108,20 @@ pub(crate) fn inverse_transform(
     scratch: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::avx512_enabled() {
-        // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-        return unsafe {
-            super::avx512::winograd::inverse_transform(m, s, bias, slope, out, scratch)
-        };
+    match super::kernels() {
+        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+        super::Kernels::Avx512 => {
+            return unsafe {
+                super::avx512::winograd::inverse_transform(m, s, bias, slope, out, scratch)
+            };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+        super::Kernels::Avx2 => {
+            return unsafe {
+                super::avx2::winograd::inverse_transform(m, s, bias, slope, out, scratch)
+            };
+        }
+        super::Kernels::Portable => {}
     }
     inverse_transform_with(m, s, bias, slope, out, scratch)
 }
@@ -115,9 +131,16 @@ pub(crate) fn inverse_transform(
 /// output (the transpose of [`inverse_transform`]); zeros in each tile row's extra slot.
 pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]; XI]) {
     #[cfg(target_arch = "x86_64")]
-    if super::avx512_enabled() {
-        // SAFETY: the CPU has AVX-512F (avx512_enabled checked it).
-        return unsafe { super::avx512::winograd::transform_output_gradient(dy_t, s, dm) };
+    match super::kernels() {
+        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+        super::Kernels::Avx512 => {
+            return unsafe { super::avx512::winograd::transform_output_gradient(dy_t, s, dm) };
+        }
+        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+        super::Kernels::Avx2 => {
+            return unsafe { super::avx2::winograd::transform_output_gradient(dy_t, s, dm) };
+        }
+        super::Kernels::Portable => {}
     }
     transform_output_gradient_with(dy_t, s, dm)
 }

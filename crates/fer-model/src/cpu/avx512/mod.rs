@@ -1,5 +1,5 @@
 //! The kernels written for AVX-512F registers (x86-64 only): each is called only after
-//! [`avx512_enabled`](super::avx512_enabled) said the CPU has the instructions, and gives
+//! [`kernels`](super::kernels) said the CPU has the instructions, and gives
 //! the portable kernel's values.
 
 pub(crate) mod batch_norm;

@@ -80,7 +80,7 @@ impl RowSplit for RegisterRows {
             return false;
         }
         // SAFETY: RegisterRows is used only by `transform_input` above, which runs on CPUs
-        // with AVX-512F (its callers check `avx512_enabled`).
+        // with AVX-512F (its callers check `kernels`).
         unsafe { split_row(row, pad, even, odd) };
         true
     }

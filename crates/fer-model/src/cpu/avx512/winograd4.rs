@@ -81,7 +81,7 @@ impl QuadSplit for RegisterQuads {
             return false;
         }
         // SAFETY: RegisterQuads is used only by `transform_input` above, which runs on CPUs
-        // with AVX-512F (its callers check `avx512_enabled`).
+        // with AVX-512F (its callers check `kernels`).
         unsafe { split_row(row, pad, residues) };
         true
     }
