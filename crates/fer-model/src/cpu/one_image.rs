@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use gemm::Parallelism;
 
 use super::conv::{conv_single_plane, im2col_row};
-use super::gemm::{matmul, matmul_strided, with_scratch};
+use super::gemm::{matmul, matmul_strided, vector_lanes, with_scratch};
 use super::pool::pool_planes;
 use super::shape::{ConvShape, PoolShape};
 use super::stages::{self, Shared, Stage};
@@ -57,11 +57,15 @@ fn by_im2col(c: &Conv) -> bool {
     c.shape.out_h() * c.shape.out_w() <= IM2COL_UP_TO
 }
 
-/// The row stride of an im2col matrix for `outputs` output positions: rounded up to 16 (an
-/// AVX-512 register of f32). Its transpose then has whole vectors of rows, which gemm reads
-/// where it lies, without packing; the extra columns' products are computed and dropped.
+/// The row stride of an im2col matrix for `outputs` output positions: rounded up to a whole
+/// vector register of f32 of gemm's kernels ([`vector_lanes`]: 16 with AVX-512, 8 with
+/// AVX2). Its transpose then has whole vectors of rows, which gemm reads where it lies,
+/// without packing; the extra columns' products are computed and dropped (vgg-bn's 6 x 6
+/// layers: 48 positions computed for 36 on AVX-512, 40 on AVX2, where 48 took 5-7% more of
+/// the batch-1 time at width 64: results/bench/im2col-stride-avx2.txt).
 fn col_stride(outputs: usize) -> usize {
-    outputs.div_ceil(16) * 16
+    let lanes = vector_lanes();
+    outputs.div_ceil(lanes) * lanes
 }
 
 /// Output channels per weight-check chunk: small (about 1 µs), because a thread that takes
