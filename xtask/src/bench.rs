@@ -463,11 +463,12 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
     }
     let python = peer_python(args.python.as_deref(), args.no_peer)?;
     println!(
-        "train-step benchmark: {} (width {}), f32, {}, {} threads, median step over {} s",
+        "train-step benchmark: {} (width {}), f32, {}, {} threads, {} kernels, median step over {} s",
         args.architecture,
         args.width,
         args.recipe.describe(),
         args.threads,
+        fer_model::cpu_kernels(),
         args.secs
     );
     // The seed CNN's peer is xtask/bench/seed_cnn_reference.py; vgg-bn's is its PyTorch twin
@@ -576,7 +577,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<()> {
         );
         peer_latency = of(&theirs, 2) * 1e3;
     }
-    let mut report = json!({"threads": args.threads, "batch1_latency_ms": latency * 1e3});
+    let mut report = json!({"threads": args.threads, "kernels": fer_model::cpu_kernels(), "batch1_latency_ms": latency * 1e3});
     if let Some(&(_, infer, train)) = ours.iter().find(|f| f.0 == 128) {
         report["train_img_s"] = json!(train);
         report["infer_img_s"] = json!(infer);

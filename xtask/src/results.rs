@@ -1022,6 +1022,9 @@ fn bench_table(path: &Path) -> Result<String> {
     if let Some(threads) = json.get("threads").and_then(Value::as_u64) {
         let _ = writeln!(table, "| threads | {threads} | {threads} | |");
     }
+    if let Some(kernels) = json.get("kernels").and_then(Value::as_str) {
+        let _ = writeln!(table, "| our CPU kernels | {kernels} | | |");
+    }
     let cell =
         |unit: Unit, value: Option<f64>| value.map_or_else(|| NONE.to_string(), |v| unit.format(v));
     for (metric, unit, ours, peer) in rows {
@@ -1276,7 +1279,7 @@ mod tests {
         write_json(
             &results.join("bench/train-step.json"),
             &json!({
-                "threads": 2, "batch1_latency_ms": 0.61234, "train_img_s": 331.3,
+                "threads": 2, "kernels": "AVX2 + FMA", "batch1_latency_ms": 0.61234, "train_img_s": 331.3,
                 "infer_img_s": 1500.0, "train_ratio": 1.25, "infer_ratio": 1.5,
                 "torch_batch1_latency_ms": 1.2,
                 "torch": {
@@ -1319,6 +1322,7 @@ mod tests {
         assert!(text.contains(expected_epochs), "{text}");
         let expected_bench = "| metric | ours | peer | ours / peer |\n|---|---|---|---|\n\
             | threads | 2 | 2 | |\n\
+            | our CPU kernels | AVX2 + FMA | | |\n\
             | training step, batch 32 (img/s) | 220.0 | 200.0 | 1.10x |\n\
             | training step, batch 128 (img/s) | 331.3 | 265.0 | 1.25x |\n\
             | inference, batch 32 (img/s) | 1200.0 | 800.0 | 1.50x |\n\

@@ -10,8 +10,9 @@
 //! - [`layers`]: conv, PReLU, pooling with backward (candle 0.11 has none when kernel !=
 //!   stride), batch norm + ReLU, dropout and PyTorch's init, as candle ops with fast CPU
 //!   kernels; a network built from them gets their speed.
-//! - `cpu` (private): the kernels, portable code apart from AVX-512 code
-//!   ([`PORTABLE_KERNELS_VAR`] forces the portable path; [`IM2COL_ONLY_VAR`] keeps 3x3
+//! - `cpu` (private): the kernels, portable code apart from AVX-512 code, and the portable
+//!   code compiled again for AVX2 ([`cpu_kernels`] names the ones that run;
+//!   [`PORTABLE_KERNELS_VAR`] forces the portable path; [`IM2COL_ONLY_VAR`] keeps 3x3
 //!   convolutions off Winograd).
 //! - [`head`] and [`mod@loss`]: the output layer and the losses (label smoothing, class
 //!   weights, focal loss, mixed batches).
@@ -38,8 +39,8 @@ pub mod nets;
 pub mod optim;
 pub mod train;
 
-pub use cpu::PORTABLE_KERNELS_VAR;
 pub use cpu::winograd_conv::IM2COL_ONLY_VAR;
+pub use cpu::{PORTABLE_KERNELS_VAR, cpu_kernels};
 pub use device::DeviceName;
 pub use eval::metrics::{ClassMetrics, Metrics};
 pub use head::{Head, NUM_CLASSES};

@@ -68,6 +68,23 @@ pub(crate) enum Kernels {
     Portable,
 }
 
+impl Kernels {
+    /// How benches and logs name them.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kernels::Avx512 => "AVX-512",
+            Kernels::Avx2 => "AVX2 + FMA",
+            Kernels::Portable => "portable",
+        }
+    }
+}
+
+/// The kernels this process runs its own CPU operations on: "AVX-512", "AVX2 + FMA" or
+/// "portable" (benches print it beside their figures; gemm chooses its own instructions).
+pub fn cpu_kernels() -> &'static str {
+    kernels().name()
+}
+
 /// The kernels that run: the widest the CPU has (AVX-512F, else AVX2 with FMA), unless
 /// [`PORTABLE_KERNELS_VAR`] asks for the portable ones. Read once per process.
 #[inline]
