@@ -93,48 +93,67 @@ pub(crate) fn kernels() -> Kernels {
     {
         static KERNELS: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
         *KERNELS.get_or_init(|| {
-            let forced_portable = std::env::var_os(PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
-            if forced_portable {
-                Kernels::Portable
-            } else if std::arch::is_x86_feature_detected!("avx512f") {
-                Kernels::Avx512
-            } else if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                Kernels::Avx2
-            } else {
-                Kernels::Portable
-            }
+            choose_kernels(
+                portable_forced(),
+                std::arch::is_x86_feature_detected!("avx512f"),
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma"),
+            )
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     Kernels::Portable
 }
 
+/// Whether [`PORTABLE_KERNELS_VAR`] is set to anything but `0`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn portable_forced() -> bool {
+    std::env::var_os(PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0")
+}
+
+/// The widest kernels the CPU's features allow, or the portable ones when forced.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn choose_kernels(forced_portable: bool, avx512f: bool, avx2_fma: bool) -> Kernels {
+    match (forced_portable, avx512f, avx2_fma) {
+        (true, _, _) => Kernels::Portable,
+        (false, true, _) => Kernels::Avx512,
+        (false, false, true) => Kernels::Avx2,
+        (false, false, false) => Kernels::Portable,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Kernels;
+    use super::{Kernels, choose_kernels};
 
-    /// The widest kernels the CPU has run, unless FER_PORTABLE_KERNELS asks for the portable
-    /// ones (CI runs the tests both ways).
+    /// The widest kernels the features allow; the variable overrides them all.
+    #[test]
+    fn the_widest_kernels_run_unless_the_portable_ones_are_asked_for() {
+        assert_eq!(choose_kernels(false, true, true), Kernels::Avx512);
+        assert_eq!(choose_kernels(false, false, true), Kernels::Avx2);
+        assert_eq!(choose_kernels(false, false, false), Kernels::Portable);
+        for features in [(true, true), (false, true), (false, false)] {
+            assert_eq!(
+                choose_kernels(true, features.0, features.1),
+                Kernels::Portable
+            );
+        }
+    }
+
+    /// This process runs what this CPU and FER_PORTABLE_KERNELS choose (CI runs the tests
+    /// both ways).
     #[test]
     fn the_environment_chooses_the_kernels() {
-        let forced = std::env::var_os(super::PORTABLE_KERNELS_VAR).is_some_and(|v| v != "0");
         #[cfg(target_arch = "x86_64")]
-        let expected = if forced {
-            Kernels::Portable
-        } else if std::arch::is_x86_feature_detected!("avx512f") {
-            Kernels::Avx512
-        } else if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            Kernels::Avx2
-        } else {
-            Kernels::Portable
-        };
+        let expected = choose_kernels(
+            super::portable_forced(),
+            std::arch::is_x86_feature_detected!("avx512f"),
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"),
+        );
         #[cfg(not(target_arch = "x86_64"))]
         let expected = Kernels::Portable;
         assert_eq!(super::kernels(), expected);
-        eprintln!("kernels: {expected:?}");
+        eprintln!("kernels: {}", expected.name());
     }
 }
