@@ -27,26 +27,28 @@ pub(crate) fn pool_planes(x: &[f32], s: &PoolShape, out: &mut [f32]) {
 /// then divides by k * k.
 fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mut PlaneScratch) {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels() == super::Kernels::Avx2 {
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        return unsafe { super::avx2::pool_plane_values(plane, s, out, scratch) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::kernels() == super::Kernels::Avx512 {
-        use super::avx512::pool::{
-            average_3x3_stride_2, average_3x3_stride_2_fits, max_stride_2, max_stride_2_fits,
-            pool_plane_values as pool_plane_values_avx512,
-        };
-        if average_3x3_stride_2_fits(s) {
+    match super::kernels() {
+        super::Kernels::Avx512 => {
+            use super::avx512::pool::{
+                average_3x3_stride_2, average_3x3_stride_2_fits, max_stride_2, max_stride_2_fits,
+                pool_plane_values as pool_plane_values_avx512,
+            };
+            if average_3x3_stride_2_fits(s) {
+                // SAFETY: the CPU has AVX-512F (`kernels`); the shape fits (checked).
+                return unsafe { average_3x3_stride_2(plane, s, out) };
+            }
             // SAFETY: the CPU has AVX-512F (`kernels`); the shape fits (checked).
-            return unsafe { average_3x3_stride_2(plane, s, out) };
+            if max_stride_2_fits(s) && unsafe { max_stride_2(plane, s, out) } {
+                return;
+            }
+            // SAFETY: the CPU has AVX-512F (`kernels`).
+            return unsafe { pool_plane_values_avx512(plane, s, out, scratch) };
         }
-        // SAFETY: the CPU has AVX-512F (`kernels`); the shape fits (checked).
-        if max_stride_2_fits(s) && unsafe { max_stride_2(plane, s, out) } {
-            return;
+        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+        super::Kernels::Avx2 => {
+            return unsafe { super::avx2::pool_plane_values(plane, s, out, scratch) };
         }
-        // SAFETY: the CPU has AVX-512F (`kernels`).
-        return unsafe { pool_plane_values_avx512(plane, s, out, scratch) };
+        super::Kernels::Portable => {}
     }
     portable::pool::pool_plane_values_for_k(plane, s, out, scratch)
 }
