@@ -7,58 +7,72 @@
 //! and an add on its own), so the same bits; the one exception is the first convolution,
 //! which, as on AVX-512, uses fused multiply-adds (within 1e-5 of the portable values).
 
-use crate::cpu::portable;
-use crate::cpu::shape::{ConvShape, PoolShape};
+/// Batch norm's per-plane reductions ([`crate::cpu::portable::batch_norm`]) compiled for AVX2.
+pub(crate) mod batch_norm {
+    use crate::cpu::portable::batch_norm as portable;
 
-/// [`portable::batch_norm::plane_sum`] compiled for AVX2.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn plane_sum(plane: &[f32]) -> f32 {
-    portable::batch_norm::plane_sum(plane)
+    /// [`portable::plane_sum`] compiled for AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn plane_sum(plane: &[f32]) -> f32 {
+        portable::plane_sum(plane)
+    }
+
+    /// [`portable::plane_squared_deviations`] compiled for AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
+        portable::plane_squared_deviations(plane, mean)
+    }
+
+    /// [`portable::plane_relu_grad_sums`] compiled for AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn plane_relu_grad_sums(
+        x: &[f32],
+        dy: &[f32],
+        statistics: [f32; 2],
+        affine: [f32; 2],
+    ) -> (f32, f32) {
+        portable::plane_relu_grad_sums(x, dy, statistics, affine)
+    }
 }
 
-/// [`portable::batch_norm::plane_squared_deviations`] compiled for AVX2.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
-    portable::batch_norm::plane_squared_deviations(plane, mean)
+/// The first convolution compiled for AVX2 with fused multiply-adds.
+pub(crate) mod conv {
+    use crate::cpu::portable;
+    use crate::cpu::shape::ConvShape;
+
+    /// `cpu::conv::conv_single_plane` compiled for AVX2 with fused multiply-adds.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn conv_single_plane(
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        alpha: &[f32],
+        s: &ConvShape,
+        c0: usize,
+        out: &mut [f32],
+    ) {
+        portable::conv::conv_single_plane_with::<true>(x, weight, bias, alpha, s, c0, out)
+    }
 }
 
-/// [`portable::batch_norm::plane_relu_grad_sums`] compiled for AVX2.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn plane_relu_grad_sums(
-    x: &[f32],
-    dy: &[f32],
-    statistics: [f32; 2],
-    affine: [f32; 2],
-) -> (f32, f32) {
-    portable::batch_norm::plane_relu_grad_sums(x, dy, statistics, affine)
+/// Pooling ([`crate::cpu::portable::pool`]) compiled for AVX2.
+pub(crate) mod pool {
+    use crate::cpu::portable;
+    use crate::cpu::shape::PoolShape;
+
+    /// [`portable::pool::pool_plane_values_for_k`] compiled for AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn pool_plane_values(
+        plane: &[f32],
+        s: &PoolShape,
+        out: &mut [f32],
+        scratch: &mut portable::pool::PlaneScratch,
+    ) {
+        portable::pool::pool_plane_values_for_k(plane, s, out, scratch)
+    }
 }
 
-/// `cpu::conv::conv_single_plane` compiled for AVX2 with fused multiply-adds.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn conv_single_plane(
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    alpha: &[f32],
-    s: &ConvShape,
-    c0: usize,
-    out: &mut [f32],
-) {
-    portable::conv::conv_single_plane_with::<true>(x, weight, bias, alpha, s, c0, out)
-}
-
-/// [`portable::pool::pool_plane_values_for_k`] compiled for AVX2.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn pool_plane_values(
-    plane: &[f32],
-    s: &PoolShape,
-    out: &mut [f32],
-    scratch: &mut portable::pool::PlaneScratch,
-) {
-    portable::pool::pool_plane_values_for_k(plane, s, out, scratch)
-}
-
-/// The F(2x2, 3x3) transforms ([`portable::winograd`]) compiled for AVX2.
+/// The F(2x2, 3x3) transforms ([`crate::cpu::portable::winograd`]) compiled for AVX2.
 pub(crate) mod winograd {
     use crate::cpu::portable::winograd::{
         InputScratch, PortableRows, XI, inverse_transform_with, transform_input_with,
@@ -98,7 +112,7 @@ pub(crate) mod winograd {
     }
 }
 
-/// The F(4x4, 3x3) transforms ([`portable::winograd4`]) compiled for AVX2.
+/// The F(4x4, 3x3) transforms ([`crate::cpu::portable::winograd4`]) compiled for AVX2.
 pub(crate) mod winograd4 {
     use crate::cpu::portable::winograd4::{
         InputScratch, inverse_transform_with, transform_input_with, transform_output_gradient_with,
@@ -183,9 +197,9 @@ mod tests {
             // SAFETY (each call below): the CPU has AVX2 and FMA (checked above).
             let ours = unsafe {
                 (
-                    super::plane_sum(&x),
-                    super::plane_squared_deviations(&x, 0.1),
-                    super::plane_relu_grad_sums(&x, &dy, [0.1, 1.7], [0.9, -0.05]),
+                    super::batch_norm::plane_sum(&x),
+                    super::batch_norm::plane_squared_deviations(&x, 0.1),
+                    super::batch_norm::plane_relu_grad_sums(&x, &dy, [0.1, 1.7], [0.9, -0.05]),
                 )
             };
             let theirs = (
@@ -238,7 +252,7 @@ mod tests {
                 let mut scratch = portable::pool::PlaneScratch::default();
                 portable::pool::pool_plane_values_for_k(&plane, &s, &mut theirs, &mut scratch);
                 // SAFETY: the CPU has AVX2 and FMA (checked above).
-                unsafe { super::pool_plane_values(&plane, &s, &mut ours, &mut scratch) };
+                unsafe { super::pool::pool_plane_values(&plane, &s, &mut ours, &mut scratch) };
                 assert_eq!(bits(&ours), bits(&theirs), "{s:?}, NaN: {with_nan}");
                 assert_eq!(theirs.iter().any(|v| v.is_nan()), with_nan);
             }
@@ -275,7 +289,9 @@ mod tests {
                 &mut theirs,
             );
             // SAFETY: the CPU has AVX2 and FMA (checked above).
-            unsafe { super::conv_single_plane(&x, &weight, &bias, &[0.25], &s, 0, &mut ours) };
+            unsafe {
+                super::conv::conv_single_plane(&x, &weight, &bias, &[0.25], &s, 0, &mut ours)
+            };
             let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.1);
             for (a, b) in ours.iter().zip(&theirs) {

@@ -11,26 +11,14 @@ use super::uninit::{self, Slot};
 
 /// The per-plane reductions, on AVX-512 or AVX2 where the CPU has it (the same bits either
 /// way).
-macro_rules! dispatch {
-    ($name:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        match super::kernels() {
-            // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-            super::Kernels::Avx512 => return unsafe { super::avx512::batch_norm::$name($($arg),*) },
-            // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-            super::Kernels::Avx2 => return unsafe { super::avx2::$name($($arg),*) },
-            super::Kernels::Portable => {}
-        }
-        portable::$name($($arg),*)
-    }};
-}
-
 fn plane_sum(plane: &[f32]) -> f32 {
-    dispatch!(plane_sum(plane))
+    simd_return!(batch_norm::plane_sum(plane));
+    portable::plane_sum(plane)
 }
 
 fn plane_squared_deviations(plane: &[f32], mean: f32) -> f32 {
-    dispatch!(plane_squared_deviations(plane, mean))
+    simd_return!(batch_norm::plane_squared_deviations(plane, mean));
+    portable::plane_squared_deviations(plane, mean)
 }
 
 fn plane_relu_grad_sums(
@@ -39,7 +27,8 @@ fn plane_relu_grad_sums(
     statistics: [f32; 2],
     affine: [f32; 2],
 ) -> (f32, f32) {
-    dispatch!(plane_relu_grad_sums(x, dy, statistics, affine))
+    simd_return!(batch_norm::plane_relu_grad_sums(x, dy, statistics, affine));
+    portable::plane_relu_grad_sums(x, dy, statistics, affine)
 }
 
 /// Geometry of an NCHW tensor as batch norm sees it.

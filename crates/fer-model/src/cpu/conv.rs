@@ -305,20 +305,7 @@ pub(crate) fn conv_single_plane(
     assert!(s.k == 3 || s.k == 5, "3x3 or 5x5 kernels");
     assert_eq!(x.len(), s.h * s.w);
     assert_eq!(weight.len(), s.cout * s.k * s.k);
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (and so FMA): `kernels` checked it.
-        super::Kernels::Avx512 => {
-            return unsafe {
-                super::avx512::conv::conv_single_plane(x, weight, bias, alpha, s, c0, out)
-            };
-        }
-        // SAFETY: the CPU has AVX2 and FMA: `kernels` checked it.
-        super::Kernels::Avx2 => {
-            return unsafe { super::avx2::conv_single_plane(x, weight, bias, alpha, s, c0, out) };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(conv::conv_single_plane(x, weight, bias, alpha, s, c0, out));
     portable::conv::conv_single_plane_with::<false>(x, weight, bias, alpha, s, c0, out)
 }
 

@@ -9,20 +9,12 @@ use super::uninit::Slot;
 
 /// f32 lanes of the vector registers the `gemm` crate computes in on this CPU: 16 where it
 /// has AVX-512F (gemm's AVX-512 kernels), else 8 (its AVX2 kernels, or two SSE registers).
-/// Read once per process; gemm chooses whatever `FER_PORTABLE_KERNELS` says.
+/// gemm chooses whatever `FER_PORTABLE_KERNELS` says (std caches the feature detection).
 pub(crate) fn vector_lanes() -> usize {
     #[cfg(target_arch = "x86_64")]
-    {
-        static LANES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        *LANES.get_or_init(|| {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                16
-            } else {
-                8
-            }
-        })
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return 16;
     }
-    #[cfg(not(target_arch = "x86_64"))]
     8
 }
 

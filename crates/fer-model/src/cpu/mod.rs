@@ -30,6 +30,27 @@
 //! Shapes are checked by the callers (the layers); the kernels assert slice lengths (an
 //! internal invariant, not user input).
 
+/// `simd_return!(module::function(args))`: returns from the calling function with
+/// `avx512::module::function(args)` or `avx2::module::function(args)` where [`kernels`] picks
+/// AVX-512 or AVX2, and falls through on the portable kernels (the caller's next line runs
+/// the portable loop). Each SIMD kernel gives its portable twin's values.
+macro_rules! simd_return {
+    ($($path:ident)::+ ($($arg:expr),* $(,)?)) => {
+        #[cfg(target_arch = "x86_64")]
+        match $crate::cpu::kernels() {
+            // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+            $crate::cpu::Kernels::Avx512 => {
+                return unsafe { $crate::cpu::avx512::$($path)::+($($arg),*) };
+            }
+            // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
+            $crate::cpu::Kernels::Avx2 => {
+                return unsafe { $crate::cpu::avx2::$($path)::+($($arg),*) };
+            }
+            $crate::cpu::Kernels::Portable => {}
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]

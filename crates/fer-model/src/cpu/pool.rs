@@ -46,7 +46,7 @@ fn pool_plane_values(plane: &[f32], s: &PoolShape, out: &mut [f32], scratch: &mu
         }
         // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
         super::Kernels::Avx2 => {
-            return unsafe { super::avx2::pool_plane_values(plane, s, out, scratch) };
+            return unsafe { super::avx2::pool::pool_plane_values(plane, s, out, scratch) };
         }
         super::Kernels::Portable => {}
     }

@@ -12,7 +12,7 @@
 //! results differ from im2col's in the last bits (relative error about 1e-6); they do not
 //! depend on how the work is split. The transforms' loops are in
 //! [`portable::winograd`](super::portable::winograd), compiled again for AVX-512 in
-//! [`avx512::winograd`](super::avx512::winograd).
+//! [`avx512::winograd`](super::avx512::winograd) and for AVX2 in [`avx2::winograd`](super::avx2::winograd).
 
 pub(crate) use super::portable::winograd::{InputScratch, XI, slots};
 use super::portable::winograd::{
@@ -82,18 +82,7 @@ pub(crate) fn transform_input(
     v: &mut [&mut [f32]; XI],
     scratch: &mut InputScratch,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe { super::avx512::winograd::transform_input(plane, s, v, scratch) };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe { super::avx2::winograd::transform_input(plane, s, v, scratch) };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd::transform_input(plane, s, v, scratch));
     transform_input_with::<PortableRows>(plane, s, v, scratch)
 }
 
@@ -107,22 +96,7 @@ pub(crate) fn inverse_transform(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe {
-                super::avx512::winograd::inverse_transform(m, s, bias, slope, out, scratch)
-            };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe {
-                super::avx2::winograd::inverse_transform(m, s, bias, slope, out, scratch)
-            };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd::inverse_transform(m, s, bias, slope, out, scratch));
     inverse_transform_with(m, s, bias, slope, out, scratch)
 }
 
@@ -130,17 +104,6 @@ pub(crate) fn inverse_transform(
 /// `A dy Aᵀ` of each tile of `dy_t` (oh * ow, channels), the gradient of the convolution's
 /// output (the transpose of [`inverse_transform`]); zeros in each tile row's extra slot.
 pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]; XI]) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe { super::avx512::winograd::transform_output_gradient(dy_t, s, dm) };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe { super::avx2::winograd::transform_output_gradient(dy_t, s, dm) };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd::transform_output_gradient(dy_t, s, dm));
     transform_output_gradient_with(dy_t, s, dm)
 }

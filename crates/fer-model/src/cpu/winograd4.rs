@@ -11,7 +11,8 @@
 //! for F(2x2, 3x3). The batch paths use it on large planes only, where networks have few
 //! channels ([`winograd_conv`](super::winograd_conv)).
 //! The transforms' loops are in [`portable::winograd4`](super::portable::winograd4), compiled
-//! again for AVX-512 in [`avx512::winograd4`](super::avx512::winograd4). The weight
+//! again for AVX-512 in [`avx512::winograd4`](super::avx512::winograd4) and for AVX2 in
+//! [`avx2::winograd4`](super::avx2::winograd4). The weight
 //! gradient's transposed transforms (`A dy Aᵀ`, `Gᵀ dU G`) are here too.
 
 pub(crate) use super::portable::winograd4::{InputScratch, XI, slots};
@@ -91,18 +92,7 @@ pub(crate) fn transform_input(
     v: &mut [&mut [f32]],
     scratch: &mut InputScratch,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe { super::avx512::winograd4::transform_input(plane, s, v, scratch) };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe { super::avx2::winograd4::transform_input(plane, s, v, scratch) };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd4::transform_input(plane, s, v, scratch));
     transform_input_with(plane, s, v, scratch)
 }
 
@@ -116,22 +106,9 @@ pub(crate) fn inverse_transform(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe {
-                super::avx512::winograd4::inverse_transform(m, s, bias, slope, out, scratch)
-            };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe {
-                super::avx2::winograd4::inverse_transform(m, s, bias, slope, out, scratch)
-            };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd4::inverse_transform(
+        m, s, bias, slope, out, scratch
+    ));
     inverse_transform_with(m, s, bias, slope, out, scratch)
 }
 
@@ -139,17 +116,6 @@ pub(crate) fn inverse_transform(
 /// `A dy Aᵀ` of each tile of `dy_t` (oh * ow, channels), the gradient of the convolution's
 /// output (the transpose of [`inverse_transform`]); zeros in each tile row's extra slot.
 pub(crate) fn transform_output_gradient(dy_t: &[f32], s: &ConvShape, dm: &mut [&mut [f32]]) {
-    #[cfg(target_arch = "x86_64")]
-    match super::kernels() {
-        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-        super::Kernels::Avx512 => {
-            return unsafe { super::avx512::winograd4::transform_output_gradient(dy_t, s, dm) };
-        }
-        // SAFETY: the CPU has AVX2 and FMA (`kernels` checked it).
-        super::Kernels::Avx2 => {
-            return unsafe { super::avx2::winograd4::transform_output_gradient(dy_t, s, dm) };
-        }
-        super::Kernels::Portable => {}
-    }
+    simd_return!(winograd4::transform_output_gradient(dy_t, s, dm));
     transform_output_gradient_with(dy_t, s, dm)
 }
