@@ -159,7 +159,8 @@ pub(crate) fn conv2d_forward(
 }
 
 /// Convolution, bias and PReLU forward in one pass over each output: `alpha` holds one slope
-/// or one per output channel. Equals [`conv2d_forward`] followed by [`prelu_forward`].
+/// or one per output channel. Equals [`conv2d_forward`] followed by
+/// [`prelu_forward`](crate::cpu::prelu::prelu_forward).
 pub(crate) fn conv2d_prelu_forward(
     x: &[f32],
     weight: &[f32],

@@ -86,7 +86,7 @@ pub(crate) fn run(stages: &[Stage<'_>]) {
     run_with_background(stages, &Stage::new(0, |_| {}));
 }
 
-/// [`run`], with the chunks of `background` run by threads that would otherwise wait for a
+/// `run` (the tests' entry), with the chunks of `background` run by threads that would otherwise wait for a
 /// stage to finish, and all of them done by the time it returns.
 pub(crate) fn run_with_background(stages: &[Stage<'_>], background: &Stage<'_>) {
     let progress: Vec<Progress> = stages.iter().map(|_| Progress::default()).collect();

@@ -1,5 +1,5 @@
 //! Layers as candle tensor functions, for any network built from them: [`conv2d`] (padding
-//! fused), [`prelu`], [`Pool2d`], [`BatchNormRelu`], [`Conv2dBnRelu`] (the three fused for
+//! fused), [`prelu()`], [`Pool2d`], [`BatchNormRelu`], [`Conv2dBnRelu`] (the three fused for
 //! inference), [`Linear`] (split over the threads for batch-1 inference), dropout
 //! with a seeded mask, and PyTorch's default initialisation.
 //!

@@ -9,7 +9,7 @@ use crate::cpu::portable::winograd::{
 };
 use crate::cpu::shape::ConvShape;
 
-/// [`transform_input_with`]'s values: rows split by [`RegisterRows`], then both combinations
+/// [`transform_input_with`](crate::cpu::portable::winograd::transform_input_with)'s values: rows split by [`RegisterRows`], then both combinations
 /// (down the columns, along the rows) in registers, 16 slots at a time, the column
 /// combinations of slot p + 1 computed again rather than stored (the same operations on the
 /// same values, so the same bits).
@@ -121,7 +121,7 @@ fn split_row(row: &[f32], pad: usize, even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// [`inverse_transform_with`]'s values, in registers: for each run of up to 16 tiles of a
+/// [`inverse_transform_with`](crate::cpu::portable::winograd::inverse_transform_with)'s values, in registers: for each run of up to 16 tiles of a
 /// tile row, the 16 product vectors are loaded once, transformed (the same sums in the same
 /// order), and the two output rows' values interleaved by permutation and stored, with no
 /// intermediate rows in memory.

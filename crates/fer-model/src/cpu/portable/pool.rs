@@ -102,7 +102,7 @@ pub(crate) struct MaxScratch {
     rows_i: Vec<u32>,
 }
 
-/// Reused buffers of [`pool_plane_values`] (one per rayon task).
+/// Reused buffers of [`pool_plane_values_with`] (one per rayon task).
 #[derive(Default)]
 pub(crate) struct PlaneScratch {
     /// One zero-padded input row.

@@ -16,7 +16,7 @@ pub(crate) fn slots(s: &ConvShape) -> usize {
     let (th, tw) = tiles(s);
     th * (tw + 1)
 }
-/// Reused buffers of [`transform_input`].
+/// Reused buffers of [`transform_input_with`].
 #[derive(Default)]
 pub(crate) struct InputScratch {
     /// The zero-padded plane split by (row, column) parity ([`SplitPlane`]).

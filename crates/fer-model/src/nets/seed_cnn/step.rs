@@ -6,7 +6,7 @@
 //! gradient written once. It computes what [`SeedCnn::forward`](super::SeedCnn) +
 //! [`loss`](crate::loss::loss) + `backward()` compute (same dropout masks from the same
 //! stream; tests hold both to 1e-4). Inference of a batch runs the same kernels; one image
-//! goes to [`one_image`](super::one_image).
+//! goes to [`super::one_image`].
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Result, Storage, Tensor, bail};
