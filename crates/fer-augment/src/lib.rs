@@ -12,13 +12,18 @@
 //! - [`PipelineConfig::modern`]: what the best FER2013 results use: random crop with padding,
 //!   flip, affine (rotation, scale, translation), brightness/contrast jitter, random erasing.
 //!
+//! Fixed degradations for evaluation (darker, blurred, noisy, low-resolution, rotated,
+//! JPEG: [`Corruption`]) measure how a model holds up on faces unlike FER2013's.
+//!
 //! Batch mixing for training (mixup, CutMix: [`MixConfig`]) lives in [`mix`]. Test-time
 //! augmentation (flip, shifted views) is not here: `fer-model` does it on tensors.
 
+mod corruption;
 pub mod mix;
 mod pipeline;
 mod transform;
 
+pub use corruption::Corruption;
 pub use mix::{MixConfig, MixedBatch};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use transform::{Erase, Fill, Transform, adjust_brightness, adjust_contrast, rotate};

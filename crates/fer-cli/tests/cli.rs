@@ -751,10 +751,10 @@ fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_f
 }
 
 /// `fer train` flags set up the modern recipe (saved in config.json), and `fer eval
-/// --test-time-flip off` measures the same weights without flip averaging, leaving the run's
-/// stored figures alone.
+/// --test-time-flip off` measures the same weights without flip averaging, and `fer eval
+/// --corruption` on degraded images, each leaving the run's stored figures alone.
 #[test]
-fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off() {
+fn modern_recipe_flags_reach_the_config_and_eval_overrides_leave_the_stored_figures() {
     let dir = tempfile::tempdir().unwrap();
     let (_, path) = synthetic_csv(dir.path());
     let run = dir.path().join("vgg");
@@ -805,6 +805,50 @@ fn modern_recipe_flags_reach_the_config_and_flip_averaging_can_be_switched_off()
     assert_eq!(
         stored,
         std::fs::read_to_string(run.join("eval-private-test.json")).unwrap()
+    );
+    // Degraded images: all black at brightness 0, so every image gets the same class; a blur
+    // changes the scores. Neither replaces the run's stored figures.
+    let black = eval(&["--corruption", "brightness=0"]);
+    let predicted: Vec<u64> = (0..7)
+        .map(|p| {
+            black["confusion"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row[p].as_u64().unwrap())
+                .sum()
+        })
+        .collect();
+    assert_eq!(
+        predicted.iter().filter(|&&n| n > 0).count(),
+        1,
+        "{predicted:?}"
+    );
+    assert_eq!(
+        predicted.iter().sum::<u64>(),
+        with_flip["n"].as_u64().unwrap()
+    );
+    let blurred = eval(&["--corruption", "blur=1.5"]);
+    assert_eq!(blurred["n"], with_flip["n"]);
+    assert_ne!(blurred["loss"], with_flip["loss"]);
+    assert_eq!(
+        stored,
+        std::fs::read_to_string(run.join("eval-private-test.json")).unwrap()
+    );
+    let bad = fer(&[
+        "eval",
+        "--model",
+        run_arg,
+        "--data",
+        data,
+        "--corruption",
+        "blur=-1",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("the blur level must be in 0.01..=24"),
+        "{}",
+        text(&bad.stderr)
     );
     let bad = fer(&[
         "eval",

@@ -8,7 +8,7 @@ use fer_model::TrainedModel;
 use fer_report::evaluation::split_slug;
 use serde_json::json;
 
-use super::{EvalArgs, evaluate_trained, open_split};
+use super::{EvalArgs, corrupted, evaluate_trained, open_split};
 use crate::shared::run_data::run_file_for_data;
 
 /// Scores every checkpoint in `run_dir/checkpoints`, prints a line (or, with `--json`, the
@@ -24,7 +24,8 @@ pub fn eval_every_epoch(args: &EvalArgs, run_dir: &Path, quiet: bool) -> anyhow:
     );
     let device = args.device.open()?;
     let dataset = open_split(args)?;
-    let view = dataset.view(args.split);
+    let degraded = corrupted(args, &dataset)?;
+    let view = degraded.as_ref().unwrap_or(&dataset).view(args.split);
     let test_time_flip = args.test_time_flip.map(bool::from);
     let mut rows = Vec::with_capacity(checkpoints.len());
     // The first epoch of the highest accuracy, and that accuracy.
@@ -69,7 +70,7 @@ pub fn eval_every_epoch(args: &EvalArgs, run_dir: &Path, quiet: bool) -> anyhow:
             100.0 * best_accuracy
         );
     }
-    if test_time_flip.is_none() && args.test_time_shift.is_none() {
+    if !args.overrides() {
         let own = run_dir.join(format!("eval-epochs-{}.json", split_slug(args.split)));
         let (path, not_own) = run_file_for_data(run_dir, own, &dataset)?;
         let mut text = serde_json::to_string_pretty(&document)?;

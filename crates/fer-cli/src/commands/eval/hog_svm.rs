@@ -23,7 +23,8 @@ pub fn eval(args: &EvalArgs, model: &Path) -> anyhow::Result<()> {
     let (model, _) =
         HogSvm::open(dir).with_context(|| format!("cannot load model {}", dir.display()))?;
     let dataset = super::open_split(args)?;
-    let view = dataset.view(args.split);
+    let degraded = super::corrupted(args, &dataset)?;
+    let view = degraded.as_ref().unwrap_or(&dataset).view(args.split);
     let evaluation = model.evaluate(&view)?;
     if let Some(path) = &args.predictions {
         write_predictions(path, &evaluation.predictions)?;

@@ -62,6 +62,12 @@ pub struct EvalArgs {
     /// The figures are then not stored in the run directory.
     #[arg(long, value_name = "PIXELS")]
     pub test_time_shift: Option<usize>,
+    /// Evaluate on degraded copies of the images, to see how accuracy holds on faces unlike
+    /// FER2013's: brightness=FACTOR, contrast=FACTOR, blur=SIGMA_PIXELS,
+    /// noise=STD_GREY_LEVELS, low-res=SIDE_PIXELS, rotation=DEGREES or jpeg=QUALITY (e.g.
+    /// blur=1.5). The figures are then not stored in the run directory.
+    #[arg(long, value_name = "KIND=LEVEL")]
+    pub corruption: Option<fer_augment::Corruption>,
     /// An ensemble's directory: records its members (config.json) and figures
     /// (eval-SPLIT.json) there, for `fer report`.
     #[arg(long, value_name = "DIR")]
@@ -76,6 +82,27 @@ pub struct EvalArgs {
 
 /// Images per forward pass.
 const BATCH_SIZE: usize = 256;
+
+impl EvalArgs {
+    /// Whether the figures differ from the model's own on the data as given (test-time
+    /// augmentation overridden, or the images degraded): they are then not stored in a run.
+    fn overrides(&self) -> bool {
+        self.test_time_flip.is_some() || self.test_time_shift.is_some() || self.corruption.is_some()
+    }
+}
+
+/// `dataset` with every image degraded by `--corruption`, if given (image i's noise seeded
+/// by i, so the same degraded images on every run).
+fn corrupted(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<Option<Dataset>> {
+    let Some(corruption) = args.corruption else {
+        return Ok(None);
+    };
+    tracing::info!("images degraded by {corruption}");
+    let degraded = corruption
+        .apply_dataset(dataset)
+        .with_context(|| format!("{}: cannot apply {corruption}", args.input.data.display()))?;
+    Ok(Some(degraded))
+}
 
 /// The data of `--data`, checked to hold images of `--split`.
 fn open_split(args: &EvalArgs) -> anyhow::Result<Dataset> {
@@ -138,7 +165,8 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let test_time_flip = args.test_time_flip.map(bool::from);
     let device = args.device.open()?;
     let dataset = open_split(args)?;
-    let view = dataset.view(args.split);
+    let degraded = corrupted(args, &dataset)?;
+    let view = degraded.as_ref().unwrap_or(&dataset).view(args.split);
     let mut members = Vec::with_capacity(args.model.len());
     for model in &args.model {
         let trained = model.load(&device)?.with_test_time_augmentation(
@@ -170,7 +198,6 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         &evaluation.predictions,
         Some(evaluation.loss_mean),
     );
-    let overridden = test_time_flip.is_some() || args.test_time_shift.is_some();
     if let Some(out) = &args.out {
         // An ensemble's directory: its members and figures, for `fer report`.
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -180,6 +207,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
                 "combination": "mean of the members' class probabilities",
                 "test_time_flip": test_time_flip,
                 "test_time_shift": args.test_time_shift,
+                "corruption": args.corruption.map(|c| c.to_string()),
             }
         });
         let mut text = serde_json::to_string_pretty(&config)?;
@@ -190,7 +218,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         tracing::info!("wrote {}", path.display());
     } else if let Some(run_dir) = args.model[0].run_dir()
         && !ensemble
-        && !overridden
+        && !args.overrides()
     {
         // Stored with the run, for `fer plot confusion` and `fer report`; figures on other
         // data never replace the run's own.
