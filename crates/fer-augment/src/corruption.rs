@@ -10,7 +10,6 @@ use std::str::FromStr;
 
 use fer_data::{Dataset, IMAGE_PIXELS};
 use image::codecs::jpeg::JpegEncoder;
-use image::imageops::{self, FilterType};
 use image::{GrayImage, ImageFormat};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +17,7 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 use crate::Error;
-use crate::transform::{Fill, SIDE, adjust_brightness, adjust_contrast, rotate};
+use crate::transform::{Fill, SIDE, adjust_brightness, adjust_contrast, downscale, rotate};
 
 /// One degradation at one level. The text form is `KIND=LEVEL` ([`Corruption::KINDS`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,10 +74,7 @@ impl Corruption {
                 }
                 face
             }
-            Corruption::LowResolution(side) => {
-                let small = imageops::resize(&face, side, side, FilterType::Triangle);
-                imageops::resize(&small, SIDE, SIDE, FilterType::Triangle)
-            }
+            Corruption::LowResolution(side) => downscale(&face, side),
             Corruption::Rotation(degrees) => rotate(&face, degrees, Fill::Replicate),
             Corruption::Jpeg(quality) => {
                 let mut bytes = Vec::new();

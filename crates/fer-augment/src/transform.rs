@@ -87,6 +87,12 @@ pub enum Transform {
     },
     /// With probability `p`, add Gaussian noise of standard deviation `std` grey levels.
     GaussianNoise { p: f32, std: f32 },
+    /// With probability `p`, a Gaussian blur of standard deviation drawn uniformly from
+    /// `sigma` pixels (an out-of-focus or moving face).
+    GaussianBlur { p: f32, sigma: [f32; 2] },
+    /// With probability `p`, down to a side drawn uniformly from `side` pixels (area
+    /// average) and back up to 48 (bilinear): a face that filled few pixels of its photo.
+    Downscale { p: f32, side: [u32; 2] },
 }
 
 /// Side of the images the transforms work on.
@@ -105,6 +111,8 @@ impl Transform {
             Transform::Affine { .. } => "affine",
             Transform::RandomErasing { .. } => "random_erasing",
             Transform::GaussianNoise { .. } => "gaussian_noise",
+            Transform::GaussianBlur { .. } => "gaussian_blur",
+            Transform::Downscale { .. } => "downscale",
         }
     }
 
@@ -182,6 +190,21 @@ impl Transform {
                 range("ratio", ratio, f32::MIN_POSITIVE)
             }
             Transform::GaussianNoise { p, std } => probability(p).and(non_negative("std", std)),
+            Transform::GaussianBlur { p, sigma } => {
+                probability(p)?;
+                range("sigma", sigma, 0.01)
+            }
+            Transform::Downscale { p, side } => {
+                probability(p)?;
+                let [lo, hi] = side;
+                if 2 <= lo && lo <= hi && hi <= SIDE {
+                    Ok(())
+                } else {
+                    Err(invalid(format!(
+                        "side must be [lo, hi] with 2 <= lo <= hi <= {SIDE}, found [{lo}, {hi}]"
+                    )))
+                }
+            }
         }
     }
 
@@ -264,8 +287,29 @@ impl Transform {
                     }
                 }
             }
+            Transform::GaussianBlur { p, sigma } => {
+                if rng.random::<f32>() < p {
+                    let sigma = uniform(rng, sigma[0], sigma[1]);
+                    *image = imageproc::filter::gaussian_blur_f32(image, sigma);
+                }
+            }
+            Transform::Downscale { p, side } => {
+                if rng.random::<f32>() < p {
+                    let side = rng.random_range(side[0]..=side[1]);
+                    if side < SIDE {
+                        *image = downscale(image, side);
+                    }
+                }
+            }
         }
     }
+}
+
+/// `image` down to `side` x `side` (area average) and back up to 48 x 48 (bilinear).
+pub(crate) fn downscale(image: &GrayImage, side: u32) -> GrayImage {
+    use image::imageops::{FilterType, resize};
+    let small = resize(image, side, side, FilterType::Triangle);
+    resize(&small, SIDE, SIDE, FilterType::Triangle)
 }
 
 /// A uniform draw in `[lo, hi]` (just `lo` when the range is empty).

@@ -78,7 +78,7 @@ fn rotation_by_90_is_a_transpose_and_mirror() {
 fn every_profile_keeps_48x48_and_varies_with_seed_epoch_and_sample() {
     let data = generate(&SyntheticConfig::small(4));
     let indices: Vec<usize> = (0..32).collect();
-    for name in ["none", "seed", "modern", "everything"] {
+    for name in ["none", "seed", "modern", "robust", "everything"] {
         let config = PipelineConfig::named(name).unwrap();
         let a = Pipeline::new(config.clone(), 7).unwrap();
         let b = Pipeline::new(config.clone(), 7).unwrap();
@@ -210,6 +210,78 @@ fn random_erasing_paints_a_bounded_rectangle() {
         out.iter().filter(|&&p| p == 100).count(),
         IMAGE_PIXELS - 225
     );
+}
+
+/// Mean absolute difference between neighbours along rows: the image's fine detail.
+fn detail(image: &[u8]) -> f64 {
+    let sum: f64 = image
+        .chunks(SIDE)
+        .flat_map(|row| row.windows(2).map(|w| f64::from(w[0].abs_diff(w[1]))))
+        .sum();
+    sum / (image.len() - image.len() / SIDE) as f64
+}
+
+#[test]
+fn blur_and_downscaling_remove_detail_at_rate_p_and_bad_levels_are_refused() {
+    let image = face(9);
+    let blur = |p: f32, sigma: [f32; 2]| only(Transform::GaussianBlur { p, sigma });
+    let down = |p: f32, side: [u32; 2]| only(Transform::Downscale { p, side });
+    for (name, pipeline) in [
+        ("blur", blur(1.0, [1.0, 2.0])),
+        ("downscale", down(1.0, [12, 16])),
+    ] {
+        let out = pipeline.apply(&image, 0, 0).unwrap();
+        assert!(
+            detail(&out) < 0.6 * detail(&image),
+            "{name}: {} vs {}",
+            detail(&out),
+            detail(&image)
+        );
+        // The mean grey level stays (within rounding and the edges).
+        let mean = |v: &[u8]| v.iter().map(|&p| f64::from(p)).sum::<f64>() / v.len() as f64;
+        assert!((mean(&out) - mean(&image)).abs() < 3.0, "{name}");
+    }
+    // p = 0 and a 48-pixel side change nothing.
+    assert_eq!(blur(0.0, [1.0, 2.0]).apply(&image, 0, 0).unwrap(), image);
+    assert_eq!(down(1.0, [48, 48]).apply(&image, 0, 0).unwrap(), image);
+    // p = 0.2: about a fifth of 400 images changed (binomial sd 8).
+    let changed = (0..400)
+        .filter(|&i| blur(0.2, [1.0, 1.0]).apply(&image, 0, i).unwrap() != image)
+        .count();
+    assert!((50..=110).contains(&changed), "{changed}");
+    for (transform, says) in [
+        (
+            Transform::GaussianBlur {
+                p: 0.5,
+                sigma: [0.0, 1.0],
+            },
+            "0.01 <= lo",
+        ),
+        (
+            Transform::GaussianBlur {
+                p: 2.0,
+                sigma: [1.0, 1.0],
+            },
+            "p must be in 0..1",
+        ),
+        (
+            Transform::Downscale {
+                p: 0.5,
+                side: [1, 8],
+            },
+            "2 <= lo <= hi <= 48",
+        ),
+        (
+            Transform::Downscale {
+                p: 0.5,
+                side: [40, 60],
+            },
+            "2 <= lo <= hi <= 48",
+        ),
+    ] {
+        let error = transform.validate().unwrap_err().to_string();
+        assert!(error.contains(says), "{error}");
+    }
 }
 
 #[test]

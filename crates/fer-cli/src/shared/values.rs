@@ -29,6 +29,8 @@ pub enum AugmentProfile {
     Seed,
     /// Shifted crops, flips, small affine changes, brightness/contrast jitter, random erasing.
     Modern,
+    /// Modern, plus blur and downscaling (each on a fifth of the images).
+    Robust,
     /// Every transform, once (for benchmarks and previews).
     Everything,
 }
@@ -40,6 +42,7 @@ impl AugmentProfile {
             AugmentProfile::None => PipelineConfig::none(),
             AugmentProfile::Seed => PipelineConfig::seed(),
             AugmentProfile::Modern => PipelineConfig::modern(),
+            AugmentProfile::Robust => PipelineConfig::robust(),
             AugmentProfile::Everything => PipelineConfig::everything(),
         }
     }
@@ -121,7 +124,7 @@ mod tests {
         assert_eq!(expected::<Switch>(), "on or off");
         assert_eq!(
             expected::<AugmentProfile>(),
-            "none, seed, modern or everything"
+            "none, seed, modern, robust or everything"
         );
     }
 
