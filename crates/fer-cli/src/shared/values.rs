@@ -29,7 +29,7 @@ pub enum AugmentProfile {
     Seed,
     /// Shifted crops, flips, small affine changes, brightness/contrast jitter, random erasing.
     Modern,
-    /// Modern, plus blur and downscaling (each on a fifth of the images).
+    /// Modern, plus blur, downscaling and Gaussian noise (each on a fifth of the images).
     Robust,
     /// Every transform, once (for benchmarks and previews).
     Everything,
