@@ -1,5 +1,5 @@
 //! Augments the first image of a FER2013 file eight times and writes a strip PNG:
-//! `augment PATH OUT.png [PROFILE]` (profiles: seed, modern, everything).
+//! `augment PATH OUT.png [PROFILE]` (profiles: none, seed, modern, robust, everything).
 
 use fer_augment::{Pipeline, PipelineConfig};
 use fer_data::{IMAGE_SIDE, LoadOptions, Split, load};

@@ -979,7 +979,10 @@ fn enumerated_flags_refuse_unknown_values_listing_the_known_ones() {
             &["--class-weights", "sqrt"],
             "none, balanced, sqrt-balanced",
         ),
-        (&["--augment", "strong"], "none, seed, modern, everything"),
+        (
+            &["--augment", "strong"],
+            "none, seed, modern, robust, everything",
+        ),
         (&["--model", "svm"], "cnn, hog-svm"),
         (&["--device", "gpu"], "expected cpu, cuda or cuda:N"),
         (&["--device", "cuda:x"], "expected cpu, cuda or cuda:N"),
@@ -1008,7 +1011,7 @@ fn enumerated_flags_refuse_unknown_values_listing_the_known_ones() {
                 "--profile",
                 "wild",
             ][..],
-            "none, seed, modern, everything",
+            "none, seed, modern, robust, everything",
         ),
         (
             &["predict", "--model", "run", "--format", "xml", "face.png"][..],
