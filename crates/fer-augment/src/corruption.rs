@@ -8,16 +8,18 @@ use std::fmt;
 use std::io::Cursor;
 use std::str::FromStr;
 
-use fer_data::{Dataset, IMAGE_PIXELS};
+use fer_data::{Dataset, IMAGE_PIXELS, Split};
 use image::codecs::jpeg::JpegEncoder;
 use image::{GrayImage, ImageFormat};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
+use rand_distr::Normal;
 use rayon::prelude::*;
 
 use crate::Error;
-use crate::transform::{Fill, SIDE, adjust_brightness, adjust_contrast, downscale, rotate};
+use crate::transform::{
+    Fill, SIDE, add_noise, adjust_brightness, adjust_contrast, downscale, rotate,
+};
 
 /// One degradation at one level. The text form is `KIND=LEVEL` ([`Corruption::KINDS`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,11 +69,7 @@ impl Corruption {
             Corruption::Noise(std) => {
                 let mut rng = ChaCha8Rng::seed_from_u64(index);
                 let noise = Normal::new(0.0f32, std).map_err(|e| self.invalid(e.to_string()))?;
-                for pixel in face.iter_mut() {
-                    *pixel = (f32::from(*pixel) + noise.sample(&mut rng))
-                        .round()
-                        .clamp(0.0, 255.0) as u8;
-                }
+                add_noise(&mut face, &noise, &mut rng);
                 face
             }
             Corruption::LowResolution(side) => downscale(&face, side),
@@ -89,15 +87,23 @@ impl Corruption {
         Ok(face.into_raw())
     }
 
-    /// A copy of `dataset` with every image degraded (in parallel; image i's noise seeded by
-    /// i), labels, splits and rows unchanged.
-    pub fn apply_dataset(&self, dataset: &Dataset) -> Result<Dataset, Error> {
-        let images: Vec<Vec<u8>> = (0..dataset.len())
-            .into_par_iter()
-            .map(|i| self.apply(dataset.image(i), i as u64))
-            .collect::<Result<_, _>>()?;
+    /// A copy of `dataset` with the images of `split` degraded (in parallel; image i's noise
+    /// seeded by its position i in `dataset`) and every other image, label, split and row
+    /// as they were.
+    pub fn apply_to_split(&self, dataset: &Dataset, split: Split) -> Result<Dataset, Error> {
+        let mut pixels = dataset.pixels().to_vec();
+        pixels
+            .par_chunks_mut(IMAGE_PIXELS)
+            .zip(dataset.splits())
+            .enumerate()
+            .filter(|(_, (_, s))| **s == split)
+            .try_for_each(|(i, (image, _))| {
+                let degraded = self.apply(image, i as u64)?;
+                image.copy_from_slice(&degraded);
+                Ok(())
+            })?;
         Dataset::from_parts(
-            images.concat(),
+            pixels,
             dataset.labels().to_vec(),
             dataset.splits().to_vec(),
             dataset.rows().to_vec(),
@@ -304,14 +310,25 @@ mod tests {
     }
 
     #[test]
-    fn wrong_sizes_and_whole_datasets() {
+    fn wrong_sizes_and_one_split_of_a_dataset() {
         let error = parse("blur=1").apply(&[0u8; 10], 0).unwrap_err();
         assert!(error.to_string().contains("found 10"), "{error}");
         let data = fer_data::synthetic::generate(&fer_data::synthetic::SyntheticConfig::small(1));
-        let dark = parse("brightness=0.5").apply_dataset(&data).unwrap();
+        let dark = parse("brightness=0.5")
+            .apply_to_split(&data, Split::PublicTest)
+            .unwrap();
         assert_eq!(dark.len(), data.len());
         assert_eq!(dark.labels(), data.labels());
         assert_eq!(dark.splits(), data.splits());
-        assert!(mean(dark.pixels()) < 0.55 * mean(data.pixels()));
+        for i in 0..data.len() {
+            if data.splits()[i] == Split::PublicTest {
+                assert!(
+                    mean(dark.image(i)) < 0.55 * mean(data.image(i)),
+                    "image {i}"
+                );
+            } else {
+                assert_eq!(dark.image(i), data.image(i), "image {i}");
+            }
+        }
     }
 }

@@ -280,11 +280,7 @@ impl Transform {
             Transform::GaussianNoise { p, std } => {
                 if rng.random::<f32>() < p && std > 0.0 {
                     let noise = Normal::new(0.0f32, std).expect("std validated");
-                    for pixel in image.iter_mut() {
-                        *pixel = (f32::from(*pixel) + noise.sample(rng))
-                            .round()
-                            .clamp(0.0, 255.0) as u8;
-                    }
+                    add_noise(image, &noise, rng);
                 }
             }
             Transform::GaussianBlur { p, sigma } => {
@@ -302,6 +298,15 @@ impl Transform {
                 }
             }
         }
+    }
+}
+
+/// `noise` drawn from `rng` added to every grey level, rounded and clamped to 0..=255.
+pub(crate) fn add_noise(image: &mut GrayImage, noise: &Normal<f32>, rng: &mut ChaCha8Rng) {
+    for pixel in image.iter_mut() {
+        *pixel = (f32::from(*pixel) + noise.sample(rng))
+            .round()
+            .clamp(0.0, 255.0) as u8;
     }
 }
 

@@ -835,36 +835,18 @@ fn modern_recipe_flags_reach_the_config_and_eval_overrides_leave_the_stored_figu
         stored,
         std::fs::read_to_string(run.join("eval-private-test.json")).unwrap()
     );
-    let bad = fer(&[
-        "eval",
-        "--model",
-        run_arg,
-        "--data",
-        data,
-        "--corruption",
-        "blur=-1",
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        text(&bad.stderr).contains("the blur level must be in 0.01..=24"),
-        "{}",
-        text(&bad.stderr)
-    );
-    let bad = fer(&[
-        "eval",
-        "--model",
-        run_arg,
-        "--data",
-        data,
-        "--test-time-flip",
-        "maybe",
-    ]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        text(&bad.stderr).contains("on or off"),
-        "{}",
-        text(&bad.stderr)
-    );
+    for (flag, value, says) in [
+        (
+            "--corruption",
+            "blur=-1",
+            "the blur level must be in 0.01..=24",
+        ),
+        ("--test-time-flip", "maybe", "on or off"),
+    ] {
+        let bad = fer(&["eval", "--model", run_arg, "--data", data, flag, value]);
+        assert_eq!(bad.status.code(), Some(2), "{flag} {value}");
+        assert!(text(&bad.stderr).contains(says), "{}", text(&bad.stderr));
+    }
 }
 
 /// `fer eval` with several runs evaluates their ensemble: the mean of the members'

@@ -91,15 +91,15 @@ impl EvalArgs {
     }
 }
 
-/// `dataset` with every image degraded by `--corruption`, if given (image i's noise seeded
-/// by i, so the same degraded images on every run).
+/// `dataset` with the images of `--split` degraded by `--corruption`, if given (image i's
+/// noise seeded by i, so the same degraded images on every run).
 fn corrupted(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<Option<Dataset>> {
     let Some(corruption) = args.corruption else {
         return Ok(None);
     };
     tracing::info!("images degraded by {corruption}");
     let degraded = corruption
-        .apply_dataset(dataset)
+        .apply_to_split(dataset, args.split)
         .with_context(|| format!("{}: cannot apply {corruption}", args.input.data.display()))?;
     Ok(Some(degraded))
 }
