@@ -21,7 +21,8 @@ pub struct Sample<'a> {
     /// Position in the dataset.
     pub index: usize,
     /// 0-based data row in the source file (row 0 is the line after the header), or the row
-    /// number an image folder's file name carries.
+    /// number an image folder's file name carries (or, where names give none, its place in
+    /// path order).
     pub row: u32,
     pub label: Emotion,
     pub split: Split,

@@ -79,7 +79,9 @@ pub struct ParseNameError {
 impl FromStr for Emotion {
     type Err = ParseNameError;
 
-    /// Accepts a label (`"3"`) or a name in any case (`"happy"`).
+    /// Accepts a label (`"3"`), a name in any case (`"happy"`), or one of the other names
+    /// face datasets give their folders (`"anger"`, `"disgusted"`, `"fearful"`,
+    /// `"happiness"`, `"sadness"`, `"surprised"`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let by_label = s.parse::<u8>().ok().and_then(Emotion::from_label);
@@ -88,11 +90,26 @@ impl FromStr for Emotion {
                 .into_iter()
                 .find(|e| e.name().eq_ignore_ascii_case(s))
         };
-        by_label.or_else(by_name).ok_or_else(|| ParseNameError {
-            kind: "emotion",
-            found: s.to_string(),
-            expected: "0-6, Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral",
-        })
+        let by_other_name = || {
+            let other = match s.to_ascii_lowercase().as_str() {
+                "anger" => Emotion::Angry,
+                "disgusted" => Emotion::Disgust,
+                "fearful" => Emotion::Fear,
+                "happiness" => Emotion::Happy,
+                "sadness" => Emotion::Sad,
+                "surprised" => Emotion::Surprise,
+                _ => return None,
+            };
+            Some(other)
+        };
+        by_label
+            .or_else(by_name)
+            .or_else(by_other_name)
+            .ok_or_else(|| ParseNameError {
+                kind: "emotion",
+                found: s.to_string(),
+                expected: "0-6, Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral",
+            })
     }
 }
 
@@ -176,6 +193,19 @@ mod tests {
         assert_eq!("happy".parse::<Emotion>().unwrap(), Emotion::Happy);
         assert!("7".parse::<Emotion>().is_err());
         assert!("joy".parse::<Emotion>().is_err());
+        let others = [
+            ("anger", Emotion::Angry),
+            ("Disgusted", Emotion::Disgust),
+            ("fearful", Emotion::Fear),
+            ("HAPPINESS", Emotion::Happy),
+            ("sadness", Emotion::Sad),
+            ("surprised", Emotion::Surprise),
+        ];
+        for (name, emotion) in others {
+            assert_eq!(name.parse::<Emotion>().unwrap(), emotion, "{name}");
+        }
+        let err = "contempt".parse::<Emotion>().unwrap_err().to_string();
+        assert!(err.contains("unknown emotion 'contempt'"), "{err}");
     }
 
     #[test]

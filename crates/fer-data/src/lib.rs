@@ -9,7 +9,8 @@
 //! - [`Statistics`]: class counts and shares per split, and the dataset's quirks (all-black
 //!   images, exact duplicates within and across splits, duplicates with conflicting labels),
 //! - a [`Normalizer`] fitted on the Training split only and applied the same way everywhere,
-//! - export to and import from image folders (`<out>/<Split>/<label>/<row>.png`),
+//! - export to and import from image folders (`<out>/<Split>/<label>/<row>.png`, or other
+//!   datasets' labelled faces of any size),
 //! - [`face_image`]: any photo file (PNG, JPEG, BMP, GIF, WebP, TIFF, PNM) as a 48x48 grey face,
 //! - a seeded [`synthetic`] generator of learnable FER-format data for tests.
 //!
