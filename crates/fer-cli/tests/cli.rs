@@ -163,6 +163,80 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
     assert!(json["splits"].get("Training").is_none());
 }
 
+/// Faces from elsewhere: label folders named by emotion, no split folder, images of another
+/// size, names without row numbers, a non-image file beside them. Each face is a FER2013-like
+/// image with 8 columns of padding either side, so its centred square is the image itself:
+/// the evaluation must then equal the one of the same faces exported at 48x48.
+#[test]
+fn eval_reads_a_folder_of_labelled_faces_of_any_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, path) = synthetic_csv(dir.path());
+    let exported = dir.path().join("exported");
+    let out = fer(&[
+        "export-images",
+        "--data",
+        path.to_str().unwrap(),
+        "--out",
+        exported.to_str().unwrap(),
+        "--split",
+        "private-test",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let faces = dir.path().join("faces");
+    let private = data.view(Split::PrivateTest);
+    let side = IMAGE_SIDE as u32;
+    for i in 0..private.len() {
+        let sample = private.sample(i);
+        let folder = faces.join(sample.label.name().to_lowercase());
+        std::fs::create_dir_all(&folder).unwrap();
+        let padded = image::GrayImage::from_fn(side + 16, side, |x, y| {
+            let inside = (8..8 + side).contains(&x);
+            let value = if inside {
+                sample.pixels[(y * side + x - 8) as usize]
+            } else {
+                255
+            };
+            image::Luma([value])
+        });
+        padded
+            .save(folder.join(format!("face-{}-x.png", sample.row)))
+            .unwrap();
+    }
+    std::fs::write(faces.join("LICENSE.txt"), "faces for a test").unwrap();
+
+    let eval = |folder: &Path| {
+        let out = fer(&["eval", "--data", folder.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, text(&out.stderr))
+    };
+    let (reference, _) = eval(&exported);
+    let (json, stderr) = eval(&faces);
+    assert_eq!(json["split"], "PrivateTest");
+    assert_eq!(json["n"], private.len());
+    assert_eq!(json["confusion"], reference["confusion"]);
+    assert_eq!(json["accuracy"], reference["accuracy"]);
+    let n = private.len();
+    for line in [
+        format!("{n} faces in label folders, read as the PrivateTest split"),
+        format!("{n} of {n} images are not 48x48"),
+        "1 file(s) that are not images left unread".to_string(),
+    ] {
+        assert!(stderr.contains(&line), "{line}: {stderr}");
+    }
+
+    // A label the model does not know is named, with the ones it does.
+    std::fs::create_dir_all(faces.join("contempt")).unwrap();
+    let out = fer(&["eval", "--data", faces.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("contempt") && stderr.contains("unknown emotion 'contempt'"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn augment_preview_draws_a_grid_of_the_requested_size() {
     let dir = tempfile::tempdir().unwrap();

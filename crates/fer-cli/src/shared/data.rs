@@ -3,16 +3,20 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use fer_data::folder::{FolderLayout, FolderOptions};
 use fer_data::{Dataset, LoadOptions};
 
 /// Where the images come from: the `--data` options every data-reading command shares.
 #[derive(clap::Args)]
 pub struct DataArgs {
-    /// FER2013 CSV (.csv or .csv.gz; the fer2013, icml_face_data and train layouts) or an
-    /// exported image folder (`Split/label/row.png`).
+    /// FER2013 CSV (.csv or .csv.gz; the fer2013, icml_face_data and train layouts) or a
+    /// folder of labelled faces: `Split/label/image` (as `fer export-images` writes it) or
+    /// `label/image` (read as PrivateTest); labels by FER2013 number (0-6) or emotion name;
+    /// images of any size (their centred square is resized to 48x48).
     #[arg(long, env = "FER2013_CSV")]
     pub data: PathBuf,
-    /// Leave out malformed rows (listed on stderr) instead of stopping at the first.
+    /// Leave out malformed rows, or a folder's unreadable images (listed on stderr), instead
+    /// of stopping at the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
 }
@@ -24,11 +28,10 @@ impl DataArgs {
     }
 }
 
-/// Loads a FER2013 CSV (plain or gzip'd) or an exported image folder.
+/// Loads a FER2013 CSV (plain or gzip'd) or a folder of labelled faces.
 pub fn open_dataset(path: &Path, skip_bad_rows: bool) -> anyhow::Result<Dataset> {
     if path.is_dir() {
-        return fer_data::folder::load_image_folder(path)
-            .with_context(|| format!("cannot read image folder {}", path.display()));
+        return open_folder(path, skip_bad_rows);
     }
     let options = if skip_bad_rows {
         LoadOptions::skipping_bad_rows()
@@ -36,19 +39,58 @@ pub fn open_dataset(path: &Path, skip_bad_rows: bool) -> anyhow::Result<Dataset>
         LoadOptions::default()
     };
     let loaded = fer_data::load(path, &options)?;
-    if !loaded.skipped.is_empty() {
-        tracing::warn!(
-            "{}: skipped {} bad row(s)",
-            path.display(),
-            loaded.skipped.len()
-        );
-        for bad in loaded.skipped.iter().take(20) {
-            tracing::warn!("  {bad}");
-        }
-        if loaded.skipped.len() > 20 {
-            tracing::warn!("  ... and {} more", loaded.skipped.len() - 20);
-        }
-    }
+    warn_skipped(path, "bad row(s)", &loaded.skipped);
     tracing::debug!(layout = ?loaded.layout, images = loaded.dataset.len(), "loaded");
     Ok(loaded.dataset)
+}
+
+/// Loads a folder of labelled faces, saying on stderr what was done to fit it.
+fn open_folder(path: &Path, skip_unreadable: bool) -> anyhow::Result<Dataset> {
+    let options = FolderOptions { skip_unreadable };
+    let loaded = fer_data::folder::load_image_folder_with(path, &options)
+        .with_context(|| format!("cannot read image folder {}", path.display()))?;
+    let images = loaded.dataset.len();
+    if loaded.layout == FolderLayout::Labels {
+        tracing::info!(
+            "{}: {images} faces in label folders, read as the PrivateTest split",
+            path.display()
+        );
+    }
+    if loaded.resized > 0 {
+        tracing::info!(
+            "{}: {} of {images} images are not 48x48: their centred square was resized to 48x48",
+            path.display(),
+            loaded.resized
+        );
+    }
+    if !loaded.ignored.is_empty() {
+        tracing::info!(
+            "{}: {} file(s) that are not images left unread (e.g. {})",
+            path.display(),
+            loaded.ignored.len(),
+            loaded.ignored[0].display()
+        );
+    }
+    warn_skipped(path, "unreadable image(s)", &loaded.skipped);
+    tracing::debug!(
+        layout = ?loaded.layout,
+        images,
+        rows_from_names = loaded.rows_from_names,
+        "loaded"
+    );
+    Ok(loaded.dataset)
+}
+
+/// Lists what `--skip-bad-rows` left out of `path` on stderr (the first 20).
+fn warn_skipped<T: std::fmt::Display>(path: &Path, what: &str, skipped: &[T]) {
+    if skipped.is_empty() {
+        return;
+    }
+    tracing::warn!("{}: skipped {} {what}", path.display(), skipped.len());
+    for bad in skipped.iter().take(20) {
+        tracing::warn!("  {bad}");
+    }
+    if skipped.len() > 20 {
+        tracing::warn!("  ... and {} more", skipped.len() - 20);
+    }
 }
