@@ -170,18 +170,9 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
 #[test]
 fn eval_reads_a_folder_of_labelled_faces_of_any_size() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, path) = synthetic_csv(dir.path());
+    let (data, _) = synthetic_csv(dir.path());
     let exported = dir.path().join("exported");
-    let out = fer(&[
-        "export-images",
-        "--data",
-        path.to_str().unwrap(),
-        "--out",
-        exported.to_str().unwrap(),
-        "--split",
-        "private-test",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    fer_data::folder::export_images(&data, &exported, &[Split::PrivateTest]).unwrap();
 
     let faces = dir.path().join("faces");
     let private = data.view(Split::PrivateTest);
@@ -225,6 +216,25 @@ fn eval_reads_a_folder_of_labelled_faces_of_any_size() {
     ] {
         assert!(stderr.contains(&line), "{line}: {stderr}");
     }
+
+    // Training on it is refused before anything is written: no table, no run directory
+    // whose data record would refuse the next try on other data.
+    let run = dir.path().join("run");
+    let out = fer(&[
+        "train",
+        "--data",
+        faces.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no Training images to train on"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(!run.exists());
 
     // A label the model does not know is named, with the ones it does.
     std::fs::create_dir_all(faces.join("contempt")).unwrap();

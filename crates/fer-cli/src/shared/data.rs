@@ -26,6 +26,24 @@ impl DataArgs {
     pub fn open(&self) -> anyhow::Result<Dataset> {
         open_dataset(&self.data, self.skip_bad_rows)
     }
+
+    /// Loads the dataset and checks that it has Training images, before anything is written
+    /// to a run directory.
+    pub fn open_for_training(&self) -> anyhow::Result<Dataset> {
+        let dataset = self.open()?;
+        anyhow::ensure!(
+            !dataset.view(fer_data::Split::Training).is_empty(),
+            "{}: no Training images to train on{}",
+            self.data.display(),
+            if self.data.is_dir() {
+                " (a folder of label folders alone is read as PrivateTest; put them under \
+                 train/, val/ and test/ to train on them)"
+            } else {
+                ""
+            }
+        );
+        Ok(dataset)
+    }
 }
 
 /// Loads a FER2013 CSV (plain or gzip'd) or a folder of labelled faces.

@@ -106,6 +106,9 @@ struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
     epoch_started: Option<std::time::Instant>,
+    /// The table's header goes out with its first line, so that a run that fails to start
+    /// prints no table.
+    header_printed: bool,
 }
 
 impl Observer for Progress {
@@ -136,6 +139,12 @@ impl Observer for Progress {
             bar.finish_and_clear();
         }
         // A closed stdout must not stop the training.
+        if !self.header_printed {
+            self.header_printed = true;
+            let _ = outln!(
+                "Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime"
+            );
+        }
         let _ = outln!(
             "{}\t{:.5}\t{:.5}\t{:.3}\t\t{}\t{:.1} img/s\t{:.0} s",
             r.epoch,
@@ -157,7 +166,7 @@ impl Observer for Progress {
 pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = config(args)?;
     let device = args.device.open()?;
-    let mut dataset = args.input.open()?;
+    let mut dataset = args.input.open_for_training()?;
     // A finished run's directory without --resume is refused by training itself, untouched.
     if args.resume || !args.out.join("state.json").is_file() {
         DataRecord::of(&dataset, &args.input.data).check_and_write(&args.out)?;
@@ -171,11 +180,11 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         dataset.view(fer_data::Split::PublicTest).len(),
         args.out.display()
     );
-    outln!("Epoch\tTrain Loss\tValidation Loss\tValidation Acc\tBest Model\tSpeed\tTime")?;
     let mut progress = Progress {
         bar: None,
         quiet,
         epoch_started: None,
+        header_printed: false,
     };
     let outcome = fer_model::train(
         &dataset,

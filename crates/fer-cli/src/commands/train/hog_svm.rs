@@ -63,7 +63,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         "{} holds another kind of run; choose another --out",
         args.out.display()
     );
-    let mut dataset = args.input.open()?;
+    let mut dataset = args.input.open_for_training()?;
     DataRecord::of(&dataset, &args.input.data).check_and_write(&args.out)?;
     if let Some(n) = args.train_subset {
         dataset = super::subset_training(&dataset, n, config.seed)?;
