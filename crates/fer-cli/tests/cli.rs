@@ -832,6 +832,12 @@ fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_f
         "{}",
         text(&out.stdout)
     );
+    assert!(
+        text(&out.stderr)
+            .contains("no face found in 1 of 1 image(s); for images that are already face crops"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `fer train` flags set up the modern recipe (saved in config.json), and `fer eval

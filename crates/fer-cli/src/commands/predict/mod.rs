@@ -109,6 +109,7 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     printer.begin(&mut out)?;
     let mut failed = 0usize;
+    let mut faceless = 0usize;
     // Decoding and detection of the next batch overlap the classification of this one.
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (sender, batches) = mpsc::sync_channel(BATCHES_AHEAD);
@@ -124,9 +125,13 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
         });
         for (count, decoded) in batches {
             for prediction in batch::classify(decoded, recognizer)? {
-                if let Err(message) = &prediction.result {
-                    failed += 1;
-                    bar.suspend(|| tracing::error!("{message}"));
+                match &prediction.result {
+                    Err(message) => {
+                        failed += 1;
+                        bar.suspend(|| tracing::error!("{message}"));
+                    }
+                    Ok(faces) if faces.is_empty() => faceless += 1,
+                    Ok(_) => {}
                 }
                 if let Some(annotator) = &mut annotator
                     && let Err(error) = annotator.annotate(&prediction)
@@ -144,6 +149,14 @@ pub fn run(args: &PredictArgs, quiet: bool) -> anyhow::Result<()> {
     bar.finish_and_clear();
     printer.finish(&mut out)?;
     out.flush()?;
+    if faceless > 0 && source == FaceSource::Detect {
+        // Face crops that fill the image are often missed by the detector.
+        tracing::warn!(
+            "no face found in {faceless} of {} image(s); for images that are already face \
+             crops (like FER2013's), --no-detect classifies each whole image",
+            files.len()
+        );
+    }
     anyhow::ensure!(
         failed == 0,
         "{failed} of {} file(s) could not be read",
