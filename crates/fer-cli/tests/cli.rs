@@ -840,6 +840,73 @@ fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_f
     );
 }
 
+/// `fer eval --detect` on labelled photos: each image's largest face, found and cropped as
+/// `fer predict` does (so the same class as predict's), images without a face left out and
+/// counted; a CSV is refused.
+#[test]
+fn eval_detect_takes_each_photos_face_as_predict_crops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let astronaut =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fer-detect/tests/data/astronaut.png");
+    let photos = dir.path().join("photos");
+    for label in ["happy", "sad"] {
+        std::fs::create_dir_all(photos.join(label)).unwrap();
+        std::fs::copy(&astronaut, photos.join(label).join("astronaut.png")).unwrap();
+    }
+    image::GrayImage::from_fn(320, 240, |x, y| {
+        image::Luma([((x * 7919 + y * 104_729) % 251) as u8])
+    })
+    .save(photos.join("happy").join("noise.png"))
+    .unwrap();
+
+    let out = fer(&["predict", "--json", astronaut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let emotion = json["images"][0]["faces"][0]["emotion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let predicted = fer_data::Emotion::ALL
+        .into_iter()
+        .position(|e| e.name().eq_ignore_ascii_case(&emotion))
+        .unwrap();
+
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--data", photos.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, text(&out.stderr))
+    };
+    let (json, stderr) = eval(&["--detect"]);
+    assert_eq!(json["n"], 2, "{json}");
+    let (happy, sad) = (
+        fer_data::Emotion::Happy.index(),
+        fer_data::Emotion::Sad.index(),
+    );
+    assert_eq!(json["confusion"][happy][predicted], 1, "{json}");
+    assert_eq!(json["confusion"][sad][predicted], 1, "{json}");
+    assert!(
+        stderr.contains("no face found in 1 of 3 images, left out"),
+        "{stderr}"
+    );
+    let (json, _) = eval(&[]);
+    assert_eq!(
+        json["n"], 3,
+        "without --detect every image is a face: {json}"
+    );
+
+    let (_, csv) = synthetic_csv(dir.path());
+    let out = fer(&["eval", "--data", csv.to_str().unwrap(), "--detect"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("faces are found only in a folder of images"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `fer train` flags set up the modern recipe (saved in config.json), and `fer eval
 /// --test-time-flip off` measures the same weights without flip averaging, and `fer eval
 /// --corruption` on degraded images, each leaving the run's stored figures alone.

@@ -69,8 +69,9 @@ pub enum FolderLayout {
 pub struct LoadedFolder {
     pub dataset: Dataset,
     pub layout: FolderLayout,
-    /// Images of another size than 48x48, taken as their centred square resized to 48x48
-    /// ([`face_pixels`], as `fer predict --no-detect` takes a face).
+    /// Images of another size than 48x48, brought to 48x48: by default their centred square
+    /// resized ([`face_pixels`], as `fer predict --no-detect` takes a face), else as the crop
+    /// of [`load_image_folder_with_crop`] says.
     pub resized: usize,
     /// Whether the row numbers are the numbers that end the file names; otherwise (some name
     /// has none, or two share one) images are numbered from 0 in path order.
@@ -79,6 +80,8 @@ pub struct LoadedFolder {
     pub ignored: Vec<PathBuf>,
     /// Images that could not be decoded, left out (with [`FolderOptions::skip_unreadable`]).
     pub skipped: Vec<Error>,
+    /// Images in which the crop of [`load_image_folder_with_crop`] found no face, left out.
+    pub faceless: Vec<PathBuf>,
 }
 
 /// Reads a folder of labelled faces into a [`Dataset`], stopping at the first image it cannot
@@ -99,6 +102,22 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset> {
 /// by row number. Hidden entries and files that are not images by their extension are passed
 /// over; anything else that does not fit the layout is an error naming it.
 pub fn load_image_folder_with(root: &Path, options: &FolderOptions) -> Result<LoadedFolder> {
+    load_image_folder_with_crop(root, options, |image| Ok(Some(face_pixels(image))))
+}
+
+/// [`load_image_folder_with`], each face taken from its grey image by `crop` (48x48 pixels,
+/// e.g. the largest face a detector finds, for photos that are not face crops) instead of the
+/// centred square. `crop` returns `Ok(None)` where it finds no face (the image is left out and
+/// listed in [`LoadedFolder::faceless`]) and `Err(message)` where it fails (as an image that
+/// cannot be decoded).
+pub fn load_image_folder_with_crop<F>(
+    root: &Path,
+    options: &FolderOptions,
+    crop: F,
+) -> Result<LoadedFolder>
+where
+    F: Fn(&GrayImage) -> std::result::Result<Option<Vec<u8>>, String> + Sync,
+{
     let mut ignored = Vec::new();
     let top = folders_in(root, &mut ignored)?;
     let layout = folder_layout(root, &top)?;
@@ -137,20 +156,24 @@ pub fn load_image_folder_with(root: &Path, options: &FolderOptions) -> Result<Lo
         _ => ((0..files.len() as u32).collect(), false),
     };
     let mut pixels = vec![0u8; files.len() * IMAGE_PIXELS];
-    let read: Vec<Result<bool>> = pixels
+    let read: Vec<Result<FaceRead>> = pixels
         .par_chunks_mut(IMAGE_PIXELS)
         .zip(files.par_iter())
-        .map(|(out, (path, ..))| read_face(path, out))
+        .map(|(out, (path, ..))| read_face(path, out, &crop))
         .collect();
     let mut skipped = Vec::new();
+    let mut faceless = Vec::new();
     let mut kept = Vec::with_capacity(files.len());
     let mut resized = 0;
     for (i, result) in read.into_iter().enumerate() {
         match result {
-            Ok(was_resized) => {
+            Ok(FaceRead::Face {
+                resized: was_resized,
+            }) => {
                 resized += usize::from(was_resized);
                 kept.push(i);
             }
+            Ok(FaceRead::NoFace) => faceless.push(files[i].0.clone()),
             Err(e) if options.skip_unreadable => skipped.push(e),
             Err(e) => return Err(e),
         }
@@ -158,7 +181,12 @@ pub fn load_image_folder_with(root: &Path, options: &FolderOptions) -> Result<Lo
     if kept.is_empty() {
         return Err(Error::Image {
             path: root.to_path_buf(),
-            message: format!("none of its {} images could be read", files.len()),
+            message: format!(
+                "none of its {} images gave a face ({} unreadable, {} without a face found)",
+                files.len(),
+                skipped.len(),
+                faceless.len()
+            ),
         });
     }
     let mut order = kept;
@@ -180,6 +208,7 @@ pub fn load_image_folder_with(root: &Path, options: &FolderOptions) -> Result<Lo
         rows_from_names,
         ignored,
         skipped,
+        faceless,
     })
 }
 
@@ -273,12 +302,39 @@ fn folder_layout(root: &Path, top: &[PathBuf]) -> Result<FolderLayout> {
     Ok(FolderLayout::Labels)
 }
 
-/// One face into `out` (48x48 grey); whether it had to be resized.
-fn read_face(path: &Path, out: &mut [u8]) -> Result<bool> {
+/// What became of one image.
+enum FaceRead {
+    /// Its face is in the output; whether the image was of another size than 48x48.
+    Face { resized: bool },
+    /// The crop found no face.
+    NoFace,
+}
+
+/// One face into `out` (48x48 grey), taken from the image at `path` by `crop`.
+fn read_face<F>(path: &Path, out: &mut [u8], crop: &F) -> Result<FaceRead>
+where
+    F: Fn(&GrayImage) -> std::result::Result<Option<Vec<u8>>, String>,
+{
     let image = load_grey_image(path)?;
     let resized = image.dimensions() != (IMAGE_SIDE as u32, IMAGE_SIDE as u32);
-    out.copy_from_slice(&face_pixels(&image));
-    Ok(resized)
+    let face = crop(&image).map_err(|message| Error::Image {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    match face {
+        None => Ok(FaceRead::NoFace),
+        Some(face) if face.len() == IMAGE_PIXELS => {
+            out.copy_from_slice(&face);
+            Ok(FaceRead::Face { resized })
+        }
+        Some(face) => Err(Error::Image {
+            path: path.to_path_buf(),
+            message: format!(
+                "the crop gave {} bytes, not one 48x48 face ({IMAGE_PIXELS})",
+                face.len()
+            ),
+        }),
+    }
 }
 
 fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -504,7 +560,61 @@ mod tests {
         let err = load_image_folder_with(dir.path(), &options)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("none of its 1 images could be read"), "{err}");
+        assert!(
+            err.contains("none of its 1 images gave a face (1 unreadable, 0 without a face found)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_crop_takes_each_face_and_images_without_one_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let label_dir = dir.path().join("test").join("surprised");
+        std::fs::create_dir_all(&label_dir).unwrap();
+        // Bright pictures hold a "face"; dark ones none; the crop takes the top-left 48x48.
+        let bright = GrayImage::from_fn(64, 64, |x, y| image::Luma([200 + (x % 7 + y % 5) as u8]));
+        bright.save(label_dir.join("a1.png")).unwrap();
+        GrayImage::new(64, 64)
+            .save(label_dir.join("a2.png"))
+            .unwrap();
+        let crop = |image: &GrayImage| -> std::result::Result<Option<Vec<u8>>, String> {
+            if image.get_pixel(0, 0)[0] < 100 {
+                return Ok(None);
+            }
+            Ok(Some(
+                image::imageops::crop_imm(image, 0, 0, 48, 48)
+                    .to_image()
+                    .into_raw(),
+            ))
+        };
+        let loaded =
+            load_image_folder_with_crop(dir.path(), &FolderOptions::default(), crop).unwrap();
+        assert_eq!(loaded.dataset.len(), 1);
+        assert_eq!(loaded.dataset.rows(), &[1]);
+        assert_eq!(loaded.dataset.labels(), &[Emotion::Surprise]);
+        let expected = image::imageops::crop_imm(&bright, 0, 0, 48, 48).to_image();
+        assert!(loaded.dataset.image(0) == expected.as_raw().as_slice());
+        assert_eq!(loaded.faceless, [label_dir.join("a2.png")]);
+        assert_eq!(loaded.resized, 1, "only the kept image is counted");
+
+        // A crop that fails, or gives the wrong size, is an error naming the image.
+        let failing = |_: &GrayImage| -> std::result::Result<Option<Vec<u8>>, String> {
+            Err("detector broke".into())
+        };
+        let err = load_image_folder_with_crop(dir.path(), &FolderOptions::default(), failing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a1.png") && err.contains("detector broke"),
+            "{err}"
+        );
+        let short = |_: &GrayImage| -> std::result::Result<Option<Vec<u8>>, String> {
+            Ok(Some(vec![0; 10]))
+        };
+        let err = load_image_folder_with_crop(dir.path(), &FolderOptions::default(), short)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the crop gave 10 bytes"), "{err}");
     }
 
     #[test]

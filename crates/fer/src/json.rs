@@ -126,7 +126,8 @@ fn builtin_model_entry(model: &BuiltinModel) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recognizer::{Emotions, FaceSource};
+    use crate::FaceSource;
+    use crate::recognizer::Emotions;
     use fer_detect::FaceBox;
 
     /// A detected face, most likely Happy, then Neutral, then Sad.

@@ -34,20 +34,23 @@
 
 mod builtin;
 mod error;
+mod face_finder;
 pub mod json;
 mod recognizer;
 mod source;
 
 pub use builtin::{BUILTIN_MODELS, BuiltinModel, BuiltinNetwork, DEFAULT_BUILTIN};
 pub use error::{Error, Result};
+pub use face_finder::{
+    FaceFinder, FaceSource, Faces, UPRIGHT_DEAD_ZONE_DEGREES, UPRIGHT_MAX_ROLL_DEGREES,
+    UPRIGHT_MIN_FACE_PROBABILITY,
+};
 pub use fer_data::Emotion;
 pub use fer_detect::{DetectorOptions, FaceBox, FaceDetector, FaceLandmarks, Point};
 /// The `image` crate this one decodes with (`fer::image::open`), re-exported so that versions match.
 pub use image;
 pub use recognizer::{
-    DEFAULT_DETECTION_SIDE, Emotions, FaceEmotions, FaceSource, Faces, Recognizer,
-    RecognizerOptions, UPRIGHT_DEAD_ZONE_DEGREES, UPRIGHT_MAX_ROLL_DEGREES,
-    UPRIGHT_MIN_FACE_PROBABILITY,
+    DEFAULT_DETECTION_SIDE, Emotions, FaceEmotions, Recognizer, RecognizerOptions,
 };
 pub use source::ModelSource;
 

@@ -4,33 +4,18 @@
 use candle_core::Device;
 use fer_data::Emotion;
 use fer_data::face_image::face_pixels;
-use fer_detect::{DetectorOptions, FaceBox, FaceDetector, FaceLandmarks, LandmarkNet};
+use fer_detect::{DetectorOptions, FaceBox, FaceDetector, FaceLandmarks};
 use fer_model::TrainedModel;
 use fer_model::eval::predict_faces;
 use image::{DynamicImage, GrayImage};
 
 use crate::error::{Error, Result};
+use crate::face_finder::{FaceFinder, FaceSource, Faces};
 use crate::source::ModelSource;
 
 /// The longer side of the copy of a photo that faces are searched on by default (crops come
 /// from the full photo): see [`DetectorOptions::max_image_side`] for the trade.
 pub const DEFAULT_DETECTION_SIDE: u32 = 640;
-
-/// Below this O-Net probability a box's landmarks do not turn its crop (see
-/// [`FaceLandmarks::upright_turn`]).
-pub const UPRIGHT_MIN_FACE_PROBABILITY: f32 = 0.5;
-
-/// Tilts beyond this many degrees are not undone: the detector finds faces within about 20
-/// degrees of upright, so a larger estimate is more likely O-Net's error than the face's tilt.
-pub const UPRIGHT_MAX_ROLL_DEGREES: f32 = 30.0;
-
-/// Faces leaning less than this many degrees are cropped as boxed, and those leaning more are
-/// turned back to it: FER2013's faces lean a few degrees either way too (O-Net measures a
-/// median of 4.5 degrees on them), and the classifier learned them so. `cargo xtask bench
-/// crops` measured 0, 5 and 10 on FER2013 faces pasted upright and at 10 and 20 degrees:
-/// within a point of each other and of uncorrected crops on the first two, 3 to 4 points
-/// better than uncorrected at 20 degrees; 10 leaves upright faces as they were.
-pub const UPRIGHT_DEAD_ZONE_DEGREES: f32 = 10.0;
 
 /// How a [`Recognizer`] finds and crops faces and batches them.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +26,7 @@ pub struct RecognizerOptions {
     /// The margin added around a detected box before cropping, as a share of its side
     /// (FER2013's framing, measured: [`fer_detect::DEFAULT_MARGIN`]).
     pub margin: f32,
-    /// Turn each detected face that leans more than [`UPRIGHT_DEAD_ZONE_DEGREES`] back to
+    /// Turn each detected face that leans more than [`crate::UPRIGHT_DEAD_ZONE_DEGREES`] back to
     /// that lean before cropping, by the tilt of its eyes as MTCNN's O-Net places them
     /// (FER2013's faces are near upright). On by default.
     pub upright: bool,
@@ -89,26 +74,6 @@ impl Emotions {
     }
 }
 
-/// How the faces of an image are taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaceSource {
-    /// Every face the detector finds, cropped square with the margin.
-    Detect,
-    /// The image is one face already cropped: its centred square (FER2013's framing).
-    WholeImage,
-}
-
-/// The faces of one image before classification: where each is and its pixels as the model
-/// takes them (48x48 each, back to back).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Faces {
-    pub boxes: Vec<FaceBox>,
-    /// Each box's landmarks, when the recognizer turns faces upright (else empty).
-    pub landmarks: Vec<FaceLandmarks>,
-    pub source: FaceSource,
-    pub pixels: Vec<u8>,
-}
-
 /// One face found in a photo and its emotions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaceEmotions {
@@ -136,9 +101,7 @@ impl FaceEmotions {
 /// path `fer eval` measures (the model's test-time augmentation, the fast CPU kernels).
 pub struct Recognizer {
     model: TrainedModel,
-    detector: FaceDetector,
-    /// O-Net, when `options.upright` is set.
-    landmarks: Option<LandmarkNet>,
+    finder: FaceFinder,
     options: RecognizerOptions,
     source: ModelSource,
     device: Device,
@@ -173,20 +136,11 @@ impl Recognizer {
         if options.batch_size == 0 {
             return Err(Error::InvalidInput("batch_size must be at least 1".into()));
         }
-        if !(0.0..=fer_detect::MAX_MARGIN).contains(&options.margin) {
-            return Err(Error::InvalidInput(format!(
-                "margin must be between 0 and {}, not {}",
-                fer_detect::MAX_MARGIN,
-                options.margin
-            )));
-        }
-        let detector = FaceDetector::new(options.detector.clone())?;
-        let landmarks = options.upright.then(LandmarkNet::new).transpose()?;
+        let finder = FaceFinder::new(options.detector.clone(), options.margin, options.upright)?;
         let model = source.load(&device)?;
         Ok(Recognizer {
             model,
-            detector,
-            landmarks,
+            finder,
             options,
             source: source.clone(),
             device,
@@ -208,53 +162,32 @@ impl Recognizer {
         &self.model
     }
 
+    /// How this recognizer finds and crops faces (usable without it, e.g. to crop the faces
+    /// of a labelled dataset).
+    pub fn face_finder(&self) -> &FaceFinder {
+        &self.finder
+    }
+
     /// The face detector, with the options this recognizer was opened with; derive one with
     /// other options (no re-parsing) by [`FaceDetector::with_options`].
     pub fn detector(&self) -> &FaceDetector {
-        &self.detector
+        self.finder.detector()
     }
 
     /// The faces in a grey photo, left to right (see [`FaceDetector::detect`]).
     pub fn detect_faces(&self, image: &GrayImage) -> Vec<FaceBox> {
-        self.detector.detect(image)
+        self.finder.detect_faces(image)
     }
 
-    /// The faces of `image` taken as `source` says, ready for [`Recognizer::classify_found`].
+    /// The faces of `image` taken as `source` says, ready for [`Recognizer::classify_found`]
+    /// ([`FaceFinder::find_faces`]).
     pub fn find_faces(&self, image: &GrayImage, source: FaceSource) -> Result<Faces> {
-        match source {
-            FaceSource::Detect => self.find_faces_with(image, &self.detector),
-            FaceSource::WholeImage => {
-                let (width, height) = image.dimensions();
-                let side = width.min(height);
-                Ok(Faces {
-                    landmarks: Vec::new(),
-                    boxes: vec![FaceBox {
-                        x: (width - side) / 2,
-                        y: (height - side) / 2,
-                        width: side,
-                        height: side,
-                        score: 0.0,
-                    }],
-                    source,
-                    pixels: face_pixels(image),
-                })
-            }
-        }
+        self.finder.find_faces(image, source)
     }
 
-    /// The faces `detector` finds in `image` (a detector with other options than this
-    /// recognizer's, e.g. another minimum face size), cropped with this recognizer's margin
-    /// and turned upright when it does that.
+    /// The faces `detector` finds in `image` ([`FaceFinder::find_faces_with`]).
     pub fn find_faces_with(&self, image: &GrayImage, detector: &FaceDetector) -> Result<Faces> {
-        let boxes = detector.detect(image);
-        let landmarks = self.locate_landmarks(image, &boxes)?;
-        let pixels = self.crop_faces(image, &boxes, &landmarks);
-        Ok(Faces {
-            boxes,
-            landmarks,
-            source: FaceSource::Detect,
-            pixels,
-        })
+        self.finder.find_faces_with(image, detector)
     }
 
     /// O-Net's landmarks for each box when this recognizer turns faces upright, else none.
@@ -263,10 +196,7 @@ impl Recognizer {
         image: &GrayImage,
         boxes: &[FaceBox],
     ) -> Result<Vec<FaceLandmarks>> {
-        match &self.landmarks {
-            Some(net) if !boxes.is_empty() => Ok(net.locate(image, boxes)?),
-            _ => Ok(Vec::new()),
-        }
+        self.finder.locate_landmarks(image, boxes)
     }
 
     /// Classifies the faces of several images together (in batches across images) and
@@ -307,29 +237,14 @@ impl Recognizer {
     }
 
     /// Each box of `boxes` cut from `image` with the margin and resized to 48x48, back to back
-    /// (the input of [`Recognizer::classify_pixels`]). A box with trusted `landmarks` (one per
-    /// box, or none at all) is turned upright by its eyes' tilt.
+    /// ([`FaceFinder::crop_faces`]).
     pub fn crop_faces(
         &self,
         image: &GrayImage,
         boxes: &[FaceBox],
         landmarks: &[FaceLandmarks],
     ) -> Vec<u8> {
-        boxes
-            .iter()
-            .enumerate()
-            .flat_map(|(k, face)| {
-                let roll = landmarks.get(k).and_then(|marks| {
-                    marks.upright_turn(
-                        UPRIGHT_MIN_FACE_PROBABILITY,
-                        UPRIGHT_MAX_ROLL_DEGREES,
-                        UPRIGHT_DEAD_ZONE_DEGREES,
-                    )
-                });
-                fer_detect::crop_face_upright(image, face, self.options.margin, roll.unwrap_or(0.0))
-                    .into_raw()
-            })
-            .collect()
+        self.finder.crop_faces(image, boxes, landmarks)
     }
 
     /// Every face in `image` with its emotions, left to right; none when no face is found.
@@ -376,6 +291,7 @@ impl Recognizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UPRIGHT_DEAD_ZONE_DEGREES;
 
     fn assert_send_sync<T: Send + Sync>() {}
 

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use fer_data::face_image::face_pixels;
 use fer_data::folder::{FolderLayout, FolderOptions};
 use fer_data::{Dataset, LoadOptions};
+use image::GrayImage;
 
 /// Where the images come from: the `--data` options every data-reading command shares.
 #[derive(clap::Args)]
@@ -25,6 +27,21 @@ impl DataArgs {
     /// Loads the dataset.
     pub fn open(&self) -> anyhow::Result<Dataset> {
         open_dataset(&self.data, self.skip_bad_rows)
+    }
+
+    /// Loads an image folder with each face taken from its image by `crop` (e.g. the largest
+    /// face a detector finds) instead of the centred square; images where `crop` finds no
+    /// face are left out and counted on stderr.
+    pub fn open_folder_with_crop<F>(&self, crop: F) -> anyhow::Result<Dataset>
+    where
+        F: Fn(&GrayImage) -> Result<Option<Vec<u8>>, String> + Sync,
+    {
+        anyhow::ensure!(
+            self.data.is_dir(),
+            "{}: faces are found only in a folder of images (a CSV holds 48x48 face crops already)",
+            self.data.display()
+        );
+        open_folder(&self.data, self.skip_bad_rows, crop)
     }
 
     /// Loads the dataset and checks that it has Training images, before anything is written
@@ -49,7 +66,7 @@ impl DataArgs {
 /// Loads a FER2013 CSV (plain or gzip'd) or a folder of labelled faces.
 pub fn open_dataset(path: &Path, skip_bad_rows: bool) -> anyhow::Result<Dataset> {
     if path.is_dir() {
-        return open_folder(path, skip_bad_rows);
+        return open_folder(path, skip_bad_rows, |image| Ok(Some(face_pixels(image))));
     }
     let options = if skip_bad_rows {
         LoadOptions::skipping_bad_rows()
@@ -62,10 +79,14 @@ pub fn open_dataset(path: &Path, skip_bad_rows: bool) -> anyhow::Result<Dataset>
     Ok(loaded.dataset)
 }
 
-/// Loads a folder of labelled faces, saying on stderr what was done to fit it.
-fn open_folder(path: &Path, skip_unreadable: bool) -> anyhow::Result<Dataset> {
+/// Loads a folder of labelled faces, each taken from its image by `crop`, saying on stderr
+/// what was done to fit them.
+fn open_folder<F>(path: &Path, skip_unreadable: bool, crop: F) -> anyhow::Result<Dataset>
+where
+    F: Fn(&GrayImage) -> Result<Option<Vec<u8>>, String> + Sync,
+{
     let options = FolderOptions { skip_unreadable };
-    let loaded = fer_data::folder::load_image_folder_with(path, &options)
+    let loaded = fer_data::folder::load_image_folder_with_crop(path, &options, crop)
         .with_context(|| format!("cannot read image folder {}", path.display()))?;
     let images = loaded.dataset.len();
     if loaded.layout == FolderLayout::Labels {
@@ -76,9 +97,18 @@ fn open_folder(path: &Path, skip_unreadable: bool) -> anyhow::Result<Dataset> {
     }
     if loaded.resized > 0 {
         tracing::info!(
-            "{}: {} of {images} images are not 48x48: their centred square was resized to 48x48",
+            "{}: {} of {images} images are not 48x48: their faces were resized to 48x48",
             path.display(),
             loaded.resized
+        );
+    }
+    if let Some(first) = loaded.faceless.first() {
+        tracing::warn!(
+            "{}: no face found in {} of {} images, left out (e.g. {})",
+            path.display(),
+            loaded.faceless.len(),
+            images + loaded.faceless.len(),
+            first.display()
         );
     }
     if !loaded.ignored.is_empty() {

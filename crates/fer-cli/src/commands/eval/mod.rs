@@ -68,6 +68,12 @@ pub struct EvalArgs {
     /// blur=1.5). The figures are then not stored in the run directory.
     #[arg(long, value_name = "KIND=LEVEL")]
     pub corruption: Option<fer_augment::Corruption>,
+    /// In a folder of labelled photos that are not face crops (whole portraits, video
+    /// frames), take each image's largest face as `fer predict` finds and crops it, instead
+    /// of the image's centred square. Images without a face found are left out of the
+    /// figures and counted on stderr.
+    #[arg(long)]
+    pub detect: bool,
     /// An ensemble's directory: records its members (config.json) and figures
     /// (eval-SPLIT.json) there, for `fer report`.
     #[arg(long, value_name = "DIR")]
@@ -104,9 +110,20 @@ fn corrupted(args: &EvalArgs, dataset: &Dataset) -> anyhow::Result<Option<Datase
     Ok(Some(degraded))
 }
 
-/// The data of `--data`, checked to hold images of `--split`.
+/// The data of `--data` (with `--detect`, each image's largest face as `fer predict` crops
+/// it), checked to hold images of `--split`.
 fn open_split(args: &EvalArgs) -> anyhow::Result<Dataset> {
-    let dataset = args.input.open()?;
+    let dataset = if args.detect {
+        let defaults = fer::RecognizerOptions::default();
+        let finder = fer::FaceFinder::new(defaults.detector, defaults.margin, defaults.upright)?;
+        args.input.open_folder_with_crop(|image| {
+            finder
+                .largest_face(image)
+                .map_err(|e| format!("face detection failed: {e}"))
+        })?
+    } else {
+        args.input.open()?
+    };
     anyhow::ensure!(
         !dataset.view(args.split).is_empty(),
         "{}: no {} images",
