@@ -144,7 +144,7 @@ where
             message: "no images found (expected <Split>/<label>/<image> or <label>/<image>)".into(),
         });
     }
-    files.sort_by_key(|(path, split, emotion)| (*split, *emotion, path.clone()));
+    files.sort_by(|a, b| (a.1, a.2, &a.0).cmp(&(b.1, b.2, &b.0)));
     let numbers: Option<Vec<u32>> = files.iter().map(|(path, ..)| row_number(path)).collect();
     let unique = |rows: &Vec<u32>| {
         let mut sorted = rows.clone();
