@@ -139,10 +139,7 @@ where
         }
     }
     if files.is_empty() {
-        return Err(Error::Image {
-            path: root.to_path_buf(),
-            message: "no images found (expected <Split>/<label>/<image> or <label>/<image>)".into(),
-        });
+        return Err(no_images(root));
     }
     files.sort_by(|a, b| (a.1, a.2, &a.0).cmp(&(b.1, b.2, &b.0)));
     let numbers: Option<Vec<u32>> = files.iter().map(|(path, ..)| row_number(path)).collect();
@@ -212,6 +209,17 @@ where
     })
 }
 
+/// The two layouts a folder may have, as errors name them.
+const LAYOUTS: &str = "<Split>/<label>/<image> or <label>/<image>";
+
+/// The error for a folder that holds no image in either layout.
+fn no_images(root: &Path) -> Error {
+    Error::Image {
+        path: root.to_path_buf(),
+        message: format!("no images found (expected {LAYOUTS})"),
+    }
+}
+
 /// The images of label folder `dir` into `files` (its other files into `ignored`).
 fn add_label_folder(
     dir: &Path,
@@ -246,9 +254,7 @@ fn folders_in(dir: &Path, ignored: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         } else if is_image_path(&entry) {
             return Err(Error::Image {
                 path: entry,
-                message: "an image outside a label folder (expected <Split>/<label>/<image> \
-                          or <label>/<image>)"
-                    .into(),
+                message: format!("an image outside a label folder (expected {LAYOUTS})"),
             });
         } else {
             ignored.push(entry);
@@ -261,10 +267,7 @@ fn folders_in(dir: &Path, ignored: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
 /// emotion; otherwise an error naming the first folder that fits neither.
 fn folder_layout(root: &Path, top: &[PathBuf]) -> Result<FolderLayout> {
     if top.is_empty() {
-        return Err(Error::Image {
-            path: root.to_path_buf(),
-            message: "no images found (expected <Split>/<label>/<image> or <label>/<image>)".into(),
-        });
+        return Err(no_images(root));
     }
     let names: Vec<String> = top
         .iter()
