@@ -405,10 +405,21 @@ pub fn adjust_contrast(image: &mut GrayImage, factor: f32) {
 
 /// Rotates a 48x48 image about its centre by `degrees` counter-clockwise, bilinear.
 pub fn rotate(image: &GrayImage, degrees: f32, fill: Fill) -> GrayImage {
+    warp_about_centre(image, rotation(degrees), fill)
+}
+
+/// Scales a 48x48 image about its centre by `factor`, bilinear: above 1 the face fills more
+/// of the frame (a tighter crop), below 1 less (a looser crop, its new border from `fill`).
+pub fn zoom(image: &GrayImage, factor: f32, fill: Fill) -> GrayImage {
+    warp_about_centre(image, Projection::scale(factor, factor), fill)
+}
+
+/// `image` warped by `projection` about its centre into a new image of the same size.
+fn warp_about_centre(image: &GrayImage, projection: Projection, fill: Fill) -> GrayImage {
     let mut out = GrayImage::new(image.width(), image.height());
     warp_into(
         image,
-        about_centre(rotation(degrees)),
+        about_centre(projection),
         Interpolation::Bilinear,
         fill.border(),
         &mut out,

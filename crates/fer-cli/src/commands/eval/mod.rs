@@ -64,8 +64,9 @@ pub struct EvalArgs {
     pub test_time_shift: Option<usize>,
     /// Evaluate on degraded copies of the images, to see how accuracy holds on faces unlike
     /// FER2013's: brightness=FACTOR, contrast=FACTOR, blur=SIGMA_PIXELS,
-    /// noise=STD_GREY_LEVELS, low-res=SIDE_PIXELS, rotation=DEGREES or jpeg=QUALITY (e.g.
-    /// blur=1.5). The figures are then not stored in the run directory.
+    /// noise=STD_GREY_LEVELS, low-res=SIDE_PIXELS, rotation=DEGREES, jpeg=QUALITY or
+    /// zoom=FACTOR (another crop: 1.25 tighter, 0.8 looser) (e.g. blur=1.5). The figures are
+    /// then not stored in the run directory.
     #[arg(long, value_name = "KIND=LEVEL")]
     pub corruption: Option<fer_augment::Corruption>,
     /// In a folder of labelled photos that are not face crops (whole portraits, video
