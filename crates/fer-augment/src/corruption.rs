@@ -1,6 +1,6 @@
 //! Fixed degradations of face images (darker, blurred, noisy, low-resolution, rotated,
-//! JPEG-compressed, cropped tighter or looser), for measuring how a model's accuracy holds on faces unlike FER2013's:
-//! `fer eval --corruption blur=1.5`. Unlike a [`Transform`](crate::Transform), a corruption
+//! JPEG-compressed, cropped tighter or looser), for measuring how a model's accuracy holds
+//! on faces unlike FER2013's: `fer eval --corruption blur=1.5`. Unlike a [`Transform`](crate::Transform), a corruption
 //! has one level and no randomness but its noise, seeded by the image's index, so an
 //! evaluation under it is repeatable.
 
@@ -296,7 +296,8 @@ mod tests {
         // disc's centre); zoomed out twice, it leaves (24, 11).
         let high = 2 * 48 + 24;
         assert!(face[high] < 120, "{}", face[high]);
-        assert!(apply("zoom=2")[high] > 140, "{}", apply("zoom=2")[high]);
+        let zoomed_in = apply("zoom=2");
+        assert!(zoomed_in[high] > 140, "{}", zoomed_in[high]);
         assert!(apply("zoom=0.5")[top] + 40 < face[top]);
         let jpeg = apply("jpeg=5");
         assert!(jpeg != face && jpeg.len() == IMAGE_PIXELS);

@@ -62,12 +62,8 @@ pub struct EvalArgs {
     /// The figures are then not stored in the run directory.
     #[arg(long, value_name = "PIXELS")]
     pub test_time_shift: Option<usize>,
-    /// Evaluate on degraded copies of the images, to see how accuracy holds on faces unlike
-    /// FER2013's: brightness=FACTOR, contrast=FACTOR, blur=SIGMA_PIXELS,
-    /// noise=STD_GREY_LEVELS, low-res=SIDE_PIXELS, rotation=DEGREES, jpeg=QUALITY or
-    /// zoom=FACTOR (another crop: 1.25 tighter, 0.8 looser) (e.g. blur=1.5). The figures are
-    /// then not stored in the run directory.
-    #[arg(long, value_name = "KIND=LEVEL")]
+    /// Evaluate on degraded copies of the images (`corruption_help` lists the kinds).
+    #[arg(long, value_name = "KIND=LEVEL", help = corruption_help())]
     pub corruption: Option<fer_augment::Corruption>,
     /// In a folder of labelled photos that are not face crops (whole portraits, video
     /// frames), take each image's largest face as `fer predict` finds and crops it, instead
@@ -96,6 +92,16 @@ impl EvalArgs {
     fn overrides(&self) -> bool {
         self.test_time_flip.is_some() || self.test_time_shift.is_some() || self.corruption.is_some()
     }
+}
+
+/// `--corruption`'s help, naming the kinds where fer-augment lists them.
+fn corruption_help() -> String {
+    format!(
+        "Evaluate on degraded copies of the images, to see how accuracy holds on faces unlike \
+         FER2013's: {} (e.g. blur=1.5; zoom=1.25 is a crop 20% tighter, 0.8 one 25% looser). \
+         The figures are then not stored in the run directory",
+        fer_augment::Corruption::KINDS
+    )
 }
 
 /// `dataset` with the images of `--split` degraded by `--corruption`, if given (image i's
