@@ -216,6 +216,16 @@ fn resuming_reaches_what_an_uninterrupted_run_reaches() {
             .collect::<Vec<_>>()
     };
     assert_eq!(metrics(&a.history), metrics(&b.history));
+    // The resume lengthened the one-epoch run to two, and the run directory says so.
+    let json = |dir: &Path, name: &str| -> serde_json::Value {
+        serde_json::from_slice(&read(&dir.join(name))).unwrap()
+    };
+    assert_eq!(json(split.path(), "config.json")["epochs"], 2);
+    assert_eq!(
+        json(split.path(), "state.json")["extensions"],
+        serde_json::json!([{"after_epoch": 1, "from_epochs": 1, "to_epochs": 2}])
+    );
+    assert!(json(whole.path(), "state.json").get("extensions").is_none());
 }
 
 #[test]
@@ -320,6 +330,17 @@ fn plateau_policy_divides_the_rate_and_stops_below_the_floor() {
         .collect();
     kept.sort();
     assert_eq!(kept, vec!["epoch-0001", "epoch-0003"]);
+    // A run its policy stopped is not lengthened, and its files stay as they were.
+    let state_before = read(&dir.path().join("state.json"));
+    config.epochs = 20;
+    let refused = train(&data, &config, dir.path(), &Device::Cpu, true, &mut Quiet).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("stopped by its plateau policy after epoch 3"),
+        "{refused}"
+    );
+    assert_eq!(read(&dir.path().join("state.json")), state_before);
 }
 
 #[test]

@@ -23,7 +23,9 @@ use rand_chacha::ChaCha8Rng;
 pub use self::config::{PlateauConfig, Sampling, Schedule, TrainConfig};
 pub use self::ema::{EmaConfig, WeightAverage};
 pub use self::error::TrainError;
-use self::run_dir::{CONFIG, NORMALIZER, RunState, STATE, epoch_dir, load_epoch, save_epoch};
+use self::run_dir::{
+    CONFIG, NORMALIZER, RunState, STATE, epoch_dir, extend, load_epoch, save_epoch,
+};
 pub use self::run_dir::{EpochRecord, TrainedModel, TrainedNetwork, epoch_checkpoints};
 use crate::checkpoint::{CheckpointError, read_json, write_json};
 use crate::eval::evaluate;
@@ -96,15 +98,35 @@ pub fn train(
                 run_dir.join(CONFIG).display()
             )));
         }
-        if saved != *config {
+        let extended_to = (config.epochs > saved.epochs).then_some(config.epochs);
+        if saved
+            != (TrainConfig {
+                epochs: saved.epochs,
+                ..config.clone()
+            })
+        {
             observer.message(
-                "resuming with the run's saved config.json (command-line settings ignored)",
+                "resuming with the run's saved config.json (command-line settings other than the number of epochs ignored)",
             );
         }
-        let mut saved_config = saved;
-        saved_config.epochs = saved_config.epochs.max(config.epochs);
         let normalizer = Normalizer::load(run_dir.join(NORMALIZER))?;
-        let state: RunState = read_json(&state_path)?;
+        let mut state: RunState = read_json(&state_path)?;
+        let mut saved_config = saved;
+        if let Some(epochs) = extended_to {
+            if state.stopped {
+                return Err(TrainError::Setup(format!(
+                    "{}: the run was stopped by its plateau policy after epoch {}; it cannot be lengthened to {epochs} epochs",
+                    run_dir.display(),
+                    state.epoch
+                )));
+            }
+            let from = saved_config.epochs;
+            extend(run_dir, &mut saved_config, &mut state, epochs)?;
+            observer.message(&format!(
+                "extending the run from {from} to {epochs} epochs after epoch {} (recorded in config.json and state.json; a schedule spans the new length from here on)",
+                state.epoch
+            ));
+        }
         (saved_config, normalizer, state)
     } else {
         let train_view = dataset.view(Split::Training);
@@ -127,6 +149,7 @@ pub fn train(
             stale_epochs: 0,
             stopped: false,
             history: Vec::new(),
+            extensions: Vec::new(),
         };
         (config.clone(), normalizer, state)
     };

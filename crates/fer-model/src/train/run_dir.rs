@@ -79,6 +79,47 @@ pub(super) struct RunState {
     pub stale_epochs: usize,
     pub stopped: bool,
     pub history: Vec<EpochRecord>,
+    /// Each resume that lengthened the run, in order (absent from runs never lengthened).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<Extension>,
+}
+
+/// A resume that lengthened the run. A learning-rate schedule followed `from_epochs` up to
+/// `after_epoch` and `to_epochs` from there (for a cosine: a warm restart at the rate the new
+/// length gives), so the run is not the one a config of `to_epochs` trains from the start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Extension {
+    /// Epochs finished before the resume.
+    pub after_epoch: usize,
+    pub from_epochs: usize,
+    pub to_epochs: usize,
+}
+
+/// Lengthens a resumed run to `epochs`: the extension goes into `state.json` first, then the
+/// new length into `config.json`, so that an interruption between the two keeps the record and
+/// the same resume repeated does not record it twice.
+pub(super) fn extend(
+    run_dir: &Path,
+    config: &mut TrainConfig,
+    state: &mut RunState,
+    epochs: usize,
+) -> Result<(), TrainError> {
+    let extension = Extension {
+        after_epoch: state.epoch,
+        from_epochs: config.epochs,
+        to_epochs: epochs,
+    };
+    let recorded = state
+        .extensions
+        .last()
+        .is_some_and(|e| (e.after_epoch, e.to_epochs) == (extension.after_epoch, epochs));
+    if !recorded {
+        state.extensions.push(extension);
+        write_json(&run_dir.join(STATE), state)?;
+    }
+    config.epochs = epochs;
+    write_json(&run_dir.join(CONFIG), config)?;
+    Ok(())
 }
 
 /// Restores an epoch checkpoint: weights, optimizer state and the weight average if any.
@@ -421,6 +462,46 @@ mod tests {
         assert_eq!(kept, [5]);
         let kept: Vec<usize> = (1..=2).filter(|&e| two.keeps(e, 2, 1)).collect();
         assert_eq!(kept, [1, 2]);
+    }
+
+    /// Lengthening a run records it once in `state.json` and the new length in `config.json`,
+    /// even when the same resume is repeated after an interruption between the two writes.
+    #[test]
+    fn an_extension_is_recorded_once_with_the_new_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = RunState {
+            epoch: 40,
+            lr: 0.0,
+            best_epoch: 37,
+            best_accuracy: 0.6,
+            stale_epochs: 3,
+            stopped: false,
+            history: Vec::new(),
+            extensions: Vec::new(),
+        };
+        let mut config = TrainConfig {
+            epochs: 40,
+            ..TrainConfig::default()
+        };
+        extend(dir.path(), &mut config, &mut state, 80).unwrap();
+        // As if config.json had not been written: the same resume again.
+        config.epochs = 40;
+        extend(dir.path(), &mut config, &mut state, 80).unwrap();
+        let expected = [Extension {
+            after_epoch: 40,
+            from_epochs: 40,
+            to_epochs: 80,
+        }];
+        assert_eq!(state.extensions, expected);
+        let saved: RunState = read_json(&dir.path().join(STATE)).unwrap();
+        assert_eq!(saved.extensions, expected);
+        let saved: TrainConfig = read_json(&dir.path().join(CONFIG)).unwrap();
+        assert_eq!(saved.epochs, 80);
+        // A state.json of a run never lengthened has no extensions field, and reads back.
+        state.extensions.clear();
+        let text = serde_json::to_string(&state).unwrap();
+        assert!(!text.contains("extensions"), "{text}");
+        assert_eq!(serde_json::from_str::<RunState>(&text).unwrap(), state);
     }
 
     /// A network of `config` with weights drawn from `seed`, and `normalizer`.
