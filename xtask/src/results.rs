@@ -2,12 +2,12 @@
 //! `results/`, and the README's result tables regenerated from them.
 //!
 //! `collect` copies what a run leaves that is small and says what was measured (the manifest,
-//! configs, epoch histories, evaluations; never weights or checkpoints) from a pipeline output
-//! folder or a run directory into `results/NAME/`, keeping the layout. `render` replaces what
-//! lies between each marker pair `<!-- results:KEY -->` ... `<!-- /results:KEY -->` in the
-//! README and in `docs/*.md` with a Markdown table computed from `results/`; `render --check`
-//! writes nothing and fails, naming the file and block, when one differs from what it would
-//! write.
+//! configs, epoch histories, evaluations, the resumes that lengthened a run; never weights or
+//! checkpoints) from a pipeline output folder or a run directory into `results/NAME/`, keeping
+//! the layout. `render` replaces what lies between each marker pair `<!-- results:KEY -->` ...
+//! `<!-- /results:KEY -->` in the README and in `docs/*.md` with a Markdown table computed
+//! from `results/`; `render --check` writes nothing and fails, naming the file and block, when
+//! one differs from what it would write.
 //!
 //! Blocks (`KEY`):
 //! - `runs:NAME`: one row per model of `results/NAME/` (a pipeline's runs in its profile's
@@ -52,8 +52,9 @@ const NONE: &str = "—";
 pub enum Results {
     /// Copy the small artefacts of a pipeline output folder (or of one run directory) into
     /// results/NAME/: manifest.json, stats.json, report.html and, per run, config.json,
-    /// history.json, eval-*.json, selection.json, normalizer.json. Never weights or
-    /// checkpoints; files over 2 MB are skipped and listed.
+    /// history.json, eval-*.json, selection.json, normalizer.json, and extensions.json when a
+    /// resume lengthened the run. Never weights or checkpoints; files over 2 MB are skipped and
+    /// listed.
     Collect(CollectArgs),
     /// Regenerate the tables between `<!-- results:KEY -->` and `<!-- /results:KEY -->` in
     /// README.md and docs/*.md from results/ (KEY: runs:NAME, epochs:NAME/RUN:E1,E2,...,
@@ -278,12 +279,41 @@ fn collect_run(run: &Path, dest: &Path, relative: &Path, collected: &mut Collect
             || (file.starts_with("eval-") && file.ends_with(".json"));
         if path.is_file() && wanted {
             copy_small(&path, &dest.join(&file), relative.join(&file), collected)?;
+        } else if file == "state.json" {
+            // Its epochs are history.json's; what else it says of how the run was trained
+            // (the resumes that lengthened it, when any) is kept as extensions.json.
+            keep_extensions(&path, dest, relative, collected)?;
+            collected
+                .skipped
+                .push((relative.join(&file), "its epochs are history.json's".into()));
         } else {
             collected
                 .skipped
                 .push((relative.join(&file), left_out_reason(&path).into()));
         }
     }
+    Ok(())
+}
+
+/// Writes `dest/extensions.json` when the run's `state.json` records resumes that lengthened
+/// the run (a schedule then restarted; the run's config alone does not say so).
+fn keep_extensions(
+    state: &Path,
+    dest: &Path,
+    relative: &Path,
+    collected: &mut Collected,
+) -> Result<()> {
+    let state: serde_json::Value = read_json(state)?;
+    let Some(extensions) = state
+        .get("extensions")
+        .filter(|e| e.as_array().is_some_and(|a| !a.is_empty()))
+    else {
+        return Ok(());
+    };
+    let path = dest.join("extensions.json");
+    let text = serde_json::to_string_pretty(extensions)? + "\n";
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    collected.copied.push(relative.join("extensions.json"));
     Ok(())
 }
 
@@ -1249,6 +1279,23 @@ mod tests {
                 "normalizer.json"
             ]
         );
+        // A run lengthened by a resume: its extensions are kept beside its config.
+        let extensions = r#"[{"after_epoch": 40, "from_epochs": 40, "to_epochs": 80}]"#;
+        write(
+            &out.join("vgg/state.json"),
+            &format!(r#"{{"epoch": 41, "extensions": {extensions}}}"#),
+        );
+        let dest = root.path().join("results/lengthened");
+        let collected = collect(&out.join("vgg"), &dest, false).unwrap();
+        assert!(relative(&collected.copied).contains(&"extensions.json".to_string()));
+        let kept: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dest.join("extensions.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            kept,
+            serde_json::from_str::<serde_json::Value>(extensions).unwrap()
+        );
+        assert!(!dest.join("state.json").exists());
         let error = format!(
             "{:#}",
             collect(&out.join("plots"), &root.path().join("results/x"), false).unwrap_err()
