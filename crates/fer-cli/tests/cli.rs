@@ -1224,6 +1224,49 @@ fn batch_size_0_is_refused_by_every_command_that_takes_one() {
     );
 }
 
+/// A plain --resume of a finished run leaves it at its own length (not the default 100
+/// epochs); --resume with a larger --epochs lengthens it and the run directory records that.
+#[test]
+fn resume_keeps_a_runs_length_unless_epochs_lengthens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, run) = tiny_run(dir.path());
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join(name)).unwrap()).unwrap()
+    };
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--resume",
+        ];
+        args.extend_from_slice(extra);
+        let out = fer(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let stderr = resume(&[]);
+    assert!(!stderr.contains("extending"), "{stderr}");
+    assert_eq!(json("state.json")["epoch"], 1);
+    assert_eq!(json("config.json")["epochs"], 1);
+    assert!(json("state.json").get("extensions").is_none());
+
+    let stderr = resume(&["--epochs", "2"]);
+    assert!(
+        stderr.contains("extending the run from 1 to 2 epochs after epoch 1"),
+        "{stderr}"
+    );
+    assert_eq!(json("state.json")["epoch"], 2);
+    assert_eq!(json("config.json")["epochs"], 2);
+    assert_eq!(
+        json("state.json")["extensions"],
+        serde_json::json!([{"after_epoch": 1, "from_epochs": 1, "to_epochs": 2}])
+    );
+    assert_eq!(json("history.json").as_array().unwrap().len(), 2);
+}
+
 #[test]
 fn eval_on_other_data_never_replaces_the_runs_own_figures() {
     let dir = tempfile::tempdir().unwrap();

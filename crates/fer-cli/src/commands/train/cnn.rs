@@ -97,7 +97,21 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    if args.resume && args.epochs.is_none() {
+        // A plain --resume continues the run to its own length; only --epochs lengthens it.
+        if let Some(epochs) = saved_epochs(&args.out) {
+            config.epochs = epochs;
+        }
+    }
     Ok(config)
+}
+
+/// The length of the run saved in `run_dir`, when its config.json says (training itself
+/// reports a missing or unreadable one).
+fn saved_epochs(run_dir: &std::path::Path) -> Option<usize> {
+    let text = std::fs::read_to_string(run_dir.join("config.json")).ok()?;
+    let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
+    usize::try_from(saved.get("epochs")?.as_u64()?).ok()
 }
 
 /// Progress bars per epoch (log lines every tenth of an epoch when stderr is not a

@@ -94,8 +94,8 @@ pub struct TrainArgs {
     pub train_subset: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// Continue the run saved in --out (its config.json wins; a larger --epochs lengthens it,
-    /// finished or not, and state.json records the extension).
+    /// Continue the run saved in --out to its own length (its config.json wins); with a larger
+    /// --epochs, lengthen it, finished or not (state.json records the extension).
     #[arg(long)]
     pub resume: bool,
 }
