@@ -1,43 +1,10 @@
-"""Ensembles averaged offline from per-network PublicTest probabilities under each degradation,
-and the decision rule of results/robustness-2026-12-06/RULE-robust-80.md applied."""
-import csv, json, sys, os
-D = '/root/robust-grid'
-CONDS = ['none','brightness=0.5','brightness=1.5','contrast=0.5','blur=0.75','blur=1.5','noise=10','noise=25','low-res=24','low-res=16','low-res=12','rotation=15','rotation=30','jpeg=30','jpeg=10']
-SEEN = ['blur=0.75','blur=1.5','noise=10','noise=25','low-res=24','low-res=16','low-res=12']
-UNSEEN = ['brightness=0.5','brightness=1.5','contrast=0.5','rotation=15','rotation=30','jpeg=30','jpeg=10']
-
-def load(member, cond):
-    rows = list(csv.DictReader(open(f'{D}/{member}--{cond}.csv')))
-    labels = [int(r['label']) for r in rows]
-    probs = [[float(r[k]) for k in r if k.startswith('p_')] for r in rows]
-    return [int(r['row']) for r in rows], labels, probs
-
-def metrics(labels, pred):
-    n = len(labels); acc = sum(l == p for l, p in zip(labels, pred)) / n
-    f1s = []
-    for c in range(7):
-        tp = sum(l == c and p == c for l, p in zip(labels, pred))
-        fp = sum(l != c and p == c for l, p in zip(labels, pred))
-        fn = sum(l == c and p != c for l, p in zip(labels, pred))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return acc, sum(f1s) / 7
-
-def ensemble(members, cond):
-    rows = labels = None; total = None
-    for m in members:
-        r, l, p = load(m, cond)
-        if rows is None: rows, labels, total = r, l, [list(x) for x in p]
-        else:
-            assert r == rows and l == labels, (m, cond)
-            total = [[a + b for a, b in zip(x, y)] for x, y in zip(total, p)]
-    pred = [max(range(7), key=lambda c: row[c]) for row in total]
-    return metrics(labels, pred)
-
-def figures(members):
-    f = {c: ensemble(members, c) for c in CONDS}
-    mean = lambda cs: 100 * sum(f[c][0] for c in cs) / len(cs)
-    return {'clean': 100 * f['none'][0], 'f1': f['none'][1], 'grid': mean(SEEN + UNSEEN),
-            'seen': mean(SEEN), 'unseen': mean(UNSEEN), 'per': {c: 100 * f[c][0] for c in CONDS}}
+"""Ensembles averaged offline from per-network PublicTest probabilities under each degradation
+(the functions of ../robust-run/merge.py), and the decision rule of
+results/robustness-2026-12-06/RULE-robust-80.md applied. Writes D/merged80.json, kept here as
+merged.json."""
+import json, os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'robust-run'))
+from merge import D, CONDS, ensemble, figures
 
 if __name__ == '__main__':
     sets = {'fast (seed0)': ['seed0'], 'B {seed0,seed1}': ['seed0', 'seed1'], 'robust': ['robust'],
@@ -57,7 +24,7 @@ if __name__ == '__main__':
         z = {c: ensemble(members, c) for c in ZOOM}
         out.setdefault(name, {})['zoom'] = {c: 100 * z[c][0] for c in ZOOM}
         print(f"{name:26s} zoom " + ' '.join(f"{c} {100 * z[c][0]:.2f}" for c in ZOOM))
-    json.dump(out, open(f'{D}/merged.json', 'w'), indent=1)
+    json.dump(out, open(f'{D}/merged80.json', 'w'), indent=1)
     # The rule of RULE-robust-80.md, applied.
     if 'robust-80' in out and 'clean' in out['robust-80']:
         r = out['robust-80']
