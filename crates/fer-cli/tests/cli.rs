@@ -1249,6 +1249,8 @@ fn resume_keeps_a_runs_length_unless_epochs_lengthens_it() {
     };
     let stderr = resume(&[]);
     assert!(!stderr.contains("extending"), "{stderr}");
+    // Its config is the run's own, so nothing given on the command line is reported ignored.
+    assert!(!stderr.contains("ignored"), "{stderr}");
     assert_eq!(json("state.json")["epoch"], 1);
     assert_eq!(json("config.json")["epochs"], 1);
     assert!(json("state.json").get("extensions").is_none());

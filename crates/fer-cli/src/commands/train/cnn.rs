@@ -1,6 +1,8 @@
 //! `fer train --model cnn`: the training config from the flags, the per-epoch table on stdout
 //! and progress on stderr.
 
+use std::path::Path;
+
 use anyhow::Context;
 use fer_augment::PipelineConfig;
 use fer_model::{EpochRecord, Observer, TrainConfig};
@@ -10,22 +12,34 @@ use super::TrainArgs;
 use crate::shared::progress::epoch_bar;
 use crate::shared::run_data::DataRecord;
 
-/// The training config: `--config` (or the defaults, the seed's recipe) with the flags on top.
+/// A training config file (`--config`, or a run's own `config.json`).
+fn read_config(path: &Path) -> anyhow::Result<TrainConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: TrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a training config", path.display()))?;
+    anyhow::ensure!(
+        config.batch_size > 0,
+        "{}: batch_size must be at least 1",
+        path.display()
+    );
+    Ok(config)
+}
+
+/// The training config: `--config` (or, resuming, the run's own config; or the defaults, the
+/// seed's recipe) with the flags on top. A resume keeps the run's length unless `--epochs`
+/// lengthens it.
 fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let config: TrainConfig = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a training config", path.display()))?;
-            anyhow::ensure!(
-                config.batch_size > 0,
-                "{}: batch_size must be at least 1",
-                path.display()
-            );
-            config
-        }
-        None => TrainConfig::default(),
+    let run_config = args.out.join("config.json");
+    let saved = if args.resume && run_config.is_file() {
+        Some(read_config(&run_config)?)
+    } else {
+        None
+    };
+    let mut config = match (&args.config, &saved) {
+        (Some(path), _) => read_config(path)?,
+        (None, Some(saved)) => saved.clone(),
+        (None, None) => TrainConfig::default(),
     };
     if let Some(epochs) = args.epochs {
         config.epochs = epochs;
@@ -97,21 +111,10 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    if args.resume && args.epochs.is_none() {
-        // A plain --resume continues the run to its own length; only --epochs lengthens it.
-        if let Some(epochs) = saved_epochs(&args.out) {
-            config.epochs = epochs;
-        }
+    if let (Some(saved), None) = (&saved, args.epochs) {
+        config.epochs = saved.epochs;
     }
     Ok(config)
-}
-
-/// The length of the run saved in `run_dir`, when its config.json says (training itself
-/// reports a missing or unreadable one).
-fn saved_epochs(run_dir: &std::path::Path) -> Option<usize> {
-    let text = std::fs::read_to_string(run_dir.join("config.json")).ok()?;
-    let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
-    usize::try_from(saved.get("epochs")?.as_u64()?).ok()
 }
 
 /// Progress bars per epoch (log lines every tenth of an epoch when stderr is not a
