@@ -2,29 +2,16 @@
 (the functions of ../robust-run/merge.py), and the decision rule of
 results/robustness-2026-12-06/RULE-robust-80.md applied. Writes D/merged80.json, kept here as
 merged.json."""
-import json, os, sys
+import os, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'robust-run'))
-from merge import D, CONDS, ensemble, figures
+from merge import D, report
 
 if __name__ == '__main__':
     sets = {'fast (seed0)': ['seed0'], 'B {seed0,seed1}': ['seed0', 'seed1'], 'robust': ['robust'],
             'D {seed0,seed1,robust}': ['seed0', 'seed1', 'robust'],
             'robust-80': ['robust80'], 'D80 {seed0,seed1,robust80}': ['seed0', 'seed1', 'robust80'],
             'E80 {seed0,robust80}': ['seed0', 'robust80']}
-    out = {}
-    for name, members in sets.items():
-        if not all(os.path.exists(f'{D}/{m}--{c}.csv') for m in members for c in CONDS):
-            print(name, 'incomplete'); continue
-        out[name] = g = figures(members)
-        print(f"{name:26s} clean {g['clean']:.2f} F1 {g['f1']:.3f} grid {g['grid']:.2f} trained-on {g['seen']:.2f} unseen {g['unseen']:.2f}")
-    ZOOM = ['zoom=0.8', 'zoom=0.9', 'zoom=1.1', 'zoom=1.25']
-    for name, members in sets.items():
-        if not all(os.path.exists(f'{D}/{m}--{c}.csv') for m in members for c in ZOOM):
-            continue
-        z = {c: ensemble(members, c) for c in ZOOM}
-        out.setdefault(name, {})['zoom'] = {c: 100 * z[c][0] for c in ZOOM}
-        print(f"{name:26s} zoom " + ' '.join(f"{c} {100 * z[c][0]:.2f}" for c in ZOOM))
-    json.dump(out, open(f'{D}/merged80.json', 'w'), indent=1)
+    out = report(sets, f'{D}/merged80.json')
     # The rule of RULE-robust-80.md, applied.
     if 'robust-80' in out and 'clean' in out['robust-80']:
         r = out['robust-80']

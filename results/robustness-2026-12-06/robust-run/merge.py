@@ -39,11 +39,8 @@ def figures(members):
     return {'clean': 100 * f['none'][0], 'f1': f['none'][1], 'grid': mean(SEEN + UNSEEN),
             'seen': mean(SEEN), 'unseen': mean(UNSEEN), 'per': {c: 100 * f[c][0] for c in CONDS}}
 
-if __name__ == '__main__':
-    sets = {'fast (seed0)': ['seed0'], 'seed1': ['seed1'], 'B {seed0,seed1}': ['seed0', 'seed1']}
-    if all(os.path.exists(f'{D}/robust--{c}.csv') for c in CONDS):
-        sets.update({'robust': ['robust'], 'D {seed0,seed1,robust}': ['seed0', 'seed1', 'robust'],
-                     'E {seed0,robust}': ['seed0', 'robust']})
+def report(sets, path):
+    """Prints each set's figures (clean and grid, then zoom) and writes them all to `path`."""
     out = {}
     for name, members in sets.items():
         if not all(os.path.exists(f'{D}/{m}--{c}.csv') for m in members for c in CONDS):
@@ -57,4 +54,12 @@ if __name__ == '__main__':
         z = {c: ensemble(members, c) for c in ZOOM}
         out.setdefault(name, {})['zoom'] = {c: 100 * z[c][0] for c in ZOOM}
         print(f"{name:26s} zoom " + ' '.join(f"{c} {100 * z[c][0]:.2f}" for c in ZOOM))
-    json.dump(out, open(f'{D}/merged.json', 'w'), indent=1)
+    json.dump(out, open(path, 'w'), indent=1)
+    return out
+
+if __name__ == '__main__':
+    sets = {'fast (seed0)': ['seed0'], 'seed1': ['seed1'], 'B {seed0,seed1}': ['seed0', 'seed1']}
+    if all(os.path.exists(f'{D}/robust--{c}.csv') for c in CONDS):
+        sets.update({'robust': ['robust'], 'D {seed0,seed1,robust}': ['seed0', 'seed1', 'robust'],
+                     'E {seed0,robust}': ['seed0', 'robust']})
+    report(sets, f'{D}/merged.json')
