@@ -220,33 +220,72 @@ pub(crate) fn products(
     );
 }
 
-/// Splits `buffer` (positions, channels, group x len) into the rows that each input plane's
-/// transform writes, flat: (channel, image)'s `positions` rows are consecutive from
-/// (channel x group + image) x positions (with one channel: an image's rows of a
-/// (positions, images x len) buffer).
-pub(crate) fn position_rows(
-    buffer: &mut [f32],
-    positions: usize,
-    channels: usize,
-    group: usize,
-    len: usize,
-) -> Vec<&mut [f32]> {
-    assert_eq!(buffer.len(), positions * channels * group * len);
-    let mut rows: Vec<&mut [f32]> = (0..positions * channels * group)
-        .map(|_| <&mut [f32]>::default())
-        .collect();
-    for (xi, position) in buffer.chunks_mut(channels * group * len).enumerate() {
-        for (index, row) in position.chunks_mut(len).enumerate() {
-            rows[index * positions + xi] = row;
+/// The rows of a (positions, channels, group x len) buffer that each input plane's transform
+/// writes, one plane at a time in buffer order ((channel, image) = (index / group, index %
+/// group); with one channel: an image's rows of a (positions, images x len) buffer): the
+/// plane's `positions` rows, one per position, then unused empty rows up to
+/// [`MAX_POSITIONS`]. No table of every row is built: each position's rows are taken in
+/// turn from its own part of the buffer.
+pub(crate) struct PositionRows<'a> {
+    positions: Vec<std::slice::ChunksExactMut<'a, f32>>,
+}
+
+impl<'a> PositionRows<'a> {
+    /// `buffer` as `positions` equal parts, each of rows of `len` values.
+    pub(crate) fn new(buffer: &'a mut [f32], positions: usize, len: usize) -> Self {
+        assert!(positions <= MAX_POSITIONS && len > 0);
+        assert_eq!(
+            buffer.len() % (positions * len),
+            0,
+            "whole rows per position"
+        );
+        let per_position = buffer.len() / positions;
+        Self {
+            positions: buffer
+                .chunks_exact_mut(per_position.max(1))
+                .map(|position| position.chunks_exact_mut(len))
+                .collect(),
         }
     }
-    rows
+}
+
+impl<'a> Iterator for PositionRows<'a> {
+    type Item = [&'a mut [f32]; MAX_POSITIONS];
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut rows: [&'a mut [f32]; MAX_POSITIONS] = std::array::from_fn(|_| Default::default());
+        for (row, position) in rows.iter_mut().zip(&mut self.positions) {
+            *row = position.next()?;
+        }
+        Some(rows)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// Plane `index`'s row of position `xi` is the buffer's row `index` of that position's
+    /// part, for as many planes as the buffer holds; the rows past `positions` are empty.
+    #[test]
+    fn position_rows_take_each_planes_row_of_every_position() {
+        let (positions, planes, len) = (16, 6, 3);
+        let mut buffer = vec![f32::NAN; positions * planes * len];
+        let mut count = 0;
+        for (index, mut rows) in PositionRows::new(&mut buffer, positions, len).enumerate() {
+            assert!(rows[positions..].iter().all(|row| row.is_empty()));
+            for (xi, row) in rows[..positions].iter_mut().enumerate() {
+                row.fill((100 * index + xi) as f32);
+            }
+            count += 1;
+        }
+        assert_eq!(count, planes);
+        for (at, value) in buffer.iter().enumerate() {
+            let (xi, index) = (at / (planes * len), at % (planes * len) / len);
+            assert_eq!(*value, (100 * index + xi) as f32, "value {at}");
+        }
+    }
 
     /// One image through either tiling (weights, positions first, input, products, output
     /// channels) against the im2col convolution + PReLU, within 1e-5 of the largest output:
@@ -295,9 +334,11 @@ mod tests {
             tiling.positions_first(&channel_major, cin, |_| by_position.next().unwrap());
             let mut v = vec![0f32; positions * cin * len];
             let mut scratch = InputScratch::default();
-            let mut rows = position_rows(&mut v, positions, cin, 1, len);
-            for (plane, rows) in x.chunks(h * w).zip(rows.chunks_mut(positions)) {
-                tiling.transform_input(plane, &s, rows, &mut scratch);
+            for (plane, mut rows) in x
+                .chunks(h * w)
+                .zip(PositionRows::new(&mut v, positions, len))
+            {
+                tiling.transform_input(plane, &s, &mut rows[..positions], &mut scratch);
             }
             let mut m = vec![0f32; positions * cout * len];
             for (xi, m) in m.chunks_mut(cout * len).enumerate() {

@@ -25,7 +25,7 @@ use super::gemm::{matmul, with_scratch};
 use super::pool::pool_planes;
 use super::reduce::ordered_sum;
 use super::shape::{ConvShape, PoolShape};
-use super::tiling::{self, Tiling};
+use super::tiling::{self, PositionRows, Tiling};
 use super::uninit::{self, Slot};
 
 /// Images whose weight gradients are summed together before the ordered reduction.
@@ -149,12 +149,16 @@ pub(crate) fn forward(
         let mut v = vec![0f32; positions * s.cin * len];
         let mut m = vec![0f32; positions * s.cout * len];
         for (o, xi) in out.chunks_mut(out_img).zip(x.chunks(in_img)) {
-            tiling::position_rows(&mut v, positions, s.cin, 1, len)
-                .par_chunks_mut(positions)
+            PositionRows::new(&mut v, positions, len)
+                .collect::<Vec<_>>()
+                .into_par_iter()
                 .zip(xi.par_chunks(s.h * s.w))
-                .for_each_init(tiling::InputScratch::default, |scratch, (rows, plane)| {
-                    tiling.transform_input(plane, &s, rows, scratch)
-                });
+                .for_each_init(
+                    tiling::InputScratch::default,
+                    |scratch, (mut rows, plane)| {
+                        tiling.transform_input(plane, &s, &mut rows[..positions], scratch)
+                    },
+                );
             m.par_chunks_mut(s.cout * len)
                 .enumerate()
                 .for_each(|(position, m)| tiling::products(&u, &v, &s, len, position, m));
@@ -182,12 +186,11 @@ pub(crate) fn forward(
                 let mut scratch = tiling::InputScratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                let mut rows = tiling::position_rows(v, positions, s.cin, group, len);
-                for (index, rows) in rows.chunks_mut(positions).enumerate() {
+                for (index, mut rows) in PositionRows::new(v, positions, len).enumerate() {
                     let (ci, image) = (index / group, index % group);
                     if image < images {
                         let plane = &x[image * in_img + ci * s.h * s.w..][..s.h * s.w];
-                        tiling.transform_input(plane, &s, rows, &mut scratch);
+                        tiling.transform_input(plane, &s, &mut rows[..positions], &mut scratch);
                     }
                 }
                 for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
@@ -310,9 +313,10 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                     let count = group.min(images - first);
                     // V (positions, cin, group x slots), with zeros for a partial group's
                     // missing images, whose dm is zero too.
-                    let mut rows = tiling::position_rows(v, positions, s.cin, group, len);
-                    for (index, rows) in rows.chunks_mut(positions).enumerate() {
+                    let v_rows = PositionRows::new(v, positions, len);
+                    for (index, mut rows) in v_rows.enumerate() {
                         let (ci, image) = (index / group, index % group);
+                        let rows = &mut rows[..positions];
                         if image < count {
                             let plane =
                                 &x[(first + image) * in_img + ci * s.h * s.w..][..s.h * s.w];
@@ -322,8 +326,9 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                         }
                     }
                     // dM (positions, group x slots, cout): each image's slots, channels last.
-                    let mut images = tiling::position_rows(dm, positions, 1, group, len * s.cout);
-                    for (image, rows) in images.chunks_mut(positions).enumerate() {
+                    let dm_rows = PositionRows::new(dm, positions, len * s.cout);
+                    for (image, mut rows) in dm_rows.enumerate() {
+                        let rows = &mut rows[..positions];
                         if image < count {
                             let dyi = &dy[(first + image) * out_img..][..out_img];
                             transpose(dyi, s.cout, ohw, dy_t);
