@@ -89,8 +89,8 @@ pub(crate) fn scale_shift_relu(
         .for_each(|(i, (o, x))| {
             let c = i % p.channels;
             let (a, b) = (scale[c], shift[c]);
-            for (o, &v) in Slot::zeroed(o).iter_mut().zip(x) {
-                *o = (v * a + b).max(0.0);
+            for (o, &v) in o.iter_mut().zip(x) {
+                o.set((v * a + b).max(0.0));
             }
         });
 }
@@ -182,14 +182,13 @@ pub(crate) fn relu_backward(
                 let (m, i, a, b) = (mean[c], inv[c], scale[c], shift[c]);
                 let k = gamma[c] * i / count;
                 let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
-                let dx = Slot::zeroed(dx);
                 for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
                     let dz = if x * a + b > 0.0 { dy } else { 0.0 };
                     let xhat = (x - m) * i;
-                    *dx = k * (count * dz - sum_dz - xhat * sum_dz_xhat);
+                    dx.set(k * (count * dz - sum_dz - xhat * sum_dz_xhat));
                 }
             });
     };
-    // SAFETY: `fill` zeroes the gradient sums' slots and every plane of dx before writing.
+    // SAFETY: `fill` zeroes the gradient sums' slots and writes every value of every plane of dx.
     unsafe { uninit::written(x.len() + 2 * p.channels, fill) }
 }

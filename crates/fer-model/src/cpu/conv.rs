@@ -474,39 +474,59 @@ pub(crate) fn conv2d_grad_weight(
         .into_par_iter()
         .map(|g| {
             with_scratch(col_len, |col| {
-                let mut pw = vec![0f32; s.cout * patch];
                 let mut pb = vec![0f32; s.cout];
-                for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
-                    let xi = &x[i * in_img..(i + 1) * in_img];
-                    let dyi = &dy[i * out_img..(i + 1) * out_img];
-                    // pw (cout x patch) += dy_i (cout x hw) * col^T (hw x patch), with col^T
-                    // built as such for 3x3 kernels, else read transposed from im2col.
-                    let (src, strides): (&[f32], _) = if s.direct() {
-                        (xi, (1, hw))
-                    } else if s.k == 3 {
-                        im2col_transposed_3x3(xi, &s, col);
-                        (col, (patch, 1))
-                    } else {
-                        im2col(xi, &s, col);
-                        (col, (1, hw))
-                    };
-                    matmul(
-                        (s.cout, patch, hw),
-                        &mut pw,
-                        patch,
-                        true,
-                        dyi,
-                        (hw, 1),
-                        src,
-                        strides,
-                        Parallelism::None,
-                    );
-                    if with_bias {
-                        for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
-                            *b += row.iter().sum::<f32>();
+                let fill = |slots: &mut [MaybeUninit<f32>]| {
+                    // The group's first product overwrites pw (no zeroing pass); the others add.
+                    let mut first = Some(slots);
+                    let mut pw: &mut [f32] = &mut [];
+                    for i in g * GRAD_GROUP..((g + 1) * GRAD_GROUP).min(s.batch) {
+                        let xi = &x[i * in_img..(i + 1) * in_img];
+                        let dyi = &dy[i * out_img..(i + 1) * out_img];
+                        // pw (cout x patch) += dy_i (cout x hw) * col^T (hw x patch), with col^T
+                        // built as such for 3x3 kernels, else read transposed from im2col.
+                        let (src, strides): (&[f32], _) = if s.direct() {
+                            (xi, (1, hw))
+                        } else if s.k == 3 {
+                            im2col_transposed_3x3(xi, &s, col);
+                            (col, (patch, 1))
+                        } else {
+                            im2col(xi, &s, col);
+                            (col, (1, hw))
+                        };
+                        let dims = (s.cout, patch, hw);
+                        match first.take() {
+                            Some(slots) => {
+                                pw = matmul_overwrite(
+                                    dims,
+                                    slots,
+                                    dyi,
+                                    (hw, 1),
+                                    src,
+                                    strides,
+                                    Parallelism::None,
+                                )
+                            }
+                            None => matmul(
+                                dims,
+                                pw,
+                                patch,
+                                true,
+                                dyi,
+                                (hw, 1),
+                                src,
+                                strides,
+                                Parallelism::None,
+                            ),
+                        }
+                        if with_bias {
+                            for (b, row) in pb.iter_mut().zip(dyi.chunks(hw)) {
+                                *b += row.iter().sum::<f32>();
+                            }
                         }
                     }
-                }
+                };
+                // SAFETY: a group has at least one image, whose product writes all of pw.
+                let pw = unsafe { uninit::written(s.cout * patch, fill) };
                 (pw, pb)
             })
         })

@@ -5,7 +5,8 @@
 //! A fresh `vec![0f32; n]` costs a single-threaded memset of the whole tensor before the
 //! kernel runs (at vgg-bn width 32, batch 128, 38 MB for each first-stage activation): about
 //! a tenth of inference time. [`written`] allocates without it and hands the kernel
-//! uninitialised slots; the kernel initialises every slot through [`Slot::zeroed`].
+//! uninitialised slots; the kernel initialises every slot through [`Slot::zeroed`], or
+//! through [`Slot::set`] where it writes every value of a part in one loop.
 
 use std::mem::MaybeUninit;
 
@@ -14,6 +15,10 @@ use std::mem::MaybeUninit;
 pub(crate) trait Slot: Send + Sync + Sized {
     /// `chunk` set to zero, viewed as initialised values.
     fn zeroed(chunk: &mut [Self]) -> &mut [f32];
+
+    /// The slot set to `value`: a kernel that writes every slot of a part this way needs no
+    /// zeroing first.
+    fn set(&mut self, value: f32);
 
     /// `chunk` as slots that may be uninitialised, for a kernel that overwrites every one
     /// (such as [`matmul_overwrite`](super::gemm::matmul_overwrite)).
@@ -28,6 +33,11 @@ impl Slot for f32 {
     fn zeroed(chunk: &mut [f32]) -> &mut [f32] {
         chunk.fill(0.0);
         chunk
+    }
+
+    #[inline(always)]
+    fn set(&mut self, value: f32) {
+        *self = value;
     }
 
     unsafe fn as_uninit(chunk: &mut [f32]) -> &mut [MaybeUninit<f32>] {
@@ -46,6 +56,11 @@ impl Slot for MaybeUninit<f32> {
         unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
+    #[inline(always)]
+    fn set(&mut self, value: f32) {
+        self.write(value);
+    }
+
     unsafe fn as_uninit(chunk: &mut [MaybeUninit<f32>]) -> &mut [MaybeUninit<f32>] {
         chunk
     }
@@ -55,8 +70,8 @@ impl Slot for MaybeUninit<f32> {
 ///
 /// # Safety
 /// `kernel` must initialise every one of the `len` slots (a kernel of this crate does so by
-/// passing each part of its output through [`Slot::zeroed`] before writing it, its parts
-/// covering the whole output).
+/// passing each part of its output through [`Slot::zeroed`] before writing it, or by
+/// [`Slot::set`] on each of its values, its parts covering the whole output).
 pub(crate) unsafe fn written(len: usize, kernel: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut values = Vec::with_capacity(len);
     kernel(&mut values.spare_capacity_mut()[..len]);
