@@ -233,7 +233,7 @@ pub(crate) struct PositionRows<'a> {
 impl<'a> PositionRows<'a> {
     /// `buffer` as `positions` equal parts, each of rows of `len` values.
     pub(crate) fn new(buffer: &'a mut [f32], positions: usize, len: usize) -> Self {
-        assert!(positions <= MAX_POSITIONS && len > 0);
+        assert!((1..=MAX_POSITIONS).contains(&positions) && len > 0);
         assert_eq!(
             buffer.len() % (positions * len),
             0,
@@ -253,6 +253,10 @@ impl<'a> Iterator for PositionRows<'a> {
     type Item = [&'a mut [f32]; MAX_POSITIONS];
 
     fn next(&mut self) -> Option<Self::Item> {
+        // An empty buffer has no parts (and no planes).
+        if self.positions.is_empty() {
+            return None;
+        }
         let mut rows: [&'a mut [f32]; MAX_POSITIONS] = std::array::from_fn(|_| Default::default());
         for (row, position) in rows.iter_mut().zip(&mut self.positions) {
             *row = position.next()?;
@@ -267,7 +271,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// Plane `index`'s row of position `xi` is the buffer's row `index` of that position's
-    /// part, for as many planes as the buffer holds; the rows past `positions` are empty.
+    /// part, for as many planes as the buffer holds (none for an empty buffer); the rows past
+    /// `positions` are empty.
     #[test]
     fn position_rows_take_each_planes_row_of_every_position() {
         let (positions, planes, len) = (16, 6, 3);
@@ -281,6 +286,7 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, planes);
+        assert_eq!(PositionRows::new(&mut [], positions, len).count(), 0);
         for (at, value) in buffer.iter().enumerate() {
             let (xi, index) = (at / (planes * len), at % (planes * len) / len);
             assert_eq!(*value, (100 * index + xi) as f32, "value {at}");
