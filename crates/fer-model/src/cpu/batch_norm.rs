@@ -1,12 +1,15 @@
 //! Batch normalisation + ReLU on the CPU: per-channel statistics (each plane summed in 16 f32
 //! lanes, the planes in f64, all in a fixed order), the normalise-scale-shift-ReLU pass, and
-//! the fused backward.
+//! the fused backward; each also followed by a 2 x 2 max pool whose full-size input is never
+//! stored.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::pool::{max_2x2_backward_plane, pool_planes};
 use super::portable::batch_norm as portable;
+use super::shape::PoolShape;
 use super::uninit::{self, Slot};
 
 /// The per-plane reductions, on AVX-512 or AVX2 where the CPU has it (the same bits either
@@ -90,8 +93,53 @@ pub(crate) fn scale_shift_relu(
             let c = i % p.channels;
             let (a, b) = (scale[c], shift[c]);
             for (o, &v) in o.iter_mut().zip(x) {
-                o.set((v * a + b).max(0.0));
+                o.set(scale_shift_relu_value(v, a, b));
             }
+        });
+}
+
+/// One value of [`scale_shift_relu`]: every pass that needs the ReLU's output rebuilds it with
+/// these operations, so the bits are the same everywhere.
+#[inline(always)]
+fn scale_shift_relu_value(v: f32, scale: f32, shift: f32) -> f32 {
+    (v * scale + shift).max(0.0)
+}
+
+/// `relu(x * scale + shift)` of one plane into `out` (a scratch plane).
+fn scale_shift_relu_plane(x: &[f32], scale: f32, shift: f32, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(x.iter().map(|&v| scale_shift_relu_value(v, scale, shift)));
+}
+
+/// The 2 x 2, stride-2 max pool (floor: an odd last row or column is dropped) of one plane of
+/// `p` whose rows are `width` long.
+fn max_pool_of(p: Planes, width: usize) -> PoolShape {
+    assert!(width > 0 && p.plane.is_multiple_of(width), "planes of whole rows");
+    PoolShape::max_2x2(1, p.plane / width, width)
+}
+
+/// [`scale_shift_relu`], then a 2 x 2 max pool at stride 2 (`nn.MaxPool2d(2)`): `out` is
+/// (batch, channels, h / 2, w / 2) for planes `width` wide. Each plane goes through a scratch
+/// plane in cache, so the full-size output is never stored; the same bits as the two passes.
+pub(crate) fn scale_shift_relu_max_pool(
+    x: &[f32],
+    p: Planes,
+    width: usize,
+    scale: &[f32],
+    shift: &[f32],
+    out: &mut [impl Slot],
+) {
+    let pool = max_pool_of(p, width);
+    let pooled = pool.out_h() * pool.out_w();
+    assert_eq!(x.len(), p.batch * p.channels * p.plane);
+    assert_eq!(out.len(), p.batch * p.channels * pooled);
+    out.par_chunks_mut(pooled)
+        .zip(x.par_chunks(p.plane))
+        .enumerate()
+        .for_each_init(Vec::new, |relu, (i, (o, x))| {
+            let c = i % p.channels;
+            scale_shift_relu_plane(x, scale[c], shift[c], relu);
+            pool_planes(relu, &pool, Slot::zeroed(o));
         });
 }
 
@@ -148,15 +196,115 @@ pub(crate) fn relu_backward(
     mean: &[f32],
     inv: &[f32],
 ) -> Vec<f32> {
+    assert_eq!(dy.len(), x.len());
+    let gradient = Dense { dy, plane: p.plane };
+    relu_backward_from(x, &gradient, p, gamma, beta, mean, inv)
+}
+
+/// The backward of [`scale_shift_relu_max_pool`] in training: [`relu_backward`] of the
+/// gradient the pool's backward gives from `dy` (batch, channels, h / 2, w / 2), for planes
+/// `width` wide. That full-size gradient is never stored: each plane's ReLU output and its
+/// pooled gradient routed to the windows' first maxima are rebuilt in scratch planes (once
+/// for the sums, once for grad-x) by the pool's own kernels, so the bits are those of the
+/// pool's backward followed by [`relu_backward`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn relu_max_pool_backward(
+    x: &[f32],
+    dy: &[f32],
+    p: Planes,
+    width: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv: &[f32],
+) -> Vec<f32> {
+    let pool = max_pool_of(p, width);
+    let pooled = pool.out_h() * pool.out_w();
+    assert_eq!(dy.len(), p.batch * p.channels * pooled);
     let (scale, shift) = affine(gamma, beta, mean, inv);
+    let gradient = MaxPooled {
+        dy,
+        pool,
+        channels: p.channels,
+        scale: &scale,
+        shift: &shift,
+    };
+    relu_backward_from(x, &gradient, p, gamma, beta, mean, inv)
+}
+
+/// Planes that a backward pass rebuilds, one per rayon task.
+#[derive(Default)]
+struct Scratch {
+    relu: Vec<f32>,
+    gradient: Vec<f32>,
+}
+
+/// Where [`relu_backward_from`] reads the gradient of `relu(batch_norm(x))`, plane by plane.
+trait OutputGradient: Sync {
+    /// The gradient of plane `index` (image * channels + channel), whose input is `x`.
+    fn plane<'s>(&'s self, index: usize, x: &[f32], scratch: &'s mut Scratch) -> &'s [f32];
+}
+
+/// A stored gradient.
+struct Dense<'a> {
+    dy: &'a [f32],
+    plane: usize,
+}
+
+impl OutputGradient for Dense<'_> {
+    fn plane<'s>(&'s self, index: usize, _x: &[f32], _scratch: &'s mut Scratch) -> &'s [f32] {
+        &self.dy[index * self.plane..(index + 1) * self.plane]
+    }
+}
+
+/// The gradient of a 2 x 2 max pool's input, rebuilt from its output's gradient `dy`.
+struct MaxPooled<'a> {
+    dy: &'a [f32],
+    pool: PoolShape,
+    channels: usize,
+    scale: &'a [f32],
+    shift: &'a [f32],
+}
+
+impl OutputGradient for MaxPooled<'_> {
+    fn plane<'s>(&'s self, index: usize, x: &[f32], scratch: &'s mut Scratch) -> &'s [f32] {
+        let c = index % self.channels;
+        let (h, w) = (self.pool.h, self.pool.w);
+        let pooled = self.pool.out_h() * self.pool.out_w();
+        let dy = &self.dy[index * pooled..(index + 1) * pooled];
+        scale_shift_relu_plane(x, self.scale[c], self.shift[c], &mut scratch.relu);
+        scratch.gradient.clear();
+        scratch.gradient.resize(h * w, 0.0);
+        max_2x2_backward_plane(&scratch.relu, dy, h, w, &mut scratch.gradient);
+        &scratch.gradient
+    }
+}
+
+/// [`relu_backward`] with the output's gradient read through `gradient`.
+#[allow(clippy::too_many_arguments)]
+fn relu_backward_from(
+    x: &[f32],
+    gradient: &impl OutputGradient,
+    p: Planes,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    inv: &[f32],
+) -> Vec<f32> {
+    assert_eq!(x.len(), p.batch * p.channels * p.plane);
+    let (scale, shift) = affine(gamma, beta, mean, inv);
+    let plane_of = |index: usize| &x[index * p.plane..(index + 1) * p.plane];
     // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where the output is positive.
     let sums: Vec<(f64, f64)> = (0..p.channels)
         .into_par_iter()
-        .map(|c| {
+        .map_init(Scratch::default, |scratch, c| {
             let (statistics, map) = ([mean[c], inv[c]], [scale[c], shift[c]]);
             let mut sum_dz = 0f64;
             let mut sum_dz_xhat = 0f64;
-            for (x, dy) in p.channel(x, c).zip(p.channel(dy, c)) {
+            for n in 0..p.batch {
+                let index = n * p.channels + c;
+                let x = plane_of(index);
+                let dy = gradient.plane(index, x, scratch);
                 let (a, b) = plane_relu_grad_sums(x, dy, statistics, map);
                 sum_dz += f64::from(a);
                 sum_dz_xhat += f64::from(b);
@@ -173,12 +321,12 @@ pub(crate) fn relu_backward(
             d_gamma[c] = b as f32;
         }
         // dx = gamma * inv / M * (M * dz - sum(dz) - xhat * sum(dz * xhat))
-        dx.par_chunks_mut(p.plane)
-            .enumerate()
-            .for_each(|(plane_index, dx)| {
+        dx.par_chunks_mut(p.plane).enumerate().for_each_init(
+            Scratch::default,
+            |scratch, (plane_index, dx)| {
                 let c = plane_index % p.channels;
-                let start = plane_index * p.plane;
-                let (x, dy) = (&x[start..start + p.plane], &dy[start..start + p.plane]);
+                let x = plane_of(plane_index);
+                let dy = gradient.plane(plane_index, x, scratch);
                 let (m, i, a, b) = (mean[c], inv[c], scale[c], shift[c]);
                 let k = gamma[c] * i / count;
                 let (sum_dz, sum_dz_xhat) = (d_beta[c], d_gamma[c]);
@@ -187,7 +335,8 @@ pub(crate) fn relu_backward(
                     let xhat = (x - m) * i;
                     dx.set(k * (count * dz - sum_dz - xhat * sum_dz_xhat));
                 }
-            });
+            },
+        );
     };
     // SAFETY: `fill` zeroes the gradient sums' slots and writes every value of every plane of dx.
     unsafe { uninit::written(x.len() + 2 * p.channels, fill) }

@@ -155,17 +155,20 @@ fn max_pool_2x2_backward(x: &[f32], dy: &[f32], s: PoolShape, dx: &mut [impl Slo
     dx.par_chunks_mut(h * w)
         .zip(x.par_chunks(h * w).zip(dy.par_chunks(oh * ow)))
         .for_each(|(g, (plane, go))| {
-            // Zero first: the cells that are no window's maximum (or in no window, an odd last
-            // row or column) keep it.
-            let g = Slot::zeroed(g);
-            #[cfg(target_arch = "x86_64")]
-            if super::kernels() == super::Kernels::Avx512 {
-                // SAFETY: the CPU has AVX-512F (`kernels` checked it).
-                unsafe { super::avx512::pool::max_2x2_backward_plane(plane, go, h, w, g) };
-                return;
-            }
-            portable::pool::max_2x2_backward_plane(plane, go, h, w, g);
+            max_2x2_backward_plane(plane, go, h, w, Slot::zeroed(g));
         });
+}
+
+/// [`max_pool_2x2_backward`] of one plane (h, w) into `g`, which must be zeroed: the cells
+/// that are no window's maximum (or in no window, an odd last row or column) keep the zero.
+pub(crate) fn max_2x2_backward_plane(plane: &[f32], go: &[f32], h: usize, w: usize, g: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels() == super::Kernels::Avx512 {
+        // SAFETY: the CPU has AVX-512F (`kernels` checked it).
+        unsafe { super::avx512::pool::max_2x2_backward_plane(plane, go, h, w, g) };
+        return;
+    }
+    portable::pool::max_2x2_backward_plane(plane, go, h, w, g);
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! norm's: the convolution's output and its gradient never become candle tensors (one
 //! activation-sized tensor fewer alive per layer, no graph node or gradient entry for
 //! them); evaluation runs one pass, the frozen batch norm folded into the convolution's
-//! output, and can pool each output plane as it is computed
-//! ([`Conv2dBnRelu::forward_max_pool`]). Elsewhere: the convolution, then [`BatchNormRelu`].
+//! output. Either can end with a 2 x 2 max pool ([`Conv2dBnRelu::forward_max_pool`]) whose
+//! full-size input is never stored. Elsewhere: the convolution, then [`BatchNormRelu`] (and
+//! the pool).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ use candle_nn::VarBuilder;
 use super::batch_norm::{BatchNormRelu, EPS};
 use super::conv::{conv_output, conv_shape, conv2d};
 use super::init::conv_weight;
+use super::pool::max_pool_2x2;
 use super::storage::{contiguous_f32, cpu_f32s, is_cpu_f32};
 use crate::cpu::batch_norm::{self as bn_kernels, Planes};
 use crate::cpu::conv as kernels;
@@ -69,20 +71,25 @@ impl Conv2dBnRelu {
             return self.norm.forward(&y, train);
         }
         if train {
-            return self.forward_train(x, shape);
+            return self.forward_train(x, shape, false);
         }
         self.forward_frozen(x, false)
     }
 
-    /// Evaluation ([`Conv2dBnRelu::forward`] without `train`), then a max pool over 2 x 2
-    /// windows at stride 2 (floor, as `nn.MaxPool2d(2)`). On the CPU in f32 this is one pass
-    /// that pools each output plane as soon as it is computed, while it is in cache, so the
-    /// unpooled output is never stored; elsewhere the two steps. The same values either way.
-    pub fn forward_max_pool(&self, x: &Tensor) -> Result<Tensor> {
+    /// [`Conv2dBnRelu::forward`], then a max pool over 2 x 2 windows at stride 2 (floor, as
+    /// `nn.MaxPool2d(2)`). On the CPU in f32 the pool runs inside the layer's pass, on each
+    /// output plane while it is in cache, so the unpooled output is never stored: in
+    /// evaluation as the convolution computes it, in training after the batch's statistics,
+    /// whose backward rebuilds the pool's routing plane by plane from the convolution's saved
+    /// output. Elsewhere the two steps. The same values either way.
+    pub fn forward_max_pool(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let shape = conv_shape(x.dims(), self.weight.dims(), self.padding)?;
         let fused = self.has_cpu_kernels(x, &shape) && shape.out_h() >= 2 && shape.out_w() >= 2;
         if !fused {
-            return self.forward(x, false)?.max_pool2d(2);
+            return max_pool_2x2(&self.forward(x, train)?);
+        }
+        if train {
+            return self.forward_train(x, shape, true);
         }
         self.forward_frozen(x, true)
     }
@@ -114,10 +121,11 @@ impl Conv2dBnRelu {
 
 impl Conv2dBnRelu {
     /// Training on the CPU: [`ConvBnReluTrain`], then the running statistics moved.
-    fn forward_train(&self, x: &Tensor, shape: ConvShape) -> Result<Tensor> {
+    fn forward_train(&self, x: &Tensor, shape: ConvShape, max_pool: bool) -> Result<Tensor> {
         let (gamma, beta) = self.norm.affine_parameters();
         let op = ConvBnReluTrain {
             padding: self.padding,
+            max_pool,
             saved: Arc::default(),
         };
         let gamma_beta = Tensor::cat(&[gamma, beta], 0)?;
@@ -149,11 +157,27 @@ struct Saved {
 }
 
 /// (x, weight, [gamma; beta]) -> relu(batch_norm(conv2d(x, weight))) with the batch's
-/// statistics, in training. The backward takes the saved convolution output.
+/// statistics, in training, optionally max-pooled. The backward takes the saved convolution
+/// output.
 #[derive(Debug, Clone)]
 struct ConvBnReluTrain {
     padding: usize,
+    /// Followed by a 2 x 2 max pool of stride 2: each plane pooled from a scratch copy of its
+    /// ReLU output.
+    max_pool: bool,
     saved: Arc<Mutex<Option<Saved>>>,
+}
+
+impl ConvBnReluTrain {
+    /// The output's height and width: the convolution's, halved (floor) by the pool.
+    fn output_side(&self, shape: &ConvShape) -> (usize, usize) {
+        let (h, w) = (shape.out_h(), shape.out_w());
+        if self.max_pool {
+            (h / 2, w / 2)
+        } else {
+            (h, w)
+        }
+    }
 }
 
 impl CustomOp3 for ConvBnReluTrain {
@@ -192,11 +216,24 @@ impl CustomOp3 for ConvBnReluTrain {
         let (mean, var) = bn_kernels::channel_statistics(&conv, p);
         let inv = bn_kernels::inverse_std(&var, EPS);
         let (scale, shift) = bn_kernels::affine(gamma, beta, &mean, &inv);
-        // SAFETY: scale_shift_relu initialises every plane of its output.
-        let out = unsafe {
-            uninit::written(conv.len(), |out| {
-                bn_kernels::scale_shift_relu(&conv, p, &scale, &shift, out)
-            })
+        let (out, out_shape) = if self.max_pool {
+            let (oh, ow) = self.output_side(&shape);
+            let width = shape.out_w();
+            // SAFETY: scale_shift_relu_max_pool initialises every plane of its output.
+            let out = unsafe {
+                uninit::written(shape.batch * shape.cout * oh * ow, |out| {
+                    bn_kernels::scale_shift_relu_max_pool(&conv, p, width, &scale, &shift, out)
+                })
+            };
+            (out, Shape::from((shape.batch, shape.cout, oh, ow)))
+        } else {
+            // SAFETY: scale_shift_relu initialises every plane of its output.
+            let out = unsafe {
+                uninit::written(conv.len(), |out| {
+                    bn_kernels::scale_shift_relu(&conv, p, &scale, &shift, out)
+                })
+            };
+            (out, out_shape)
         };
         *self.saved.lock().expect("saved forward") = Some(Saved { conv, mean, var });
         Ok((CpuStorage::F32(out), out_shape))
@@ -220,16 +257,29 @@ impl CustomOp3 for ConvBnReluTrain {
         let [x_data, w, gb, dz] = cpu_f32s(&guards, self.name())?[..] else {
             unreachable!("four tensors")
         };
-        if dz.len() != saved.conv.len() {
-            bail!("{}: gradient of shape {:?}", self.name(), grad.dims());
+        let (oh, ow) = self.output_side(&shape);
+        if grad.dims() != [shape.batch, shape.cout, oh, ow] {
+            bail!(
+                "{}: gradient of shape {:?}, expected {:?}",
+                self.name(),
+                grad.dims(),
+                [shape.batch, shape.cout, oh, ow]
+            );
         }
         let (gamma, beta) = gb.split_at(shape.cout);
         let inv = bn_kernels::inverse_std(&saved.var, EPS);
         let p = planes(&shape);
+        let (conv, mean) = (&saved.conv, &saved.mean);
         // [dconv, dgamma, dbeta]: dgamma and dbeta are [gamma; beta]'s gradient as laid out.
-        let packed = bn_kernels::relu_backward(&saved.conv, dz, p, gamma, beta, &saved.mean, &inv);
+        let packed = if self.max_pool {
+            let width = shape.out_w();
+            bn_kernels::relu_max_pool_backward(conv, dz, p, width, gamma, beta, mean, &inv)
+        } else {
+            bn_kernels::relu_backward(conv, dz, p, gamma, beta, mean, &inv)
+        };
+        let conv_len = conv.len();
         drop(saved);
-        let (dconv, d_gamma_beta) = packed.split_at(dz.len());
+        let (dconv, d_gamma_beta) = packed.split_at(conv_len);
         let device = x.device();
         let grad_x = if x.track_op() {
             // SAFETY: grad-input is a forward convolution, which initialises its whole output.
@@ -373,7 +423,7 @@ mod tests {
         {
             let (_vars, layer) = seeded_layer(cin, cout, 3, 1, 100 + 10 * case as u64);
             let x = seeded(&[batch, cin, side, side], 7 + case as u64, -1.0, 1.0);
-            let got = layer.forward_max_pool(&x).unwrap();
+            let got = layer.forward_max_pool(&x, false).unwrap();
             let expected = layer.forward(&x, false).unwrap().max_pool2d(2).unwrap();
             assert_eq!(got.dims(), [batch, cout, side / 2, side / 2], "case {case}");
             let (got, expected) = (
@@ -543,6 +593,81 @@ mod tests {
                 for (i, (p, q)) in a.iter().zip(&b).enumerate() {
                     assert!(
                         (p - q).abs() <= 1e-6 * scale,
+                        "case {case} {name} [{i}]: {p} vs {q}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Pooled training is the layer's training pass then the crate's 2x2 max pool, bit for
+    /// bit: the output, the moved running statistics and the gradients of the input, the
+    /// weight and the batch norm's parameters. Even and odd planes (an odd last row and column
+    /// get no gradient from the pool), one image, the im2col path (3 input channels), and a
+    /// constant image whose windows hold equal positive values (the gradient goes to the
+    /// first of them).
+    #[test]
+    fn pooled_training_is_training_then_the_pool_bit_for_bit() {
+        for (case, (batch, cin, side, cout, constant)) in [
+            (4, 8, 12, 16, false),
+            (3, 8, 9, 8, false),
+            (1, 16, 8, 8, false),
+            (2, 3, 10, 5, false),
+            (2, 8, 8, 8, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 300 + 10 * case as u64;
+            let x = if constant {
+                Tensor::full(0.5f32, (batch, cin, side, side), &Device::Cpu).unwrap()
+            } else {
+                seeded(&[batch, cin, side, side], seed, -1.0, 1.0)
+            };
+            let x = candle_core::Var::from_tensor(&x).unwrap();
+            let upstream = seeded(&[batch, cout, side / 2, side / 2], seed + 1, -1.0, 1.0);
+            let run = |fused: bool| {
+                let (vars, layer) = seeded_layer(cin, cout, 3, 1, seed + 2);
+                let out = if fused {
+                    layer.forward_max_pool(x.as_tensor(), true).unwrap()
+                } else {
+                    let y = layer.forward(x.as_tensor(), true).unwrap();
+                    crate::layers::Pool2d::max(2, 2).forward(&y).unwrap()
+                };
+                let grads = (&out * &upstream)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let data = vars.data().lock().unwrap();
+                let mut names: Vec<&String> = data.keys().collect();
+                names.sort();
+                let mut values = vec![("out".to_string(), out.clone())];
+                values.push(("d x".to_string(), grads.get(x.as_tensor()).unwrap().clone()));
+                for name in names {
+                    let var = data[name].as_tensor();
+                    values.push((name.clone(), var.clone()));
+                    if let Some(g) = grads.get(var) {
+                        values.push((format!("d {name}"), g.clone()));
+                    }
+                }
+                values
+            };
+            let (fused, reference) = (run(true), run(false));
+            let names: Vec<&String> = fused.iter().map(|(n, _)| n).collect();
+            assert_eq!(names, reference.iter().map(|(n, _)| n).collect::<Vec<_>>());
+            // The input, the weight, gamma and beta.
+            assert_eq!(names.iter().filter(|n| n.starts_with("d ")).count(), 4);
+            assert_eq!(fused[0].1.dims(), [batch, cout, side / 2, side / 2]);
+            for ((name, a), (_, b)) in fused.iter().zip(&reference) {
+                let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert!(b.iter().any(|v| *v != 0.0), "case {case} {name}: all zero");
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert_eq!(
+                        p.to_bits(),
+                        q.to_bits(),
                         "case {case} {name} [{i}]: {p} vs {q}"
                     );
                 }

@@ -131,6 +131,16 @@ impl Pool2d {
     }
 }
 
+/// A 2 x 2 max pool at stride 2 (`nn.MaxPool2d(2)`): the crate's CPU kernel ([`Pool2d`]) on
+/// the CPU, candle's own pool (which has a backward where kernel == stride) elsewhere.
+pub(crate) fn max_pool_2x2(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        Pool2d::max(2, 2).forward(x)
+    } else {
+        x.max_pool2d(2)
+    }
+}
+
 impl CustomOp1 for Pool2d {
     fn name(&self) -> &'static str {
         match self.kind {

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cpu::workspace::Workspace;
 use crate::head::{Head, NUM_CLASSES};
 use crate::layers::dropout::dropout;
-use crate::layers::{Conv2dBnRelu, Linear, Pool2d};
+use crate::layers::{Conv2dBnRelu, Linear};
 use crate::loss::Loss;
 use crate::nets::classifier::Classifier;
 
@@ -100,16 +100,6 @@ impl VggBn {
         tensors
     }
 
-    /// The 2x2 max pool after each stage. candle's own 2x2 pool has a backward (kernel ==
-    /// stride) and runs on every device; the crate's CPU kernel is the faster one there.
-    fn pool(x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            Pool2d::max(2, 2).forward(x)
-        } else {
-            x.max_pool2d(2)
-        }
-    }
-
     /// The classifier on the last stage's output: dropout, linear, ReLU, dropout, linear, head.
     fn classify(&self, x: &Tensor, mut rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
@@ -152,6 +142,7 @@ impl VggBn {
         // The images get no gradient (as in a real step): the first input is no Var.
         let mut layers: Vec<(String, Option<Var>, Tensor, f64)> = Vec::new();
         let mut x = images.clone();
+        // The stage's last unit runs with its pool, as in a step.
         for (stage, pair) in self.units.chunks(2).enumerate() {
             for (k, unit) in pair.iter().enumerate() {
                 let input = if layers.is_empty() {
@@ -160,25 +151,27 @@ impl VggBn {
                     Some(Var::from_tensor(&x.detach())?)
                 };
                 let source = input.as_ref().map_or(images, Var::as_tensor);
-                let (y, seconds) = timed(&mut || unit.forward(source, true))?;
+                let pooled = k + 1 == pair.len();
+                let (y, seconds) = timed(&mut || {
+                    if pooled {
+                        unit.forward_max_pool(source, true)
+                    } else {
+                        unit.forward(source, true)
+                    }
+                })?;
                 let channels = unit.channels();
+                let pool = if pooled { " + max pool 2x2" } else { "" };
                 layers.push((
-                    format!("stage {} conv3x3+bn+relu {k} ({channels} ch)", stage + 1),
+                    format!(
+                        "stage {} conv3x3+bn+relu {k}{pool} ({channels} ch)",
+                        stage + 1
+                    ),
                     input,
                     y.clone(),
                     seconds,
                 ));
                 x = y;
             }
-            let input = Var::from_tensor(&x.detach())?;
-            let (y, seconds) = timed(&mut || Self::pool(input.as_tensor()))?;
-            layers.push((
-                format!("stage {} max pool 2x2", stage + 1),
-                Some(input),
-                y.clone(),
-                seconds,
-            ));
-            x = y;
         }
         let input = Var::from_tensor(&x.detach())?;
         let (scores, seconds) = timed(&mut || {
@@ -234,12 +227,8 @@ impl Classifier for VggBn {
             for unit in first {
                 x = unit.forward(&x, train)?;
             }
-            // In evaluation the pool runs inside the stage's last convolution's pass.
-            x = if train {
-                Self::pool(&last.forward(&x, train)?)?
-            } else {
-                last.forward_max_pool(&x)?
-            };
+            // The pool runs inside the stage's last convolution's pass.
+            x = last.forward_max_pool(&x, train)?;
         }
         self.classify(&x, rng)
     }
@@ -275,11 +264,14 @@ mod tests {
         let times = model
             .layer_times(&images, &labels, &Loss::default(), &mut rng)
             .unwrap();
-        // 4 stages of two conv units and a pool, then the classifier.
-        assert_eq!(times.len(), 13);
+        // 4 stages of two conv units (the second with the pool), then the classifier.
+        assert_eq!(times.len(), 9);
         assert_eq!(times[0].name, "stage 1 conv3x3+bn+relu 0 (2 ch)");
-        assert_eq!(times[11].name, "stage 4 max pool 2x2");
-        assert_eq!(times[12].name, "classifier + loss");
+        assert_eq!(
+            times[7].name,
+            "stage 4 conv3x3+bn+relu 1 + max pool 2x2 (16 ch)"
+        );
+        assert_eq!(times[8].name, "classifier + loss");
         for layer in &times {
             assert!(layer.forward_s > 0.0 && layer.backward_s > 0.0, "{layer:?}");
         }
