@@ -114,7 +114,10 @@ fn scale_shift_relu_plane(x: &[f32], scale: f32, shift: f32, out: &mut Vec<f32>)
 /// The 2 x 2, stride-2 max pool (floor: an odd last row or column is dropped) of one plane of
 /// `p` whose rows are `width` long.
 fn max_pool_of(p: Planes, width: usize) -> PoolShape {
-    assert!(width > 0 && p.plane.is_multiple_of(width), "planes of whole rows");
+    assert!(
+        width > 0 && p.plane.is_multiple_of(width),
+        "planes of whole rows"
+    );
     PoolShape::max_2x2(1, p.plane / width, width)
 }
 

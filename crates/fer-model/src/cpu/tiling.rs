@@ -223,11 +223,14 @@ pub(crate) fn products(
 /// The rows of a (positions, channels, group x len) buffer that each input plane's transform
 /// writes, one plane at a time in buffer order ((channel, image) = (index / group, index %
 /// group); with one channel: an image's rows of a (positions, images x len) buffer): the
-/// plane's `positions` rows, one per position, then unused empty rows up to
-/// [`MAX_POSITIONS`]. No table of every row is built: each position's rows are taken in
-/// turn from its own part of the buffer.
+/// plane's `positions` rows, one per position. No table of every row is built: each
+/// position's rows are taken in turn from its own part of the buffer, into one reused list
+/// ([`PositionRows::next_rows`]); as an [`Iterator`], padded with empty rows up to
+/// [`MAX_POSITIONS`].
 pub(crate) struct PositionRows<'a> {
     positions: Vec<std::slice::ChunksExactMut<'a, f32>>,
+    /// The current plane's rows.
+    rows: Vec<&'a mut [f32]>,
 }
 
 impl<'a> PositionRows<'a> {
@@ -245,7 +248,18 @@ impl<'a> PositionRows<'a> {
                 .chunks_exact_mut(per_position.max(1))
                 .map(|position| position.chunks_exact_mut(len))
                 .collect(),
+            rows: Vec::with_capacity(positions),
         }
+    }
+
+    /// The next plane's rows, one per position (none left, or an empty buffer: `None`). The
+    /// list is refilled in place for each plane: the hot loops call this once per plane.
+    pub(crate) fn next_rows(&mut self) -> Option<&mut [&'a mut [f32]]> {
+        self.rows.clear();
+        for position in &mut self.positions {
+            self.rows.push(position.next()?);
+        }
+        (!self.rows.is_empty()).then_some(&mut self.rows[..])
     }
 }
 
@@ -253,15 +267,12 @@ impl<'a> Iterator for PositionRows<'a> {
     type Item = [&'a mut [f32]; MAX_POSITIONS];
 
     fn next(&mut self) -> Option<Self::Item> {
-        // An empty buffer has no parts (and no planes).
-        if self.positions.is_empty() {
-            return None;
+        let rows = self.next_rows()?;
+        let mut owned: [&'a mut [f32]; MAX_POSITIONS] = std::array::from_fn(|_| Default::default());
+        for (owned, row) in owned.iter_mut().zip(rows) {
+            *owned = std::mem::take(row);
         }
-        let mut rows: [&'a mut [f32]; MAX_POSITIONS] = std::array::from_fn(|_| Default::default());
-        for (row, position) in rows.iter_mut().zip(&mut self.positions) {
-            *row = position.next()?;
-        }
-        Some(rows)
+        Some(owned)
     }
 }
 
@@ -287,6 +298,24 @@ mod tests {
         }
         assert_eq!(count, planes);
         assert_eq!(PositionRows::new(&mut [], positions, len).count(), 0);
+        assert!(
+            PositionRows::new(&mut [], positions, len)
+                .next_rows()
+                .is_none()
+        );
+        // The reused list: the same rows, `positions` of them per plane.
+        let mut again = vec![0f32; buffer.len()];
+        let mut rows = PositionRows::new(&mut again, positions, len);
+        let mut index = 0;
+        while let Some(plane) = rows.next_rows() {
+            assert_eq!(plane.len(), positions);
+            for (xi, row) in plane.iter_mut().enumerate() {
+                row.fill((100 * index + xi) as f32);
+            }
+            index += 1;
+        }
+        assert_eq!(index, planes);
+        assert_eq!(again, buffer);
         for (at, value) in buffer.iter().enumerate() {
             let (xi, index) = (at / (planes * len), at % (planes * len) / len);
             assert_eq!(*value, (100 * index + xi) as f32, "value {at}");
