@@ -641,13 +641,14 @@ fn layer_profile(args: &TrainStepArgs) -> anyhow::Result<()> {
         args.threads,
         runs.len()
     );
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(40);
     println!(
-        "  {:<40} {:>9} {:>9} {:>7}",
+        "  {:<width$} {:>9} {:>9} {:>7}",
         "layer", "forward", "backward", "share"
     );
     for (name, forward, backward) in &rows {
         println!(
-            "  {name:<40} {:9.2} {:9.2} {:6.1}%",
+            "  {name:<width$} {:9.2} {:9.2} {:6.1}%",
             forward * 1e3,
             backward * 1e3,
             (forward + backward) / total * 100.0
@@ -656,7 +657,7 @@ fn layer_profile(args: &TrainStepArgs) -> anyhow::Result<()> {
     let (forward, backward): (f64, f64) =
         rows.iter().fold((0.0, 0.0), |(f, b), r| (f + r.1, b + r.2));
     println!(
-        "  {:<40} {:9.2} {:9.2}   = {:.1} ms, {:.1} img/s without the optimizer",
+        "  {:<width$} {:9.2} {:9.2}   = {:.1} ms, {:.1} img/s without the optimizer",
         "sum",
         forward * 1e3,
         backward * 1e3,
