@@ -406,6 +406,38 @@ mod tests {
         (vars, layer)
     }
 
+    /// After the backward of `sum(out * upstream)`: the output, then every variable of `vars`
+    /// (by name) each followed by its gradient when it has one, then the gradient of `x` when
+    /// it has one ("d x").
+    fn backward_values(
+        vars: &VarMap,
+        out: &Tensor,
+        upstream: &Tensor,
+        x: &candle_core::Var,
+    ) -> Vec<(String, Tensor)> {
+        let grads = (out * upstream)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let data = vars.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        let mut values = vec![("out".to_string(), out.clone())];
+        for name in names {
+            let var = data[name].as_tensor();
+            values.push((name.clone(), var.clone()));
+            values.extend(grads.get(var).map(|g| (format!("d {name}"), g.clone())));
+        }
+        values.extend(
+            grads
+                .get(x.as_tensor())
+                .map(|g| ("d x".to_string(), g.clone())),
+        );
+        values
+    }
+
     /// The pooled evaluation pass is the evaluation pass then candle's 2x2 max pool, bit for
     /// bit: on the Winograd path with a batch and with one image (even and odd planes), and
     /// on the im2col path (3 input channels).
@@ -553,28 +585,7 @@ mod tests {
                     let y = conv2d(&input, &layer.weight, None, 1).unwrap();
                     layer.norm.forward(&y, true).unwrap()
                 };
-                let grads = (&out * &upstream)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let data = vars.data().lock().unwrap();
-                let mut names: Vec<&String> = data.keys().collect();
-                names.sort();
-                let mut values = vec![("out".to_string(), out.clone())];
-                for name in names {
-                    let var = data[name].as_tensor();
-                    let grad = grads.get(var).map(|g| (format!("d {name}"), g.clone()));
-                    values.push((name.clone(), var.clone()));
-                    values.extend(grad);
-                }
-                values.extend(
-                    grads
-                        .get(x.as_tensor())
-                        .map(|g| ("d x".to_string(), g.clone())),
-                );
-                values
+                backward_values(&vars, &out, &upstream, &x)
             };
             let (fused, reference) = (run(true), run(false));
             let names =
@@ -634,25 +645,7 @@ mod tests {
                     let y = layer.forward(x.as_tensor(), true).unwrap();
                     crate::layers::Pool2d::max(2, 2).forward(&y).unwrap()
                 };
-                let grads = (&out * &upstream)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let data = vars.data().lock().unwrap();
-                let mut names: Vec<&String> = data.keys().collect();
-                names.sort();
-                let mut values = vec![("out".to_string(), out.clone())];
-                values.push(("d x".to_string(), grads.get(x.as_tensor()).unwrap().clone()));
-                for name in names {
-                    let var = data[name].as_tensor();
-                    values.push((name.clone(), var.clone()));
-                    if let Some(g) = grads.get(var) {
-                        values.push((format!("d {name}"), g.clone()));
-                    }
-                }
-                values
+                backward_values(&vars, &out, &upstream, &x)
             };
             let (fused, reference) = (run(true), run(false));
             let names: Vec<&String> = fused.iter().map(|(n, _)| n).collect();
