@@ -201,7 +201,8 @@ pub(crate) fn relu_backward(
 ) -> Vec<f32> {
     assert_eq!(dy.len(), x.len());
     let gradient = Dense { dy, plane: p.plane };
-    relu_backward_from(x, &gradient, p, gamma, beta, mean, inv)
+    let (scale, shift) = affine(gamma, beta, mean, inv);
+    relu_backward_from(x, &gradient, p, gamma, mean, inv, (&scale, &shift))
 }
 
 /// The backward of [`scale_shift_relu_max_pool`] in training: [`relu_backward`] of the
@@ -232,7 +233,7 @@ pub(crate) fn relu_max_pool_backward(
         scale: &scale,
         shift: &shift,
     };
-    relu_backward_from(x, &gradient, p, gamma, beta, mean, inv)
+    relu_backward_from(x, &gradient, p, gamma, mean, inv, (&scale, &shift))
 }
 
 /// Planes that a backward pass rebuilds, one per rayon task.
@@ -283,19 +284,19 @@ impl OutputGradient for MaxPooled<'_> {
     }
 }
 
-/// [`relu_backward`] with the output's gradient read through `gradient`.
-#[allow(clippy::too_many_arguments)]
+/// [`relu_backward`] with the output's gradient read through `gradient`, given the
+/// forward's [`affine`] map `(scale, shift)` (computed once by the caller, which may need it
+/// to rebuild the gradient too).
 fn relu_backward_from(
     x: &[f32],
     gradient: &impl OutputGradient,
     p: Planes,
     gamma: &[f32],
-    beta: &[f32],
     mean: &[f32],
     inv: &[f32],
+    (scale, shift): (&[f32], &[f32]),
 ) -> Vec<f32> {
     assert_eq!(x.len(), p.batch * p.channels * p.plane);
-    let (scale, shift) = affine(gamma, beta, mean, inv);
     let plane_of = |index: usize| &x[index * p.plane..(index + 1) * p.plane];
     // Per channel: sum(dz) and sum(dz * xhat), where dz = dy where the output is positive.
     let sums: Vec<(f64, f64)> = (0..p.channels)
