@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fer, text};
+use common::{assert_fails, assert_ok, fer, fer_fails, text};
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ fn stats_json_reports_counts_and_quirks() {
     let dir = tempfile::tempdir().unwrap();
     let (data, path) = synthetic_csv(dir.path());
     let out = fer(&["stats", "--data", path.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for split in Split::ALL {
         let view = data.view(split);
@@ -64,11 +64,10 @@ fn bad_rows_fail_with_line_and_field_unless_skipped() {
     )
     .unwrap();
     let out = fer(&["stats", "--data", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("bad.csv: line 4: pixels: expected 2304 values, found 2303"),
-        "{stderr}"
+    assert_fails(
+        &out,
+        1,
+        "bad.csv: line 4: pixels: expected 2304 values, found 2303",
     );
     assert!(out.stdout.is_empty());
 
@@ -79,7 +78,7 @@ fn bad_rows_fail_with_line_and_field_unless_skipped() {
         "--skip-bad-rows",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["total"], 2);
     assert!(
@@ -92,12 +91,7 @@ fn bad_rows_fail_with_line_and_field_unless_skipped() {
 #[test]
 fn missing_file_and_bad_usage_exit_1_and_2() {
     let out = fer(&["stats", "--data", "/nonexistent/fer2013.csv"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("/nonexistent/fer2013.csv"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "/nonexistent/fer2013.csv");
     let out = fer(&["stats"]);
     assert_eq!(out.status.code(), Some(2));
     let out = fer(&[
@@ -109,12 +103,7 @@ fn missing_file_and_bad_usage_exit_1_and_2() {
         "--split",
         "holdout",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("unknown split 'holdout'"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "unknown split 'holdout'");
 }
 
 /// The error chain prints each cause once: the path, then what the system said.
@@ -143,7 +132,7 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
         "--split",
         "private-test",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let private = data.view(Split::PrivateTest);
     assert_eq!(
         text(&out.stdout).trim(),
@@ -157,7 +146,7 @@ fn export_images_writes_the_layout_that_stats_reads_back() {
     assert!(file.is_file(), "{}", file.display());
 
     let out = fer(&["stats", "--data", images.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["splits"]["PrivateTest"]["total"], private.len());
     assert!(json["splits"].get("Training").is_none());
@@ -198,7 +187,7 @@ fn eval_reads_a_folder_of_labelled_faces_of_any_size() {
 
     let eval = |folder: &Path| {
         let out = fer(&["eval", "--data", folder.to_str().unwrap(), "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (json, text(&out.stderr))
     };
@@ -227,12 +216,7 @@ fn eval_reads_a_folder_of_labelled_faces_of_any_size() {
         "--out",
         run.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("no Training images to train on"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "no Training images to train on");
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     assert!(!run.exists());
 
@@ -267,7 +251,7 @@ fn augment_preview_draws_a_grid_of_the_requested_size() {
         "--profile",
         "modern",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let image = image::open(&grid).unwrap();
     // 6 columns and 4 rows of 96-pixel faces with 4-pixel gaps around them.
     assert_eq!((image.width(), image.height()), (6 * 100 + 4, 4 * 100 + 4));
@@ -287,12 +271,7 @@ fn augment_preview_draws_a_grid_of_the_requested_size() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("degrees must be finite and >= 0"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "degrees must be finite and >= 0");
 }
 
 #[test]
@@ -323,7 +302,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         "--seed",
         "1",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let stdout = text(&out.stdout);
     assert!(
         stdout.starts_with("Epoch\tTrain Loss\tValidation Loss"),
@@ -343,7 +322,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         "--predictions",
         predictions.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["split"], "PrivateTest");
     assert_eq!(json["n"], 32);
@@ -368,7 +347,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         "--every-epoch",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let every: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let stored: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.join("eval-epochs-private-test.json")).unwrap(),
@@ -396,7 +375,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
             data_arg,
             "--json",
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         let alone: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(alone["accuracy"], epoch["accuracy"]);
     }
@@ -415,12 +394,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         data_arg,
         "--every-epoch",
     ]);
-    assert_eq!(two.status.code(), Some(1));
-    assert!(
-        text(&two.stderr).contains("--every-epoch takes one --model"),
-        "{}",
-        text(&two.stderr)
-    );
+    assert_fails(&two, 1, "--every-epoch takes one --model");
 
     // PrivateTest images that are exact copies of Training images (FER2013 has 288) are also
     // left out for a second set of figures. Plant 5 copies: PrivateTest images 0-4 get the
@@ -464,7 +438,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
             args.push("--json");
         }
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         text(&out.stdout)
     };
     let json: serde_json::Value = serde_json::from_str(&eval_leaky(true)).unwrap();
@@ -506,12 +480,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         "--data",
         path.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("config.json"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "config.json");
     std::fs::write(
         run.join("broken.safetensors"),
         b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
@@ -525,12 +494,7 @@ fn train_then_eval_reports_metrics_and_bad_models_fail() {
         "--data",
         path.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("broken.safetensors"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "broken.safetensors");
 }
 
 /// Trains a one-epoch model on a small synthetic CSV; returns (data, csv path, run dir).
@@ -556,7 +520,7 @@ fn tiny_run(dir: &Path) -> (Dataset, PathBuf, PathBuf) {
         "--seed",
         "3",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     (data, path, run)
 }
 
@@ -574,7 +538,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         "--predictions",
         predictions.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     // row -> the seven probabilities `fer eval` computed.
     let expected: std::collections::HashMap<String, Vec<f64>> =
         std::fs::read_to_string(&predictions)
@@ -708,7 +672,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         "2",
         one.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1);
     assert_eq!(stdout.matches('%').count(), 2, "{stdout}");
@@ -719,7 +683,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         args.extend_from_slice(flags);
         args.push(one.to_str().unwrap());
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         text(&out.stdout)
     };
     assert_eq!(predict(&["--format", "json"]), predict(&["--json"]));
@@ -736,12 +700,7 @@ fn predict_matches_eval_and_reports_bad_files_without_stopping() {
         broken.to_str().unwrap(),
         one.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("broken.safetensors"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "broken.safetensors");
     let out = fer(&[
         "predict",
         "--model",
@@ -776,7 +735,7 @@ fn predict_detects_the_face_in_a_photo_annotates_it_and_accepts_photos_without_f
         astronaut.to_str().unwrap(),
         noise.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let images = json["images"].as_array().unwrap();
     let faces = images[0]["faces"].as_array().unwrap();
@@ -860,7 +819,7 @@ fn eval_detect_takes_each_photos_face_as_predict_crops_it() {
     .unwrap();
 
     let out = fer(&["predict", "--json", astronaut.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let emotion = json["images"][0]["faces"][0]["emotion"]
         .as_str()
@@ -875,7 +834,7 @@ fn eval_detect_takes_each_photos_face_as_predict_crops_it() {
         let mut args = vec!["eval", "--data", photos.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (json, text(&out.stderr))
     };
@@ -899,12 +858,7 @@ fn eval_detect_takes_each_photos_face_as_predict_crops_it() {
 
     let (_, csv) = synthetic_csv(dir.path());
     let out = fer(&["eval", "--data", csv.to_str().unwrap(), "--detect"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("faces are found only in a folder of images"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "faces are found only in a folder of images");
 }
 
 /// `fer train` flags set up the modern recipe (saved in config.json), and `fer eval
@@ -925,7 +879,7 @@ fn modern_recipe_flags_reach_the_config_and_eval_overrides_leave_the_stored_figu
             .split_whitespace(),
     );
     let out = fer(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["architecture"], "vgg-bn");
@@ -950,7 +904,7 @@ fn modern_recipe_flags_reach_the_config_and_eval_overrides_leave_the_stored_figu
         let mut args = vec!["eval", "--model", run_arg, "--data", data, "--json", "-q"];
         args.extend_from_slice(extra);
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         serde_json::from_str(&text(&out.stdout)).unwrap()
     };
     let with_flip = eval(&[]);
@@ -1000,9 +954,11 @@ fn modern_recipe_flags_reach_the_config_and_eval_overrides_leave_the_stored_figu
         ),
         ("--test-time-flip", "maybe", "on or off"),
     ] {
-        let bad = fer(&["eval", "--model", run_arg, "--data", data, flag, value]);
-        assert_eq!(bad.status.code(), Some(2), "{flag} {value}");
-        assert!(text(&bad.stderr).contains(says), "{}", text(&bad.stderr));
+        fer_fails(
+            &["eval", "--model", run_arg, "--data", data, flag, value],
+            2,
+            says,
+        );
     }
 }
 
@@ -1032,7 +988,7 @@ fn an_ensemble_averages_its_members_probabilities() {
                 "--no-augment",
                 "-q",
             ]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            assert_ok(&out);
             run.display().to_string()
         })
         .collect();
@@ -1053,7 +1009,7 @@ fn an_ensemble_averages_its_members_probabilities() {
             args.extend(["--out", ensemble_dir.to_str().unwrap()]);
         }
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         std::fs::read_to_string(csv)
             .unwrap()
             .lines()
@@ -1095,15 +1051,10 @@ fn an_ensemble_averages_its_members_probabilities() {
         "--out",
         report.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     assert!(std::fs::read_to_string(&report).unwrap().contains("both"));
     let alone = fer(&["eval", "--model", &runs[0], "--data", data, "--out", "x"]);
-    assert_eq!(alone.status.code(), Some(1));
-    assert!(
-        text(&alone.stderr).contains("ensembles"),
-        "{}",
-        text(&alone.stderr)
-    );
+    assert_fails(&alone, 1, "ensembles");
 }
 
 /// Enumerated flags are parsed by clap: a bad value is a usage error listing the good ones.
@@ -1169,10 +1120,7 @@ fn enumerated_flags_refuse_unknown_values_listing_the_known_ones() {
             "expected cpu, cuda or cuda:N",
         ),
     ] {
-        let out = fer(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = text(&out.stderr);
-        assert!(stderr.contains(listed), "{args:?}: {stderr}");
+        fer_fails(args, 2, listed);
     }
 }
 
@@ -1216,12 +1164,7 @@ fn batch_size_0_is_refused_by_every_command_that_takes_one() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("config.json: batch_size must be at least 1"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "config.json: batch_size must be at least 1");
 }
 
 /// A plain --resume of a finished run leaves it at its own length (not the default 100
@@ -1244,7 +1187,7 @@ fn resume_keeps_a_runs_length_unless_epochs_lengthens_it() {
         ];
         args.extend_from_slice(extra);
         let out = fer(&args);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         text(&out.stderr)
     };
     let stderr = resume(&[]);
@@ -1282,7 +1225,7 @@ fn eval_on_other_data_never_replaces_the_runs_own_figures() {
             "--data",
             data.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_ok(&out);
         text(&out.stderr)
     };
     eval(&own);
@@ -1317,10 +1260,5 @@ fn eval_on_other_data_never_replaces_the_runs_own_figures() {
         "2",
         "--resume",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("other data"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "other data");
 }

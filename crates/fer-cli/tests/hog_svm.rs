@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fer, text};
+use common::{assert_fails, assert_ok, fer, text};
 
 use fer_data::synthetic::{SyntheticConfig, generate};
 
@@ -29,7 +29,7 @@ fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {
     let out = fer(&[
         "train", "--model", "hog-svm", "--data", csv, "--out", run_arg, "--config", config,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("C\tPublicTest Acc"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("0.01\t")), "{stdout}");
@@ -73,7 +73,7 @@ fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {
 
     // `fer eval` dispatches on the tag and reproduces the report and the PublicTest choice.
     let out = fer(&["eval", "--model", run_arg, "--data", csv, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json, report);
     let predictions = dir.path().join("predictions.csv");
@@ -89,7 +89,7 @@ fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {
         "--predictions",
         predictions.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["accuracy"], chosen["public_test_accuracy"]);
     let lines = std::fs::read_to_string(&predictions).unwrap();
@@ -105,12 +105,7 @@ fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {
     // A broken weights file fails naming it; CNN-only flags are refused.
     std::fs::write(run.join("weights.safetensors"), b"garbage").unwrap();
     let out = fer(&["eval", "--model", run_arg, "--data", csv]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("weights.safetensors"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "weights.safetensors");
     let other = dir.path().join("other");
     let out = fer(&[
         "train",
@@ -123,11 +118,6 @@ fn train_hog_svm_writes_its_run_and_eval_reads_it_back() {
         "--epochs",
         "3",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("--epochs"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "--epochs");
     assert!(!other.exists());
 }

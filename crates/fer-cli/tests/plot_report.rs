@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{fer, text};
+use common::{fer_fails, fer_ok};
 
 use std::path::Path;
-use std::process::Output;
 
 use fer_data::synthetic::{SyntheticConfig, generate};
 use fer_data::{Split, Statistics};
@@ -14,25 +13,6 @@ use fer_report::{DataSummary, DistributionChart, EvalReport, Plot, SampleGrid};
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Runs fer and checks the exit code, showing stderr when it differs.
-fn fer_ok(args: &[&str]) -> Output {
-    let out = fer(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        text(&out.stderr)
-    );
-    out
-}
-
-fn fer_fails(args: &[&str], code: i32, message: &str) {
-    let out = fer(args);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    assert!(stderr.contains(message), "{args:?}: {stderr}");
 }
 
 #[test]
