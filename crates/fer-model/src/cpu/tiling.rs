@@ -225,7 +225,7 @@ pub(crate) fn products(
 /// group); with one channel: an image's rows of a (positions, images x len) buffer): the
 /// plane's `positions` rows, one per position. No table of every row is built: each
 /// position's rows are taken in turn from its own part of the buffer, into one reused list
-/// ([`PositionRows::for_each_plane`]); as an [`Iterator`], padded with empty rows up to
+/// ([`PositionRows::next_rows`]); as an [`Iterator`], padded with empty rows up to
 /// [`MAX_POSITIONS`].
 pub(crate) struct PositionRows<'a> {
     positions: Vec<std::slice::ChunksExactMut<'a, f32>>,
@@ -252,18 +252,9 @@ impl<'a> PositionRows<'a> {
         }
     }
 
-    /// `f(index, rows)` for each plane in buffer order, its rows one per position, refilled
-    /// in place in one list (the hot loops' way: no array built per plane).
-    pub(crate) fn for_each_plane(mut self, mut f: impl FnMut(usize, &mut [&'a mut [f32]])) {
-        let mut index = 0;
-        while let Some(rows) = self.next_rows() {
-            f(index, rows);
-            index += 1;
-        }
-    }
-
-    /// The next plane's rows, one per position (none left, or an empty buffer: `None`).
-    fn next_rows(&mut self) -> Option<&mut [&'a mut [f32]]> {
+    /// The next plane's rows, one per position (none left, or an empty buffer: `None`). The
+    /// list is refilled in place for each plane: the hot loops call this once per plane.
+    pub(crate) fn next_rows(&mut self) -> Option<&mut [&'a mut [f32]]> {
         self.rows.clear();
         for position in &mut self.positions {
             self.rows.push(position.next()?);
@@ -314,15 +305,16 @@ mod tests {
         );
         // The reused list: the same rows, `positions` of them per plane.
         let mut again = vec![0f32; buffer.len()];
-        let mut seen = 0;
-        PositionRows::new(&mut again, positions, len).for_each_plane(|index, plane| {
-            assert_eq!((index, plane.len()), (seen, positions));
+        let mut rows = PositionRows::new(&mut again, positions, len);
+        let mut index = 0;
+        while let Some(plane) = rows.next_rows() {
+            assert_eq!(plane.len(), positions);
             for (xi, row) in plane.iter_mut().enumerate() {
                 row.fill((100 * index + xi) as f32);
             }
-            seen += 1;
-        });
-        assert_eq!(seen, planes);
+            index += 1;
+        }
+        assert_eq!(index, planes);
         assert_eq!(again, buffer);
         for (at, value) in buffer.iter().enumerate() {
             let (xi, index) = (at / (planes * len), at % (planes * len) / len);

@@ -186,13 +186,16 @@ pub(crate) fn forward(
                 let mut scratch = tiling::InputScratch::default();
                 // A last, partial group leaves its missing images' slots as they were: their
                 // products are computed and never read.
-                PositionRows::new(v, positions, len).for_each_plane(|index, rows| {
+                let mut v_rows = PositionRows::new(v, positions, len);
+                let mut index = 0;
+                while let Some(rows) = v_rows.next_rows() {
                     let (ci, image) = (index / group, index % group);
                     if image < images {
                         let plane = &x[image * in_img + ci * s.h * s.w..][..s.h * s.w];
                         tiling.transform_input(plane, &s, rows, &mut scratch);
                     }
-                });
+                    index += 1;
+                }
                 for (position, m) in m.chunks_mut(s.cout * group * len).enumerate() {
                     tiling::products(&u, v, &s, group * len, position, m);
                 }
@@ -313,8 +316,11 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                     let count = group.min(images - first);
                     // V (positions, cin, group x slots), with zeros for a partial group's
                     // missing images, whose dm is zero too.
-                    PositionRows::new(v, positions, len).for_each_plane(|index, rows| {
+                    let mut v_rows = PositionRows::new(v, positions, len);
+                    let mut index = 0;
+                    while let Some(rows) = v_rows.next_rows() {
                         let (ci, image) = (index / group, index % group);
+                        index += 1;
                         if image < count {
                             let plane =
                                 &x[(first + image) * in_img + ci * s.h * s.w..][..s.h * s.w];
@@ -322,10 +328,11 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                         } else {
                             rows.iter_mut().for_each(|row| row.fill(0.0));
                         }
-                    });
+                    }
                     // dM (positions, group x slots, cout): each image's slots, channels last.
-                    let dm_rows = PositionRows::new(dm, positions, len * s.cout);
-                    dm_rows.for_each_plane(|image, rows| {
+                    let mut dm_rows = PositionRows::new(dm, positions, len * s.cout);
+                    let mut image = 0;
+                    while let Some(rows) = dm_rows.next_rows() {
                         if image < count {
                             let dyi = &dy[(first + image) * out_img..][..out_img];
                             transpose(dyi, s.cout, ohw, dy_t);
@@ -333,7 +340,8 @@ pub(crate) fn grad_weight(x: &[f32], dy: &[f32], s: ConvShape, dw: &mut [f32]) {
                         } else {
                             rows.iter_mut().for_each(|row| row.fill(0.0));
                         }
-                    });
+                        image += 1;
+                    }
                     // dUᵀ[xi] (cin, cout) += V[xi] (cin, n) dM[xi] (n, cout).
                     for (xi, du) in du_t.chunks_mut(s.cin * s.cout).enumerate() {
                         matmul(
