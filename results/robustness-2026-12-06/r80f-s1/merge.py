@@ -1,23 +1,18 @@
 """Ensembles averaged offline from per-network PublicTest probabilities under each degradation
 (the functions of ../robust-run/merge.py, reading after80.sh's folder), and the decision rule
-of results/robustness-2026-12-06/RULE-robust-80-fresh-seed-1.md applied. Writes merged.json there."""
-import os, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'robust-run'))
-import merge
+of results/robustness-2026-12-06/RULE-robust-80-fresh-seed-1.md applied. Writes merged.json there.
+Rule 1's and rule 2's bars are r80f's, so they are taken from ../r80f/merge.py; only K's
+further bar is new."""
+import importlib.util, os
 
+_spec = importlib.util.spec_from_file_location(
+    'r80f_rule', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'r80f', 'merge.py'))
+r80f_rule = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(r80f_rule)
+merge = r80f_rule.merge  # ../robust-run/merge.py's functions
 merge.D = os.environ.get('R80F_S1_GRID', '/work/runs/r80f-s1-grid')  # a dry run may point elsewhere
 
-
-def fast_rule(r):
-    """Rule 1: r80f-s1 replaces robust-80 as builtin:fast only if every check holds."""
-    return {'clean >= 70.02': r['clean'] >= 70.02, 'F1 >= 0.690': r['f1'] >= 0.690,
-            'grid >= 62.13': r['grid'] >= 62.13, 'unseen >= 63.78': r['unseen'] >= 63.78}
-
-
-def accurate_checks(c):
-    """Rule 2's bar for a candidate ensemble."""
-    return {'clean >= 71.36': c['clean'] >= 71.36, 'F1 >= 0.700': c['f1'] >= 0.700,
-            'grid >= 61.36': c['grid'] >= 61.36, 'unseen >= 64.45': c['unseen'] >= 64.45}
+fast_rule, accurate_checks = r80f_rule.fast_rule, r80f_rule.accurate_checks
 
 
 def extra_network_checks(c):
@@ -26,17 +21,10 @@ def extra_network_checks(c):
 
 
 def accurate_choice(candidates):
-    """Among the qualifying candidates (name -> figures), the higher clean accuracy, unless the
-    other's grid mean is at least 1.0 higher; None when none qualifies."""
-    ok = {n: c for n, c in candidates.items() if all(accurate_checks(c).values())
-          and (not n.startswith('K') or all(extra_network_checks(c).values()))}
-    if not ok:
-        return None
-    best = max(ok, key=lambda n: ok[n]['clean'])
-    for n, c in ok.items():
-        if n != best and c['grid'] >= ok[best]['grid'] + 1.0:
-            return n
-    return best
+    """r80f's choice (rule 2's bar, then the higher clean accuracy unless the other's grid mean
+    is at least 1.0 higher) among the candidates, K only where it also clears its further bar."""
+    return r80f_rule.accurate_choice({n: c for n, c in candidates.items()
+                                      if not n.startswith('K') or all(extra_network_checks(c).values())})
 
 
 if __name__ == '__main__':
