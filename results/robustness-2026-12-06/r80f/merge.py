@@ -20,10 +20,13 @@ def accurate_checks(c):
             'grid >= 61.36': c['grid'] >= 61.36, 'unseen >= 64.45': c['unseen'] >= 64.45}
 
 
-def accurate_choice(candidates):
+def accurate_choice(candidates, further=None):
     """Among the qualifying candidates (name -> figures), the higher clean accuracy, unless the
-    other's grid mean is at least 1.0 higher; None when none qualifies."""
-    ok = {n: c for n, c in candidates.items() if all(accurate_checks(c).values())}
+    other's grid mean is at least 1.0 higher; None when none qualifies. `further` maps a
+    candidate's name to the further checks it must also pass (a later rule's extra network)."""
+    further = further or {}
+    ok = {n: c for n, c in candidates.items()
+          if all((accurate_checks(c) | further.get(n, _no_checks)(c)).values())}
     if not ok:
         return None
     best = max(ok, key=lambda n: ok[n]['clean'])
@@ -33,20 +36,32 @@ def accurate_choice(candidates):
     return best
 
 
+def _no_checks(c):
+    return {}
+
+
+def print_rules(out, fast_candidate, accurate_candidates, further=None):
+    """Prints each check and the decision of rule 1 (`fast_candidate` for builtin:fast) and of
+    rule 2 (`accurate_candidates` for builtin:accurate, with `further` as in accurate_choice),
+    from merge.report's figures `out`; rule 2's decision only when every candidate has them."""
+    further = further or {}
+    if 'clean' in out.get(fast_candidate, {}):
+        checks = fast_rule(out[fast_candidate])
+        for name, ok in checks.items():
+            print(f'rule 1: {name}: {ok}')
+        print('rule 1: builtin:fast ->', fast_candidate if all(checks.values()) else 'robust-80 stays')
+    candidates = {n: out[n] for n in accurate_candidates if 'clean' in out.get(n, {})}
+    for n, c in candidates.items():
+        for name, ok in (accurate_checks(c) | further.get(n, _no_checks)(c)).items():
+            print(f'rule 2: {n}: {name}: {ok}')
+    if len(candidates) == len(accurate_candidates):
+        choice = accurate_choice(candidates, further)
+        print('rule 2: builtin:accurate ->', choice or 'E80 stays')
+
+
 if __name__ == '__main__':
     sets = {'r80f': ['r80f'], 's0-80f': ['s0-80f'], 'robust-80 (f16)': ['robust80-f16'],
             's0 (f16)': ['s0-f16'], 'E80 {s0,robust-80} (f16)': ['s0-f16', 'robust80-f16'],
             'G {s0-80f,r80f}': ['s0-80f', 'r80f'], 'H {s0,r80f}': ['s0-f16', 'r80f']}
     out = merge.report(sets, f'{merge.D}/merged.json')
-    if 'clean' in out.get('r80f', {}):
-        checks = fast_rule(out['r80f'])
-        for name, ok in checks.items():
-            print(f'rule 1: {name}: {ok}')
-        print('rule 1: builtin:fast ->', 'r80f' if all(checks.values()) else 'robust-80 stays')
-    candidates = {n: out[n] for n in ('G {s0-80f,r80f}', 'H {s0,r80f}') if 'clean' in out.get(n, {})}
-    for n, c in candidates.items():
-        for name, ok in accurate_checks(c).items():
-            print(f'rule 2: {n}: {name}: {ok}')
-    if len(candidates) == 2:
-        choice = accurate_choice(candidates)
-        print('rule 2: builtin:accurate ->', choice or 'E80 stays')
+    print_rules(out, 'r80f', ('G {s0-80f,r80f}', 'H {s0,r80f}'))
