@@ -1262,3 +1262,79 @@ fn eval_on_other_data_never_replaces_the_runs_own_figures() {
     ]);
     assert_fails(&out, 1, "other data");
 }
+
+/// `--teacher` trains against another run's probabilities: the config records the teacher
+/// and the loss's settings, the log its pass over the Training images (again on --resume);
+/// loss settings without a teacher, a teacher that cannot load, or a bad weight fail with
+/// one line naming the cause, before any training.
+#[test]
+fn train_with_a_teacher_records_it_and_resumes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, teacher) = tiny_run(dir.path());
+    let student = dir.path().join("student");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            student.to_str().unwrap(),
+            "--batch-size",
+            "32",
+        ];
+        args.extend_from_slice(extra);
+        fer(&args)
+    };
+    let out = train(&["--distill-weight", "0.3"]);
+    assert_fails(
+        &out,
+        1,
+        "--distill-weight and --distill-temperature need a teacher",
+    );
+    let missing = dir.path().join("no-such-run");
+    let out = train(&["--teacher", missing.to_str().unwrap()]);
+    assert_fails(&out, 1, "distillation.teacher: cannot load");
+    let teacher_arg = teacher.to_str().unwrap();
+    let out = train(&["--teacher", teacher_arg, "--distill-weight", "1.5"]);
+    assert_fails(&out, 1, "distillation.weight must be in [0, 1], got 1.5");
+    assert!(!student.join("state.json").exists());
+
+    let out = train(&[
+        "--teacher",
+        teacher_arg,
+        "--distill-temperature",
+        "4",
+        "--epochs",
+        "1",
+    ]);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("teacher {teacher_arg}: 64 Training images")),
+        "{stderr}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(student.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["distillation"],
+        serde_json::json!({"teacher": [teacher_arg], "weight": 0.5, "temperature": 4.0})
+    );
+    let out = fer(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        student.to_str().unwrap(),
+        "--resume",
+        "--epochs",
+        "2",
+    ]);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("teacher "), "{stderr}");
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(student.join("history.json")).unwrap())
+            .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+}

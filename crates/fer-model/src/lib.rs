@@ -45,7 +45,7 @@ pub use device::DeviceName;
 pub use eval::metrics::{ClassMetrics, Metrics};
 pub use head::{Head, NUM_CLASSES};
 pub use layers::{BatchNormRelu, Pool2d, PoolKind};
-pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels, loss};
+pub use loss::{ClassWeighting, Loss, LossConfig, MixedLabels, SoftTargets, loss};
 pub use nets::classifier::Classifier;
 pub use nets::config::{Architecture, ModelConfig};
 pub use nets::ensemble::Ensemble;
@@ -56,6 +56,7 @@ pub use optim::{
 };
 pub use train::run_dir::Retention;
 pub use train::{
-    EmaConfig, EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule, TrainConfig,
-    TrainError, TrainOutcome, TrainedModel, TrainedNetwork, WeightAverage, train,
+    DistillationConfig, EmaConfig, EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule,
+    TeacherProbabilities, TrainConfig, TrainError, TrainOutcome, TrainedModel, TrainedNetwork,
+    WeightAverage, train, train_with_teacher,
 };

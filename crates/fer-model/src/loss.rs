@@ -1,5 +1,6 @@
 //! The losses of both heads: the plain one ([`loss()`], the one reported on evaluation
-//! splits) and, for training, label smoothing, class weights and focal loss ([`Loss`]).
+//! splits) and, for training, label smoothing, class weights, focal loss, mixed labels and a
+//! teacher's soft targets ([`Loss`]).
 
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -77,13 +78,62 @@ impl LossConfig {
 }
 
 /// A training loss ready to apply: the options plus the resolved class weights, and for a
-/// mixed batch (mixup, CutMix) the partners' labels.
+/// mixed batch (mixup, CutMix) the partners' labels, and for a distilled batch the teacher's
+/// probabilities.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Loss {
     pub config: LossConfig,
     pub class_weights: Option<[f32; NUM_CLASSES]>,
     /// `None` for a batch of unmixed images.
     pub mix: Option<MixedLabels>,
+    /// `None` without a teacher.
+    pub soft: Option<SoftTargets>,
+}
+
+/// A teacher's class probabilities for one batch (knowledge distillation, Hinton et al. 2015):
+/// the loss is `(1 - weight) * hard + weight * T^2 * CE(q_T, p_T)`, where `hard` is the loss of
+/// the labels (smoothed, weighted, mixed as configured), `q_T` the teacher's probabilities
+/// softened by the temperature T (`q^(1/T)`, renormalised), and `p_T` the student's
+/// (`softmax(log p / T)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftTargets {
+    /// (N, 7) row-major, one row per image of the batch (for a mixed image, its own and its
+    /// partner's rows mixed by the same weight as its pixels).
+    pub probabilities: Vec<f32>,
+    /// The soft term's share, in [0, 1].
+    pub weight: f32,
+    /// At least 1; 1 compares the distributions as they are.
+    pub temperature: f32,
+}
+
+impl SoftTargets {
+    /// The teacher's probabilities softened by the temperature, each row summing to 1.
+    fn softened(&self) -> Vec<f32> {
+        let inverse = 1.0 / self.temperature;
+        let mut out = Vec::with_capacity(self.probabilities.len());
+        for row in self.probabilities.chunks(NUM_CLASSES) {
+            let powered: Vec<f32> = row.iter().map(|&q| q.max(0.0).powf(inverse)).collect();
+            let sum: f32 = powered.iter().sum();
+            out.extend(powered.iter().map(|&q| q / sum.max(f32::MIN_POSITIVE)));
+        }
+        out
+    }
+
+    /// `T^2` times the batch mean of the cross-entropy between the softened teacher and the
+    /// softened student, whose log-probabilities are `log_probs` (N, 7).
+    fn loss(&self, log_probs: &Tensor) -> Result<Tensor> {
+        let n = log_probs.dim(0)?;
+        if self.probabilities.len() != n * NUM_CLASSES {
+            candle_core::bail!(
+                "soft targets for {} images given for a batch of {n}",
+                self.probabilities.len() / NUM_CLASSES
+            );
+        }
+        let t = f64::from(self.temperature);
+        let teacher = Tensor::from_vec(self.softened(), (n, NUM_CLASSES), log_probs.device())?;
+        let student = candle_nn::ops::log_softmax(&(log_probs / t)?, 1)?;
+        (teacher * student)?.sum(1)?.neg()?.mean_all()? * (t * t)
+    }
 }
 
 /// The targets of a mixed batch (see `fer_augment::mix`): image `i` counts `weight` for its
@@ -101,6 +151,15 @@ impl Loss {
             config,
             class_weights: config.class_weighting.weights(counts),
             mix: None,
+            soft: None,
+        }
+    }
+
+    /// This loss for a batch with a teacher's probabilities (see [`SoftTargets`]).
+    pub fn distilled(&self, soft: SoftTargets) -> Loss {
+        Loss {
+            soft: Some(soft),
+            ..self.clone()
         }
     }
 
@@ -118,11 +177,28 @@ impl Loss {
 
     /// Whether this is the head's plain loss.
     pub fn is_plain(&self) -> bool {
-        self.config.is_plain() && self.class_weights.is_none() && self.mix.is_none()
+        self.config.is_plain()
+            && self.class_weights.is_none()
+            && self.mix.is_none()
+            && self.soft.is_none()
     }
 
-    /// The batch loss of `scores` (N, 7) for `labels` (N,) u32 under `head`.
+    /// The batch loss of `scores` (N, 7) for `labels` (N,) u32 under `head`. A teacher's
+    /// soft targets need the softmax head (`scores` are log-probabilities).
     pub fn compute(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let hard = self.hard(head, scores, labels)?;
+        let Some(soft) = &self.soft else {
+            return Ok(hard);
+        };
+        if head != Head::Softmax {
+            candle_core::bail!("a teacher's soft targets need the softmax head");
+        }
+        let w = f64::from(soft.weight);
+        (hard * (1.0 - w))? + (soft.loss(scores)? * w)?
+    }
+
+    /// The loss of the labels (own and, when mixed, partners').
+    fn hard(&self, head: Head, scores: &Tensor, labels: &Tensor) -> Result<Tensor> {
         let Some(mix) = &self.mix else {
             return self.unmixed(head, scores, labels);
         };
@@ -317,6 +393,63 @@ mod tests {
             .sum::<f32>()
             / 3.0;
         assert!((value(&plain, Head::Softmax, &s, &l) - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_distilled_batch_adds_the_softened_teachers_cross_entropy() {
+        let (s, l) = scores();
+        let lp = s.to_vec2::<f32>().unwrap();
+        let teacher = [
+            [0.5f32, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05],
+            [0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0],
+            [0.1, 0.2, 0.1, 0.1, 0.1, 0.3, 0.1],
+        ];
+        let (w, t) = (0.7f32, 3.0f32);
+        // By hand: q_T = q^(1/T) renormalised, p_T = softmax(log p / T).
+        let soft_ce: f32 = (0..3)
+            .map(|i| {
+                let q: Vec<f32> = teacher[i].iter().map(|q| q.powf(1.0 / t)).collect();
+                let q_sum: f32 = q.iter().sum();
+                let z: Vec<f32> = lp[i].iter().map(|v| v / t).collect();
+                let log_norm = z.iter().map(|v| v.exp()).sum::<f32>().ln();
+                -(0..7)
+                    .map(|k| q[k] / q_sum * (z[k] - log_norm))
+                    .sum::<f32>()
+            })
+            .sum::<f32>()
+            / 3.0;
+        for base in [Loss::default(), Loss::default().mixed(vec![3, 0, 5], 0.4)] {
+            let distilled = base.distilled(SoftTargets {
+                probabilities: teacher.concat(),
+                weight: w,
+                temperature: t,
+            });
+            assert!(!distilled.is_plain());
+            let hard = value(&base, Head::Softmax, &s, &l);
+            let expected = (1.0 - w) * hard + w * t * t * soft_ce;
+            let got = value(&distilled, Head::Softmax, &s, &l);
+            assert!((got - expected).abs() < 1e-5, "{got} against {expected}");
+        }
+        // Weight 1 at temperature 1 is the cross-entropy with the teacher alone; it is
+        // smallest when the student's distribution is the teacher's.
+        let pure = |probabilities: Vec<f32>| {
+            Loss::default().distilled(SoftTargets {
+                probabilities,
+                weight: 1.0,
+                temperature: 1.0,
+            })
+        };
+        let own: Vec<f32> = lp.iter().flatten().map(|v| v.exp()).collect();
+        let entropy = -own.iter().map(|p| p * p.ln()).sum::<f32>() / 3.0;
+        assert!((value(&pure(own.clone()), Head::Softmax, &s, &l) - entropy).abs() < 1e-5);
+        assert!(value(&pure(teacher.concat()), Head::Softmax, &s, &l) > entropy + 0.1);
+        // A batch of the wrong size, or the SVM head, is an error, not a wrong figure.
+        assert!(
+            pure(own[..14].to_vec())
+                .compute(Head::Softmax, &s, &l)
+                .is_err()
+        );
+        assert!(pure(own).compute(Head::Svm, &s, &l).is_err());
     }
 
     #[test]

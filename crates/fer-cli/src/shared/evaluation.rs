@@ -1,14 +1,39 @@
-//! Evaluation reports of any model (CNN, ensemble, HOG-SVM): the figures with and without the
-//! test images copied from Training, printed as tables or JSON, and per-image predictions as CSV.
+//! Evaluations of trained models with a progress bar, and their reports (CNN, ensemble,
+//! HOG-SVM): the figures with and without the test images copied from Training, printed as
+//! tables or JSON, and per-image predictions as CSV.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use fer_data::{Dataset, Duplicates, Emotion, Split};
-use fer_model::Metrics;
-use fer_model::eval::{Prediction, metrics_excluding};
+use candle_core::Device;
+use fer_data::{Dataset, Duplicates, Emotion, Split, View};
+use fer_model::eval::{Evaluation, Prediction, evaluate_with_progress, metrics_excluding};
+use fer_model::{Metrics, TrainedModel};
 use fer_report::EvalReport;
+
+use crate::shared::progress::progress_bar;
+
+/// `trained` on `view` in batches of `batch_size`, with a progress bar unless `quiet`.
+pub fn evaluate_trained(
+    trained: &TrainedModel,
+    view: &View<'_>,
+    device: &Device,
+    batch_size: usize,
+    quiet: bool,
+) -> anyhow::Result<Evaluation> {
+    let bar = progress_bar(view.len(), quiet, "images evaluated");
+    let evaluation = evaluate_with_progress(
+        trained.model.as_ref(),
+        view,
+        &trained.normalizer,
+        device,
+        batch_size,
+        &mut |n| bar.inc(n as u64),
+    )?;
+    bar.finish_and_clear();
+    Ok(evaluation)
+}
 
 /// Prints `report` as one JSON object or as tables.
 pub fn print_report(report: &EvalReport, json: bool) -> anyhow::Result<()> {

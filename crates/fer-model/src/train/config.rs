@@ -1,5 +1,5 @@
 //! [`TrainConfig`], saved as a run's `config.json`: model, optimizer, augmentation, loss,
-//! schedule, sampling, weight average and the seed's plateau policy. Later fields have serde
+//! schedule, sampling, weight average, distillation and the seed's plateau policy. Later fields have serde
 //! defaults, so older runs still load.
 
 use fer_augment::{MixConfig, PipelineConfig};
@@ -7,6 +7,7 @@ use fer_data::NormalizerConfig;
 use serde::{Deserialize, Serialize};
 
 use super::ema::EmaConfig;
+use crate::head::Head;
 use crate::loss::LossConfig;
 use crate::nets::config::ModelConfig;
 use crate::optim::OptimizerConfig;
@@ -111,6 +112,52 @@ pub struct TrainConfig {
     /// the weights themselves.
     #[serde(default)]
     pub ema: Option<EmaConfig>,
+    /// Knowledge distillation: the loss also follows a teacher's probabilities on each
+    /// Training image; `None` trains on the labels alone.
+    #[serde(default)]
+    pub distillation: Option<DistillationConfig>,
+}
+
+/// A teacher for the training loss (Hinton et al. 2015). The teacher's class probabilities on
+/// the Training images are computed once, before the first epoch, by the program that trains
+/// (`fer train` evaluates the models named here, with their own test-time augmentation) and
+/// given to [`train_with_teacher`](super::train_with_teacher); an augmented image keeps its
+/// original's probabilities, a mixed one mixes its two originals'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillationConfig {
+    /// The teacher as `fer eval --model` takes it (`builtin:NAME`, a run directory or a
+    /// weights file); several are an ensemble, the mean of their probabilities.
+    pub teacher: Vec<String>,
+    /// The soft term's share of the loss, in [0, 1] (the labels' term gets the rest).
+    pub weight: f32,
+    /// Softens both distributions (at least 1; Hinton et al. use 2 to 20).
+    pub temperature: f32,
+}
+
+impl DistillationConfig {
+    /// Checks the ranges and that the options fit `head`.
+    pub fn validate(&self, head: Head) -> Result<(), String> {
+        if self.teacher.is_empty() {
+            return Err("distillation.teacher names no model".into());
+        }
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(format!(
+                "distillation.weight must be in [0, 1], got {}",
+                self.weight
+            ));
+        }
+        if !(1.0..=100.0).contains(&self.temperature) {
+            return Err(format!(
+                "distillation.temperature must be in [1, 100], got {}",
+                self.temperature
+            ));
+        }
+        if head != Head::Softmax {
+            return Err("distillation needs the softmax head".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -133,6 +180,7 @@ impl Default for TrainConfig {
             train_accuracy_sample: None,
             mixing: None,
             ema: None,
+            distillation: None,
         }
     }
 }

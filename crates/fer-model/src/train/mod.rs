@@ -1,12 +1,14 @@
 //! Training, apart from the networks: the loop ([`train()`]: seeded shuffling, augmentation
 //! prepared beside the step, evaluation on PublicTest after every epoch, exact resume, the
 //! seed's plateau policy), its [`config`], the [`run_dir`] with its checkpoints and their
-//! retention, the weight average ([`ema`]) and the errors ([`error`]).
+//! retention, the weight average ([`ema`]), a distilled run's [`teacher`] and the errors
+//! ([`error`]).
 
 pub mod config;
 pub mod ema;
 pub mod error;
 pub mod run_dir;
+pub mod teacher;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -20,18 +22,19 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-pub use self::config::{PlateauConfig, Sampling, Schedule, TrainConfig};
+pub use self::config::{DistillationConfig, PlateauConfig, Sampling, Schedule, TrainConfig};
 pub use self::ema::{EmaConfig, WeightAverage};
 pub use self::error::TrainError;
 use self::run_dir::{
     CONFIG, NORMALIZER, RunState, STATE, epoch_dir, extend, load_epoch, save_epoch,
 };
 pub use self::run_dir::{EpochRecord, TrainedModel, TrainedNetwork, epoch_checkpoints};
+pub use self::teacher::TeacherProbabilities;
 use crate::checkpoint::{CheckpointError, read_json, write_json};
 use crate::eval::evaluate;
 use crate::head::NUM_CLASSES;
 use crate::layers::batch_norm::is_running_statistic;
-use crate::loss::Loss;
+use crate::loss::{Loss, SoftTargets};
 use crate::nets::classifier::Classifier;
 use crate::optim::AnyOptimizer;
 
@@ -68,10 +71,25 @@ fn sorted_vars(vars: &VarMap) -> Vec<Var> {
 
 /// Trains per `config` on `dataset`'s Training split, choosing the best epoch on PublicTest,
 /// writing everything to `run_dir`. With `resume`, continues the run saved there (its saved
-/// config wins) and reaches what an uninterrupted run would have.
+/// config wins) and reaches what an uninterrupted run would have. A config with
+/// `distillation` needs [`train_with_teacher`].
 pub fn train(
     dataset: &Dataset,
     config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    train_with_teacher(dataset, config, None, run_dir, device, resume, observer)
+}
+
+/// [`train()`] with a teacher's probabilities on `dataset`'s Training images, for a config
+/// (or, resuming, a saved config) with `distillation`; `None` for one without.
+pub fn train_with_teacher(
+    dataset: &Dataset,
+    config: &TrainConfig,
+    teacher: Option<&TeacherProbabilities>,
     run_dir: &Path,
     device: &Device,
     resume: bool,
@@ -163,6 +181,32 @@ pub fn train(
     if let Some(ema) = &config.ema {
         ema.validate().map_err(TrainError::Setup)?;
     }
+    let distillation = match (&config.distillation, teacher) {
+        (Some(distillation), Some(teacher)) => {
+            distillation
+                .validate(config.model.head)
+                .map_err(TrainError::Setup)?;
+            if teacher.dataset_len() != dataset.len() {
+                return Err(TrainError::Setup(format!(
+                    "the teacher's probabilities were laid out for {} images, the data has {}",
+                    teacher.dataset_len(),
+                    dataset.len()
+                )));
+            }
+            Some((distillation, teacher))
+        }
+        (Some(_), None) => {
+            return Err(TrainError::Setup(
+                "the config asks for distillation, but no teacher probabilities were given (`fer train` computes them from distillation.teacher)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(TrainError::Setup(
+                "teacher probabilities were given, but the config has no distillation".into(),
+            ));
+        }
+        (None, None) => None,
+    };
     if config.schedule.is_some() && config.plateau.is_some() {
         return Err(TrainError::Setup(
             "choose either a learning-rate schedule or the plateau policy, not both".into(),
@@ -192,6 +236,14 @@ pub fn train(
     optimizer.set_learning_rate(state.lr);
     let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
     let train_indices = dataset.indices_of(Split::Training);
+    if let Some((_, teacher)) = distillation
+        && let Some(&i) = train_indices.iter().find(|&&i| teacher.get(i).is_none())
+    {
+        return Err(TrainError::Setup(format!(
+            "the teacher's probabilities have no row for the Training image of row {}",
+            dataset.rows()[i]
+        )));
+    }
     let loss = Loss::new(config.loss, &dataset.view(Split::Training).class_counts());
     let public = dataset.view(Split::PublicTest);
     // A fixed, seeded sample of Training images for the training-accuracy curve.
@@ -228,7 +280,7 @@ pub fn train(
             &pipeline,
             &normalizer,
             model.as_ref(),
-            &loss,
+            (&loss, distillation),
             &mut optimizer,
             (&vars, average.as_ref()),
             device,
@@ -312,7 +364,7 @@ fn run_epoch(
     pipeline: &Pipeline,
     normalizer: &Normalizer,
     model: &dyn Classifier,
-    loss: &Loss,
+    (loss, distillation): (&Loss, Option<(&DistillationConfig, &TeacherProbabilities)>),
     optimizer: &mut AnyOptimizer,
     (vars, average): (&VarMap, Option<&WeightAverage>),
     device: &Device,
@@ -350,15 +402,45 @@ fn run_epoch(
                     .iter()
                     .map(|&i| u32::from(dataset.labels()[i].label()))
                     .collect();
-                // Mixed batches carry their own loss (own and partner labels).
-                let mixed_loss = config.mixing.and_then(|mixing| {
+                // Mixed or distilled batches carry their own loss (own and partner labels,
+                // the teacher's probabilities mixed as the images are).
+                let mixed = config.mixing.and_then(|mixing| {
                     let mut mix_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x006D_6978_7570);
                     mix_rng.set_stream(((epoch as u64) << 32) | b as u64);
-                    let mixed = mixing.mix(&mut inputs, IMAGE_SIDE, &mut mix_rng)?;
-                    let partners = mixed.partner.iter().map(|&p| labels[p]).collect();
-                    Some(loss.mixed(partners, mixed.weight))
+                    mixing.mix(&mut inputs, IMAGE_SIDE, &mut mix_rng)
                 });
-                if sender.send((inputs, labels, mixed_loss)).is_err() {
+                let mut batch_loss = mixed.as_ref().map(|mixed| {
+                    let partners = mixed.partner.iter().map(|&p| labels[p]).collect();
+                    loss.mixed(partners, mixed.weight)
+                });
+                if let Some((distillation, teacher)) = distillation {
+                    let row = |i: usize| {
+                        *teacher
+                            .get(batch[i])
+                            .expect("checked before the first epoch")
+                    };
+                    let mut probabilities = Vec::with_capacity(batch.len() * NUM_CLASSES);
+                    for i in 0..batch.len() {
+                        let own = row(i);
+                        match &mixed {
+                            None => probabilities.extend_from_slice(&own),
+                            Some(mixed) => {
+                                let partner = row(mixed.partner[i]);
+                                let w = mixed.weight;
+                                probabilities.extend(
+                                    own.iter().zip(&partner).map(|(o, p)| w * o + (1.0 - w) * p),
+                                );
+                            }
+                        }
+                    }
+                    let soft = SoftTargets {
+                        probabilities,
+                        weight: distillation.weight,
+                        temperature: distillation.temperature,
+                    };
+                    batch_loss = Some(batch_loss.as_ref().unwrap_or(loss).distilled(soft));
+                }
+                if sender.send((inputs, labels, batch_loss)).is_err() {
                     return; // the consumer stopped (error): stop producing
                 }
             }

@@ -7,17 +7,13 @@ mod hog_svm;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::Device;
 use fer::ModelSource;
-use fer_data::{Dataset, Split, View};
-use fer_model::TrainedModel;
-use fer_model::eval::{Evaluation, evaluate_with_progress};
+use fer_data::{Dataset, Split};
 use fer_report::EvalReport;
 
 use crate::shared::data::DataArgs;
 use crate::shared::device::DeviceArgs;
-use crate::shared::evaluation::{print_report, split_report, write_predictions};
-use crate::shared::progress::progress_bar;
+use crate::shared::evaluation::{evaluate_trained, print_report, split_report, write_predictions};
 use crate::shared::run_data::eval_report_path;
 use crate::shared::values::{Switch, one_of};
 
@@ -84,7 +80,7 @@ pub struct EvalArgs {
 }
 
 /// Images per forward pass.
-const BATCH_SIZE: usize = 256;
+pub(super) const BATCH_SIZE: usize = 256;
 
 impl EvalArgs {
     /// Whether the figures differ from the model's own on the data as given (test-time
@@ -140,26 +136,6 @@ fn open_split(args: &EvalArgs) -> anyhow::Result<Dataset> {
     Ok(dataset)
 }
 
-/// `trained` on `view` in batches of [`BATCH_SIZE`], with a progress bar unless `quiet`.
-fn evaluate_trained(
-    trained: &TrainedModel,
-    view: &View<'_>,
-    device: &Device,
-    quiet: bool,
-) -> anyhow::Result<Evaluation> {
-    let bar = progress_bar(view.len(), quiet, "images evaluated");
-    let evaluation = evaluate_with_progress(
-        trained.model.as_ref(),
-        view,
-        &trained.normalizer,
-        device,
-        BATCH_SIZE,
-        &mut |n| bar.inc(n as u64),
-    )?;
-    bar.finish_and_clear();
-    Ok(evaluation)
-}
-
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let ensemble = args.model.len() > 1;
     let is_hog_svm = |model: &ModelSource| match model {
@@ -198,7 +174,9 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
             args.test_time_shift,
             &device,
         )?;
-        members.push(evaluate_trained(&trained, &view, &device, quiet)?);
+        members.push(evaluate_trained(
+            &trained, &view, &device, BATCH_SIZE, quiet,
+        )?);
     }
     let evaluation = if ensemble {
         for (model, member) in args.model.iter().zip(&members) {

@@ -4,13 +4,24 @@
 use std::path::Path;
 
 use anyhow::Context;
+use candle_core::Device;
+use fer::ModelSource;
 use fer_augment::PipelineConfig;
-use fer_model::{EpochRecord, Observer, TrainConfig};
+use fer_data::{Dataset, Split};
+use fer_model::{DistillationConfig, EpochRecord, Observer, TeacherProbabilities, TrainConfig};
 use indicatif::ProgressBar;
 
 use super::TrainArgs;
+use crate::shared::evaluation::evaluate_trained;
 use crate::shared::progress::epoch_bar;
 use crate::shared::run_data::DataRecord;
+
+/// The teacher's share of the loss when `--teacher` is given without `--distill-weight`.
+const DEFAULT_DISTILL_WEIGHT: f32 = 0.5;
+/// The temperature when `--teacher` is given without `--distill-temperature`.
+const DEFAULT_DISTILL_TEMPERATURE: f32 = 2.0;
+/// Images per forward pass of the teacher.
+const TEACHER_BATCH_SIZE: usize = 256;
 
 /// A training config file (`--config`, or a run's own `config.json`).
 fn read_config(path: &Path) -> anyhow::Result<TrainConfig> {
@@ -93,6 +104,29 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     }
     if args.balanced_sampling {
         config.sampling = fer_model::Sampling::Balanced;
+    }
+    if !args.teacher.is_empty() {
+        let previous = config.distillation.take();
+        config.distillation = Some(DistillationConfig {
+            teacher: args.teacher.clone(),
+            weight: previous
+                .as_ref()
+                .map_or(DEFAULT_DISTILL_WEIGHT, |d| d.weight),
+            temperature: previous
+                .as_ref()
+                .map_or(DEFAULT_DISTILL_TEMPERATURE, |d| d.temperature),
+        });
+    }
+    if args.distill_weight.is_some() || args.distill_temperature.is_some() {
+        let distillation = config.distillation.as_mut().context(
+            "--distill-weight and --distill-temperature need a teacher (--teacher, or distillation in --config)",
+        )?;
+        if let Some(weight) = args.distill_weight {
+            distillation.weight = weight;
+        }
+        if let Some(temperature) = args.distill_temperature {
+            distillation.temperature = temperature;
+        }
     }
     if let Some(warmup_epochs) = args.cosine {
         anyhow::ensure!(warmup_epochs >= 0.0, "--cosine takes warm-up epochs >= 0");
@@ -179,6 +213,42 @@ impl Observer for Progress {
     }
 }
 
+/// The teacher's class probabilities on `dataset`'s Training images: each model of
+/// `distillation.teacher` evaluated with its own test-time augmentation, the ensemble's mean.
+fn teacher_probabilities(
+    dataset: &Dataset,
+    distillation: &DistillationConfig,
+    device: &Device,
+    quiet: bool,
+) -> anyhow::Result<TeacherProbabilities> {
+    let view = dataset.view(Split::Training);
+    let mut members = Vec::with_capacity(distillation.teacher.len());
+    for name in &distillation.teacher {
+        let source: ModelSource = name
+            .parse()
+            .with_context(|| format!("distillation.teacher: {name}"))?;
+        let trained = source
+            .load(device)
+            .with_context(|| format!("distillation.teacher: cannot load {name}"))?;
+        let started = std::time::Instant::now();
+        let evaluation = evaluate_trained(&trained, &view, device, TEACHER_BATCH_SIZE, quiet)?;
+        tracing::info!(
+            "teacher {name}: {} Training images in {:.0} s, accuracy {:.2}% on them",
+            view.len(),
+            started.elapsed().as_secs_f64(),
+            100.0 * evaluation.metrics.accuracy
+        );
+        members.push(evaluation);
+    }
+    let evaluation = fer_model::eval::average_evaluations(&members)?;
+    let probabilities: Vec<_> = evaluation
+        .predictions
+        .iter()
+        .map(|p| p.probabilities)
+        .collect();
+    TeacherProbabilities::for_training(dataset, &probabilities).map_err(anyhow::Error::msg)
+}
+
 /// Trains the CNN, validating on PublicTest after every epoch.
 pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = config(args)?;
@@ -203,9 +273,31 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         epoch_started: None,
         header_printed: false,
     };
-    let outcome = fer_model::train(
+    // Resuming a started run, its saved config decides whether it has a teacher (checked
+    // before the teacher's pass over the Training images).
+    let run_config = if args.resume && args.out.join("state.json").is_file() {
+        read_config(&args.out.join("config.json"))?
+    } else {
+        config.clone()
+    };
+    let teacher = match &run_config.distillation {
+        Some(distillation) => {
+            distillation
+                .validate(run_config.model.head)
+                .map_err(anyhow::Error::msg)?;
+            Some(teacher_probabilities(
+                &dataset,
+                distillation,
+                &device,
+                quiet,
+            )?)
+        }
+        None => None,
+    };
+    let outcome = fer_model::train_with_teacher(
         &dataset,
         &config,
+        teacher.as_ref(),
         &args.out,
         &device,
         args.resume,

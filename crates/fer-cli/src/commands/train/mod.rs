@@ -75,6 +75,19 @@ pub struct TrainArgs {
     /// Draw each epoch's images class-balanced, with replacement.
     #[arg(long)]
     pub balanced_sampling: bool,
+    /// Knowledge distillation: the loss also follows this model's class probabilities on
+    /// each Training image (as `--model` of `fer eval` takes it: builtin:NAME, a run
+    /// directory, a weights file; repeat it for an ensemble teacher). They are computed once,
+    /// before the first epoch (and again on --resume).
+    #[arg(long, value_name = "MODEL")]
+    pub teacher: Vec<String>,
+    /// The teacher's share of the loss, in [0, 1] (default 0.5).
+    #[arg(long, value_name = "WEIGHT")]
+    pub distill_weight: Option<f32>,
+    /// The temperature softening the teacher's and the student's probabilities, at least 1
+    /// (default 2).
+    #[arg(long, value_name = "T")]
+    pub distill_temperature: Option<f32>,
     /// Cosine learning-rate schedule after this many warm-up epochs (replaces any plateau).
     #[arg(long, value_name = "WARMUP_EPOCHS")]
     pub cosine: Option<f64>,
