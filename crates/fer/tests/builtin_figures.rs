@@ -72,9 +72,9 @@ fn builtin_models_score_what_their_recorded_figures_say() {
 
 #[test]
 fn builtin_models_fit_the_size_budget() {
-    // What the models add to a binary: at most 15 MB in all (two width-32 vgg-bn networks
-    // in f16, 7.1 MB each), each network counted once (models that share a network share
-    // its statics).
+    // What the models add to a binary: at most 30 MB in all (four width-32 vgg-bn networks
+    // in f16, 7.1 MB each: `fast`'s and `accurate`'s three), each network counted once
+    // (models that share a network share its statics).
     let mut networks: Vec<&fer::BuiltinNetwork> = BUILTIN_MODELS
         .iter()
         .flat_map(|m| m.networks.iter().copied())
@@ -85,7 +85,7 @@ fn builtin_models_fit_the_size_budget() {
         .iter()
         .map(|n| n.weights.len() + n.normalizer_json.len() + n.config_json.len())
         .sum();
-    assert!(total <= 15_000_000, "{total} bytes");
+    assert!(total <= 30_000_000, "{total} bytes");
 }
 
 #[test]
