@@ -14,12 +14,14 @@ use fer_report::EvalReport;
 
 use crate::shared::progress::progress_bar;
 
-/// `trained` on `view` in batches of `batch_size`, with a progress bar unless `quiet`.
+/// Images per forward pass of [`evaluate_trained`].
+const BATCH_SIZE: usize = 256;
+
+/// `trained` on `view` in batches of [`BATCH_SIZE`], with a progress bar unless `quiet`.
 pub fn evaluate_trained(
     trained: &TrainedModel,
     view: &View<'_>,
     device: &Device,
-    batch_size: usize,
     quiet: bool,
 ) -> anyhow::Result<Evaluation> {
     let bar = progress_bar(view.len(), quiet, "images evaluated");
@@ -28,7 +30,7 @@ pub fn evaluate_trained(
         view,
         &trained.normalizer,
         device,
-        batch_size,
+        BATCH_SIZE,
         &mut |n| bar.inc(n as u64),
     )?;
     bar.finish_and_clear();

@@ -1,6 +1,6 @@
 //! [`TrainConfig`], saved as a run's `config.json`: model, optimizer, augmentation, loss,
-//! schedule, sampling, weight average, distillation and the seed's plateau policy. Later fields have serde
-//! defaults, so older runs still load.
+//! schedule, sampling, weight average, distillation and the seed's plateau policy. Later
+//! fields have serde defaults, so older runs still load.
 
 use fer_augment::{MixConfig, PipelineConfig};
 use fer_data::NormalizerConfig;
@@ -136,6 +136,20 @@ pub struct DistillationConfig {
 }
 
 impl DistillationConfig {
+    /// The soft term's share when none is given.
+    pub const DEFAULT_WEIGHT: f32 = 0.5;
+    /// The temperature when none is given.
+    pub const DEFAULT_TEMPERATURE: f32 = 2.0;
+
+    /// `teacher` at the default weight and temperature.
+    pub fn new(teacher: Vec<String>) -> Self {
+        DistillationConfig {
+            teacher,
+            weight: Self::DEFAULT_WEIGHT,
+            temperature: Self::DEFAULT_TEMPERATURE,
+        }
+    }
+
     /// Checks the ranges and that the options fit `head`.
     pub fn validate(&self, head: Head) -> Result<(), String> {
         if self.teacher.is_empty() {

@@ -186,13 +186,7 @@ pub fn train_with_teacher(
             distillation
                 .validate(config.model.head)
                 .map_err(TrainError::Setup)?;
-            if teacher.dataset_len() != dataset.len() {
-                return Err(TrainError::Setup(format!(
-                    "the teacher's probabilities were laid out for {} images, the data has {}",
-                    teacher.dataset_len(),
-                    dataset.len()
-                )));
-            }
+            teacher.check_covers(dataset).map_err(TrainError::Setup)?;
             Some((distillation, teacher))
         }
         (Some(_), None) => {
@@ -236,14 +230,6 @@ pub fn train_with_teacher(
     optimizer.set_learning_rate(state.lr);
     let pipeline = Pipeline::new(config.augmentation.clone(), config.seed)?;
     let train_indices = dataset.indices_of(Split::Training);
-    if let Some((_, teacher)) = distillation
-        && let Some(&i) = train_indices.iter().find(|&&i| teacher.get(i).is_none())
-    {
-        return Err(TrainError::Setup(format!(
-            "the teacher's probabilities have no row for the Training image of row {}",
-            dataset.rows()[i]
-        )));
-    }
     let loss = Loss::new(config.loss, &dataset.view(Split::Training).class_counts());
     let public = dataset.view(Split::PublicTest);
     // A fixed, seeded sample of Training images for the training-accuracy curve.
@@ -417,7 +403,7 @@ fn run_epoch(
                     let row = |i: usize| {
                         *teacher
                             .get(batch[i])
-                            .expect("checked before the first epoch")
+                            .expect("check_covers before the first epoch")
                     };
                     let mut probabilities = Vec::with_capacity(batch.len() * NUM_CLASSES);
                     for i in 0..batch.len() {

@@ -59,9 +59,27 @@ impl TeacherProbabilities {
             .then(|| &self.rows[index])
     }
 
-    /// How many dataset indices the probabilities were laid out for.
-    pub fn dataset_len(&self) -> usize {
-        self.rows.len()
+    /// Whether these probabilities were laid out for `dataset` and give a row for each of its
+    /// Training images (what the training loop looks up); the error names what does not fit.
+    pub fn check_covers(&self, dataset: &Dataset) -> Result<(), String> {
+        if self.rows.len() != dataset.len() {
+            return Err(format!(
+                "the teacher's probabilities were laid out for {} images, the data has {}",
+                self.rows.len(),
+                dataset.len()
+            ));
+        }
+        match dataset
+            .indices_of(Split::Training)
+            .into_iter()
+            .find(|&i| self.get(i).is_none())
+        {
+            Some(i) => Err(format!(
+                "the teacher's probabilities have no row for the Training image of row {}",
+                dataset.rows()[i]
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -88,7 +106,14 @@ mod tests {
             })
             .collect();
         let teacher = TeacherProbabilities::for_training(&data, &rows).unwrap();
-        assert_eq!(teacher.dataset_len(), data.len());
+        assert_eq!(teacher.check_covers(&data), Ok(()));
+        let mut other = SyntheticConfig::small(3);
+        other.per_split = [6, 3, 2];
+        let err = teacher.check_covers(&generate(&other)).unwrap_err();
+        assert!(
+            err.contains("laid out for 10 images, the data has 11"),
+            "{err}"
+        );
         for (k, &i) in training.iter().enumerate() {
             assert_eq!(teacher.get(i), Some(&rows[k]));
         }

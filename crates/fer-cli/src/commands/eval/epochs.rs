@@ -8,7 +8,7 @@ use fer_model::TrainedModel;
 use fer_report::evaluation::split_slug;
 use serde_json::json;
 
-use super::{BATCH_SIZE, EvalArgs, corrupted, open_split};
+use super::{EvalArgs, corrupted, open_split};
 use crate::shared::evaluation::evaluate_trained;
 use crate::shared::run_data::run_file_for_data;
 
@@ -35,7 +35,7 @@ pub fn eval_every_epoch(args: &EvalArgs, run_dir: &Path, quiet: bool) -> anyhow:
         let trained = TrainedModel::open(weights, &device)
             .with_context(|| format!("{}: cannot load", weights.display()))?
             .with_test_time_augmentation(test_time_flip, args.test_time_shift, &device)?;
-        let evaluation = evaluate_trained(&trained, &view, &device, BATCH_SIZE, quiet)?;
+        let evaluation = evaluate_trained(&trained, &view, &device, quiet)?;
         let metrics = &evaluation.metrics;
         if best.is_none_or(|(_, accuracy)| metrics.accuracy > accuracy) {
             best = Some((*epoch, metrics.accuracy));

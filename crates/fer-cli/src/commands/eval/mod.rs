@@ -79,9 +79,6 @@ pub struct EvalArgs {
     pub every_epoch: bool,
 }
 
-/// Images per forward pass.
-pub(super) const BATCH_SIZE: usize = 256;
-
 impl EvalArgs {
     /// Whether the figures differ from the model's own on the data as given (test-time
     /// augmentation overridden, or the images degraded): they are then not stored in a run.
@@ -174,9 +171,7 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
             args.test_time_shift,
             &device,
         )?;
-        members.push(evaluate_trained(
-            &trained, &view, &device, BATCH_SIZE, quiet,
-        )?);
+        members.push(evaluate_trained(&trained, &view, &device, quiet)?);
     }
     let evaluation = if ensemble {
         for (model, member) in args.model.iter().zip(&members) {

@@ -16,13 +16,6 @@ use crate::shared::evaluation::evaluate_trained;
 use crate::shared::progress::epoch_bar;
 use crate::shared::run_data::DataRecord;
 
-/// The teacher's share of the loss when `--teacher` is given without `--distill-weight`.
-const DEFAULT_DISTILL_WEIGHT: f32 = 0.5;
-/// The temperature when `--teacher` is given without `--distill-temperature`.
-const DEFAULT_DISTILL_TEMPERATURE: f32 = 2.0;
-/// Images per forward pass of the teacher.
-const TEACHER_BATCH_SIZE: usize = 256;
-
 /// A training config file (`--config`, or a run's own `config.json`).
 fn read_config(path: &Path) -> anyhow::Result<TrainConfig> {
     let text =
@@ -106,16 +99,11 @@ fn config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         config.sampling = fer_model::Sampling::Balanced;
     }
     if !args.teacher.is_empty() {
-        let previous = config.distillation.take();
-        config.distillation = Some(DistillationConfig {
-            teacher: args.teacher.clone(),
-            weight: previous
-                .as_ref()
-                .map_or(DEFAULT_DISTILL_WEIGHT, |d| d.weight),
-            temperature: previous
-                .as_ref()
-                .map_or(DEFAULT_DISTILL_TEMPERATURE, |d| d.temperature),
-        });
+        // A config's weight and temperature stay; the library's defaults otherwise.
+        config
+            .distillation
+            .get_or_insert_with(|| DistillationConfig::new(Vec::new()))
+            .teacher = args.teacher.clone();
     }
     if args.distill_weight.is_some() || args.distill_temperature.is_some() {
         let distillation = config.distillation.as_mut().context(
@@ -231,7 +219,7 @@ fn teacher_probabilities(
             .load(device)
             .with_context(|| format!("distillation.teacher: cannot load {name}"))?;
         let started = std::time::Instant::now();
-        let evaluation = evaluate_trained(&trained, &view, device, TEACHER_BATCH_SIZE, quiet)?;
+        let evaluation = evaluate_trained(&trained, &view, device, quiet)?;
         tracing::info!(
             "teacher {name}: {} Training images in {:.0} s, accuracy {:.2}% on them",
             view.len(),
