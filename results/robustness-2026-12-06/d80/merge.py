@@ -1,8 +1,8 @@
 """Ensembles averaged offline from per-network PublicTest probabilities under each degradation
 (the functions of ../robust-run/merge.py, reading after80.sh's folder), and the decision rule
 of results/robustness-2026-12-06/RULE-distilled-80.md applied. Writes merged.json there.
-Rule 1's bars are r80f's (../r80f/merge.py); rule 2's are new (Q = builtin:accurate since
-rl80)."""
+Rule 1's bars and rule 2's choice among qualifying candidates are r80f's (../r80f/merge.py);
+rule 2's bars are new (Q = builtin:accurate since rl80)."""
 import importlib.util, os
 
 _here = os.path.dirname(os.path.abspath(__file__))
@@ -23,19 +23,6 @@ def accurate_checks(c, name):
             'grid >= 62.51': c['grid'] >= 62.51, 'unseen >= 65.23': c['unseen'] >= 65.23}
 
 
-def accurate_choice(candidates):
-    """Among the qualifying candidates, the higher clean accuracy, unless the other's grid mean
-    is at least 1.0 higher; None when none qualifies."""
-    ok = {n: c for n, c in candidates.items() if all(accurate_checks(c, n).values())}
-    if not ok:
-        return None
-    best = max(ok, key=lambda n: ok[n]['clean'])
-    for n, c in ok.items():
-        if n != best and c['grid'] >= ok[best]['grid'] + 1.0:
-            return n
-    return best
-
-
 if __name__ == '__main__':
     sets = {'d80': ['d80'], 's0-80f': ['s0-80f'], 'r80f': ['r80f'], 'rl80': ['rl80'],
             'robust-80 (f16)': ['robust80-f16'], Q: ['s0-80f', 'r80f', 'rl80'],
@@ -51,4 +38,5 @@ if __name__ == '__main__':
         for name, ok in accurate_checks(c, n).items():
             print(f'rule 2: {n}: {name}: {ok}')
     if len(candidates) == 2:
-        print('rule 2: builtin:accurate ->', accurate_choice(candidates) or 'Q stays')
+        print('rule 2: builtin:accurate ->',
+              r80f_rule.accurate_choice(candidates, checks=accurate_checks) or 'Q stays')

@@ -20,13 +20,14 @@ def accurate_checks(c):
             'grid >= 61.36': c['grid'] >= 61.36, 'unseen >= 64.45': c['unseen'] >= 64.45}
 
 
-def accurate_choice(candidates, further=None):
+def accurate_choice(candidates, further=None, checks=None):
     """Among the qualifying candidates (name -> figures), the higher clean accuracy, unless the
     other's grid mean is at least 1.0 higher; None when none qualifies. `further` maps a
-    candidate's name to the further checks it must also pass (a later rule's extra network)."""
+    candidate's name to the further checks it must also pass (a later rule's extra network);
+    `checks(figures, name)` replaces this rule's bar altogether (a later rule's own bar)."""
     further = further or {}
-    ok = {n: c for n, c in candidates.items()
-          if all((accurate_checks(c) | further.get(n, _no_checks)(c)).values())}
+    checks = checks or (lambda c, n: accurate_checks(c) | further.get(n, _no_checks)(c))
+    ok = {n: c for n, c in candidates.items() if all(checks(c, n).values())}
     if not ok:
         return None
     best = max(ok, key=lambda n: ok[n]['clean'])
