@@ -7,6 +7,7 @@ mod check_cuda;
 mod download;
 mod gpu_check;
 mod imports;
+mod links;
 mod notebook_eval;
 mod photos;
 mod pipeline;
@@ -60,6 +61,9 @@ enum Command {
     Results(results::Results),
     /// Check that no two files of a crate import each other in a circle.
     CheckImports(imports::ImportsArgs),
+    /// Check that every relative link in the repository's Markdown files resolves (files,
+    /// folders, and headings' anchors).
+    CheckLinks(links::LinksArgs),
     /// Build and lint the `cuda` feature without a GPU (a CUDA toolkit from PyPI's NVIDIA
     /// packages, pinned, under target/cuda-venv), and check the binary links and runs.
     CheckCuda(check_cuda::CheckCudaArgs),
@@ -119,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         Command::Regression(args) => regression::run(args),
         Command::Results(command) => results::run(command),
         Command::CheckImports(args) => imports::run(args),
+        Command::CheckLinks(args) => links::run(args),
         Command::CheckCuda(args) => check_cuda::run(args),
         Command::GpuCheck(args) => gpu_check::run(&args),
         Command::BuiltinModel(args) => builtin_model::run(args),
