@@ -1320,21 +1320,60 @@ fn train_with_a_teacher_records_it_and_resumes_with_it() {
         config["distillation"],
         serde_json::json!({"teacher": [teacher_arg], "weight": 0.5, "temperature": 4.0})
     );
-    let out = fer(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        student.to_str().unwrap(),
-        "--resume",
-        "--epochs",
-        "2",
-    ]);
+    // The probabilities are kept in the run: 64 Training images x 7 classes of f32.
+    let kept = student.join("teacher.safetensors");
+    let kept_bytes = std::fs::read(&kept).unwrap();
+    assert!(kept_bytes.len() > 64 * 7 * 4, "{} bytes", kept_bytes.len());
+
+    // The started run without --resume is refused before any teacher pass.
+    let out = train(&["--teacher", teacher_arg]);
+    assert_fails(&out, 1, "already holds a run: pass --resume");
+    assert!(!text(&out.stderr).contains("Training images in"));
+
+    // Resumed, it trains on the kept probabilities: no second teacher pass.
+    let resume = |epochs: &str| {
+        fer(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            student.to_str().unwrap(),
+            "--resume",
+            "--epochs",
+            epochs,
+        ])
+    };
+    let out = resume("2");
     assert_ok(&out);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("teacher "), "{stderr}");
+    assert!(
+        stderr.contains("the probabilities kept since the run started")
+            && !stderr.contains("Training images in"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), kept_bytes);
     let history: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(student.join("history.json")).unwrap())
             .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2);
+
+    // A damaged file stops the resumed run in one line naming it, and nothing is trained.
+    std::fs::write(&kept, &kept_bytes[..kept_bytes.len() / 2]).unwrap();
+    let out = resume("3");
+    assert_fails(&out, 1, "teacher.safetensors: not a valid checkpoint");
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(student.join("history.json")).unwrap())
+            .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+
+    // A run started before the file existed evaluates its teacher again and keeps it.
+    std::fs::remove_file(&kept).unwrap();
+    let out = resume("3");
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("teacher {teacher_arg}: 64 Training images")),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), kept_bytes);
 }

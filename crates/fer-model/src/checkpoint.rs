@@ -11,6 +11,7 @@
 //!   history.json             one record per epoch (the seed's table and more)
 //!   checkpoints/epoch-NNNN/  model.safetensors, optimizer.safetensors, state.json
 //!   state.json               the commit point: which epoch checkpoint is current
+//!   teacher.safetensors      a distilled run's teacher probabilities on Training
 //! ```
 
 use std::collections::HashMap;

@@ -57,6 +57,6 @@ pub use optim::{
 pub use train::run_dir::Retention;
 pub use train::{
     DistillationConfig, EmaConfig, EpochRecord, Observer, PlateauConfig, Quiet, Sampling, Schedule,
-    TeacherProbabilities, TrainConfig, TrainError, TrainOutcome, TrainedModel, TrainedNetwork,
-    WeightAverage, train, train_with_teacher,
+    TEACHER_FILE, TeacherProbabilities, TrainConfig, TrainError, TrainOutcome, TrainedModel,
+    TrainedNetwork, WeightAverage, train, train_with_teacher,
 };

@@ -29,7 +29,7 @@ use self::run_dir::{
     CONFIG, NORMALIZER, RunState, STATE, epoch_dir, extend, load_epoch, save_epoch,
 };
 pub use self::run_dir::{EpochRecord, TrainedModel, TrainedNetwork, epoch_checkpoints};
-pub use self::teacher::TeacherProbabilities;
+pub use self::teacher::{TEACHER_FILE, TeacherProbabilities};
 use crate::checkpoint::{CheckpointError, read_json, write_json};
 use crate::eval::evaluate;
 use crate::head::NUM_CLASSES;

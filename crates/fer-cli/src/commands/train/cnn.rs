@@ -8,7 +8,9 @@ use candle_core::Device;
 use fer::ModelSource;
 use fer_augment::PipelineConfig;
 use fer_data::{Dataset, Split};
-use fer_model::{DistillationConfig, EpochRecord, Observer, TeacherProbabilities, TrainConfig};
+use fer_model::{
+    DistillationConfig, EpochRecord, Observer, TEACHER_FILE, TeacherProbabilities, TrainConfig,
+};
 use indicatif::ProgressBar;
 
 use super::TrainArgs;
@@ -237,6 +239,31 @@ fn teacher_probabilities(
     TeacherProbabilities::for_training(dataset, &probabilities).map_err(anyhow::Error::msg)
 }
 
+/// A distilled run's teacher probabilities: resuming, those its directory kept since it
+/// started ([`TEACHER_FILE`]); else (or for a run started before the file existed) computed
+/// by [`teacher_probabilities`] and written there before the first epoch.
+fn teacher_for_run(
+    dataset: &Dataset,
+    distillation: &DistillationConfig,
+    run_dir: &Path,
+    resuming: bool,
+    device: &Device,
+    quiet: bool,
+) -> anyhow::Result<TeacherProbabilities> {
+    let file = run_dir.join(TEACHER_FILE);
+    if resuming && file.is_file() {
+        let teacher = TeacherProbabilities::load(dataset, &file)?;
+        tracing::info!(
+            "teacher: the probabilities kept since the run started, {} (delete it to evaluate the teacher again)",
+            file.display()
+        );
+        return Ok(teacher);
+    }
+    let teacher = teacher_probabilities(dataset, distillation, device, quiet)?;
+    teacher.save(dataset, &file)?;
+    Ok(teacher)
+}
+
 /// Trains the CNN, validating on PublicTest after every epoch.
 pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let config = config(args)?;
@@ -263,19 +290,25 @@ pub fn train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     };
     // Resuming a started run, its saved config decides whether it has a teacher (checked
     // before the teacher's pass over the Training images).
-    let run_config = if args.resume && args.out.join("state.json").is_file() {
+    let started = args.out.join("state.json").is_file();
+    let resuming = args.resume && started;
+    let run_config = if resuming {
         read_config(&args.out.join("config.json"))?
     } else {
         config.clone()
     };
     let teacher = match &run_config.distillation {
+        // Training refuses a started run's directory without --resume: no teacher pass first.
+        Some(_) if started && !args.resume => None,
         Some(distillation) => {
             distillation
                 .validate(run_config.model.head)
                 .map_err(anyhow::Error::msg)?;
-            Some(teacher_probabilities(
+            Some(teacher_for_run(
                 &dataset,
                 distillation,
+                &args.out,
+                resuming,
                 &device,
                 quiet,
             )?)
