@@ -4,6 +4,7 @@ use std::process::{Command, Output};
 
 /// Runs the `fer` binary with `args`, without the environment variables that change its input
 /// or logging.
+#[allow(dead_code)]
 pub fn fer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fer"))
         .args(args)
