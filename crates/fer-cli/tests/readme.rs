@@ -123,3 +123,46 @@ fn a_stale_example_is_caught() {
     let (_, old) = parse_text_line("a.png: Happy 84.2%, Neutral 4.3%");
     assert_eq!(old, [("Happy".into(), 84.2), ("Neutral".into(), 4.3)]);
 }
+
+/// Every flag README.md's synopsis of the `fer` command names is one `fer CMD --help` lists
+/// (the synopsis may leave flags out, but never names one that is gone or renamed).
+#[test]
+fn every_flag_of_the_readme_synopsis_exists() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let section = readme
+        .split("## The `fer` command")
+        .nth(1)
+        .expect("README.md has the `fer` command's section");
+    let synopsis: Vec<&str> = section
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("fer "))
+        .take_while(|line| !line.trim().is_empty())
+        .collect();
+    let flags = |text: &str| -> Vec<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|word| {
+                word.starts_with("--") && word[2..].starts_with(|c: char| c.is_ascii_lowercase())
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let mut command = String::new();
+    let mut checked = 0;
+    for line in synopsis {
+        let line = line.split('#').next().unwrap_or("");
+        if let Some(rest) = line.trim_start().strip_prefix("fer ") {
+            command = rest.split_whitespace().next().unwrap().to_string();
+        }
+        let help = common::fer(&[command.as_str(), "--help"]);
+        assert_ok(&help);
+        let listed = flags(&text(&help.stdout));
+        for flag in flags(line) {
+            assert!(
+                listed.contains(&flag),
+                "README.md's synopsis gives `fer {command}` the flag {flag}, which its --help does not list"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} flags found in the synopsis");
+}
