@@ -44,3 +44,9 @@ pub enum Error {
     #[error("expected {expected} bytes per 48x48 image, found {found}")]
     ImageSize { expected: usize, found: usize },
 }
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

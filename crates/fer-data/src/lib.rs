@@ -56,3 +56,9 @@ pub use stats::{DuplicateGroup, Duplicates, SplitStats, Statistics};
 pub const IMAGE_SIDE: usize = 48;
 /// Pixels in one FER2013 image (48 x 48).
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

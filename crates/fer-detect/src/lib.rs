@@ -43,3 +43,9 @@ pub use crop::{
 pub use detector::{DetectorOptions, FaceBox, FaceDetector, SEETA_MODEL};
 pub use error::{Error, Result};
 pub use landmarks::{FaceLandmarks, LandmarkNet, ONET_MODEL, Point};
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

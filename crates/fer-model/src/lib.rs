@@ -60,3 +60,9 @@ pub use train::{
     TEACHER_FILE, TeacherProbabilities, TrainConfig, TrainError, TrainOutcome, TrainedModel,
     TrainedNetwork, WeightAverage, train, train_with_teacher,
 };
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

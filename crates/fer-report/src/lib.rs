@@ -44,3 +44,9 @@ pub use plot::{
 };
 pub use run::Run;
 pub use summary::{DataSummary, SplitCounts};
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

@@ -37,3 +37,9 @@ pub mod uploads;
 pub use error::{ApiError, ServeError};
 pub use options::ServeOptions;
 pub use server::{Server, shutdown_signal};
+
+/// The README's example, compiled as a doc-test (`cargo test --doc`) so that it keeps up with
+/// the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
