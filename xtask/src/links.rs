@@ -239,16 +239,7 @@ pub fn broken_links(root: &Path, files: &[PathBuf]) -> Result<Vec<BrokenLink>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let path = dir.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        dir
-    }
+    use crate::test_tree::tree;
 
     #[test]
     fn anchors_are_githubs() {

@@ -14,6 +14,8 @@ mod pipeline;
 mod regression;
 mod results;
 mod serve_bench;
+#[cfg(test)]
+mod test_tree;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
