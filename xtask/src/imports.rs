@@ -66,22 +66,7 @@ pub fn workspace_crates(root: &Path) -> Result<Vec<PathBuf>> {
 
 /// Every `.rs` file under `src`, relative to it, sorted.
 fn rust_files(src: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![src.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path.strip_prefix(src)?.to_path_buf());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::files_under(src, "rs", |_| true)
 }
 
 /// The module path of a file relative to `src` (`a/b.rs`, `a/b/mod.rs` -> `[a, b]`).

@@ -42,29 +42,9 @@ const SKIPPED: [&str; 3] = ["target", "runs", "node_modules"];
 
 /// The `.md` files under `root`, relative to it, in order.
 pub fn markdown_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut folders = vec![PathBuf::new()];
-    while let Some(folder) = folders.pop() {
-        let dir = root.join(&folder);
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let path = folder.join(&*name);
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                if !name.starts_with('.') && !SKIPPED.contains(&&*name) {
-                    folders.push(path);
-                }
-            } else if name.ends_with(".md") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::files_under(root, "md", |folder| {
+        !folder.starts_with('.') && !SKIPPED.contains(&folder)
+    })
 }
 
 /// One link that does not resolve.
@@ -219,16 +199,12 @@ pub fn broken_links(root: &Path, files: &[PathBuf]) -> Result<Vec<BrokenLink>> {
                 continue;
             }
             let Some(fragment) = fragment else { continue };
-            let anchors = match documents.get(&target) {
-                Some(document) => &document.anchors,
-                None if target.extension().is_some_and(|e| e == "md") => {
-                    // A Markdown file outside the checked set (never, from the root).
-                    continue;
-                }
-                None => continue,
+            // Only the checked Markdown files have anchors to check.
+            let Some(document) = documents.get(&target) else {
+                continue;
             };
             let fragment = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy();
-            if !anchors.contains(&*fragment) {
+            if !document.anchors.contains(&*fragment) {
                 broken.push(report("no heading with that anchor"));
             }
         }

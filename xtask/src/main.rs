@@ -108,6 +108,32 @@ pub fn default_data() -> Option<std::path::PathBuf> {
     .map(|p| p.canonicalize().unwrap_or(p))
 }
 
+/// The files under `root` whose names end in `.extension`, relative to it and sorted,
+/// descending only into the folders whose names `enter` accepts.
+pub fn files_under(
+    root: &std::path::Path,
+    extension: &str,
+    enter: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let walk = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|entry| {
+            entry.depth() == 0
+                || !entry.file_type().is_dir()
+                || enter(&entry.file_name().to_string_lossy())
+        });
+    for entry in walk {
+        let entry = entry.with_context(|| format!("cannot list {}", root.display()))?;
+        let path = entry.path();
+        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == extension) {
+            files.push(path.strip_prefix(root)?.to_path_buf());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The JSON object on the last line of a command's output (how every peer reports).
 pub fn last_json_line(stdout: &[u8]) -> anyhow::Result<serde_json::Value> {
     let text = String::from_utf8_lossy(stdout);
