@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{assert_ok, text};
+use common::{assert_ok, fer_in, text};
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
@@ -26,17 +26,11 @@ fn readme_output(command: &str) -> String {
     lines.next().expect("an output line").to_string()
 }
 
-/// `fer` run from the workspace root (the README's paths are relative to it).
-fn fer_in_workspace(args: &[&str]) -> String {
-    let root = workspace().canonicalize().unwrap();
+/// `fer predict` run from the workspace root (the README's paths are relative to it).
+fn predict_in_workspace(args: &[&str]) -> String {
     let mut all = vec!["predict"];
     all.extend_from_slice(args);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fer"))
-        .args(&all)
-        .current_dir(&root)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let out = fer_in(&workspace(), &all);
     assert_ok(&out);
     text(&out.stdout)
 }
@@ -59,7 +53,7 @@ fn parse_text_line(line: &str) -> (String, Vec<(String, f64)>) {
 fn the_readme_predict_example_is_what_fer_predict_prints() {
     let photo = "crates/fer-detect/tests/data/astronaut.png";
     let shown = readme_output(&format!("$ fer predict {photo}"));
-    let printed = fer_in_workspace(&[photo]);
+    let printed = predict_in_workspace(&[photo]);
     let (shown_file, shown) = parse_text_line(&shown);
     let (printed_file, printed) = parse_text_line(printed.trim_end());
     assert_eq!(shown_file, printed_file);
@@ -107,7 +101,7 @@ fn the_readme_serve_example_is_what_the_server_answers() {
     assert_eq!(shown["images"][0]["file"], "upload");
     shown["images"][0]["file"] = Value::from(photo);
     let printed: Value =
-        serde_json::from_str(&fer_in_workspace(&["--json", "--top", "2", photo])).unwrap();
+        serde_json::from_str(&predict_in_workspace(&["--json", "--top", "2", photo])).unwrap();
     assert_close(&shown, &printed, "", 1e-4);
 }
 

@@ -1,13 +1,19 @@
 //! What every `fer` CLI test shares: running the binary and reading its output.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs the `fer` binary with `args`, without the environment variables that change its input
 /// or logging.
-#[allow(dead_code)]
 pub fn fer(args: &[&str]) -> Output {
+    fer_in(Path::new("."), args)
+}
+
+/// [`fer`] run from the folder `dir` (for relative paths that name files of the workspace).
+pub fn fer_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fer"))
         .args(args)
+        .current_dir(dir)
         .env_remove("FER2013_CSV")
         .env_remove("RUST_LOG")
         .output()
